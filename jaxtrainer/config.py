@@ -1,0 +1,111 @@
+"""The homework's network description, checked once so that bad input fails before any compile."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple, Tuple
+
+NETWORK_TYPES = ("mlp", "cnn")
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+class NetworkConfiguration(NamedTuple):
+    """Field names, order and defaults are the homework's own (they are graded)."""
+
+    n_channels: Tuple[int, ...] = (16, 32, 48)
+    kernel_sizes: Tuple[int, ...] = (3, 3, 3)
+    strides: Tuple[int, ...] = (1, 1, 1)
+    dense_hiddens: Tuple[int, ...] = (256, 256)
+
+
+def check_network_type(network_type: str) -> str:
+    if network_type not in NETWORK_TYPES:
+        raise ValueError(f"network_type must be one of {NETWORK_TYPES}, got {network_type!r}")
+    return network_type
+
+
+def check_activation(name: str) -> str:
+    """Students' tests pass "ReLU" or "SIGMOID": any case is accepted."""
+    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS} (any case), got {name!r}")
+    return name.lower()
+
+
+def _positive_ints(field: str, values) -> Tuple[int, ...]:
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{field} must be a tuple of positive ints, got {values!r}") from None
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+            raise ValueError(f"{field}[{i}] must be a positive int, got {v!r}")
+    return tuple(int(v) for v in values)
+
+
+def check_dense(cfg: NetworkConfiguration) -> None:
+    _positive_ints("dense_hiddens", cfg.dense_hiddens)
+
+
+def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None) -> None:
+    """Validate the conv fields; with an image size, also check that no conv gets an empty input.
+
+    PyTorch reports a too-small input deep inside the forward pass with an obscure message; here the
+    failing layer and the size it would get are named up front.
+    """
+    channels = _positive_ints("n_channels", cfg.n_channels)
+    kernels = _positive_ints("kernel_sizes", cfg.kernel_sizes)
+    strides = _positive_ints("strides", cfg.strides)
+    check_dense(cfg)
+    if not channels:
+        raise ValueError("n_channels must name at least one conv layer for a cnn, got ()")
+    if not len(channels) == len(kernels) == len(strides):
+        raise ValueError(
+            "n_channels, kernel_sizes and strides must have the same length, got "
+            f"{len(channels)}, {len(kernels)} and {len(strides)} ({cfg!r})"
+        )
+    if image_hw is None:
+        return
+    h, w = image_hw
+    for i, (k, s) in enumerate(zip(kernels, strides)):
+        if h < k or w < k:
+            raise ValueError(
+                f"conv layer {i} (kernel {k}) gets a {h}x{w} input: the image is too small for this "
+                f"configuration; the spatial size must stay >= the kernel size at every conv"
+            )
+        h, w = (h - k) // s + 1, (w - k) // s + 1
+        if i < len(kernels) - 1:
+            if h < 2 or w < 2:
+                raise ValueError(
+                    f"max-pool after conv layer {i} gets a {h}x{w} input and would output "
+                    f"{h // 2}x{w // 2}: the image is too small for this configuration"
+                )
+            h, w = h // 2, w // 2
+
+
+def cnn_output_size(cfg: NetworkConfiguration, image_hw: Tuple[int, int]) -> Tuple[int, int]:
+    """Spatial size entering AdaptiveMaxPool2d (the homework's (16,32,45) CNN gives 3x3 on 28x28)."""
+    h, w = image_hw
+    for i, (k, s) in enumerate(zip(cfg.kernel_sizes, cfg.strides)):
+        h, w = (h - k) // s + 1, (w - k) // s + 1
+        if i < len(cfg.kernel_sizes) - 1:
+            h, w = h // 2, w // 2
+    return h, w
+
+
+def check_lr(lr) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size must be an int > 0, got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_n_epochs(n_epochs) -> int:
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
+        raise ValueError(f"n_epochs must be an int >= 0, got {n_epochs!r}")
+    return int(n_epochs)

