@@ -1,0 +1,41 @@
+"""The homework's equivariance experiment: is a small conv net equivariant to shifts and rotations?"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import jax
+import numpy as np
+from flax import nnx
+from scipy import ndimage
+
+from .layers import Conv2d
+
+SHIFT = (5, 5)
+
+
+def shift(image: np.ndarray) -> np.ndarray:
+    """Translation by SHIFT pixels, zero fill (an integer affine warp, so no interpolation blur)."""
+    return ndimage.shift(image, SHIFT, order=0, cval=0.0)
+
+
+def rotate90(image: np.ndarray) -> np.ndarray:
+    """90-degree rotation about the centre (exact on the pixel grid)."""
+    return np.rot90(image).copy()
+
+
+def equivariance_maps(image01: np.ndarray, seed: int = 0) -> Dict[str, np.ndarray]:
+    """`relu(conv(relu(conv(x))))` with one random 3x3 conv 1->1 (PyTorch's init, no padding), and
+    the error maps |T(model(x)) - model(T(x))| for T = shift and T = 90-degree rotation."""
+    conv = Conv2d(1, 1, 3, rngs=nnx.Rngs(params=seed))
+
+    def model(img):
+        x = img[None, :, :, None].astype(np.float32)  # NHWC
+        return np.asarray(jax.nn.relu(conv(jax.nn.relu(conv(x)))))[0, :, :, 0]
+
+    out = model(image01)
+    shift_map = np.abs(shift(out) - model(shift(image01)))
+    rotation_map = np.abs(rotate90(out) - model(rotate90(image01)))
+    return {"image": image01, "output": out, "shift_error_map": shift_map,
+            "rotation_error_map": rotation_map,
+            "shift_error": float(shift_map.mean()), "rotation_error": float(rotation_map.mean())}
