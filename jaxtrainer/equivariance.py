@@ -26,14 +26,22 @@ def rotate90(image: np.ndarray) -> np.ndarray:
 
 def equivariance_maps(image01: np.ndarray, seed: int = 0) -> Dict[str, np.ndarray]:
     """`relu(conv(relu(conv(x))))` with one random 3x3 conv 1->1 (PyTorch's init, no padding), and
-    the error maps |T(model(x)) - model(T(x))| for T = shift and T = 90-degree rotation."""
-    conv = Conv2d(1, 1, 3, rngs=nnx.Rngs(params=seed))
+    the error maps |T(model(x)) - model(T(x))| for T = shift and T = 90-degree rotation.
 
-    def model(img):
-        x = img[None, :, :, None].astype(np.float32)  # NHWC
-        return np.asarray(jax.nn.relu(conv(jax.nn.relu(conv(x)))))[0, :, :, 0]
+    A random conv with mostly negative weights outputs zeros everywhere and would make both error
+    maps trivially zero; such draws are skipped (the next seed is tried), so the figure shows a
+    live network.
+    """
+    for attempt in range(seed, seed + 100):
+        conv = Conv2d(1, 1, 3, rngs=nnx.Rngs(params=attempt))
 
-    out = model(image01)
+        def model(img):
+            x = img[None, :, :, None].astype(np.float32)  # NHWC
+            return np.asarray(jax.nn.relu(conv(jax.nn.relu(conv(x)))))[0, :, :, 0]
+
+        out = model(image01)
+        if np.count_nonzero(out) > out.size // 4:
+            break
     shift_map = np.abs(shift(out) - model(shift(image01)))
     rotation_map = np.abs(rotate90(out) - model(rotate90(image01)))
     return {"image": image01, "output": out, "shift_error_map": shift_map,

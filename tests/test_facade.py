@@ -1,0 +1,208 @@
+"""The facade as graders' unit tests see it: structure, attributes, outputs, state_dict, torch bridge."""
+
+import numpy as np
+import pytest
+import torch
+
+from torch_compat import NetworkConfiguration, Trainer, from_torch, nn, to_torch
+
+from conftest import random_dataset
+
+MLP_CFG = NetworkConfiguration(dense_hiddens=(256, 256))
+CNN_CFG = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1),
+                               dense_hiddens=(256,))
+
+
+def mlp():
+    return Trainer.create_mlp(3 * 32 * 32, MLP_CFG, Trainer.create_activation_function("relu"))
+
+
+def cnn():
+    return Trainer.create_cnn(3, CNN_CFG, Trainer.create_activation_function("relu"))
+
+
+def check_mlp_structure(model, ns):
+    layers = list(model.children())
+    kinds = [ns.Flatten, ns.Linear, ns.ReLU, ns.Linear, ns.ReLU, ns.Linear]
+    assert len(layers) == len(kinds)
+    for layer, kind in zip(layers, kinds):
+        assert isinstance(layer, kind), (layer, kind)
+    assert [(l.in_features, l.out_features) for l in layers if isinstance(l, ns.Linear)] == [
+        (3072, 256), (256, 256), (256, 1)]
+    assert tuple(layers[1].weight.shape) == (256, 3072)
+
+
+def check_cnn_structure(model, ns):
+    layers = list(model.children())
+    kinds = [ns.Conv2d, ns.ReLU, ns.MaxPool2d, ns.Conv2d, ns.ReLU, ns.AdaptiveMaxPool2d, ns.Flatten,
+             ns.Linear, ns.ReLU, ns.Linear]
+    assert len(layers) == len(kinds)
+    for layer, kind in zip(layers, kinds):
+        assert isinstance(layer, kind), (layer, kind)
+    assert (layers[0].in_channels, layers[0].out_channels) == (3, 16)
+    assert (layers[3].in_channels, layers[3].out_channels) == (16, 32)
+    assert tuple(layers[0].kernel_size) == (3, 3) and tuple(layers[0].stride) == (1, 1)
+    assert layers[2].kernel_size == 2
+    assert tuple(layers[5].output_size) == (4, 4)
+    assert (layers[7].in_features, layers[7].out_features) == (512, 256)
+    assert (layers[9].in_features, layers[9].out_features) == (256, 1)
+    assert tuple(layers[0].weight.shape) == (16, 3, 3, 3)
+
+
+def test_mlp_structure():
+    check_mlp_structure(mlp(), nn)
+
+
+def test_cnn_structure():
+    check_cnn_structure(cnn(), nn)
+
+
+def test_to_torch_gives_real_torch_modules_with_the_same_structure():
+    check_mlp_structure(to_torch(mlp()), torch.nn)
+    check_cnn_structure(to_torch(cnn()), torch.nn)
+    assert isinstance(to_torch(cnn()), torch.nn.Sequential)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_cnn_output_shape_for_any_input_size(size, rng):
+    net = cnn()
+    X = rng.standard_normal((32, 3, size, size)).astype(np.float32)
+    out = net(X)
+    assert out.shape == (32, 1)
+    np.testing.assert_allclose(np.asarray(out), to_torch(net)(torch.from_numpy(X)).detach().numpy(),
+                               atol=1e-5)
+    assert net(torch.from_numpy(X)).shape == (32, 1)  # torch tensors are accepted too
+
+
+def test_each_activation_position_is_its_own_instance():
+    layers = list(cnn().children())
+    relus = [l for l in layers if isinstance(l, nn.ReLU)]
+    assert len(relus) == 3 and len({id(r) for r in relus}) == 3
+
+
+@pytest.mark.parametrize("name,kind", [("relu", nn.ReLU), ("ReLU", nn.ReLU), ("TANH", nn.Tanh),
+                                       ("Sigmoid", nn.Sigmoid)])
+def test_activation_any_case(name, kind):
+    assert isinstance(Trainer.create_activation_function(name), kind)
+
+
+@pytest.mark.parametrize("bad", ["gelu", "", None])
+def test_unknown_activation_names_the_allowed_values(bad):
+    with pytest.raises(ValueError, match=r"relu.*tanh.*sigmoid.*got"):
+        Trainer.create_activation_function(bad)
+
+
+def test_activation_functions_compute_the_right_values():
+    x = np.linspace(-3, 3, 13, dtype=np.float32)
+    for name, fn in [("relu", lambda v: np.maximum(v, 0)), ("tanh", np.tanh),
+                     ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))]:
+        np.testing.assert_allclose(np.asarray(Trainer.create_activation_function(name)(x)), fn(x),
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_state_dict_uses_torch_keys_and_layouts():
+    net = cnn()
+    sd = net.state_dict()
+    reference = to_torch(net).state_dict()
+    assert list(sd) == list(reference) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight",
+                                           "7.bias", "9.weight", "9.bias"]
+    for key in sd:
+        assert tuple(sd[key].shape) == tuple(reference[key].shape)
+        np.testing.assert_array_equal(sd[key], reference[key].numpy())
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in to_torch(net).parameters())
+
+
+def test_flatten_order_matches_torch(rng):
+    """Dense weights see features in PyTorch's (C, H, W) order: permuting them would break this."""
+    net = cnn()
+    torch_net = to_torch(net)
+    with torch.no_grad():
+        torch_net[7].weight.copy_(torch.from_numpy(rng.standard_normal((256, 512)).astype(np.float32)))
+    net.load_state_dict(torch_net.state_dict())
+    X = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(),
+                               atol=1e-4)
+
+
+def test_load_state_dict_accepts_numpy_and_torch_and_rejects_bad_shapes():
+    net = mlp()
+    sd = {k: np.full(v.shape, 0.5, np.float32) for k, v in net.state_dict().items()}
+    net.load_state_dict(sd)
+    assert np.all(net.state_dict()["1.weight"] == 0.5)
+    net.load_state_dict({k: torch.zeros(v.shape) for k, v in sd.items()})
+    assert np.all(net.state_dict()["5.bias"] == 0.0)
+    sd["1.weight"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"1\.weight.*\(3, 3\).*\(256, 3072\)"):
+        net.load_state_dict(sd)
+    with pytest.raises(KeyError, match=r"missing \['5\.bias'\]"):
+        net.load_state_dict({k: v for k, v in sd.items() if k != "5.bias"})
+
+
+def test_from_torch_round_trip(rng):
+    torch.manual_seed(1)
+    torch_net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, stride=2), torch.nn.Tanh(),
+                                    torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 4, 3), torch.nn.Sigmoid(),
+                                    torch.nn.AdaptiveMaxPool2d((4, 4)), torch.nn.Flatten(),
+                                    torch.nn.Linear(64, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+    net = from_torch(torch_net)
+    assert [type(l).__name__ for l in net.children()] == [type(l).__name__ for l in torch_net]
+    X = rng.standard_normal((5, 3, 40, 40)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match=r"layer 1: Dropout is not one of the homework's layers"):
+        from_torch(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout()))
+
+
+def test_trainer_rejects_unknown_network_type():
+    with pytest.raises(ValueError, match=r"network_type must be one of \('mlp', 'cnn'\), got 'rnn'"):
+        Trainer("rnn", dataset="digits")
+
+
+def test_trainer_attributes_and_logs(rng):
+    train_set, test_set = random_dataset(rng, n_train=50, n_test=20)
+    t = Trainer("cnn", CNN_CFG._replace(n_channels=(4, 8)), lr=0.01, batch_size=16,
+                activation_name="Tanh", dataset=(train_set, test_set), progress=False)
+    assert (t.lr, t.batch_size) == (0.01, 16)
+    assert t.train_logs == {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    assert isinstance(t.network, nn.Sequential)
+    assert sum(isinstance(l, nn.Tanh) for l in t.network.children()) == 3
+    np.testing.assert_array_equal(t.train[0], train_set[0])
+    np.testing.assert_array_equal(t.test[1], test_set[1])
+
+
+def test_training_step_returns_batch_metrics_before_the_update(rng):
+    train_set, test_set = random_dataset(rng, n_train=64, n_test=16)
+    t = Trainer("mlp", MLP_CFG, dataset=(train_set, test_set), progress=False)
+    X, y = train_set
+    pred = np.asarray(t.network(X))
+    before = t.network.state_dict()
+    loss, mae = t.training_step(X, y)
+    assert loss.item() == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-5)
+    assert mae.item() == pytest.approx(float(np.mean(np.abs(pred - y))), rel=1e-5)
+    after = t.network.state_dict()
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    eval_loss, eval_mae = t.evaluate(X, y)
+    pred = np.asarray(t.network(X))
+    assert eval_loss.item() == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-5)
+    assert eval_mae.item() == pytest.approx(float(np.mean(np.abs(pred - y))), rel=1e-5)
+
+
+def test_log_metrics_appends_both_sets(rng):
+    train_set, test_set = random_dataset(rng, n_train=64, n_test=16)
+    t = Trainer("mlp", MLP_CFG, dataset=(train_set, test_set), progress=False)
+    t.log_metrics(*train_set, *test_set)
+    t.log_metrics(*train_set, *test_set)
+    loss, mae = t.evaluate(*test_set)
+    assert t.train_logs["test_loss"] == [pytest.approx(loss.item())] * 2
+    assert t.train_logs["test_mae"] == [pytest.approx(mae.item())] * 2
+    assert len(t.train_logs["train_loss"]) == len(t.train_logs["train_mae"]) == 2
+
+
+def test_equivariance_figure_is_written(tmp_path):
+    t = Trainer("mlp", dataset="digits", progress=False)
+    path = tmp_path / "eq.png"
+    fig = t.test_equivariance(str(path))
+    assert path.stat().st_size > 10_000
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 4 and "shift" in titles[2] and "rot90" in titles[3]
