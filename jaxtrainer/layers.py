@@ -99,7 +99,7 @@ class Conv2d(nnx.Module):
         self.out_channels = out_channels
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = (stride, stride)
-        self.impl = check_conv_impl(impl) if impl else default_conv_impl()
+        self.impl = default_conv_impl() if impl is None else check_conv_impl(impl)
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = nnx.Param(torch_uniform(rngs.params(), shape, fan_in))

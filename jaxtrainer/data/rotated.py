@@ -9,7 +9,7 @@ import numpy as np
 
 from . import Dataset, standardise, to_unit_range
 
-NAME = re.compile(r"^(\d+)_(-?\d+)(?:\.\d+)?\.png$")
+NAME = re.compile(r"^(\d+)_(-?\d+)(?:\.\d+)?\.png$", re.IGNORECASE)
 
 
 def _read_split(folder: str):

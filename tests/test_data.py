@@ -1,0 +1,366 @@
+"""jaxtrainer.data: the embedded digits set, the rotated-Fashion-MNIST folder format, arrays, and
+the default source, each with its error messages."""
+
+import io
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from jaxtrainer.data import Dataset, load
+
+
+# --- digits -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def recover_angles(y, y_train):
+    """The integer angles behind standardised targets, without the module's help.
+
+    The train angles are integers spanning 0..90 (1497 draws of 91 values reach both ends), so the
+    standardisation (a - mean) / std is pinned down by where min and max of y_train land."""
+    lo, hi = float(y_train.min()), float(y_train.max())
+    std = 90.0 / (hi - lo)
+    mean = -lo * std
+    return np.asarray(y, np.float64) * std + mean
+
+
+def test_digits_shapes_and_types(digits):
+    assert isinstance(digits, Dataset) and digits.name == "digits"
+    assert digits.X_train.shape == (1497, 1, 28, 28) and digits.X_test.shape == (300, 1, 28, 28)
+    assert digits.y_train.shape == (1497, 1) and digits.y_test.shape == (300, 1)
+    for a in (digits.X_train, digits.y_train, digits.X_test, digits.y_test):
+        assert a.dtype == np.float32
+        assert np.all(np.isfinite(a))
+    assert digits.image_shape == (1, 28, 28)
+    assert digits.train[0] is digits.X_train and digits.train[1] is digits.y_train
+    assert digits.test[0] is digits.X_test and digits.test[1] is digits.y_test
+
+
+def test_digits_pixel_range(digits):
+    for X in (digits.X_train, digits.X_test):
+        assert X.min() == -1.0 and X.max() == 1.0  # both ends reached
+    # background is black (-1): the 20x20 digit, rotated about the centre, never reaches the corners
+    for corner in (np.s_[:3, :3], np.s_[:3, -3:], np.s_[-3:, :3], np.s_[-3:, -3:]):
+        assert np.all(digits.X_train[:, 0][(slice(None), *corner)] == -1.0)
+    # the images differ from one another
+    flat = digits.X_train.reshape(len(digits.X_train), -1)
+    assert len(np.unique(flat, axis=0)) == len(flat)
+
+
+def test_digits_targets_standardised_with_train_statistics(digits):
+    y = digits.y_train.astype(np.float64)
+    assert abs(y.mean()) < 1e-5
+    assert abs(y.std(ddof=1) - 1) < 1e-5
+    angles = recover_angles(digits.y_train, digits.y_train)
+    np.testing.assert_allclose(angles, np.round(angles), atol=1e-3)  # integers
+    assert set(np.round(angles).astype(int).ravel()) == set(range(91))
+    # the test targets sit on the same integer grid in [0, 90]: scaled with the TRAIN mean and std
+    test_angles = recover_angles(digits.y_test, digits.y_train)
+    np.testing.assert_allclose(test_angles, np.round(test_angles), atol=1e-3)
+    assert test_angles.min() > -1e-3 and test_angles.max() < 90 + 1e-3
+    # ... and not with their own statistics (300 draws do not have exactly the train mean)
+    yt = digits.y_test.astype(np.float64)
+    assert abs(yt.mean()) > 1e-3 or abs(yt.std(ddof=1) - 1) > 1e-3
+
+
+def test_digits_images_match_their_targets(digits):
+    """Each target is the rotation of its own image: an upright (0 degree) digit stays inside the
+    central 20x20 box it was upscaled into, a digit turned by 1..60 degrees spills out of it."""
+    for X, y in ((digits.X_train, digits.y_train), (digits.X_test, digits.y_test)):
+        angles = np.round(recover_angles(y, digits.y_train)).astype(int).ravel()
+        outside = X[:, 0].copy()
+        outside[:, 4:24, 4:24] = -1.0
+        spills = (outside > -1.0).any(axis=(1, 2))
+        upright, turned = angles == 0, (angles >= 1) & (angles <= 60)
+        assert upright.sum() >= 3 and turned.sum() >= 100
+        assert not spills[upright].any()
+        assert spills[turned].mean() > 0.9
+
+
+def test_digits_seeded(digits):
+    again = load("digits", seed=0)
+    for a, b in zip((digits.X_train, digits.y_train, digits.X_test, digits.y_test),
+                    (again.X_train, again.y_train, again.X_test, again.y_test)):
+        np.testing.assert_array_equal(a, b)
+    other = load("digits", seed=1)
+    assert other.X_train.shape == digits.X_train.shape
+    assert not np.array_equal(other.X_train, digits.X_train)
+    assert not np.array_equal(other.y_train, digits.y_train)
+
+
+# --- rotated folder format ----------------------------------------------------------------------
+
+def pattern(i, shape=(28, 28)):
+    """A distinct, known uint8 image per index."""
+    return ((np.arange(shape[0] * shape[1]).reshape(shape) * (i + 1) + 17 * i) % 256).astype(np.uint8)
+
+
+def write_png(path, pixels):
+    Image.fromarray(pixels, mode="L").save(path)
+
+
+TRAIN = {0: 10, 1: 350, 2: 45, 10: 90, 11: -5}  # index -> angle
+TEST = {3: 180, 7: 0, 20: 12}
+
+
+def write_split(folder, specs, seed=0):
+    os.makedirs(folder, exist_ok=True)
+    items = list(specs.items())
+    random.Random(seed).shuffle(items)  # written in a shuffled order
+    for i, angle in items:
+        write_png(os.path.join(folder, f"{i}_{angle}.png"), pattern(i))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "myset"
+    write_split(root / "train", TRAIN)
+    write_split(root / "test", TEST, seed=1)
+    return root
+
+
+def expected_targets(train_angles, angles):
+    train_angles = np.asarray(train_angles, np.float64)
+    return ((np.asarray(angles, np.float64) - train_angles.mean()) / np.std(train_angles, ddof=1)
+            ).reshape(-1, 1)
+
+
+def test_rotated_folder_order_pixels_targets(folder):
+    data = load(str(folder))
+    assert data.name == "myset"
+    order = [0, 1, 2, 10, 11]  # numeric, not lexicographic (which would put 10 and 11 before 2)
+    assert data.X_train.shape == (5, 1, 28, 28) and data.X_test.shape == (3, 1, 28, 28)
+    assert data.X_train.dtype == np.float32 and data.y_train.dtype == np.float32
+    expected_X = np.stack([(pattern(i) / 255.0 - 0.5) / 0.5 for i in order])[:, None]
+    np.testing.assert_allclose(data.X_train, expected_X, atol=1e-6)
+    expected_Xt = np.stack([(pattern(i) / 255.0 - 0.5) / 0.5 for i in (3, 7, 20)])[:, None]
+    np.testing.assert_allclose(data.X_test, expected_Xt, atol=1e-6)
+    train_angles = [TRAIN[i] for i in order]
+    np.testing.assert_allclose(data.y_train, expected_targets(train_angles, train_angles), atol=1e-6)
+    np.testing.assert_allclose(data.y_test, expected_targets(train_angles, [180, 0, 12]), atol=1e-6)
+    # pixel extremes map to the ends of [-1, 1]
+    assert data.X_train.min() == -1.0 and data.X_train.max() == 1.0
+
+
+def test_rotated_folder_pathlike_and_decimal_angle(tmp_path):
+    root = tmp_path / "decimal"
+    os.makedirs(root / "train")
+    os.makedirs(root / "test")
+    write_png(root / "train" / "0_30.7.png", pattern(0))  # the angle is the integer part: 30
+    write_png(root / "train" / "1_60.png", pattern(1))
+    write_png(root / "train" / "2_90.png", pattern(2))
+    write_png(root / "test" / "0_45.png", pattern(3))
+    (root / "train" / "notes.txt").write_text("not an image, ignored")
+    data = load(root)  # a Path works too
+    np.testing.assert_allclose(data.y_train, expected_targets([30, 60, 90], [30, 60, 90]), atol=1e-6)
+    np.testing.assert_allclose(data.y_test, expected_targets([30, 60, 90], [45]), atol=1e-6)
+
+
+def test_rotated_folder_rgb_converted_to_grayscale(tmp_path):
+    root = tmp_path / "rgb"
+    for split, names in (("train", ["0_10.png", "1_20.png"]), ("test", ["0_30.png"])):
+        os.makedirs(root / split)
+        for name in names:
+            Image.fromarray(np.full((28, 28, 3), 255, np.uint8), mode="RGB").save(root / split / name)
+    data = load(str(root))
+    assert data.X_train.shape == (2, 1, 28, 28)
+    assert np.all(data.X_train == 1.0)
+
+
+def test_rotated_folder_missing_test(tmp_path):
+    write_split(tmp_path / "only_train" / "train", TRAIN)
+    with pytest.raises(FileNotFoundError, match=r"only_train/test.*<index>_<angle>\.png"):
+        load(str(tmp_path / "only_train"))
+
+
+def test_rotated_folder_empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty/train"):
+        load(str(tmp_path / "empty"))
+    (tmp_path / "empty" / "train").mkdir()
+    (tmp_path / "empty" / "test").mkdir()
+    with pytest.raises(ValueError, match=r"empty/train holds no PNG named <index>_<angle>\.png"):
+        load(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("bad_name", ["img.png", "3.png", "3_.png", "_45.png", "a_45.png",
+                                      "3_45_1.png"])
+def test_rotated_folder_name_without_angle(folder, bad_name):
+    write_png(folder / "train" / bad_name, pattern(0))
+    with pytest.raises(ValueError, match=rf"train/{bad_name}: the name must be <index>_<angle>\.png"):
+        load(str(folder))
+
+
+def encoded_png(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_rotated_folder_truncated_png(folder):
+    noisy = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    data = encoded_png(noisy)
+    (folder / "test" / "4_33.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"test/4_33\.png: not a readable PNG"):
+        load(str(folder))
+
+
+def test_rotated_folder_corrupt_png(folder):
+    (folder / "train" / "5_15.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(ValueError, match=r"train/5_15\.png: not a readable PNG"):
+        load(str(folder))
+
+
+def test_rotated_folder_mixed_sizes(folder):
+    write_png(folder / "train" / "12_30.png", pattern(12, (28, 27)))
+    with pytest.raises(ValueError, match=r"train/12_30\.png is 28x27, the first image was 28x28: "
+                                         r"all images must have one size"):
+        load(str(folder))
+
+
+def test_rotated_folder_train_test_sizes_differ(tmp_path):
+    root = tmp_path / "sizes"
+    write_split(root / "train", TRAIN)
+    os.makedirs(root / "test")
+    write_png(root / "test" / "0_5.png", pattern(0, (32, 32)))
+    with pytest.raises(ValueError, match=r"train images are \(28, 28\) and test images \(32, 32\)"):
+        load(str(root))
+
+
+def test_rotated_folder_constant_angles(tmp_path):
+    root = tmp_path / "constant"
+    write_split(root / "train", {0: 45, 1: 45})
+    write_split(root / "test", {0: 10})
+    with pytest.raises(ValueError, match=r"the training targets are constant"):
+        load(str(root))
+
+
+# --- arrays ---------------------------------------------------------------------------------------
+
+def arrays(n=6, nt=3, shape=(1, 5, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    return ((rng.standard_normal((n, *shape)).astype(np.float32), rng.standard_normal((n, 1))),
+            (rng.standard_normal((nt, *shape)).astype(np.float32), rng.standard_normal(nt)))
+
+
+def test_arrays_kept_as_given():
+    (X, y), (Xt, yt) = arrays()
+    data = load(((X, y), (Xt, yt)))
+    assert data.name == "arrays"
+    np.testing.assert_array_equal(data.X_train, X)
+    np.testing.assert_array_equal(data.X_test, Xt)
+    np.testing.assert_allclose(data.y_train, y, rtol=1e-6)  # not re-standardised
+    assert data.y_test.shape == (3, 1)  # (N,) becomes (N, 1)
+    np.testing.assert_allclose(data.y_test[:, 0], yt, rtol=1e-6)
+    assert all(a.dtype == np.float32 for a in (data.X_train, data.y_train, data.X_test, data.y_test))
+    assert data.image_shape == (1, 5, 4)
+    again = load([[X, y], [Xt, yt]])  # lists too
+    np.testing.assert_array_equal(again.X_train, X)
+    assert load(data) is data  # a Dataset passes through
+
+
+def test_arrays_from_torch_tensors():
+    (X, y), (Xt, yt) = arrays()
+    data = load(((torch.from_numpy(X), torch.from_numpy(y).float()),
+                 (torch.from_numpy(Xt), torch.from_numpy(yt).float())))
+    np.testing.assert_array_equal(data.X_train, X)
+    np.testing.assert_allclose(data.y_train, y, rtol=1e-6)
+    np.testing.assert_allclose(data.y_test[:, 0], yt, rtol=1e-6)
+    assert isinstance(data.X_train, np.ndarray)
+    # a tensor that requires grad is detached
+    data = load(((torch.from_numpy(X).requires_grad_(), torch.from_numpy(y).float()),
+                 (torch.from_numpy(Xt), torch.from_numpy(yt).float())))
+    np.testing.assert_array_equal(data.X_train, X)
+
+
+def replaced(part, index, value):
+    (X, y), (Xt, yt) = arrays()
+    parts = [[X, y], [Xt, yt]]
+    parts[part][index] = value
+    return tuple(map(tuple, parts))
+
+
+def test_arrays_wrong_rank():
+    (X, _), _ = arrays()
+    with pytest.raises(ValueError, match=r"X_train must be images \(N, C, H, W\), got shape \(6, 5, 4\)"):
+        load(replaced(0, 0, X[:, 0]))
+    with pytest.raises(ValueError, match=r"X_test must be images \(N, C, H, W\), got shape \(6, 20\)"):
+        load(replaced(1, 0, X.reshape(6, 20)))
+
+
+def test_arrays_target_length_mismatch():
+    with pytest.raises(ValueError, match=r"y_train must have shape \(6, 1\) to match X_train, got "
+                                         r"\(5, 1\)"):
+        load(replaced(0, 1, np.zeros((5, 1))))
+    with pytest.raises(ValueError, match=r"y_test must have shape \(3, 1\) to match X_test, got "
+                                         r"\(3, 2\)"):
+        load(replaced(1, 1, np.zeros((3, 2))))
+
+
+def test_arrays_non_finite():
+    (X, y), (Xt, yt) = arrays()
+    X = X.copy()
+    X[2, 0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X_train contains NaN or Inf values"):
+        load(((X, y), (Xt, yt)))
+    yt = yt.copy()
+    yt[0] = np.inf
+    with pytest.raises(ValueError, match=r"y_test contains NaN or Inf values"):
+        load(replaced(1, 1, yt))
+
+
+def test_arrays_empty():
+    with pytest.raises(ValueError, match=r"X_train is empty: at least one example is needed"):
+        load(replaced(0, 0, np.zeros((0, 1, 5, 4), np.float32)))
+
+
+def test_arrays_train_test_shape_mismatch():
+    with pytest.raises(ValueError, match=r"train images \(1, 5, 4\) and test images \(1, 4, 5\) "
+                                         r"differ in shape"):
+        load(replaced(1, 0, np.zeros((3, 1, 4, 5), np.float32)))
+
+
+def test_arrays_bad_structure():
+    (X, y), (Xt, yt) = arrays()
+    with pytest.raises(ValueError, match=r"dataset arrays must be \(\(X_train, y_train\), "
+                                         r"\(X_test, y_test\)\)"):
+        load((X, y, Xt, yt))
+
+
+# --- default source and names -------------------------------------------------------------------
+
+def test_load_none_without_default_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"\./rotated_fashion_mnist does not exist") as info:
+        load(None)
+    message = str(info.value)
+    assert "dataset='digits'" in message
+    assert "Nothing is downloaded" in message
+    assert os.listdir(tmp_path) == []  # nothing was fetched or written
+    with pytest.raises(FileNotFoundError):
+        load()
+
+
+def test_load_none_uses_default_folder(tmp_path, monkeypatch):
+    write_split(tmp_path / "rotated_fashion_mnist" / "train", TRAIN)
+    write_split(tmp_path / "rotated_fashion_mnist" / "test", TEST)
+    monkeypatch.chdir(tmp_path)
+    data = load(None)
+    assert data.name == "rotated_fashion_mnist"
+    assert data.X_train.shape == (5, 1, 28, 28) and data.X_test.shape == (3, 1, 28, 28)
+    np.testing.assert_allclose(data.X_train[3, 0], (pattern(10) / 255.0 - 0.5) / 0.5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["nonsense", "Digits", "mnist", "./no_such_folder"])
+def test_load_unknown_name(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"unknown dataset '{name}': expected one of \('digits',\), "
+                                         r"an existing folder"):
+        load(name)
