@@ -28,6 +28,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None,
                    help="default: im2col on CPU, lax.conv on GPU/TPU")
     p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (same configuration, more epochs allowed)")
+    p.add_argument("--export", metavar="PATH",
+                   help="also write the trained weights as a PyTorch state_dict (.pt, .npz, .safetensors)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -40,7 +44,7 @@ def _train(args) -> int:
                                         tuple(args.hidden)),
         lr=args.lr, batch_size=args.batch_size, activation=args.activation, epochs=args.epochs,
         dataset=args.dataset, seed=args.seed, conv_impl=args.conv_impl)
-    result = run(cfg, args.out, progress=not args.no_progress)
+    result = run(cfg, args.out, progress=not args.no_progress, resume=args.resume, export=args.export)
     logs = result["logs"]
     print(f"final: train_mae {logs['train_mae'][-1]:.4f}  test_mae {logs['test_mae'][-1]:.4f}  "
           f"test_loss {logs['test_loss'][-1]:.4f}  ({result['meta']['seconds']:.1f} s)")
@@ -67,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return _train(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"jaxtrainer: interrupted; the last finished epoch is saved in {args.out} "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

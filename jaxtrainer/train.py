@@ -9,6 +9,7 @@ runs of the same architecture share one compiled program whatever their learning
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
@@ -135,34 +136,58 @@ def to_device(X, y):
 LOG_KEYS = ("train_loss", "test_loss", "train_mae", "test_mae")
 
 
+def divergence_epoch(logs: dict) -> Optional[int]:
+    """The first epoch whose logged loss is NaN or Inf (0 = before training), or None."""
+    for epoch, values in enumerate(zip(logs["train_loss"], logs["test_loss"])):
+        if not all(np.isfinite(values)):
+            return epoch
+    return None
+
+
+def _finite(params) -> bool:
+    return all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(params))
+
+
 def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *, batch_size: int,
         task=REGRESSION, optimizer=optax.adam, train_eval_size: int = 2000,
-        progress: bool = True, on_epoch: Optional[Callable] = None):
+        progress: bool = True, on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
     """The homework's tensor-variant loop: log on the first `train_eval_size` training examples and
     the test set before training and after each epoch (n_epochs + 1 entries per list).
 
-    `on_epoch(epoch, state, logs)` runs after each epoch's logs are appended.
-    Returns (state, logs).
+    `logs` are those of epochs already run (a resumed run): training continues after them.
+    `on_epoch(epoch, state, logs)` runs after each epoch's logs are appended (checkpoints hook here).
+    Once the parameters hold NaN or Inf they stay so: the remaining epochs are logged as NaN, as
+    the reference would log them, without computing them. Returns (state, logs).
     """
     from tqdm.auto import tqdm
 
     X, y = to_device(*train)
     test = to_device(*test)
     train_subset = (X[:train_eval_size], y[:train_eval_size])
-    logs = {k: [] for k in LOG_KEYS}
 
     def log(evals):
         for prefix, metrics in zip(("train", "test"), evals):
             for name, value in metrics.items():
                 logs[f"{prefix}_{name}"].append(float(value))
 
-    log([evaluate(graphdef, state.params, *s, task=task) for s in (train_subset, test)])
-    bar = tqdm(range(1, n_epochs + 1), desc="epochs", unit="epoch", disable=not progress,
-               dynamic_ncols=True)
+    if logs is None:
+        logs = {k: [] for k in LOG_KEYS}
+        log([evaluate(graphdef, state.params, *s, task=task) for s in (train_subset, test)])
+    done = len(logs["train_loss"]) - 1
+    bar = tqdm(range(done + 1, n_epochs + 1), desc="epochs", unit="epoch", disable=not progress,
+               dynamic_ncols=True, initial=done, total=n_epochs)
     for epoch in bar:
-        state, _, evals = train_epoch(graphdef, state, X, y, (train_subset, test),
-                                      batch_size=batch_size, task=task, optimizer=optimizer)
-        log(evals)
+        if _finite(state.params):
+            state, _, evals = train_epoch(graphdef, state, X, y, (train_subset, test),
+                                          batch_size=batch_size, task=task, optimizer=optimizer)
+            log(evals)
+        else:
+            for values in logs.values():
+                values.append(float("nan"))
+        if divergence_epoch(logs) == epoch:
+            bar.write(f"diverged: the loss is not finite after epoch {epoch} "
+                      f"(lr {float(state.opt_state.hyperparams['learning_rate']):g}); "
+                      "the remaining epochs are logged as NaN", file=sys.stderr)
         bar.set_postfix(train_loss=f"{logs['train_loss'][-1]:.4f}",
                         test_mae=f"{logs['test_mae'][-1]:.4f}")
         if on_epoch is not None:

@@ -1,0 +1,160 @@
+"""Nothing lost: checkpoints at each epoch, resume after SIGKILL or SIGINT, state_dict export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import torch_reference as ref
+from jaxtrainer import checkpoint, data, models, train
+from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.experiments.single import RunConfig, run
+
+CNN_ARGS = ["--network", "cnn", "--channels", "16", "32", "45", "--kernels", "3", "3", "3",
+            "--strides", "1", "1", "1", "--hidden", "128", "--dataset", "digits", "--no-progress"]
+
+
+def cli(*args):
+    return [sys.executable, "-m", "jaxtrainer", "train", *CNN_ARGS, *args]
+
+
+def start_and_wait_for_first_checkpoint(out):
+    proc = subprocess.Popen(cli("--epochs", "12", "--out", str(out)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / checkpoint.CHECKPOINT).exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.01)
+    return proc
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = start_and_wait_for_first_checkpoint(killed)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = json.loads((killed / "logs.json").read_text())["logs"]
+    assert 2 <= len(saved["test_loss"]) < 13  # killed part-way, the finished epochs on disk
+    subprocess.run(cli("--epochs", "12", "--out", str(killed), "--resume", "--export",
+                       str(killed / "w.npz")), check=True, capture_output=True)
+    subprocess.run(cli("--epochs", "12", "--out", str(whole), "--export", str(whole / "w.npz")),
+                   check=True, capture_output=True)
+    assert (killed / "logs.csv").read_text() == (whole / "logs.csv").read_text()
+    a, b = checkpoint.import_state_dict(str(killed / "w.npz")), checkpoint.import_state_dict(str(whole / "w.npz"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tmp_path):
+    out = tmp_path / "run"
+    proc = start_and_wait_for_first_checkpoint(out)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (f"jaxtrainer: interrupted; the last finished epoch is saved "
+                                           f"in {out} (continue with --resume)")
+    assert "Traceback" not in err
+    logs = json.loads((out / "logs.json").read_text())["logs"]
+    assert 2 <= len(logs["train_loss"]) < 13 and all(len(v) == len(logs["train_loss"]) for v in logs.values())
+    cfg = RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=12)
+    model = models.build_network("cnn", (1, 28, 28), cfg.net_config, seed=cfg.seed)
+    template = train.init_state(model, cfg.lr)[1]
+    identity = {**cfg.as_dict(), "conv_impl": None, "data": data.fingerprint(*(lambda d: (d.train, d.test))(data.load("digits")))}
+    state, epoch, saved_logs = checkpoint.load(str(out), template, identity)
+    assert epoch == len(saved_logs["train_loss"]) - 1 >= 1
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in __import__("jax").tree.leaves(state))
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1), str(tmp_path), progress=False)
+    with pytest.raises(ValueError, match=r"different configuration.*lr: checkpoint 0\.001, now 0\.01"):
+        run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), lr=0.01, epochs=2), str(tmp_path),
+            progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"refusing to resume\. net_config\.dense_hiddens: checkpoint \[8\], now \[16\]$"):
+        run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(16,)), epochs=2), str(tmp_path),
+            progress=False, resume=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        run(RunConfig("mlp", epochs=1), str(tmp_path / "empty"), progress=False, resume=True)
+
+
+def test_a_corrupt_checkpoint_is_named(tmp_path):
+    (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"checkpoint\.npz is not a readable jaxtrainer checkpoint"):
+        checkpoint.load(str(tmp_path), {}, {})
+
+
+@pytest.mark.parametrize("ext", [".pt", ".npz"])
+def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path):
+    path = str(tmp_path / f"model{ext}")
+    result = run(RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=1),
+                 str(tmp_path / "run"), progress=False, export=path)
+    torch_net = ref.Trainer.create_cnn(1, ref.NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
+                                       torch.nn.ReLU())
+    loaded = torch.load(path) if ext == ".pt" else {k: torch.from_numpy(v) for k, v in
+                                                    checkpoint.import_state_dict(path).items()}
+    torch_net.load_state_dict(loaded)
+    ds = data.load("digits")
+    pred = torch_net(torch.from_numpy(ds.X_test)).detach().numpy()
+    assert float(np.mean((pred - ds.y_test) ** 2)) == pytest.approx(result["logs"]["test_loss"][-1], rel=1e-5)
+
+
+def test_export_rejects_unknown_formats(tmp_path):
+    with pytest.raises(ValueError, match=r"extension must be one of \('\.pt', '\.npz', '\.safetensors'\)"):
+        checkpoint.export_state_dict({}, str(tmp_path / "model.h5"))
+
+
+def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
+    result = run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), lr=1e25, epochs=4),
+                 str(tmp_path), progress=True)
+    logs = result["logs"]
+    epoch = train.divergence_epoch(logs)
+    assert epoch is not None and 1 <= epoch <= 4
+    assert result["meta"]["diverged_at_epoch"] == epoch
+    assert all(len(v) == 5 for v in logs.values())
+    assert all(np.isfinite(v[:epoch]).all() for v in logs.values())
+    assert np.isnan(logs["train_loss"][-1])
+    assert f"diverged: the loss is not finite after epoch {epoch}" in capsys.readouterr().err
+    assert (tmp_path / "curves.png").stat().st_size > 5_000
+    assert "NaN" in (tmp_path / "logs.json").read_text()
+
+
+def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
+    """26,032 3x32x32 images through the default CNN, in a fresh process (peak RSS is per process)."""
+    script = (
+        "import resource, numpy as np\n"
+        "from jaxtrainer import models, train\n"
+        "from jaxtrainer.config import NetworkConfiguration\n"
+        "X = np.random.default_rng(0).uniform(-1, 1, (26032, 3, 32, 32)).astype(np.float32)\n"
+        "y = np.zeros((26032, 1), np.float32)\n"
+        "graphdef, state = train.init_state(models.build_network('cnn', (3, 32, 32), NetworkConfiguration()), 1e-3)\n"
+        "m = train.evaluate(graphdef, state.params, X, y)\n"
+        "assert np.isfinite(float(m['loss']))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    peak_mib = int(out.stdout.split()[-1]) / 1024
+    assert peak_mib < 2048, peak_mib
+
+
+def test_trainer_train_loop_resumes_from_its_checkpoint(tmp_path):
+    from torch_compat import Trainer
+
+    def trainer(folder):
+        return Trainer("cnn", NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)), dataset="digits",
+                       progress=False, checkpoint_dir=str(folder))
+
+    whole = trainer(tmp_path / "whole").train_loop(3)
+    trainer(tmp_path / "part").train_loop(1)  # "interrupted" after one epoch
+    resumed = trainer(tmp_path / "part")
+    logs = resumed.train_loop(3, resume=True)
+    assert logs == whole
+    with pytest.raises(ValueError, match=r"refusing to resume\. lr: checkpoint 0\.001, now 0\.01"):
+        Trainer("cnn", NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)), lr=0.01, dataset="digits",
+                progress=False, checkpoint_dir=str(tmp_path / "part")).train_loop(3, resume=True)
+    with pytest.raises(ValueError, match=r"resume=True needs a checkpoint folder"):
+        Trainer("mlp", dataset="digits", progress=False).train_loop(1, resume=True)
