@@ -21,6 +21,7 @@ class Sequential(nnx.Module):
 
     def __call__(self, x):
         x = jnp.asarray(x)
+        check_input(self, x.shape)
         if x.ndim == 4:
             x = x.transpose(0, 2, 3, 1)
         for layer in self.layers:
@@ -32,6 +33,37 @@ class Sequential(nnx.Module):
 
     def __getitem__(self, i):
         return self.layers[i]
+
+
+def check_input(model: Sequential, shape) -> None:
+    """Images the network was not built for fail here, at trace time, with the sizes named (rather
+    than as a shape error deep inside a matmul)."""
+    first = model.layers[0]
+    if isinstance(first, Conv2d):
+        if len(shape) != 4:
+            raise ValueError(f"the CNN takes images of shape (N, C, H, W), got an array of shape {tuple(shape)}")
+        if shape[1] != first.in_channels:
+            raise ValueError(f"the CNN was built for {first.in_channels}-channel images, got {shape[1]} "
+                             f"channels (input shape {tuple(shape)})")
+        convs = [l for l in model.layers if isinstance(l, Conv2d)]
+        cfg = NetworkConfiguration(tuple(c.out_channels for c in convs),
+                                   tuple(c.kernel_size[0] for c in convs),
+                                   tuple(c.stride[0] for c in convs), ())
+        check_cnn(cfg, tuple(shape[2:]))
+    elif isinstance(first, Flatten):
+        linear = model.layers[1]
+        features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
+        if features != linear.in_features:
+            raise ValueError(f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "
+                             f"an array of shape {tuple(shape)}")
+
+
+def check_batch(model: Sequential, x_shape, y_shape) -> None:
+    """Images and (N, 1) targets the network can take, checked eagerly before any compile."""
+    check_input(model, x_shape)
+    if tuple(y_shape) != (x_shape[0], 1):
+        raise ValueError(f"targets must have the predictions' shape {(x_shape[0], 1)} "
+                         f"(one (N, 1) target per image), got {tuple(y_shape)}")
 
 
 def make_activation(name: str) -> nnx.Module:

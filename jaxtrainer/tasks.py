@@ -19,6 +19,9 @@ class Regression:
     metric_names = ("loss", "mae")
 
     def per_example(self, pred, y) -> Dict[str, jnp.ndarray]:
+        if pred.shape != y.shape:
+            raise ValueError(f"targets must have the predictions' shape {tuple(pred.shape)} "
+                             f"(one (N, 1) target per image), got {tuple(y.shape)}")
         err = (pred - y).reshape(pred.shape[0], -1)
         return {"loss": jnp.mean(err * err, axis=1), "mae": jnp.mean(jnp.abs(err), axis=1)}
 
