@@ -1,8 +1,9 @@
 """The homework's ``Trainer`` with its exact signatures, running on the JAX engine.
 
-The network (a ``torch_compat.nn.Sequential``) holds the weights; each training call reads them,
-runs one compiled program and writes them back, so weights loaded with ``load_state_dict`` at any
-time are the ones trained.
+The network holds the weights; each training call reads them, runs one compiled program and writes
+them back, so weights loaded with ``load_state_dict`` at any time are the ones trained. Flavours
+differ only in what ``self.network`` is, where its initial weights come from (``_seed``) and how it
+is synchronised with the engine's network (``_engine_network``, ``_pull``, ``_push``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxtrainer import config, data, models, train
+from jaxtrainer import checkpoint, config, data, models, train
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
@@ -44,7 +45,7 @@ class Trainer:
     def __init__(self, network_type: str = "mlp", net_config: NetworkConfiguration = NetworkConfiguration(),
                  lr: float = 0.001, batch_size: int = 128, activation_name: str = "relu", *,
                  dataset=None, seed: int = nn.REFERENCE_SEED, conv_impl: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, checkpoint_dir: str | None = None):
         config.check_network_type(network_type)
         self.network_type = network_type
         self.net_config = net_config
@@ -53,8 +54,9 @@ class Trainer:
         self.seed = seed
         self.conv_impl = conv_impl
         self.progress = progress
+        self.checkpoint_dir = checkpoint_dir
         self.train, self.test = self.load_dataset(dataset)
-        nn.manual_seed(seed)
+        self._seed(seed)
         self.activation = self.create_activation_function(activation_name)
         c, h, w = self.train[0].shape[1:]
         if network_type == "mlp":
@@ -62,7 +64,7 @@ class Trainer:
         else:
             config.check_cnn(net_config, (h, w))
             self.network = self.create_cnn(c, net_config, self.activation, conv_impl=conv_impl)
-        self.optimizer = Adam(self.network, self.lr)
+        self.optimizer = Adam(self._engine_network(), self.lr)
         self.train_logs = {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
 
     @staticmethod
@@ -88,31 +90,57 @@ class Trainer:
     def create_activation_function(activation_str: str):
         return models.make_activation(activation_str)
 
+    def _seed(self, seed: int) -> None:
+        """Seed the generator the builders draw initial weights from (here the facade's own)."""
+        nn.manual_seed(seed)
+
     # -- the engine, on the network's current weights -------------------------------------------
+    def _engine_network(self) -> nn.Sequential:
+        """The NNX network the engine trains; here it is `self.network` itself."""
+        return self.network
+
+    def _pull(self) -> None:
+        """Copy `self.network`'s weights into the engine's network (nothing to do here)."""
+
+    def _push(self) -> None:
+        """Copy the engine's trained weights back into `self.network` (nothing to do here)."""
+
     def _params(self):
-        return nnx.state(self.network, nnx.Param)
+        self._pull()
+        return nnx.state(self._engine_network(), nnx.Param)
 
     def _state(self) -> train.TrainState:
         return train.TrainState(self._params(), self.optimizer.state)
 
     def _commit(self, state: train.TrainState) -> None:
-        nnx.update(self.network, state.params)
+        nnx.update(self._engine_network(), state.params)
         self.optimizer.state = state.opt_state
+        self._push()
 
     def compute_loss_and_mae(self, X, y) -> Tuple:
         """MSE and MAE of the batch; differentiate them with jax.grad over the network's parameters."""
-        metrics = train.REGRESSION.per_example(self.network(_array(X)), _array(y))
+        metrics = train.REGRESSION.per_example(self._engine_network()(_array(X)), _array(y))
         return jnp.mean(metrics["loss"]), jnp.mean(metrics["mae"])
+
+    def _identity(self) -> dict:
+        """What a checkpoint must match to be resumed by this trainer."""
+        return {"network_type": self.network_type, "net_config": self.net_config._asdict(),
+                "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
+                "network": [type(layer).__name__ for layer in self._engine_network().layers],
+                "data": data.fingerprint(self.train, self.test)}
 
     def training_step(self, X_batch, y_batch) -> Tuple:
         """One Adam step; returns the batch's (loss, mae) before the update."""
-        state, metrics = train.train_step(self.optimizer.graphdef, self._state(), _array(X_batch),
-                                          _array(y_batch))
+        X_batch, y_batch = _array(X_batch), _array(y_batch)
+        models.check_batch(self._engine_network(), X_batch.shape, y_batch.shape)
+        state, metrics = train.train_step(self.optimizer.graphdef, self._state(), X_batch, y_batch)
         self._commit(state)
         return metrics["loss"], metrics["mae"]
 
     def evaluate(self, X, y) -> Tuple:
-        metrics = train.evaluate(self.optimizer.graphdef, self._params(), _array(X), _array(y))
+        X, y = _array(X), _array(y)
+        models.check_batch(self._engine_network(), X.shape, y.shape)
+        metrics = train.evaluate(self.optimizer.graphdef, self._params(), X, y)
         return metrics["loss"], metrics["mae"]
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
@@ -121,15 +149,29 @@ class Trainer:
             self.train_logs[f"{split}_loss"].append(float(loss))
             self.train_logs[f"{split}_mae"].append(float(mae))
 
-    def train_loop(self, n_epochs: int) -> dict:
+    def train_loop(self, n_epochs: int, resume: bool = False) -> dict:
         """Logs before training and after each epoch (n_epochs + 1 entries per list); each epoch,
-        with its logging, is one compiled program."""
+        with its logging, is one compiled program. With `checkpoint_dir`, every epoch ends with a
+        checkpoint there, and `resume=True` continues from it (same logs and weights as a run that
+        was never interrupted)."""
         config.check_n_epochs(n_epochs)
-        state, logs = train.fit(self.optimizer.graphdef, self._state(), self.train, self.test,
-                                n_epochs, batch_size=self.batch_size, progress=self.progress)
+        state, logs, on_epoch = self._state(), None, None
+        if self.checkpoint_dir is not None:
+            identity = self._identity()
+            on_epoch = lambda epoch, s, l: checkpoint.save(self.checkpoint_dir, s, epoch, l, identity)  # noqa: E731
+            if resume:
+                state, _, logs = checkpoint.load(self.checkpoint_dir, state, identity)
+        elif resume:
+            raise ValueError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
+        state, logs = train.fit(self.optimizer.graphdef, state, self.train, self.test, n_epochs,
+                                batch_size=self.batch_size, progress=self.progress,
+                                on_epoch=on_epoch, logs=logs)
         self._commit(state)
         for key, values in logs.items():
-            self.train_logs[key].extend(values)
+            if resume:
+                self.train_logs[key][:] = values
+            else:
+                self.train_logs[key].extend(values)
         return self.train_logs
 
     def test_equivariance(self, path: str = "equivariance.png"):
