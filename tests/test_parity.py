@@ -62,7 +62,9 @@ def test_forward_loss_and_gradients_match_torch(name, impl, rng):
     np.testing.assert_allclose(out_j, out_t, atol=1e-5, rtol=0)
 
     loss_t, mae_t = torch_loss_mae(torch_net, X, y)
-    loss_j, mae_j = Trainer.compute_loss_and_mae(type("T", (), {"network": jax_net})(), X, y)
+    trainer = Trainer("mlp", dataset=((X, y), (X, y)), progress=False)
+    trainer.network = jax_net
+    loss_j, mae_j = trainer.compute_loss_and_mae(X, y)
     assert abs(float(loss_j) - loss_t.item()) <= 1e-6 * max(1.0, loss_t.item())
     assert abs(float(mae_j) - mae_t.item()) <= 1e-6 * max(1.0, mae_t.item())
 
