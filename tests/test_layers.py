@@ -137,6 +137,18 @@ def test_max_pool_2x2_against_torch(shape):
         assert not np.asarray(grad)[:, :, -1].any()
 
 
+def test_max_pool_2x2_ties_send_the_gradient_to_the_first_maximum_as_torch_does():
+    """Constant backgrounds make ties of positive values common in real images."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, (2, 8, 6, 3)).astype(np.float32)  # many ties per window
+    g = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    _, vjp = jax.vjp(max_pool_2x2, jnp.asarray(x))
+    (grad,) = vjp(jnp.asarray(g))
+    xt = torch.from_numpy(nhwc_to_nchw(x)).requires_grad_()
+    (nn.MaxPool2d(2)(xt) * torch.from_numpy(nhwc_to_nchw(g))).sum().backward()
+    np.testing.assert_array_equal(np.asarray(grad), nchw_to_nhwc(xt.grad.numpy()))
+
+
 def test_max_pool_module():
     pool = MaxPool2d(2)
     assert (pool.kernel_size, pool.stride) == (2, 2)
