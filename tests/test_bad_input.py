@@ -60,7 +60,7 @@ CONSTRUCTOR_CASES = [
     ("empty dataset", good(dataset=((np.zeros((0, 1, 28, 28), np.float32), np.zeros((0, 1), np.float32)), dataset()[1])), r"X_train is empty"),
     ("images of wrong rank", good(dataset=((np.zeros((40, 28, 28), np.float32), np.zeros((40, 1), np.float32)), dataset()[1])), r"X_train must be images \(N, C, H, W\), got shape \(40, 28, 28\)"),
     ("train/test sizes differ", good(dataset=(dataset()[0], dataset(shape=(1, 32, 32))[1])), r"train images \(1, 28, 28\) and test images \(1, 32, 32\) differ"),
-    ("unknown dataset name", good(dataset="mnist-please"), r"unknown dataset 'mnist-please': expected one of \('digits',\)"),
+    ("unknown dataset name", good(dataset="mnist-please"), r"unknown dataset 'mnist-please': expected one of \('digits', 'fashion_mnist', 'mnist', 'svhn', 'cifar10'\)"),
 ]
 
 

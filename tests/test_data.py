@@ -358,9 +358,10 @@ def test_load_none_uses_default_folder(tmp_path, monkeypatch):
     np.testing.assert_allclose(data.X_train[3, 0], (pattern(10) / 255.0 - 0.5) / 0.5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["nonsense", "Digits", "mnist", "./no_such_folder"])
+@pytest.mark.parametrize("name", ["nonsense", "Digits", "MNIST", "./no_such_folder"])
 def test_load_unknown_name(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=rf"unknown dataset '{name}': expected one of \('digits',\), "
+    with pytest.raises(ValueError, match=rf"unknown dataset '{name}': expected one of \('digits', "
+                                         r"'fashion_mnist', 'mnist', 'svhn', 'cifar10'\), "
                                          r"an existing folder"):
         load(name)

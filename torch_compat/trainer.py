@@ -16,6 +16,7 @@ from flax import nnx
 
 from jaxtrainer import checkpoint, config, data, models, train
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.data.loader import BatchLoader
 from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
 from jaxtrainer.plots import equivariance_figure
@@ -45,7 +46,7 @@ class Trainer:
     def __init__(self, network_type: str = "mlp", net_config: NetworkConfiguration = NetworkConfiguration(),
                  lr: float = 0.001, batch_size: int = 128, activation_name: str = "relu", *,
                  dataset=None, seed: int = nn.REFERENCE_SEED, conv_impl: str | None = None,
-                 progress: bool = True, checkpoint_dir: str | None = None):
+                 progress: bool = True, checkpoint_dir: str | None = None, data_dir: str | None = None):
         config.check_network_type(network_type)
         self.network_type = network_type
         self.net_config = net_config
@@ -55,10 +56,10 @@ class Trainer:
         self.conv_impl = conv_impl
         self.progress = progress
         self.checkpoint_dir = checkpoint_dir
-        self.train, self.test = self.load_dataset(dataset)
+        self.train, self.test = self._load(dataset, data_dir)
         self._seed(seed)
         self.activation = self.create_activation_function(activation_name)
-        c, h, w = self.train[0].shape[1:]
+        c, h, w = self._arrays()[0][0].shape[1:]
         if network_type == "mlp":
             self.network = self.create_mlp(c * h * w, net_config, self.activation)
         else:
@@ -68,10 +69,29 @@ class Trainer:
         self.train_logs = {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
 
     @staticmethod
-    def load_dataset(dataset=None):
-        """((X_train, y_train), (X_test, y_test)) as NCHW float32 images and (N, 1) targets."""
-        ds = data.load(dataset)
+    def load_dataset(dataset=None, data_dir=None, batch_size: int = 128, seed: int = nn.REFERENCE_SEED):
+        """((X_train, y_train), (X_test, y_test)) as NCHW float32 images and (N, 1) targets; for the
+        loader variant (SVHN, CIFAR-10: SPEC's table), two BatchLoaders of (images, labels) batches
+        instead, the training one shuffled with `seed` (a new order each pass)."""
+        ds = data.load(dataset, data_dir=data_dir)
+        if ds.variant == "loader":
+            return (BatchLoader(ds.X_train, ds.y_train, batch_size, shuffle=True, seed=seed),
+                    BatchLoader(ds.X_test, ds.y_test, batch_size, shuffle=False))
         return ds.train, ds.test
+
+    def _load(self, dataset, data_dir):
+        """The data as this flavour serves it: the loader variant as BatchLoaders, the tensor
+        variant through the flavour's own `load_dataset` (torch tensors for the grading flavour)."""
+        ds = data.load(dataset, data_dir=data_dir)
+        if ds.variant == "loader":
+            return Trainer.load_dataset(ds, batch_size=self.batch_size, seed=self.seed)
+        return self.load_dataset(ds)
+
+    def _arrays(self):
+        """((X_train, y_train), (X_test, y_test)) whichever the variant."""
+        if isinstance(self.train, BatchLoader):
+            return (self.train.X, self.train.y), (self.test.X, self.test.y)
+        return self.train, self.test
 
     @staticmethod
     def create_mlp(input_dim: int, net_config: NetworkConfiguration, activation) -> nn.Sequential:
@@ -127,7 +147,7 @@ class Trainer:
         return {"network_type": self.network_type, "net_config": self.net_config._asdict(),
                 "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
                 "network": [type(layer).__name__ for layer in self._engine_network().layers],
-                "data": data.fingerprint(self.train, self.test)}
+                "data": data.fingerprint(*self._arrays())}
 
     def training_step(self, X_batch, y_batch) -> Tuple:
         """One Adam step; returns the batch's (loss, mae) before the update."""
@@ -153,7 +173,8 @@ class Trainer:
         """Logs before training and after each epoch (n_epochs + 1 entries per list); each epoch,
         with its logging, is one compiled program. With `checkpoint_dir`, every epoch ends with a
         checkpoint there, and `resume=True` continues from it (same logs and weights as a run that
-        was never interrupted)."""
+        was never interrupted). Loader variant (SVHN, CIFAR-10): n_epochs entries per list, each
+        the mean over that epoch's batches (`_fit_loaders`)."""
         config.check_n_epochs(n_epochs)
         state, logs, on_epoch = self._state(), None, None
         if self.checkpoint_dir is not None:
@@ -163,9 +184,12 @@ class Trainer:
                 state, _, logs = checkpoint.load(self.checkpoint_dir, state, identity)
         elif resume:
             raise ValueError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
-        state, logs = train.fit(self.optimizer.graphdef, state, self.train, self.test, n_epochs,
-                                batch_size=self.batch_size, progress=self.progress,
-                                on_epoch=on_epoch, logs=logs)
+        if isinstance(self.train, BatchLoader):
+            state, logs = self._fit_loaders(state, n_epochs, on_epoch, logs, resume)
+        else:
+            state, logs = train.fit(self.optimizer.graphdef, state, self.train, self.test, n_epochs,
+                                    batch_size=self.batch_size, progress=self.progress,
+                                    on_epoch=on_epoch, logs=logs)
         self._commit(state)
         for key, values in logs.items():
             if resume:
@@ -174,9 +198,23 @@ class Trainer:
                 self.train_logs[key].extend(values)
         return self.train_logs
 
+    def _fit_loaders(self, state, n_epochs, on_epoch, logs, resume):
+        """The loader variant (SPEC): n_epochs entries per list, each the mean over batches. Each
+        epoch is one pass of `self.train` (its next order, as iterating it would draw), run as one
+        compiled program. A resumed run started from a fresh loader: its epoch k used pass k - 1."""
+        loader = self.train
+        first = 0 if resume else loader.epoch
+        state, logs = train.fit_loader(
+            self.optimizer.graphdef, state, (loader.X, loader.y), (self.test.X, self.test.y),
+            n_epochs, batch_size=loader.batch_size,
+            test_batch_size=self.test.batch_size, order=lambda epoch: loader.order(first + epoch - 1),
+            progress=self.progress, on_epoch=on_epoch, logs=logs)
+        loader.epoch = first + len(logs["train_loss"])
+        return state, logs
+
     def test_equivariance(self, path: str = "equivariance.png"):
         """SPEC's 2x2 figure on the first training image rescaled to [0, 1]; saved to `path`."""
-        image = np.clip(np.asarray(self.train[0][0]).mean(axis=0) * 0.5 + 0.5, 0.0, 1.0)
+        image = np.clip(np.asarray(self._arrays()[0][0][0]).mean(axis=0) * 0.5 + 0.5, 0.0, 1.0)
         maps = equivariance_maps(image, seed=self.seed)
         return equivariance_figure(maps, path)
 

@@ -1,0 +1,71 @@
+"""A folder's decoded PNGs, kept in one .npz inside the folder so that the next load skips decoding.
+
+The cache holds the uint8 pixels and integer angles (what the PNGs say, before any float mapping)
+under a key: a hash of every PNG's split, name, size and mtime. Any file added, removed, renamed or
+rewritten changes the key, and a cache whose key differs is ignored (and rewritten after the read).
+A cache that cannot be read or written (a read-only folder, a truncated file) is never an error:
+the folder is read as if there were none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+NAME = ".jaxtrainer-cache.npz"
+VERSION = 1  # bump when what is cached, or how PNGs are decoded, changes
+SPLITS = ("train", "test")
+
+
+def folder_key(root: str) -> Optional[str]:
+    """The hash of the folder's PNG listing, or None when train/ or test/ is missing."""
+    h = hashlib.sha256(f"jaxtrainer rotated folder cache v{VERSION}\n".encode())
+    for split in SPLITS:
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder):
+            return None
+        rows = []
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.lower().endswith(".png"):
+                    st = e.stat()
+                    rows.append(f"{split}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n")
+        for row in sorted(rows):
+            h.update(row.encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def read(root: str, key: str) -> Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+    """{split: (images uint8 (N, H, W), angles int64 (N,))} when the cache matches `key`, else None."""
+    try:
+        with np.load(os.path.join(root, NAME), allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            return {s: (z[f"{s}_images"], z[f"{s}_angles"]) for s in SPLITS}
+    except Exception:  # absent, truncated, another layout: read the PNGs instead
+        return None
+
+
+def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Write the cache (temporary name, then rename: never half a cache); False if it could not be."""
+    path = os.path.join(root, NAME)
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    arrays = {"key": np.array(key)}
+    for s in SPLITS:
+        arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0], dtype=np.uint8)
+        arrays[f"{s}_angles"] = np.asarray(splits[s][1], dtype=np.int64)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+        return True
+    except OSError:  # a read-only folder, a full disk: loading still works, only slower
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        return False
