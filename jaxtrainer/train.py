@@ -67,48 +67,60 @@ def train_step(graphdef, state: TrainState, x, y, task=REGRESSION, optimizer=opt
     return _step(graphdef, state, x, y, task, optimizer)
 
 
-def _epoch(graphdef, state, X, y, batch_size, task, optimizer):
-    """Consecutive unshuffled batches; the last short batch is its own smaller step, as a PyTorch
-    loop over slices does (not dropped, not padded). Returns the per-step metrics."""
-    n = X.shape[0]
-    n_full = n // batch_size
+def _scan_batches(carry, n: int, size: int, body):
+    """`body(carry, start, length)` over consecutive batches of `size`: the full ones in one
+    `lax.scan`, then the short last one as its own smaller call (as a PyTorch loop over slices
+    does: not dropped, not padded). Returns the carry and the per-batch outputs stacked."""
+    n_full, parts = n // size, []
+    if n_full:
+        carry, out = lax.scan(lambda c, i: body(c, i * size, size), carry, jnp.arange(n_full))
+        parts.append(out)
+    if n % size:
+        carry, last = body(carry, n_full * size, n % size)
+        parts.append(jax.tree.map(lambda v: v[None], last))
+    return carry, jax.tree.map(lambda *v: jnp.concatenate(v), *parts)
 
-    def body(state, i):
-        xb = lax.dynamic_slice_in_dim(X, i * batch_size, batch_size)
-        yb = lax.dynamic_slice_in_dim(y, i * batch_size, batch_size)
+
+def _epoch(graphdef, state, X, y, batch_size, task, optimizer, order=None):
+    """One pass of training steps over X in order, or in `order` (a shuffled epoch: each batch is
+    gathered inside the loop, so the permuted set is never copied whole). Returns the per-step
+    metrics."""
+
+    def step(state, start, length):
+        if order is None:
+            xb = lax.dynamic_slice_in_dim(X, start, length)
+            yb = lax.dynamic_slice_in_dim(y, start, length)
+        else:
+            idx = lax.dynamic_slice_in_dim(order, start, length)
+            xb, yb = X[idx], y[idx]
         return _step(graphdef, state, xb, yb, task, optimizer)
 
-    parts = []
-    if n_full:
-        state, metrics = lax.scan(body, state, jnp.arange(n_full))
-        parts.append(metrics)
-    if n % batch_size:
-        state, last = _step(graphdef, state, X[n_full * batch_size:], y[n_full * batch_size:],
-                            task, optimizer)
-        parts.append(jax.tree.map(lambda v: v[None], last))
-    return state, jax.tree.map(lambda *v: jnp.concatenate(v), *parts)
+    return _scan_batches(state, X.shape[0], batch_size, step)
+
+
+def _chunk_sums(graphdef, params, X, y, task, chunk):
+    """Per-chunk sums of the per-example metrics and the chunk sizes, chunk by chunk so that a large
+    set never holds all its activations at once."""
+
+    def sums(_, start, length):
+        x, yy = (lax.dynamic_slice_in_dim(a, start, length) for a in (X, y))
+        metrics = task.per_example(apply(graphdef, params, x), yy)
+        return None, ({k: jnp.sum(v) for k, v in metrics.items()}, jnp.float32(length))
+
+    return _scan_batches(None, X.shape[0], chunk, sums)[1]
 
 
 def _evaluate(graphdef, params, X, y, task, chunk):
-    """Means over the whole set, computed chunk by chunk so that a large test set never holds all
-    its activations at once; sums of per-example values give the same mean as one big batch."""
-    n = X.shape[0]
-    n_full = n // chunk
+    """Means over examples: sums of per-example values give the same mean as one big batch."""
+    sums, _ = _chunk_sums(graphdef, params, X, y, task, chunk)
+    return {k: jnp.sum(v) / X.shape[0] for k, v in sums.items()}
 
-    def sums(x, yy):
-        return {k: jnp.sum(v) for k, v in task.per_example(apply(graphdef, params, x), yy).items()}
 
-    def body(total, i):
-        part = sums(lax.dynamic_slice_in_dim(X, i * chunk, chunk),
-                    lax.dynamic_slice_in_dim(y, i * chunk, chunk))
-        return jax.tree.map(jnp.add, total, part), None
-
-    total = {k: jnp.zeros((), jnp.float32) for k in task.metric_names}
-    if n_full:
-        total, _ = lax.scan(body, total, jnp.arange(n_full))
-    if n % chunk:
-        total = jax.tree.map(jnp.add, total, sums(X[n_full * chunk:], y[n_full * chunk:]))
-    return {k: v / n for k, v in total.items()}
+def _batch_means(graphdef, params, X, y, batch_size, task):
+    """The mean over consecutive batches of each batch's mean, as a loop over a DataLoader averages:
+    not the mean over examples when the last batch is shorter (it weighs as much as a full one)."""
+    sums, sizes = _chunk_sums(graphdef, params, X, y, task, batch_size)
+    return {k: jnp.mean(v / sizes) for k, v in sums.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "chunk"))
@@ -148,43 +160,27 @@ def _finite(params) -> bool:
     return all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(params))
 
 
-def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *, batch_size: int,
-        task=REGRESSION, optimizer=optax.adam, train_eval_size: int = 2000,
-        progress: bool = True, on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
-    """The homework's tensor-variant loop: log on the first `train_eval_size` training examples and
-    the test set before training and after each epoch (n_epochs + 1 entries per list).
+def _append(logs: dict, prefix: str, metrics: dict) -> None:
+    for name, value in metrics.items():
+        logs[f"{prefix}_{name}"].append(float(value))
 
-    `logs` are those of epochs already run (a resumed run): training continues after them.
-    `on_epoch(epoch, state, logs)` runs after each epoch's logs are appended (checkpoints hook here).
-    Once the parameters hold NaN or Inf they stay so: the remaining epochs are logged as NaN, as
-    the reference would log them, without computing them. Returns (state, logs).
-    """
+
+def _run_epochs(state, logs: dict, epochs: range, run_epoch: Callable, *, progress: bool,
+                on_epoch: Optional[Callable]):
+    """The loop both variants share: `run_epoch(epoch, state)` trains one epoch, appends its log
+    entries and returns the new state. Once the parameters hold NaN or Inf they stay so: the
+    remaining epochs are logged as NaN, as the reference would log them, without computing them."""
     from tqdm.auto import tqdm
 
-    X, y = to_device(*train)
-    test = to_device(*test)
-    train_subset = (X[:train_eval_size], y[:train_eval_size])
-
-    def log(evals):
-        for prefix, metrics in zip(("train", "test"), evals):
-            for name, value in metrics.items():
-                logs[f"{prefix}_{name}"].append(float(value))
-
-    if logs is None:
-        logs = {k: [] for k in LOG_KEYS}
-        log([evaluate(graphdef, state.params, *s, task=task) for s in (train_subset, test)])
-    done = len(logs["train_loss"]) - 1
-    bar = tqdm(range(done + 1, n_epochs + 1), desc="epochs", unit="epoch", disable=not progress,
-               dynamic_ncols=True, initial=done, total=n_epochs)
+    bar = tqdm(epochs, desc="epochs", unit="epoch", disable=not progress, dynamic_ncols=True,
+               initial=epochs.start - 1, total=epochs.stop - 1)
     for epoch in bar:
         if _finite(state.params):
-            state, _, evals = train_epoch(graphdef, state, X, y, (train_subset, test),
-                                          batch_size=batch_size, task=task, optimizer=optimizer)
-            log(evals)
+            state = run_epoch(epoch, state)
         else:
             for values in logs.values():
                 values.append(float("nan"))
-        if divergence_epoch(logs) == epoch:
+        if divergence_epoch(logs) == len(logs["train_loss"]) - 1:
             bar.write(f"diverged: the loss is not finite after epoch {epoch} "
                       f"(lr {float(state.opt_state.hyperparams['learning_rate']):g}); "
                       "the remaining epochs are logged as NaN", file=sys.stderr)
@@ -193,3 +189,79 @@ def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *
         if on_epoch is not None:
             on_epoch(epoch, state, logs)
     return state, logs
+
+
+def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *, batch_size: int,
+        task=REGRESSION, optimizer=optax.adam, train_eval_size: int = 2000,
+        progress: bool = True, on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
+    """The homework's tensor-variant loop: log on the first `train_eval_size` training examples and
+    the test set before training and after each epoch (n_epochs + 1 entries per list).
+
+    `logs` are those of epochs already run (a resumed run): training continues after them.
+    `on_epoch(epoch, state, logs)` runs after each epoch's logs are appended (checkpoints hook here).
+    Returns (state, logs).
+    """
+    X, y = to_device(*train)
+    test = to_device(*test)
+    train_subset = (X[:train_eval_size], y[:train_eval_size])
+    if logs is None:
+        logs = {k: [] for k in LOG_KEYS}
+        for prefix, s in (("train", train_subset), ("test", test)):
+            _append(logs, prefix, evaluate(graphdef, state.params, *s, task=task))
+
+    def run_epoch(epoch, state):
+        state, _, evals = train_epoch(graphdef, state, X, y, (train_subset, test),
+                                      batch_size=batch_size, task=task, optimizer=optimizer)
+        _append(logs, "train", evals[0])
+        _append(logs, "test", evals[1])
+        return state
+
+    done = len(logs["train_loss"]) - 1
+    return _run_epochs(state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress,
+                       on_epoch=on_epoch)
+
+
+# -- the loader variant (SVHN, CIFAR-10): shuffled epochs, metrics as means over batches ----------
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "batch_size", "test_batch_size", "task",
+                                             "optimizer"))
+def train_epoch_loader(graphdef, state: TrainState, X, y, order, X_test, y_test, *, batch_size: int,
+                       test_batch_size: int, task=REGRESSION, optimizer=optax.adam):
+    """One loader-variant epoch as a single compiled program: the steps over the batches of
+    `X[order]`, then the mean over the test set's batches with the updated parameters. The order is
+    data, so every epoch's permutation runs the same program. Returns the new state, the per-step
+    metrics and the test means."""
+    state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer, order)
+    return state, step_metrics, _batch_means(graphdef, state.params, X_test, y_test,
+                                             test_batch_size, task)
+
+
+def fit_loader(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *,
+               batch_size: int, order: Callable[[int], np.ndarray], test_batch_size: Optional[int] = None,
+               task=REGRESSION, optimizer=optax.adam, progress: bool = True,
+               on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
+    """The homework's loader-variant loop (SVHN, CIFAR-10): n_epochs entries per list, no entry
+    before training. Epoch e (from 1) trains on the batches of `order(e)`, the training examples'
+    indices in that epoch's order, and logs the mean over its batches of the steps' loss and MAE,
+    then the mean over the test set's consecutive batches (`test_batch_size`, default
+    `batch_size`) of each batch's loss and MAE. `logs`, `on_epoch` and NaN handling as in `fit`."""
+    X, y = to_device(*train)
+    X_test, y_test = to_device(*test)
+    if logs is None:
+        logs = {k: [] for k in LOG_KEYS}
+
+    def run_epoch(epoch, state):
+        perm = np.asarray(order(epoch))
+        if perm.shape != (X.shape[0],):
+            raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
+        state, steps, test_means = train_epoch_loader(
+            graphdef, state, X, y, jnp.asarray(perm, jnp.int32), X_test, y_test,
+            batch_size=batch_size, test_batch_size=test_batch_size or batch_size, task=task,
+            optimizer=optimizer)
+        _append(logs, "train", {k: np.mean(np.asarray(v, np.float64)) for k, v in steps.items()})
+        _append(logs, "test", test_means)
+        return state
+
+    done = len(logs["train_loss"])
+    return _run_epochs(state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress,
+                       on_epoch=on_epoch)
