@@ -7,6 +7,10 @@ xla_flags.configure()  # before JAX initialises its backend
 from .config import NetworkConfiguration  # noqa: E402
 from .models import build_cnn, build_mlp, build_network  # noqa: E402
 from .train import TrainState, evaluate, fit, init_state, train_epoch, train_step  # noqa: E402
+# The function shadows its module as an attribute of the package: import the module's other names
+# with `from jaxtrainer.sweep import fit_sweep` (which reads sys.modules), not `jaxtrainer.sweep.x`.
+from .sweep import SweepResult, fit_sweep, sweep  # noqa: E402
 
 __all__ = ["NetworkConfiguration", "TrainState", "build_cnn", "build_mlp", "build_network",
-           "evaluate", "fit", "init_state", "train_epoch", "train_step"]
+           "SweepResult", "evaluate", "fit", "fit_sweep", "init_state", "sweep", "train_epoch",
+           "train_step"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def training_curves(logs: dict, path: str, title: str = "") -> Figure:
@@ -46,6 +47,29 @@ def equivariance_figure(maps: dict, path: str) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric: str = "mae") -> Figure:
+    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch, runs given
+    as {label: logs}. Non-finite entries (a diverged run) are not drawn."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for i, (label, logs) in enumerate(runs.items()):
+        for split in splits:
+            values = [v if math.isfinite(v) else math.nan for v in logs.get(f"{split}_{metric}", [])]
+            ax.plot(range(len(values)), values, color=f"C{i}", linestyle="--" if split == "train" else "-",
+                    marker="." if len(values) <= 20 else None,
+                    label=f"{label} ({split})" if len(splits) > 1 else label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"{' / '.join(splits)} {metric.upper()}")
+    ax.legend(fontsize=9)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return fig

@@ -1,0 +1,105 @@
+"""Sweeps on this machine: one run's epoch against K runs' epoch by `vmap` and by `lax.map`.
+
+Synthetic data (random pixels and targets, 1x28x28; only the timing means anything), batch 128,
+Adam, MSE, logging evaluations included (as `train.fit` and `sweep.fit_sweep` run them). Each
+timing is the median epoch after the first (the first one carries compilation).
+
+    python -m benchmarks.sweep_bench --models mlp cnn --k 3 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+
+def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
+    """Epochs of the solo run and of each strategy's sweep, interleaved round by round, so that a
+    change in the machine's load (it is shared) falls on all of them alike."""
+    import jax
+
+    from benchmarks.compare import MODELS, synthetic
+    from jaxtrainer import NetworkConfiguration, build_network, init_state, train_epoch
+    from jaxtrainer.sweep import init_sweep, sweep_epoch
+    from jaxtrainer.train import to_device
+
+    network, fields = MODELS[model]
+    cfg = NetworkConfiguration(*fields)
+    (X, y), test = synthetic(n_train, n_test)
+    X, y = to_device(X, y)
+    evals = ((X[:2000], y[:2000]), to_device(*test))
+    graphdef, state = init_state(build_network(network, (1, 28, 28), cfg, seed=0), 1e-3)
+    states = {"solo": state}
+    members = [(lr, 0) for lr in (1e-2, 1e-4, 1e-8, 1e-3, 3e-3, 3e-4, 1e-5, 1e-6)[:k]]
+    for strategy in strategies:
+        states[strategy] = init_sweep(network, (1, 28, 28), cfg, members)[1]
+
+    def epoch(key):
+        if key == "solo":
+            states[key], _, out = train_epoch(graphdef, states[key], X, y, evals, batch_size=128)
+        else:
+            states[key], out = sweep_epoch(graphdef, states[key], X, y, evals, batch_size=128,
+                                           strategy=key)
+        return out
+
+    row = {"model": model, "k": k, **{key: [] for key in states}}
+    for _ in range(epochs):
+        for key in states:
+            start = time.perf_counter()
+            jax.block_until_ready(epoch(key))
+            row[key].append(time.perf_counter() - start)
+    row["median"] = {key: statistics.median(row[key][1:]) for key in states}
+    row["backend"] = jax.default_backend()
+    return row
+
+
+def markdown(rows: list, meta: dict) -> str:
+    strategies = [s for s in ("vmap", "map") if s in rows[0]["median"]]
+    lines = [f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
+             f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
+             f"{meta['machine']}, "
+             f"{meta['cpus']} cores, JAX on {rows[0]['backend']}", "",
+             "| model | one run s/epoch | " + " | ".join(
+                 f"K={rows[0]['k']} {s} s/epoch | {s} / one run" for s in strategies) + " |",
+             "|---|---|" + "---|---|" * len(strategies)]
+    for r in rows:
+        m = r["median"]
+        cells = " | ".join(f"{m[s]:.2f} | {m[s] / m['solo']:.2f}x" for s in strategies)
+        lines.append(f"| {r['model']} | {m['solo']:.2f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", choices=("mlp", "cnn", "deep_cnn", "shallow_cnn"),
+                   default=["mlp", "cnn"])
+    p.add_argument("--k", type=int, default=3, help="members per sweep")
+    p.add_argument("--strategies", nargs="+", choices=("vmap", "map"), default=["vmap", "map"])
+    p.add_argument("--epochs", type=int, default=3, help="epochs per timing (>= 2)")
+    p.add_argument("--n-train", type=int, default=60_000)
+    p.add_argument("--n-test", type=int, default=2_000)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args(argv)
+    rows = []
+    for model in args.models:
+        rows.append(measure(model, args.k, args.epochs, args.n_train, args.n_test, args.strategies))
+        print(json.dumps(rows[-1]), flush=True)
+    meta = {"n_train": args.n_train, "epochs": args.epochs, "machine": platform.machine(),
+            "cpus": os.cpu_count()}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "sweep.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    table = markdown(rows, meta)
+    with open(os.path.join(args.out, "sweep.md"), "w") as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

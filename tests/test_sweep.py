@@ -1,0 +1,179 @@
+"""Sweeps: K configurations of one network in one compiled program, each equal to its solo run."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from jaxtrainer import models, train
+from jaxtrainer.cli import main as cli_main
+from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.sweep import devices_used, members_of, sweep, sweep_epoch, sweep_evaluate
+
+from conftest import random_dataset
+
+NETS = {"mlp": NetworkConfiguration(dense_hiddens=(16,)),
+        "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))}
+BATCH = 32  # 100 training examples: three full batches and a short one of 4
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_dataset(np.random.default_rng(0), n_train=100, n_test=40)
+
+
+_SOLO = {}
+
+
+def solo(network, lr, seed, data):
+    """train.fit on one configuration alone (cached: several tests compare against the same runs)."""
+    key = (network, lr, seed)
+    if key not in _SOLO:
+        model = models.build_network(network, (1, 28, 28), NETS[network], seed=seed)
+        graphdef, state = train.init_state(model, lr)
+        _SOLO[key] = train.fit(graphdef, state, *data, EPOCHS, batch_size=BATCH, progress=False)[1]
+    return _SOLO[key]
+
+
+def assert_logs_close(a, b, atol=1e-5):
+    assert set(a) == set(b) == set(train.LOG_KEYS)
+    for key in a:
+        x, y = np.array(a[key]), np.array(b[key])
+        assert x.shape == y.shape == (EPOCHS + 1,)
+        np.testing.assert_array_equal(np.isfinite(x), np.isfinite(y))
+        np.testing.assert_allclose(x[np.isfinite(x)], y[np.isfinite(y)], atol=atol, rtol=0,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "map"])
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_each_member_equals_its_solo_run(network, strategy, tiny):
+    members = members_of([1e-2, 1e-3], [0, 1])
+    assert members == [(1e-2, 0), (1e-2, 1), (1e-3, 0), (1e-3, 1)]
+    result = sweep(network, NETS[network], tiny, members=members, n_epochs=EPOCHS, batch_size=BATCH,
+                   strategy=strategy, progress=False, devices=None)
+    assert result.strategy == strategy and len(result.logs) == 4
+    for (lr, seed), logs in zip(members, result.logs):
+        assert_logs_close(logs, solo(network, lr, seed, tiny))
+    assert result.diverged_at_epoch == [None] * 4
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "map"])
+def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
+    # lr 1e3 is not enough: Adam's steps are ~lr, and the MSE stays finite. 1e25 overflows.
+    members = [(1e-3, 0), (1e25, 0), (1e-2, 1)]
+    result = sweep("mlp", NETS["mlp"], tiny, members=members, n_epochs=EPOCHS, batch_size=BATCH,
+                   strategy=strategy, progress=False)
+    assert result.diverged_at_epoch == [None, 1, None]
+    assert all(np.isnan(result.logs[1][k][1:]).all() for k in train.LOG_KEYS)
+    assert_logs_close(result.logs[0], solo("mlp", 1e-3, 0, tiny))
+    assert_logs_close(result.logs[2], solo("mlp", 1e-2, 1, tiny))
+    # what train.fit logs for the same configuration alone
+    assert_logs_close(result.logs[1], solo("mlp", 1e25, 0, tiny))
+
+
+def test_new_learning_rates_do_not_recompile(tiny):
+    def run(lrs):
+        return sweep("mlp", NETS["mlp"], tiny, lrs=lrs, seeds=[3], n_epochs=1, batch_size=BATCH,
+                     strategy="vmap", progress=False)
+
+    first = run([1e-2, 1e-3])
+    sizes = sweep_epoch._cache_size(), sweep_evaluate._cache_size()
+    second = run([5e-4, 2e-1])
+    assert (sweep_epoch._cache_size(), sweep_evaluate._cache_size()) == sizes
+    assert second.logs[0]["test_loss"][1] != first.logs[0]["test_loss"][1]  # the new lr was used
+    np.testing.assert_allclose(np.asarray(second.state.opt_state.hyperparams["learning_rate"]),
+                               [5e-4, 2e-1], rtol=1e-7)
+
+
+def test_members_and_devices_arithmetic():
+    assert members_of([1e-2], [0, 1, 2]) == [(1e-2, 0), (1e-2, 1), (1e-2, 2)]
+    assert members_of([1e-2, 1e-4], [5, 6], pair=True) == [(1e-2, 5), (1e-4, 6)]
+    with pytest.raises(ValueError, match="one length"):
+        members_of([1e-2, 1e-4], [5], pair=True)
+    with pytest.raises(ValueError, match="lr"):
+        members_of([0.0], [1])
+    # (devices used, padded K): fewest members per device, then fewest devices (least padding)
+    assert devices_used(3, 4) == (3, 3)
+    assert devices_used(4, 4) == (4, 4)
+    assert devices_used(5, 4) == (3, 6)
+    assert devices_used(7, 4) == (4, 8)
+    assert devices_used(3, 1) == (1, 3)
+
+
+SHARDED = textwrap.dedent("""
+    import json, os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax
+    import numpy as np
+    sys.path.insert(0, os.getcwd())
+    sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
+    from conftest import random_dataset
+    from jaxtrainer.config import NetworkConfiguration
+    from jaxtrainer.sweep import sweep
+
+    assert len(jax.devices()) == 4, jax.devices()
+    data = random_dataset(np.random.default_rng(0), n_train=70, n_test=20)
+    nets = {"mlp": NetworkConfiguration(dense_hiddens=(16,)),
+            "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))}
+    out = []
+    for network, strategy, k in (("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5),
+                                 ("cnn", "map", 5)):
+        members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
+        members[-1] = (1e25, 9)  # diverges, on whichever device holds it
+        run = lambda devices: sweep(network, nets[network], data, members=members, n_epochs=2,
+                                    batch_size=32, strategy=strategy, progress=False,
+                                    devices=devices)
+        sharded, single = run(None), run(jax.devices()[:1])
+        diff = max(abs(a - b) for x, y in zip(sharded.logs, single.logs) for key in x
+                   for a, b in zip(x[key], y[key]) if np.isfinite(a) or np.isfinite(b))
+        leaf = jax.tree.leaves(sharded.state.params)[0]
+        out.append({"network": network, "strategy": strategy, "k": k, "diff": diff,
+                    "devices": sharded.n_devices, "leaf_devices": len(leaf.sharding.device_set),
+                    "leading": leaf.shape[0], "diverged": sharded.diverged_at_epoch,
+                    "diverged_single": single.diverged_at_epoch})
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_sharded_over_four_host_devices_equals_one_device():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run([sys.executable, "-c", SHARDED], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    rows = json.loads(line[len("RESULT "):])
+    assert len(rows) == 4
+    for row in rows:
+        assert row["devices"] == {3: 3, 4: 4, 5: 3}[row["k"]], row  # K=5: 3 devices, padded to 6
+        assert row["leaf_devices"] == row["devices"], row
+        assert row["leading"] == row["k"], row  # the padding copy is dropped
+        assert row["diverged"] == row["diverged_single"] == [None] * (row["k"] - 1) + [1], row
+        # lax.map runs each member's own program: bit for bit. vmap batches members differently
+        # on one device (K) than on each of several (K/devices): rounding-level differences only.
+        assert row["diff"] <= (0.0 if row["strategy"] == "map" else 1e-5), row
+
+
+def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--lr", "1e-2", "1e-3", "--seeds", "0", "1", "--pair", "--network", "mlp",
+            "--hidden", "8", "--epochs", "1", "--dataset", "digits", "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0
+    first = capsys.readouterr().out
+    assert "lr_0.01_seed_0" in first and "lr_0.001_seed_1" in first
+    for member in ("lr_0.01_seed_0", "lr_0.001_seed_1"):
+        saved = json.loads((out / member / "logs.json").read_text())
+        assert len(saved["logs"]["test_mae"]) == 2 and saved["config"]["sweep"]["size"] == 2
+        assert (out / member / "logs.csv").is_file()
+    for name in ("report.md", "summary.json", "sweep.png", "checkpoint.npz"):
+        assert (out / name).is_file(), name
+    before = (out / "lr_0.01_seed_0" / "logs.json").read_text()
+    assert cli_main(argv) == 0
+    assert "2 run(s) already finished" in capsys.readouterr().out
+    assert (out / "lr_0.01_seed_0" / "logs.json").read_text() == before
