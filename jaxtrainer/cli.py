@@ -10,8 +10,8 @@ from typing import Sequence
 from .config import NetworkConfiguration
 
 
-def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train one MLP or CNN and write logs.json, logs.csv, curves.png")
+def _network_and_data_options(p) -> None:
+    """The options `train` and `sweep` share, same names and defaults."""
     d = NetworkConfiguration()
     p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
     p.add_argument("--channels", type=int, nargs="+", default=list(d.n_channels))
@@ -19,7 +19,6 @@ def _train_parser(sub) -> None:
     p.add_argument("--strides", type=int, nargs="+", default=list(d.strides))
     p.add_argument("--hidden", type=int, nargs="*", default=list(d.dense_hiddens),
                    help="dense hidden sizes (default: 256 256)")
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--activation", default="relu", help="relu, tanh or sigmoid")
     p.add_argument("--epochs", type=int, default=5)
@@ -29,9 +28,15 @@ def _train_parser(sub) -> None:
     p.add_argument("--data-dir", default=None,
                    help="where --dataset fashion_mnist/mnist/svhn/cifar10 finds its files "
                         "(default: $JAXTRAINER_DATA_DIR); nothing is downloaded")
-    p.add_argument("--seed", type=int, default=197331)
     p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None,
                    help="default: im2col on CPU, lax.conv on GPU/TPU")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one MLP or CNN and write logs.json, logs.csv, curves.png")
+    _network_and_data_options(p)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=197331)
     p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same configuration, more epochs allowed)")
@@ -120,7 +125,6 @@ def _data_dir_env(data_dir):
 def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train several learning rates / seeds of one network at once, as "
                                      "one compiled program")
-    d = NetworkConfiguration()
     p.add_argument("--lr", type=float, nargs="+", default=[1e-3], help="learning rates")
     p.add_argument("--seeds", type=int, nargs="+", default=[197331], help="initialisation seeds")
     p.add_argument("--pair", action="store_true",
@@ -128,24 +132,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--strategy", choices=("auto", "vmap", "map"), default="auto",
                    help="vmap: members batched; map: one after another inside the program; auto: "
                         "map on CPU (measured faster there), vmap on GPU/TPU")
-    # The train command's network and data options, same names and defaults.
-    p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
-    p.add_argument("--channels", type=int, nargs="+", default=list(d.n_channels))
-    p.add_argument("--kernels", type=int, nargs="+", default=list(d.kernel_sizes))
-    p.add_argument("--strides", type=int, nargs="+", default=list(d.strides))
-    p.add_argument("--hidden", type=int, nargs="*", default=list(d.dense_hiddens),
-                   help="dense hidden sizes (default: 256 256)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--activation", default="relu", help="relu, tanh or sigmoid")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--dataset", default="digits",
-                   help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or "
-                        "fashion_mnist, mnist, svhn, cifar10 (read from --data-dir)")
-    p.add_argument("--data-dir", default=None,
-                   help="where --dataset fashion_mnist/mnist/svhn/cifar10 finds its files "
-                        "(default: $JAXTRAINER_DATA_DIR); nothing is downloaded")
-    p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None,
-                   help="default: im2col on CPU, lax.conv on GPU/TPU")
+    _network_and_data_options(p)
     p.add_argument("--out", default="runs/sweep",
                    help="output folder: one lr_<lr>_seed_<seed>/ per member, report.md, sweep.png; "
                         "re-running skips finished members and resumes an interrupted sweep")
