@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from typing import Sequence
 
@@ -53,7 +52,7 @@ def _train(args) -> int:
         net_config=NetworkConfiguration(tuple(args.channels), tuple(args.kernels), tuple(args.strides),
                                         tuple(args.hidden)),
         lr=args.lr, batch_size=args.batch_size, activation=args.activation, epochs=args.epochs,
-        dataset=args.dataset, seed=args.seed, conv_impl=args.conv_impl)
+        dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, conv_impl=args.conv_impl)
     result = run(cfg, args.out, progress=not args.no_progress, resume=args.resume, export=args.export)
     logs = result["logs"]
     print(f"final: train_mae {logs['train_mae'][-1]:.4f}  test_mae {logs['test_mae'][-1]:.4f}  "
@@ -103,25 +102,6 @@ def _data(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _data_dir_env(data_dir):
-    """`train --data-dir` as $JAXTRAINER_DATA_DIR (which data.load reads) for the run, restored after."""
-    import os
-
-    from .data import DATA_DIR_ENV
-
-    saved = os.environ.get(DATA_DIR_ENV)
-    if data_dir is not None:
-        os.environ[DATA_DIR_ENV] = data_dir
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        else:
-            os.environ[DATA_DIR_ENV] = saved
-
-
 def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train several learning rates / seeds of one network at once, as "
                                      "one compiled program")
@@ -150,7 +130,7 @@ def _sweep(args) -> int:
                            members=members_of(args.lr, args.seeds, args.pair), epochs=args.epochs,
                            batch_size=args.batch_size, activation=args.activation,
                            strategy=args.strategy, conv_impl=args.conv_impl,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, data_dir=args.data_dir)
     except KeyboardInterrupt:
         print(f"jaxtrainer: interrupted; the last finished epoch is saved in {args.out} "
               "(run the same command again to continue)", file=sys.stderr)
@@ -188,7 +168,7 @@ def _homework(args) -> int:
     try:
         result = run_homework(args.dataset, args.out, epochs=args.epochs, batch_size=args.batch_size,
                               strategy=args.strategy, conv_impl=args.conv_impl,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, data_dir=args.data_dir)
     except KeyboardInterrupt:
         print(f"jaxtrainer: interrupted; finished epochs are saved in {args.out} (run the same "
               "command again to continue)", file=sys.stderr)
@@ -222,8 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "data":
         return _data(args)
     try:
-        with _data_dir_env(args.data_dir):
-            return {"sweep": _sweep, "homework": _homework}.get(args.command, _train)(args)
+        return {"sweep": _sweep, "homework": _homework}.get(args.command, _train)(args)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2

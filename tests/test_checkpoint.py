@@ -65,7 +65,7 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
     cfg = RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=12)
     model = models.build_network("cnn", (1, 28, 28), cfg.net_config, seed=cfg.seed)
     template = train.init_state(model, cfg.lr)[1]
-    identity = {**cfg.as_dict(), "conv_impl": None, "data": data.fingerprint(*(lambda d: (d.train, d.test))(data.load("digits")))}
+    identity = cfg.identity(data.load("digits"))
     state, epoch, saved_logs = checkpoint.load(str(out), template, identity)
     assert epoch == len(saved_logs["train_loss"]) - 1 >= 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in __import__("jax").tree.leaves(state))

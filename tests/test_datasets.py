@@ -3,6 +3,7 @@
 builder (`jaxtrainer data build-rotated`) and its cache, and the facade's loader variant."""
 
 import gzip
+import json
 import os
 import pickle
 import sys
@@ -643,4 +644,6 @@ def test_cli_train_with_data_dir(tmp_path, monkeypatch):
     rc = main(["train", "--dataset", "svhn", "--data-dir", str(tmp_path / "svhn"), "--hidden", "4",
                "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run"), "--no-progress"])
     assert rc == 0 and os.path.isfile(tmp_path / "run" / "logs.json")
-    assert data.DATA_DIR_ENV not in os.environ  # restored after the run
+    assert data.DATA_DIR_ENV not in os.environ  # passed as an argument, not through the environment
+    saved = json.loads((tmp_path / "run" / "logs.json").read_text())
+    assert saved["config"]["data_dir"] == str(tmp_path / "svhn")

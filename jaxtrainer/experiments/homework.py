@@ -274,7 +274,7 @@ def table_line(row: dict, out_dir: str) -> str:
 
 def run_homework(dataset, out_dir: str, *, epochs: int = 50, batch_size: int = 128,
                  strategy: str = "auto", conv_impl: str | None = None, progress: bool = True,
-                 say=print) -> dict:
+                 say=print, data_dir: str | None = None) -> dict:
     """Experiments 1-4 on `dataset` (a name, a folder, arrays) into `out_dir`: every run's logs,
     four figures, report.md and summary.json. Finished runs in `out_dir` are not run again."""
     import jax
@@ -282,7 +282,7 @@ def run_homework(dataset, out_dir: str, *, epochs: int = 50, batch_size: int = 1
     check_n_epochs(epochs)
     check_batch_size(batch_size)
     start = time.perf_counter()
-    ds = data.load(dataset)
+    ds = data.load(dataset, data_dir=data_dir)
     data_id = data.fingerprint(ds.train, ds.test)
     groups, counts = homework_groups(ds.image_shape)
     shallow = groups[3].net_config
@@ -389,12 +389,12 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
 def run_sweep(network: str, net_config: NetworkConfiguration, dataset, out_dir: str, *,
               members: Sequence[Tuple[float, int]], epochs: int, batch_size: int = 128,
               activation: str = "relu", strategy: str = "auto", conv_impl: str | None = None,
-              progress: bool = True, say=print) -> dict:
+              progress: bool = True, say=print, data_dir: str | None = None) -> dict:
     """`jaxtrainer sweep`: the members as one sweep under `out_dir/lr_<lr>_seed_<seed>/`, then
     report.md (the table), summary.json and sweep.png (test MAE per epoch of every member)."""
     check_n_epochs(epochs)
     check_batch_size(batch_size)
-    ds = data.load(dataset)
+    ds = data.load(dataset, data_dir=data_dir)
     group = Group("", network, net_config,
                   tuple(Member(lr, seed, f"lr_{lr:g}_seed_{seed}") for lr, seed in members))
     records = run_group(group, ds, out_dir, epochs=epochs, batch_size=batch_size,

@@ -25,11 +25,18 @@ class RunConfig:
     activation: str = "relu"
     epochs: int = 5
     dataset: str = "digits"
+    data_dir: str | None = None  # where named datasets are read; the data fingerprint identifies them
     seed: int = 197331
     conv_impl: str | None = None
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "net_config": self.net_config._asdict()}
+
+    def identity(self, ds: data.Dataset) -> dict:
+        """What a checkpoint must match to be resumed: everything but how the run is computed
+        (conv_impl) and where the data was read from (its fingerprint identifies it)."""
+        return {**self.as_dict(), "conv_impl": None, "data_dir": None,
+                "data": data.fingerprint(ds.train, ds.test)}
 
 
 def run(cfg: RunConfig, out_dir: str, progress: bool = True, resume: bool = False,
@@ -39,11 +46,11 @@ def run(cfg: RunConfig, out_dir: str, progress: bool = True, resume: bool = Fals
     check_lr(cfg.lr)
     check_batch_size(cfg.batch_size)
     check_n_epochs(cfg.epochs)
-    ds = data.load(cfg.dataset)
+    ds = data.load(cfg.dataset, data_dir=cfg.data_dir)
     model = models.build_network(cfg.network, ds.image_shape, cfg.net_config, cfg.activation,
                                  seed=cfg.seed, conv_impl=cfg.conv_impl)
     graphdef, state = train.init_state(model, cfg.lr)
-    identity = {**cfg.as_dict(), "conv_impl": None, "data": data.fingerprint(ds.train, ds.test)}
+    identity = cfg.identity(ds)
     meta = {**cfg.as_dict(), "dataset_name": ds.name, "n_train": len(ds.X_train),
             "n_test": len(ds.X_test), "parameters": models.count_parameters(model)}
     logs = None
