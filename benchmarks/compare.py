@@ -2,14 +2,19 @@
 
 Each (framework, model) runs in its own subprocess (peak RSS is per process), frameworks alternate,
 and the table reports the median epoch after the first (the first one carries compilation) and the
-JAX/PyTorch ratio.
+JAX/PyTorch ratio. A sweep row (cnn_sweep3) trains one architecture at several learning rates:
+PyTorch runs the reference Trainer once per learning rate, one run after another (what a user
+would do), its epoch being the sum of the runs' epochs; jaxtrainer trains all of them as one
+compiled program (`jaxtrainer.sweep.fit_sweep`, strategy "auto").
 
     python -m benchmarks.compare --models mlp cnn --epochs 4 --out benchmarks/results
+    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4     (the same, installed)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -25,6 +30,14 @@ MODELS = {
     "deep_cnn": ("cnn", ((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256))),
     "shallow_cnn": ("cnn", ((9,), (28,), (1,), (256, 256))),
 }
+# name: (architecture in MODELS, learning rates); the single-model rows train at lr 1e-3.
+SWEEPS = {
+    "cnn_sweep3": ("cnn", (1e-2, 1e-3, 1e-4)),
+}
+DESCRIPTIONS = {
+    "cnn_sweep3": "CNN (16, 32, 45) + (128,) x 3 learning rates (1e-2, 1e-3, 1e-4), one program",
+}
+ROWS = (*MODELS, *SWEEPS)
 
 
 def synthetic(n_train: int, n_test: int, seed: int = 0):
@@ -37,11 +50,21 @@ def synthetic(n_train: int, n_test: int, seed: int = 0):
 
 
 def run_torch(model: str, epochs: int, dataset) -> list:
+    """A sweep row: the reference Trainer once per learning rate, one run after another; epoch i
+    is the sum of the runs' epochs i."""
+    if model in SWEEPS:
+        base, lrs = SWEEPS[model]
+        runs = [_torch_epochs(base, lr, epochs, dataset) for lr in lrs]
+        return [sum(epoch) for epoch in zip(*runs)]
+    return _torch_epochs(model, 1e-3, epochs, dataset)
+
+
+def _torch_epochs(model: str, lr: float, epochs: int, dataset) -> list:
     """Epoch boundaries of the reference's own train_loop, read at each log_metrics call."""
     from benchmarks import torch_reference as ref
 
     network_type, fields = MODELS[model]
-    trainer = ref.Trainer(network_type, ref.NetworkConfiguration(*fields), dataset=dataset,
+    trainer = ref.Trainer(network_type, ref.NetworkConfiguration(*fields), lr=lr, dataset=dataset,
                           progress=False)
     stamps, log = [], trainer.log_metrics
 
@@ -57,6 +80,17 @@ def run_torch(model: str, epochs: int, dataset) -> list:
 def run_jax(model: str, epochs: int, dataset) -> list:
     from jaxtrainer import NetworkConfiguration, build_network, fit, init_state
 
+    if model in SWEEPS:
+        from jaxtrainer.sweep import fit_sweep, init_sweep, members_of
+
+        base, lrs = SWEEPS[model]
+        network_type, fields = MODELS[base]
+        graphdef, states, _ = init_sweep(network_type, (1, 28, 28), NetworkConfiguration(*fields),
+                                         members_of(lrs, [0]))
+        stamps = [time.perf_counter()]
+        fit_sweep(graphdef, states, *dataset, epochs, batch_size=128, strategy="auto",
+                  progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter()))
+        return [b - a for a, b in zip(stamps, stamps[1:])]
     network_type, fields = MODELS[model]
     net = build_network(network_type, (1, 28, 28), NetworkConfiguration(*fields), seed=0)
     graphdef, state = init_state(net, 1e-3)
@@ -74,9 +108,23 @@ def worker(framework: str, model: str, epochs: int, n_train: int, n_test: int) -
         import jax
 
         device = str(jax.devices()[0].device_kind)
-    return {"framework": framework, "model": model, "epoch_s": times, "first_epoch_s": times[0],
-            "median_epoch_s": statistics.median(times[1:]) if len(times) > 1 else times[0],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "device": device}
+    row = {"framework": framework, "model": model, "epoch_s": times, "first_epoch_s": times[0],
+           "median_epoch_s": statistics.median(times[1:]) if len(times) > 1 else times[0],
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "device": device}
+    if model in SWEEPS:
+        row["lrs"] = list(SWEEPS[model][1])
+        if framework == "jax":
+            from jaxtrainer.sweep import resolve_strategy
+
+            row["strategy"] = resolve_strategy("auto")
+    return row
+
+
+def ratios(rows: list) -> dict:
+    """model: jaxtrainer's median epoch / PyTorch's."""
+    by = {(r["framework"], r["model"]): r for r in rows}
+    return {m: by[("jax", m)]["median_epoch_s"] / by[("torch", m)]["median_epoch_s"]
+            for f, m in by if f == "torch" and ("jax", m) in by}
 
 
 def markdown(rows: list, meta: dict) -> str:
@@ -86,34 +134,54 @@ def markdown(rows: list, meta: dict) -> str:
              "jaxtrainer 1st epoch | PyTorch RSS MB | jaxtrainer RSS MB |",
              "|---|---|---|---|---|---|---|---|"]
     by = {(r["framework"], r["model"]): r for r in rows}
+    ratio = ratios(rows)
     for model in meta["models"]:
         t, j = by[("torch", model)], by[("jax", model)]
         lines.append(f"| {model} | {t['median_epoch_s']:.2f} | {j['median_epoch_s']:.2f} | "
-                     f"{j['median_epoch_s'] / t['median_epoch_s']:.2f}x | {t['first_epoch_s']:.2f} | "
+                     f"{ratio[model]:.2f}x | {t['first_epoch_s']:.2f} | "
                      f"{j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} |")
+    notes = [f"{model}: {DESCRIPTIONS[model]}. PyTorch: the reference Trainer once per learning "
+             "rate, one run after another, its epoch the sum of the runs' epochs; jaxtrainer: the "
+             f"members as one compiled program (`fit_sweep`, strategy "
+             f"{by[('jax', model)].get('strategy', 'auto')})."
+             for model in meta["models"] if model in SWEEPS]
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=["mlp", "cnn"])
+def main(argv=None, prog=None) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", choices=list(ROWS), default=["mlp", "cnn"],
+                   help="rows of the table (default: mlp cnn); cnn_sweep3: "
+                        + DESCRIPTIONS["cnn_sweep3"])
     p.add_argument("--epochs", type=int, default=4, help="epochs per run (>= 2; the first is warm-up)")
-    p.add_argument("--n-train", type=int, default=60_000)
-    p.add_argument("--n-test", type=int, default=2_000)
-    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--n-train", type=int, default=60_000, help="synthetic training images")
+    p.add_argument("--n-test", type=int, default=2_000, help="synthetic test images")
+    p.add_argument("--out", default="benchmarks/results",
+                   help="folder for compare.json and compare.md")
     p.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.epochs < 2:
+        p.error(f"--epochs must be at least 2 (the first is warm-up), got {args.epochs}")
     if args.worker:
         print(json.dumps(worker(*args.worker, args.epochs, args.n_train, args.n_test)))
         return 0
+    if importlib.util.find_spec("torch") is None:
+        p.error("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     rows = []
     for i, model in enumerate(args.models):
         for framework in (("torch", "jax") if i % 2 == 0 else ("jax", "torch")):
             cmd = [sys.executable, "-m", "benchmarks.compare", "--worker", framework, model,
                    "--epochs", str(args.epochs), "--n-train", str(args.n_train),
                    "--n-test", str(args.n_test)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{framework} {model}: the worker failed (exit {done.returncode}):\n"
+                      f"{done.stderr[-4000:]}", file=sys.stderr)
+                return 1
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"{framework:5s} {model:12s} {rows[-1]['median_epoch_s']:.2f} s/epoch", flush=True)
     meta = {"models": args.models, "epochs": args.epochs, "n_train": args.n_train,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -121,7 +189,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     table = markdown(rows, meta)
     with open(os.path.join(args.out, "compare.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+        json.dump({"meta": meta, "rows": rows, "ratios": ratios(rows)}, f, indent=2)
     with open(os.path.join(args.out, "compare.md"), "w") as f:
         f.write(table)
     print(table)

@@ -180,6 +180,23 @@ def _homework(args) -> int:
     return 0
 
 
+def _bench_parser(sub) -> None:
+    # Its options are benchmarks.compare's own; everything after `bench` goes there (--help too).
+    sub.add_parser("bench", add_help=False,
+                   help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data "
+                        "(benchmarks/compare.py; `jaxtrainer bench --help` for its options)")
+
+
+def _bench(rest) -> int:
+    try:
+        from benchmarks import compare
+    except ImportError as e:
+        print(f"jaxtrainer: error: `bench` needs the `benchmarks` package of the source checkout "
+              f"({e}); run it from a clone of the repository", file=sys.stderr)
+        return 2
+    return compare.main(rest, prog="jaxtrainer bench")
+
+
 LABS = ("bayesnet",)
 
 
@@ -190,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _data_parser(sub)
     _sweep_parser(sub)
     _homework_parser(sub)
+    _bench_parser(sub)
     lab = sub.add_parser("lab", help="the course's other labs", add_help=False)
     lab.add_argument("name", choices=LABS)
     args, rest = parser.parse_known_args(argv)
@@ -197,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .experiments import bayesnet_lab
 
         return bayesnet_lab.main(rest)
+    if args.command == "bench":
+        return _bench(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "data":
