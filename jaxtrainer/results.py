@@ -6,8 +6,6 @@ import csv
 import json
 import os
 
-from .train import LOG_KEYS
-
 
 def write_logs(logs: dict, out_dir: str, meta: dict | None = None) -> dict:
     """Writes logs.json and logs.csv atomically (write to a temporary name, then rename), so an
@@ -18,8 +16,8 @@ def write_logs(logs: dict, out_dir: str, meta: dict | None = None) -> dict:
 
     def rows(f):
         writer = csv.writer(f)
-        writer.writerow(["epoch", *LOG_KEYS])
-        for epoch, values in enumerate(zip(*(logs[k] for k in LOG_KEYS))):
+        writer.writerow(["epoch", *logs])
+        for epoch, values in enumerate(zip(*logs.values())):
             writer.writerow([epoch, *(repr(v) for v in values)])
 
     _atomic_write(paths["csv"], rows)

@@ -41,8 +41,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from .config import NetworkConfiguration, check_batch_size, check_lr, check_n_epochs
-from .tasks import REGRESSION
-from .train import (EVAL_CHUNK, LOG_KEYS, TrainState, _epoch, _evaluate, divergence_epoch, init_state,
+from .tasks import REGRESSION, log_keys
+from .train import (EVAL_CHUNK, TrainState, _epoch, _evaluate, autodiff, divergence_epoch, init_state,
                     to_device)
 
 STRATEGIES = ("auto", "vmap", "map")
@@ -135,10 +135,10 @@ def _over_members(fn, states, shared, strategy: str, mesh: Optional[Mesh]):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk",
-                                             "strategy", "mesh"))
+                                             "strategy", "mesh", "gradient"))
 def sweep_epoch(graphdef, states: TrainState, X, y, eval_sets: Sequence = (), *, batch_size: int,
                 task=REGRESSION, optimizer=optax.adam, chunk=EVAL_CHUNK, strategy: str = "vmap",
-                mesh: Optional[Mesh] = None):
+                mesh: Optional[Mesh] = None, gradient=autodiff):
     """One epoch of every member and the evaluations that log it, as one compiled program.
 
     A member whose parameters are not all finite is left as it is and its evaluations are NaN (what
@@ -150,7 +150,7 @@ def sweep_epoch(graphdef, states: TrainState, X, y, eval_sets: Sequence = (), *,
         X, y, eval_sets = data
 
         def run(state):
-            state, _ = _epoch(graphdef, state, X, y, batch_size, task, optimizer)
+            state, _ = _epoch(graphdef, state, X, y, batch_size, task, optimizer, gradient=gradient)
             return state, [_evaluate(graphdef, state.params, ex, ey, task, chunk)
                            for ex, ey in eval_sets]
 
@@ -219,12 +219,13 @@ def _unpad(states, k: int):
 
 # -- the loop --------------------------------------------------------------------------------------
 def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs: int, *,
-              batch_size: int, task=REGRESSION, optimizer=optax.adam, train_eval_size: int = 2000,
+              batch_size: int, task=REGRESSION, optimizer=optax.adam, gradient=autodiff,
+              train_eval_size: int = 2000, names: Tuple[str, str] = ("train", "test"),
               strategy: str = "auto", devices: Optional[Sequence] = None, progress: bool = True,
               on_epoch: Optional[Callable] = None, logs: Optional[List[dict]] = None,
               labels: Optional[Sequence[str]] = None, desc: str = "sweep"):
     """`train.fit` for K stacked members: each member's logs are those `fit` writes for it alone
-    (n_epochs + 1 entries per list, epoch 0 before training). `logs` (one dict per member) are those
+    (n_epochs + 1 entries per list, epoch 0 before training, keys `log_keys(task, names)`). `logs` (one dict per member) are those
     of epochs already run; `on_epoch(epoch, states, logs)` runs after each epoch. Returns
     (stacked states, list of logs)."""
     from tqdm.auto import tqdm
@@ -234,8 +235,8 @@ def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs:
     place = placement(k, devices)
     lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])
     labels = list(labels) if labels is not None else [f"member {i} (lr {lrs[i]:g})" for i in range(k)]
-    X, y = to_device(*train)
-    test = to_device(*test)
+    X, y = to_device(*train, task)
+    test = to_device(*test, task)
     data = place.put((X, y, (X[:train_eval_size], y[:train_eval_size]), test), sharded=False)
     X, y, eval_sets = data[0], data[1], data[2:]
     run = place.put(_pad(states, place.padded), sharded=True)
@@ -243,15 +244,15 @@ def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs:
     def log(evals):
         host = jax.device_get(evals)
         for i in range(k):
-            for prefix, metrics in zip(("train", "test"), host):
+            for prefix, metrics in zip(names, host):
                 for name, values in metrics.items():
                     logs[i][f"{prefix}_{name}"].append(float(values[i]))
 
     if logs is None:
-        logs = [{key: [] for key in LOG_KEYS} for _ in range(k)]
+        logs = [{key: [] for key in log_keys(task, names)} for _ in range(k)]
         log(sweep_evaluate(graphdef, run.params, eval_sets, task=task, strategy=strategy,
                            mesh=place.mesh))
-    done = {len(member["train_loss"]) - 1 for member in logs}
+    done = {len(member[f"{names[0]}_loss"]) - 1 for member in logs}
     if len(done) != 1:
         raise ValueError(f"the members' logs have different lengths: {sorted(done)}")
     done = done.pop()
@@ -259,16 +260,19 @@ def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs:
                dynamic_ncols=True, initial=done, total=n_epochs)
     for epoch in bar:
         run, evals = sweep_epoch(graphdef, run, X, y, eval_sets, batch_size=batch_size, task=task,
-                                 optimizer=optimizer, strategy=strategy, mesh=place.mesh)
+                                 optimizer=optimizer, strategy=strategy, mesh=place.mesh,
+                                 gradient=gradient)
         log(evals)
         for i in range(k):
             if divergence_epoch(logs[i]) == epoch:
                 bar.write(f"diverged: {labels[i]}: the loss is not finite after "
                           f"epoch {epoch}; its remaining epochs are logged as NaN, the other "
                           "members go on", file=sys.stderr)
-        maes = [m["test_mae"][-1] for m in logs]
-        bar.set_postfix(test_mae="/".join(f"{v:.3f}" for v in maes) if k <= 4
-                        else f"best {np.nanmin(maes) if np.isfinite(maes).any() else np.nan:.3f}")
+        last = list(logs[0])[-1]  # test_mae for the homework, the held-out accuracy for a classifier
+        values = [m[last][-1] for m in logs]
+        best = np.nanmax if last.endswith("accuracy") else np.nanmin
+        bar.set_postfix({last: "/".join(f"{v:.3f}" for v in values) if k <= 4 else
+                         f"best {best(values) if np.isfinite(values).any() else np.nan:.3f}"})
         if on_epoch is not None:
             on_epoch(epoch, _unpad(run, k), logs)
     return _unpad(run, k), logs

@@ -1,11 +1,20 @@
-"""What is being learned: per-example loss and metrics, so one training loop serves every task."""
+"""What is being learned: per-example loss and metrics, so one training loop serves every task.
+
+A task gives the per-example values the loop logs (`metric_names`, the first being the loss), the
+dtype its labels live in on the device, and how a batch's per-example losses become the scalar the
+gradient is taken of (`batch_loss`: the homework's MSELoss averages; the labs' negative
+log-likelihood sums).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Sequence, Tuple
 
+import jax
 import jax.numpy as jnp
+
+REDUCTIONS = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,7 @@ class Regression:
     """
 
     metric_names = ("loss", "mae")
+    label_dtype = jnp.float32
 
     def per_example(self, pred, y) -> Dict[str, jnp.ndarray]:
         if pred.shape != y.shape:
@@ -25,5 +35,64 @@ class Regression:
         err = (pred - y).reshape(pred.shape[0], -1)
         return {"loss": jnp.mean(err * err, axis=1), "mae": jnp.mean(jnp.abs(err), axis=1)}
 
+    def batch_loss(self, per_example_loss):
+        return jnp.mean(per_example_loss)
+
 
 REGRESSION = Regression()
+
+
+def log_softmax(logits, axis: int = -1):
+    """log p̂ with the maximum subtracted first, so logits like [1000, 10000, 100000] give finite
+    values (exp of the raw logits overflows float32 above ~88)."""
+    # the shift cancels in the result, so its gradient is zero: stop it (as jax.nn.log_softmax does)
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(logits, axis: int = -1):
+    return jnp.exp(log_softmax(logits, axis))
+
+
+def one_hot(labels, n_classes: int, dtype=jnp.float32):
+    return (labels[..., None] == jnp.arange(n_classes)).astype(dtype)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Softmax cross-entropy (the negative log-likelihood of the integer labels) and accuracy (the
+    share of argmax matches), on (B, K) logits and (B,) integer labels in [0, K).
+
+    `reduction`: how the gradient's scalar combines a batch, "mean" (PyTorch's CrossEntropyLoss)
+    or "sum" (the labs' ∂L/∂θ = Σᵢ (p̂ᵢ − yᵢ) x̃ᵢᵀ). The logged loss is always the mean.
+    """
+
+    n_classes: int
+    reduction: str = "mean"
+    metric_names = ("loss", "accuracy")
+    label_dtype = jnp.int32
+
+    def __post_init__(self):
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+
+    def per_example(self, logits, y) -> Dict[str, jnp.ndarray]:
+        if logits.ndim != 2 or logits.shape[1] != self.n_classes:
+            raise ValueError(f"a {self.n_classes}-class task needs (B, {self.n_classes}) logits, "
+                             f"got {tuple(logits.shape)}")
+        if y.shape != logits.shape[:1]:
+            raise ValueError(f"labels must be one class index per example, shape "
+                             f"({logits.shape[0]},), got {tuple(y.shape)}")
+        logp = log_softmax(logits)
+        nll = -jnp.sum(logp * one_hot(y, self.n_classes, logp.dtype), axis=1)
+        return {"loss": nll, "accuracy": (jnp.argmax(logits, axis=1) == y).astype(logits.dtype)}
+
+    def batch_loss(self, per_example_loss):
+        return jnp.sum(per_example_loss) if self.reduction == "sum" else jnp.mean(per_example_loss)
+
+
+def log_keys(task=REGRESSION, sets: Sequence[str] = ("train", "test")) -> Tuple[str, ...]:
+    """The logged lists, loss first: train_loss, test_loss, train_mae, test_mae for the homework."""
+    return tuple(f"{s}_{m}" for m in task.metric_names for s in sets)
