@@ -1,0 +1,112 @@
+"""Datasets for the classification labs: flat float32 pixels in [0, 1] and integer class labels.
+
+"digits" (scikit-learn's bundled 8x8 digits, 10 classes, offline), "fashion_mnist" and "mnist"
+(the IDX files the user already has, read by `named.read_idx_source`: never downloaded), or arrays
+`((X_train, y_train), (X_test, y_test))`. `split_train_val` makes the labs' seeded 90/10 split;
+the test set stays apart, to be used once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+NAMES = ("digits", "fashion_mnist", "mnist")
+N_TEST_DIGITS = 300
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True)
+class ClassificationSet:
+    name: str
+    X_train: np.ndarray  # (N, D) float32 in [0, 1]
+    y_train: np.ndarray  # (N,) int32 in [0, n_classes)
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    class_names: Tuple[str, ...]
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+
+def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
+    parts = []
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        X, y = np.asarray(X), np.asarray(y)
+        if len(X) == 0:
+            raise ValueError(f"X_{split} is empty: at least one example is needed")
+        if y.shape != (len(X),):
+            raise ValueError(f"y_{split} must hold one class index per example, shape ({len(X)},), "
+                             f"got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y_{split} must hold integer class indices, got dtype {y.dtype}")
+        if y.min() < 0:
+            raise ValueError(f"y_{split} holds a negative class index ({y.min()})")
+        X = X.reshape(len(X), -1).astype(np.float32)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"X_{split} contains NaN or Inf values")
+        parts.append((X, y.astype(np.int32)))
+    (X_train, y_train), (X_test, y_test) = parts
+    if X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(f"train examples have {X_train.shape[1]} features, test examples "
+                         f"{X_test.shape[1]}")
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    if n_classes < 2:
+        raise ValueError("the labels hold a single class: at least two are needed")
+    names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(map(str, range(n_classes)))
+    return ClassificationSet(name, X_train, y_train, X_test, y_test, n_classes, names)
+
+
+def load_digits(seed: int = 0) -> ClassificationSet:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    order = np.random.default_rng(seed).permutation(len(digits.target))
+    test, train = order[:N_TEST_DIGITS], order[N_TEST_DIGITS:]
+    X = digits.data / 16.0
+    return _checked("digits", X[train], digits.target[train], X[test], digits.target[test])
+
+
+def load_classes(source, *, data_dir=None) -> ClassificationSet:
+    """A dataset by name ("digits", "fashion_mnist", "mnist" from `data_dir`, default
+    $JAXTRAINER_DATA_DIR) or from arrays ((X_train, y_train), (X_test, y_test))."""
+    if isinstance(source, ClassificationSet):
+        return source
+    if isinstance(source, (tuple, list)):
+        try:
+            (X_train, y_train), (X_test, y_test) = source
+        except (TypeError, ValueError):
+            raise ValueError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
+        return _checked("arrays", X_train, y_train, X_test, y_test)
+    if source == "digits":
+        return load_digits()
+    if source in ("fashion_mnist", "mnist"):
+        from . import DATA_DIR_ENV
+        from .named import read_idx_source
+
+        raw = read_idx_source(data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV),
+                              source)
+        (X, y), (Xt, yt) = raw["train"], raw["test"]
+        return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
+    raise ValueError(f"unknown classification dataset {source!r}: expected one of {NAMES} or arrays "
+                     "((X_train, y_train), (X_test, y_test))")
+
+
+def split_train_val(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
+    """((X_train, y_train), (X_val, y_val)): a seeded random `val_fraction` of the examples held
+    out (at least one on each side)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    n_val = int(round(len(X) * val_fraction))
+    if not 0 < n_val < len(X):
+        raise ValueError(f"cannot hold out {val_fraction:g} of {len(X)} examples: each side needs "
+                         "at least one")
+    order = np.random.default_rng(seed).permutation(len(X))
+    val, train = order[:n_val], order[n_val:]
+    return (X[train], y[train]), (X[val], y[val])

@@ -1,0 +1,64 @@
+"""SGD and Adam written out by hand, for the labs that ask for updates without a library.
+
+The arithmetic is all here (no optax transformation is called); each is packaged as an optax
+`GradientTransformation` (a named pair of functions) only so that it plugs into the engine's
+optimizer slot, where `optax.inject_hyperparams` keeps the learning rate as data. Tests compare both
+with `optax.sgd` / `optax.adam` step by step.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def sgd(learning_rate) -> optax.GradientTransformation:
+    """θ ← θ − lr·g."""
+
+    def init(params):
+        return ()
+
+    def update(grads, state, params=None):
+        return jax.tree.map(lambda g: -learning_rate * g, grads), state
+
+    return optax.GradientTransformation(init, update)
+
+
+class AdamState(NamedTuple):
+    count: jax.Array  # steps taken, t
+    mu: optax.Params  # first moment m_t
+    nu: optax.Params  # second moment v_t
+
+
+def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+         ) -> optax.GradientTransformation:
+    """Kingma & Ba (2015), Algorithm 1: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
+    θ ← θ − lr·m̂ / (√v̂ + ε) with the bias-corrected m̂ = m / (1−β1ᵗ), v̂ = v / (1−β2ᵗ)."""
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+    def update(grads, state, params=None):
+        t = state.count + 1
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
+        c1 = 1 - b1 ** t  # a weakly typed float: float32, or float64 under jax_enable_x64
+        c2 = 1 - b2 ** t
+        updates = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps),
+                               mu, nu)
+        return updates, AdamState(t, mu, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+OPTIMIZERS = {"sgd": sgd, "adam": adam}
+
+
+def by_name(name: str):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name]
