@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -197,7 +198,47 @@ def _bench(rest) -> int:
     return compare.main(rest, prog="jaxtrainer bench")
 
 
-LABS = ("bayesnet",)
+CLASSIFICATION_LABS = {"logreg": "logreg_lab", "mlp": "mlp_lab", "mnist": "mnist_lab"}
+LABS = ("bayesnet", *CLASSIFICATION_LABS)
+
+
+def _classification_lab(name: str, rest) -> int:
+    """`jaxtrainer lab logreg|mlp|mnist`: the options every classification lab shares, then the
+    lab's own (its module's `add_arguments`)."""
+    import importlib
+
+    from .config import check_n_epochs
+
+    lab = importlib.import_module(f".experiments.{CLASSIFICATION_LABS[name]}", __package__)
+    p = argparse.ArgumentParser(prog=f"jaxtrainer lab {name}", description=lab.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default=lab.DEFAULT_DATASET,
+                   help=f"digits (embedded, offline), fashion_mnist or mnist (IDX files in "
+                        f"--data-dir) (default: {lab.DEFAULT_DATASET})")
+    p.add_argument("--data-dir", default=None,
+                   help="where fashion_mnist/mnist find their IDX files (default: "
+                        "$JAXTRAINER_DATA_DIR); nothing is downloaded")
+    p.add_argument("--out", default=f"runs/{name}", help=f"output folder (default: runs/{name})")
+    p.add_argument("--epochs", type=int, default=lab.EPOCHS, help=f"default: {lab.EPOCHS}")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
+    p.add_argument("--strategy", choices=("auto", "vmap", "map"), default="auto",
+                   help="how the learning rates of one shape train together (default: auto, "
+                        "map on CPU, vmap on GPU/TPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    lab.add_arguments(p)
+    args = p.parse_args(rest)
+    try:
+        check_n_epochs(args.epochs)
+        summary = lab.run_from_args(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"jaxtrainer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jaxtrainer: interrupted; nothing of the unfinished grid is written to {args.out}",
+              file=sys.stderr)
+        return 130
+    print(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab = sub.add_parser("lab", help="the course's other labs", add_help=False)
     lab.add_argument("name", choices=LABS)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "lab" and args.name in CLASSIFICATION_LABS:
+        return _classification_lab(args.name, rest)
     if args.command == "lab":
         from .experiments import bayesnet_lab
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -52,11 +53,9 @@ def equivariance_figure(maps: dict, path: str) -> Figure:
     return fig
 
 
-def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric: str = "mae") -> Figure:
-    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch, runs given
-    as {label: logs}. Non-finite entries (a diverged run) are not drawn."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
+def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
+    """`metric` per epoch, one colour per run ({label: logs}), train dashed and the others solid;
+    non-finite entries (a diverged run) are not drawn."""
     for i, (label, logs) in enumerate(runs.items()):
         for split in splits:
             values = [v if math.isfinite(v) else math.nan for v in logs.get(f"{split}_{metric}", [])]
@@ -65,11 +64,59 @@ def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric
                     label=f"{label} ({split})" if len(splits) > 1 else label)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric: str = "mae") -> Figure:
+    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch, runs given
+    as {label: logs}. Non-finite entries (a diverged run) are not drawn."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    _draw_runs(ax, runs, splits, metric)
     ax.set_ylabel(f"{' / '.join(splits)} {metric.upper()}")
     ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def classification_curves(runs: dict, path: str, title: str = "", sets=("train", "val")) -> Figure:
+    """Mean negative log-likelihood and accuracy per epoch (epoch 0 = before training), one colour
+    per run given as {label: logs}, train dashed and validation solid."""
+    fig = Figure(figsize=(11, 4.2))
+    for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
+        _draw_runs(ax, runs, sets, metric)
+        ax.set_ylabel("mean NLL" if metric == "loss" else "accuracy")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def confusion_figure(matrices: dict, class_names, path: str) -> Figure:
+    """One panel per {label: counts} confusion matrix (rows = true class, columns = predicted),
+    each cell annotated with its count and coloured by its share of the true class."""
+    fig = Figure(figsize=(5.5 * len(matrices), 5.2))
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    for ax, (label, counts) in zip(axes, matrices.items()):
+        shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        n = len(counts)
+        for i in range(n):
+            for j in range(n):
+                if counts[i, j]:
+                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if shares[i, j] > 0.5 else "black")
+        ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), class_names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        ax.set_title(f"{label}\ntest accuracy {100 * accuracy:.2f} %", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return fig

@@ -225,9 +225,9 @@ def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs:
               on_epoch: Optional[Callable] = None, logs: Optional[List[dict]] = None,
               labels: Optional[Sequence[str]] = None, desc: str = "sweep"):
     """`train.fit` for K stacked members: each member's logs are those `fit` writes for it alone
-    (n_epochs + 1 entries per list, epoch 0 before training, keys `log_keys(task, names)`). `logs` (one dict per member) are those
-    of epochs already run; `on_epoch(epoch, states, logs)` runs after each epoch. Returns
-    (stacked states, list of logs)."""
+    (n_epochs + 1 entries per list, epoch 0 before training, keys `log_keys(task, names)`).
+    `logs` (one dict per member) are those of epochs already run; `on_epoch(epoch, states, logs)`
+    runs after each epoch. Returns (stacked states, list of logs)."""
     from tqdm.auto import tqdm
 
     k = sweep_size(states)

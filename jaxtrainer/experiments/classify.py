@@ -1,0 +1,144 @@
+"""What the classification labs share: training a model at several learning rates as one sweep
+while keeping each member's best epoch, scoring on the test set once, confusion matrices, tables.
+
+Model selection follows the labs: the validation split (from the training set) picks the epoch
+and the configuration; the test set is used once, by the selected parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from .. import handopt
+from ..config import check_batch_size, check_lr
+from ..sweep import fit_sweep, stack, unstack
+from ..train import autodiff, evaluate, init_state
+
+SETS = ("train", "val")
+
+
+@dataclasses.dataclass
+class Member:
+    """One trained configuration: its logs (epoch 0 = before training) and its best epoch."""
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    logs: Dict[str, List[float]]
+    best_epoch: int  # by validation accuracy, the earliest of ties
+    params: nnx.State  # the parameters after `best_epoch`
+    seconds: float  # the member's share of its sweep's wall time
+
+    @property
+    def final_val_accuracy(self) -> float:
+        return self.logs["val_accuracy"][-1]
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return self.logs["val_accuracy"][self.best_epoch]
+
+
+def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int,
+                  train: Tuple, val: Tuple, *, epochs: int, task, gradient: Callable = autodiff,
+                  strategy: str = "auto", progress: bool = True, desc: str = "sweep"
+                  ) -> Tuple[nnx.GraphDef, List[Member]]:
+    """`model` (its initial parameters shared by every member) trained with `optimizer` at each
+    of `lrs` as one compiled sweep, logging loss and accuracy on the whole training split and on
+    the validation split before training and after each epoch."""
+    factory = handopt.by_name(optimizer)
+    check_batch_size(batch_size)
+    lrs = [check_lr(lr) for lr in lrs]
+    pairs = [init_state(model, lr, factory) for lr in lrs]
+    graphdef, states = pairs[0][0], stack([state for _, state in pairs])
+    best = [[-math.inf, 0, unstack(states.params, i)] for i in range(len(lrs))]
+
+    def keep_best(epoch, states, logs):
+        for i, member_logs in enumerate(logs):
+            accuracy = member_logs["val_accuracy"][-1]
+            if accuracy > best[i][0]:
+                best[i] = [accuracy, epoch, unstack(states.params, i)]
+
+    start = time.perf_counter()
+    _, logs = fit_sweep(graphdef, states, train, val, epochs, batch_size=batch_size, task=task,
+                        optimizer=factory, gradient=gradient, train_eval_size=len(train[0]),
+                        names=SETS, strategy=strategy, progress=progress, on_epoch=keep_best,
+                        labels=[f"{optimizer} lr {lr:g}" for lr in lrs], desc=desc)
+    seconds = (time.perf_counter() - start) / len(lrs)
+    members = []
+    for i, lr in enumerate(lrs):
+        if not logs[i]["val_accuracy"][0] < best[i][0]:  # nothing beat the initial parameters
+            best[i] = [logs[i]["val_accuracy"][0], 0, unstack(states.params, i)]
+        members.append(Member(optimizer, float(lr), batch_size, logs[i], best[i][1], best[i][2],
+                              seconds))
+    return graphdef, members
+
+
+def best_member(members: Sequence[Member]) -> Member:
+    """The member with the highest validation accuracy at its best epoch (the first of ties)."""
+    finite = [m for m in members if math.isfinite(m.best_val_accuracy)]
+    return max(finite or members, key=lambda m: m.best_val_accuracy)
+
+
+def test_metrics(graphdef, member: Member, test: Tuple, task) -> Dict[str, float]:
+    X, y = jnp.asarray(test[0], jnp.float32), jnp.asarray(test[1], task.label_dtype)
+    return {k: float(v) for k, v in evaluate(graphdef, member.params, X, y, task=task).items()}
+
+
+def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
+    logits = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))(params, jnp.asarray(X, jnp.float32))
+    return np.asarray(jnp.argmax(logits, axis=1))
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[i, j] = examples of class i predicted as j."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return counts
+
+
+def markdown_table(corner: str, rows: Sequence, columns: Sequence,
+                   cell: Callable[[object, object], Optional[float]]) -> List[str]:
+    """A markdown table of `cell(row, column)` (an accuracy, shown as a percentage)."""
+    lines = [f"| {corner} | " + " | ".join(str(c) for c in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for r in rows:
+        values = [cell(r, c) for c in columns]
+        lines.append(f"| {r} | " + " | ".join("-" if v is None or not math.isfinite(v)
+                                              else f"{100 * v:.2f}" for v in values) + " |")
+    return lines
+
+
+def save_params(member: Member, path: str) -> None:
+    """The θ's of `member`'s best epoch as theta0, theta1, ... (layer order) in an .npz file."""
+    np.savez(path, **{f"theta{i}": np.asarray(theta)
+                      for i, theta in enumerate(jax.tree.leaves(member.params))})
+
+
+def data_record(ds, train: Tuple, val: Tuple) -> dict:
+    return {"dataset": ds.name, "n_train": len(train[0]), "n_val": len(val[0]),
+            "n_test": len(ds.X_test)}
+
+
+def write_outputs(out_dir: str, summary: dict, report_lines: Sequence[str]) -> None:
+    """results.json (the summary) and report.md."""
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(report_lines))
+
+
+def member_record(member: Member) -> dict:
+    """JSON-ready: everything but the parameters."""
+    record = dataclasses.asdict(dataclasses.replace(member, params=None))
+    del record["params"]
+    return record

@@ -1,0 +1,110 @@
+"""Lab B: multinomial logistic regression with its gradient and its optimizers written by hand.
+
+p(y|x) = softmax(θ x̃), x̃ = [x, 1], θ ~ N(0, 0.01²); the loss is the negative log-likelihood summed
+over the batch, its gradient Σᵢ (p̂ᵢ − yᵢ) x̃ᵢᵀ written out (`handgrad`), SGD and Adam written out
+(`handopt`). The grid lr x batch size runs per (optimizer, batch size) as one compiled sweep over
+the learning rates; batch size 1 is a scan of single-example steps inside that program.
+
+    jaxtrainer lab logreg --dataset fashion_mnist --data-dir DIR --out runs/logreg
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Sequence
+
+from .. import handopt
+from ..config import check_batch_size, check_lr
+from ..handgrad import SoftmaxMLP, backprop
+from ..tasks import Classification
+from . import classify
+
+DEFAULT_DATASET = "fashion_mnist"
+EPOCHS = 5
+LRS = (0.1, 0.01, 0.001)
+BATCH_SIZES = (1, 20, 200, 1000)
+OPTIMIZERS = ("sgd", "adam")
+
+
+def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_dir=None,
+               epochs: int = EPOCHS, lrs: Sequence[float] = LRS, batch_sizes: Sequence[int] = BATCH_SIZES,
+               optimizers: Sequence[str] = OPTIMIZERS, seed: int = 0, strategy: str = "auto",
+               progress: bool = True) -> dict:
+    """The whole grid; writes report.md, results.json and best_curves.png to `out_dir` and returns
+    the summary written to results.json."""
+    from .. import plots
+    from ..data.classes import load_classes, split_train_val
+    from ..sweep import resolve_strategy
+
+    start = time.perf_counter()
+    strategy = resolve_strategy(strategy)
+    lrs, batch_sizes = [check_lr(lr) for lr in lrs], [check_batch_size(b) for b in batch_sizes]
+    for optimizer in optimizers:
+        handopt.by_name(optimizer)
+    ds = load_classes(dataset, data_dir=data_dir)
+    train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
+    task = Classification(ds.n_classes, reduction="sum")
+    members, graphdef = [], None
+    for optimizer in optimizers:
+        for batch_size in batch_sizes:
+            model = SoftmaxMLP(ds.n_features, [], ds.n_classes, init="normal", seed=seed)
+            graphdef, trained = classify.train_members(
+                model, optimizer, lrs, batch_size, train, val, epochs=epochs, task=task,
+                gradient=backprop, strategy=strategy, progress=progress,
+                desc=f"{optimizer} batch {batch_size}")
+            members += trained
+    best = classify.best_member(members)
+    test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
+    os.makedirs(out_dir, exist_ok=True)
+    classify.save_params(best, os.path.join(out_dir, "best_model.npz"))
+    label = f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}"
+    plots.classification_curves({label: best.logs}, os.path.join(out_dir, "best_curves.png"),
+                                title=f"best configuration: {label}")
+    summary = {
+        **classify.data_record(ds, train, val), "epochs": epochs, "seed": seed,
+        "strategy": strategy, "loss": "NLL summed over the batch", "init": "N(0, 0.01^2)",
+        "best": classify.member_record(best), "test": test,
+        "members": [classify.member_record(m) for m in members],
+        "seconds": time.perf_counter() - start,
+    }
+    classify.write_outputs(out_dir, summary, _report(summary, lrs, batch_sizes, optimizers))
+    return summary
+
+
+def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
+    cells = {(m["optimizer"], m["lr"], m["batch_size"]): m for m in summary["members"]}
+    best, test = summary["best"], summary["test"]
+    lines = [f"# Lab B: logistic regression by hand on {summary['dataset']}", "",
+             f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
+             f"split), {summary['epochs']} epochs, θ ~ {summary['init']}, {summary['loss']}; "
+             f"gradient, SGD and Adam written by hand. Wall time {summary['seconds']:.1f} s.", ""]
+    for optimizer in optimizers:
+        lines += [f"## {optimizer}: validation accuracy (%) after the last epoch", ""]
+        lines += classify.markdown_table(
+            "lr \\ batch size", lrs, batch_sizes,
+            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1])
+        lines.append("")
+    lines += ["## Best configuration", "",
+              f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}: validation "
+              f"accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % at epoch "
+              f"{best['best_epoch']}; that model's **test accuracy {100 * test['accuracy']:.2f} %** "
+              f"(mean NLL {test['loss']:.4f}), the test set's only use.", "",
+              "![curves](best_curves.png)", "",
+              "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per "
+              "layer).", ""]
+    return lines
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lrs", type=float, nargs="+", default=list(LRS), help="default: 0.1 0.01 0.001")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES),
+                   help="default: 1 20 200 1000")
+    p.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
+
+
+def run_from_args(args) -> dict:
+    return run_logreg(args.dataset, args.out, data_dir=args.data_dir, epochs=args.epochs,
+                      lrs=args.lrs, batch_sizes=args.batch_sizes, optimizers=args.optimizers,
+                      seed=args.seed, strategy=args.strategy, progress=not args.quiet)
