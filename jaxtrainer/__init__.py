@@ -1,15 +1,11 @@
 """jaxtrainer: the homework's MLP/CNN regressors trained as compiled JAX programs."""
 
-from . import xla_flags
-
-xla_flags.configure()  # before JAX initialises its backend
-
-from .config import NetworkConfiguration  # noqa: E402
-from .models import build_cnn, build_mlp, build_network  # noqa: E402
-from .train import TrainState, evaluate, fit, init_state, train_epoch, train_step  # noqa: E402
+from .config import NetworkConfiguration
+from .models import build_cnn, build_mlp, build_network
+from .train import TrainState, evaluate, fit, init_state, train_epoch, train_step
 # The function shadows its module as an attribute of the package: import the module's other names
 # with `from jaxtrainer.sweep import fit_sweep` (which reads sys.modules), not `jaxtrainer.sweep.x`.
-from .sweep import SweepResult, fit_sweep, sweep  # noqa: E402
+from .sweep import SweepResult, fit_sweep, sweep
 
 __all__ = ["NetworkConfiguration", "TrainState", "build_cnn", "build_mlp", "build_network",
            "SweepResult", "evaluate", "fit", "fit_sweep", "init_state", "sweep", "train_epoch",
