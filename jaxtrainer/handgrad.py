@@ -6,7 +6,7 @@ in matrix form, no `jax.grad` anywhere on that path; tests compare it with `jax.
 For a batch of B examples (rows), with p̂ = softmax(z_L) and Y the one-hot labels:
   δ_L = (p̂ − Y) · c            (c = 1 for a summed loss, 1/B for a mean)
   ∂θ_l = δ_lᵀ x̃_{l-1}          (out, in + 1)
-  δ_{l-1} = (δ_l θ_l[:, :-1]) ⊙ f′(z_{l-1})
+  δ_{l-1} = (δ_l θ_l)[:, :-1] ⊙ f′(z_{l-1})   (the bias column dropped)
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class SoftmaxMLP(nnx.Module):
         for layer in reversed(range(len(self.thetas))):
             grads.append(delta.T @ inputs[layer])
             if layer:
-                delta = (delta @ self.thetas[layer][...][:, :-1]) * f_prime(zs[layer - 1],
+                # δ θ_l, then the bias column dropped: slicing θ_l first would copy it every step
+                delta = (delta @ self.thetas[layer][...])[:, :-1] * f_prime(zs[layer - 1],
                                                                              hs[layer - 1])
         metrics = {k: jnp.mean(v) for k, v in task.per_example(logits, y).items()}
         return grads[::-1], metrics
