@@ -234,7 +234,8 @@ def _classification_lab(name: str, rest) -> int:
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"jaxtrainer: interrupted; nothing of the unfinished grid is written to {args.out}",
+        print(f"jaxtrainer: interrupted; the finished sweeps are kept in "
+              f"{os.path.join(args.out, 'sweeps')}: the same command continues from them",
               file=sys.stderr)
         return 130
     print(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")

@@ -109,3 +109,42 @@ def test_lab_bad_input(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("jaxtrainer: error: ") and message in err
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_interrupted_lab_continues_from_its_finished_sweeps(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the second sweep: the first is kept; the same command trains only the rest and
+    gives the results of an uninterrupted run; other settings train again."""
+    from jaxtrainer.experiments import classify
+
+    argv = ["lab", "logreg", "--dataset", "digits", "--epochs", "1", "--batch-sizes", "100",
+            "--lrs", "0.01", "0.001", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+
+    real_fit_sweep, calls = classify.fit_sweep, []
+
+    def fit_sweep(*args, **kwargs):
+        calls.append(kwargs["optimizer"].__name__)
+        if calls == ["sgd", "adam"] and interrupt:
+            raise KeyboardInterrupt
+        return real_fit_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "fit_sweep", fit_sweep)
+    out = tmp_path / "cut"
+    interrupt = True
+    assert main([*argv, "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().endswith(
+        f"the finished sweeps are kept in {out / 'sweeps'}: the same command continues from them")
+    assert sorted(p.name for p in (out / "sweeps").iterdir()) == ["sgd-batch100.json",
+                                                                 "sgd-batch100.npz"]
+    interrupt, calls[:] = False, []
+    assert main([*argv, "--out", str(out)]) == 0
+    assert calls == ["adam"]  # the SGD sweep was loaded, not trained
+    resumed = json.loads((out / "results.json").read_text())
+    without_time = lambda members: [{k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
+                                    for m in members]
+    assert without_time(resumed["members"]) == without_time(whole["members"])
+    assert resumed["test"] == whole["test"] and resumed["best"]["lr"] == whole["best"]["lr"]
+    calls[:] = []
+    assert main([*argv[:5], "2", *argv[6:], "--out", str(out)]) == 0  # --epochs 2
+    assert calls == ["sgd", "adam"]

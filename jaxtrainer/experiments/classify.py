@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import zlib
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
@@ -48,16 +49,72 @@ class Member:
         return self.logs["val_accuracy"][self.best_epoch]
 
 
+def _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient
+              ) -> dict:
+    """Everything a finished sweep's results depend on, JSON-comparable."""
+    from ..data import fingerprint
+
+    params = jax.tree.leaves(initial)
+    crc = zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in params))
+    return {"model": type(model).__name__, "shapes": [list(p.shape) for p in params],
+            "initial_crc32": crc, "optimizer": optimizer, "lrs": list(lrs),
+            "batch_size": batch_size, "epochs": epochs, "task": repr(task),
+            "gradient": f"{gradient.__module__}.{gradient.__qualname__}",
+            "data": fingerprint(train, val)}
+
+
+def _load_finished(store: str, identity: dict, params_like) -> Optional[List[Member]]:
+    """The members a previous run of this very sweep saved under `store`, or None."""
+    try:
+        with open(f"{store}.json") as f:
+            saved = json.load(f)
+        if saved["identity"] != identity:
+            return None
+        structure = jax.tree.structure(params_like)
+        with np.load(f"{store}.npz") as arrays:
+            members = []
+            for i, record in enumerate(saved["members"]):
+                leaves = [jnp.asarray(arrays[f"member{i}_{j}"]) for j in range(structure.num_leaves)]
+                members.append(Member(**record, params=jax.tree.unflatten(structure, leaves)))
+        return members
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_finished(store: str, identity: dict, members: Sequence[Member]) -> None:
+    """The parameters first, then the JSON that marks the sweep finished (each written to a
+    temporary name and renamed, so an interruption never leaves half a file)."""
+    os.makedirs(os.path.dirname(store) or ".", exist_ok=True)
+    with open(f"{store}.tmp.npz", "wb") as f:
+        np.savez(f, **{f"member{i}_{j}": np.asarray(leaf) for i, m in enumerate(members)
+                       for j, leaf in enumerate(jax.tree.leaves(m.params))})
+    os.replace(f"{store}.tmp.npz", f"{store}.npz")
+    with open(f"{store}.tmp.json", "w") as f:
+        json.dump({"identity": identity, "members": [member_record(m) for m in members]}, f)
+    os.replace(f"{store}.tmp.json", f"{store}.json")
+
+
 def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int,
                   train: Tuple, val: Tuple, *, epochs: int, task, gradient: Callable = autodiff,
-                  strategy: str = "auto", progress: bool = True, desc: str = "sweep"
-                  ) -> Tuple[nnx.GraphDef, List[Member]]:
+                  strategy: str = "auto", progress: bool = True, desc: str = "sweep",
+                  store: Optional[str] = None) -> Tuple[nnx.GraphDef, List[Member]]:
     """`model` (its initial parameters shared by every member) trained with `optimizer` at each
     of `lrs` as one compiled sweep, logging loss and accuracy on the whole training split and on
-    the validation split before training and after each epoch."""
+    the validation split before training and after each epoch.
+
+    With `store` (a path without extension), the finished sweep is saved there, and a later call
+    with the same model, data and settings loads it instead of training again: an interrupted lab
+    loses at most the sweep it was in."""
     factory = handopt.by_name(optimizer)
     check_batch_size(batch_size)
     lrs = [check_lr(lr) for lr in lrs]
+    graphdef, initial = nnx.split(model, nnx.Param)
+    identity = _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task,
+                         gradient)
+    if store is not None:
+        finished = _load_finished(store, identity, initial)
+        if finished is not None:
+            return graphdef, finished
     pairs = [init_state(model, lr, factory) for lr in lrs]
     graphdef, states = pairs[0][0], stack([state for _, state in pairs])
     best = [[-math.inf, 0, unstack(states.params, i)] for i in range(len(lrs))]
@@ -80,6 +137,8 @@ def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch
             best[i] = [logs[i]["val_accuracy"][0], 0, unstack(states.params, i)]
         members.append(Member(optimizer, float(lr), batch_size, logs[i], best[i][1], best[i][2],
                               seconds))
+    if store is not None:
+        _save_finished(store, identity, members)
     return graphdef, members
 
 
@@ -139,6 +198,4 @@ def write_outputs(out_dir: str, summary: dict, report_lines: Sequence[str]) -> N
 
 def member_record(member: Member) -> dict:
     """JSON-ready: everything but the parameters."""
-    record = dataclasses.asdict(dataclasses.replace(member, params=None))
-    del record["params"]
-    return record
+    return {f.name: getattr(member, f.name) for f in dataclasses.fields(member) if f.name != "params"}

@@ -53,7 +53,8 @@ def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_di
             graphdef, trained = classify.train_members(
                 model, optimizer, lrs, batch_size, train, val, epochs=epochs, task=task,
                 gradient=backprop, strategy=strategy, progress=progress,
-                desc=f"{optimizer} batch {batch_size}")
+                desc=f"{optimizer} batch {batch_size}",
+                store=os.path.join(out_dir, "sweeps", f"{optimizer}-batch{batch_size}"))
             members += trained
     best = classify.best_member(members)
     test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)

@@ -82,7 +82,9 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
                 graphdef, trained = classify.train_members(
                     build(), optimizer, rates, batch_size, train, val, epochs=epochs, task=task,
                     gradient=backprop, strategy=strategy, progress=progress,
-                    desc=f"depth {depth} width {width} {optimizer}")
+                    desc=f"depth {depth} width {width} {optimizer}",
+                    store=os.path.join(out_dir, "sweeps",
+                                       f"depth{depth}-width{width}-{optimizer}"))
                 for m in trained:
                     graphdefs[id(m)] = graphdef
                     members.append((depth, width, m))

@@ -54,7 +54,8 @@ def run_mnist(dataset="mnist", out_dir: str = "runs/mnist", *, data_dir=None, ep
                            init=init, seed=seed)
         graphdef, (member,) = classify.train_members(
             model, "sgd", [lr], batch_size, train, val, epochs=epochs, task=task,
-            gradient=backprop, strategy=strategy, progress=progress, desc=name)
+            gradient=backprop, strategy=strategy, progress=progress, desc=name,
+            store=os.path.join(out_dir, "sweeps", name))
         test = classify.test_metrics(graphdef, member, (ds.X_test, ds.y_test), task)
         predicted = classify.predict(graphdef, member.params, ds.X_test)
         matrices[name] = classify.confusion_matrix(ds.y_test, predicted, ds.n_classes)
