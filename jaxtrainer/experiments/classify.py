@@ -23,7 +23,7 @@ from flax import nnx
 from .. import handopt
 from ..config import check_batch_size, check_lr
 from ..sweep import fit_sweep, stack, unstack
-from ..train import autodiff, evaluate, init_state
+from ..train import apply, autodiff, evaluate, init_state, to_device
 
 SETS = ("train", "val")
 
@@ -115,15 +115,14 @@ def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch
         finished = _load_finished(store, identity, initial)
         if finished is not None:
             return graphdef, finished
-    pairs = [init_state(model, lr, factory) for lr in lrs]
-    graphdef, states = pairs[0][0], stack([state for _, state in pairs])
-    best = [[-math.inf, 0, unstack(states.params, i)] for i in range(len(lrs))]
+    states = stack([init_state(model, lr, factory)[1] for lr in lrs])
+    best = [(0, unstack(states.params, i)) for i in range(len(lrs))]  # (epoch, its parameters)
 
     def keep_best(epoch, states, logs):
         for i, member_logs in enumerate(logs):
-            accuracy = member_logs["val_accuracy"][-1]
-            if accuracy > best[i][0]:
-                best[i] = [accuracy, epoch, unstack(states.params, i)]
+            accuracies = member_logs["val_accuracy"]
+            if accuracies[-1] > accuracies[best[i][0]]:
+                best[i] = (epoch, unstack(states.params, i))
 
     start = time.perf_counter()
     _, logs = fit_sweep(graphdef, states, train, val, epochs, batch_size=batch_size, task=task,
@@ -131,12 +130,8 @@ def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch
                         names=SETS, strategy=strategy, progress=progress, on_epoch=keep_best,
                         labels=[f"{optimizer} lr {lr:g}" for lr in lrs], desc=desc)
     seconds = (time.perf_counter() - start) / len(lrs)
-    members = []
-    for i, lr in enumerate(lrs):
-        if not logs[i]["val_accuracy"][0] < best[i][0]:  # nothing beat the initial parameters
-            best[i] = [logs[i]["val_accuracy"][0], 0, unstack(states.params, i)]
-        members.append(Member(optimizer, float(lr), batch_size, logs[i], best[i][1], best[i][2],
-                              seconds))
+    members = [Member(optimizer, float(lr), batch_size, logs[i], *best[i], seconds)
+               for i, lr in enumerate(lrs)]
     if store is not None:
         _save_finished(store, identity, members)
     return graphdef, members
@@ -149,13 +144,23 @@ def best_member(members: Sequence[Member]) -> Member:
 
 
 def test_metrics(graphdef, member: Member, test: Tuple, task) -> Dict[str, float]:
-    X, y = jnp.asarray(test[0], jnp.float32), jnp.asarray(test[1], task.label_dtype)
+    X, y = to_device(*test, task)
     return {k: float(v) for k, v in evaluate(graphdef, member.params, X, y, task=task).items()}
 
 
 def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
-    logits = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))(params, jnp.asarray(X, jnp.float32))
+    logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
     return np.asarray(jnp.argmax(logits, axis=1))
+
+
+def write_best(out_dir: str, member: Member, label: str, title: str) -> None:
+    """The selected model's parameters (best_model.npz) and curves (best_curves.png)."""
+    from .. import plots
+
+    os.makedirs(out_dir, exist_ok=True)
+    save_params(member, os.path.join(out_dir, "best_model.npz"))
+    plots.classification_curves({label: member.logs}, os.path.join(out_dir, "best_curves.png"),
+                                title=f"{title}: {label}")
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

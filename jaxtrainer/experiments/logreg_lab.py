@@ -34,7 +34,6 @@ def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_di
                progress: bool = True) -> dict:
     """The whole grid; writes report.md, results.json and best_curves.png to `out_dir` and returns
     the summary written to results.json."""
-    from .. import plots
     from ..data.classes import load_classes, split_train_val
     from ..sweep import resolve_strategy
 
@@ -58,11 +57,9 @@ def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_di
             members += trained
     best = classify.best_member(members)
     test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-    os.makedirs(out_dir, exist_ok=True)
-    classify.save_params(best, os.path.join(out_dir, "best_model.npz"))
-    label = f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}"
-    plots.classification_curves({label: best.logs}, os.path.join(out_dir, "best_curves.png"),
-                                title=f"best configuration: {label}")
+    classify.write_best(out_dir, best,
+                        f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}",
+                        "best configuration")
     summary = {
         **classify.data_record(ds, train, val), "epochs": epochs, "seed": seed,
         "strategy": strategy, "loss": "NLL summed over the batch", "init": "N(0, 0.01^2)",

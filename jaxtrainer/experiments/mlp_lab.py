@@ -25,7 +25,7 @@ from .. import handopt
 from ..config import check_batch_size, check_lr
 from ..handgrad import SoftmaxMLP, backprop
 from ..tasks import Classification
-from ..train import autodiff
+from ..train import autodiff, to_device
 from . import classify
 
 DEFAULT_DATASET = "fashion_mnist"
@@ -40,7 +40,7 @@ CHECK_BATCH = 100
 def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float:
     """Largest |hand − jax.grad| over every parameter, for one batch."""
     graphdef, params = nnx.split(model, nnx.Param)
-    x, labels = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.int32)
+    x, labels = to_device(X, y, task)
     hand, _ = jax.jit(backprop, static_argnums=(0, 4))(graphdef, params, x, labels, task)
     auto, _ = jax.jit(autodiff, static_argnums=(0, 4))(graphdef, params, x, labels, task)
     return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand),
@@ -52,7 +52,6 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
             lrs: Dict[str, Sequence[float]] = LRS, batch_size: int = BATCH_SIZE, seed: int = 0,
             strategy: str = "auto", progress: bool = True) -> dict:
     """The grid; writes report.md, results.json and best_curves.png; returns the summary."""
-    from .. import plots
     from ..data.classes import load_classes, split_train_val
     from ..sweep import resolve_strategy
 
@@ -69,7 +68,7 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
     ds = load_classes(dataset, data_dir=data_dir)
     train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
     task = Classification(ds.n_classes)
-    gaps, members, graphdefs = {}, [], {}
+    gaps, members, where = {}, [], {}
     for depth in depths:
         for width in widths:
             def build():
@@ -86,16 +85,14 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
                     store=os.path.join(out_dir, "sweeps",
                                        f"depth{depth}-width{width}-{optimizer}"))
                 for m in trained:
-                    graphdefs[id(m)] = graphdef
+                    where[id(m)] = (depth, width, graphdef)
                     members.append((depth, width, m))
-    depth, width, best = max(members, key=lambda dwm: (np.nan_to_num(dwm[2].best_val_accuracy,
-                                                                      nan=-1.0)))
-    test = classify.test_metrics(graphdefs[id(best)], best, (ds.X_test, ds.y_test), task)
-    os.makedirs(out_dir, exist_ok=True)
-    classify.save_params(best, os.path.join(out_dir, "best_model.npz"))
-    label = f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}"
-    plots.classification_curves({label: best.logs}, os.path.join(out_dir, "best_curves.png"),
-                                title=f"best model: {label}")
+    best = classify.best_member([m for _, _, m in members])
+    depth, width, graphdef = where[id(best)]
+    test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
+    classify.write_best(out_dir, best,
+                        f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}",
+                        "best model")
     summary = {
         **classify.data_record(ds, train, val), "epochs": epochs, "batch_size": batch_size,
         "seed": seed, "strategy": strategy,
