@@ -142,8 +142,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
     if source in DATA_DIR_NAMES:
         from .named import load_named
 
-        return load_named(source, data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV),
-                          seed=seed)
+        return load_named(source, data_dir, seed=seed)
     if os.path.isdir(source):
         from .rotated import load_rotated_folder
 

@@ -8,7 +8,6 @@ the test set stays apart, to be used once.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -87,11 +86,9 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
     if source == "digits":
         return load_digits()
     if source in ("fashion_mnist", "mnist"):
-        from . import DATA_DIR_ENV
         from .named import read_idx_source
 
-        raw = read_idx_source(data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV),
-                              source)
+        raw = read_idx_source(data_dir, source)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
     raise ValueError(f"unknown classification dataset {source!r}: expected one of {NAMES} or arrays "

@@ -18,7 +18,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from . import Dataset, uint8_to_unit_range
+from . import DATA_DIR_ENV, Dataset, uint8_to_unit_range
 from . import cifar, idx, svhn
 from .tfds import TFDS_NAMES, load_tfds, prepared_folder
 
@@ -83,7 +83,10 @@ def _read_raw(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
 
 def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """{"train": (images uint8, labels int), "test": ...} as the files hold them (IDX images are
-    (N, H, W), the others (N, C, H, W)); FileNotFoundError naming what was expected, and where."""
+    (N, H, W), the others (N, C, H, W)); FileNotFoundError naming what was expected, and where.
+    `data_dir` None means $JAXTRAINER_DATA_DIR."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV)
     if data_dir is None:
         raise FileNotFoundError(
             f"dataset {name!r} is read from files you already have: pass data_dir= (CLI --data-dir, "

@@ -7,7 +7,6 @@ torchvision's SVHN keeps these files unchanged in its root folder.
 
 from __future__ import annotations
 
-import os
 from typing import Tuple
 
 import numpy as np
