@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import statistics
 import time
 
 import numpy as np
+
+from benchmarks.output import write_results
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
@@ -335,13 +336,7 @@ def main(argv=None) -> int:
     meta = {"configs": [row["config"] for row in rows], "epochs": args.epochs,
             "n_train": args.n_train, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": LR, "baseline": BASELINE, "machine": machine()}
-    os.makedirs(args.out, exist_ok=True)
-    table = markdown(rows, meta)
-    with open(os.path.join(args.out, "backprop_speed.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
-    with open(os.path.join(args.out, "backprop_speed.md"), "w") as f:
-        f.write(table)
-    print(table)
+    write_results(args.out, "backprop_speed", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 
 

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.output import write_results
+
 MODELS = {
     "mlp": ("mlp", ((16, 32, 48), (3, 3, 3), (1, 1, 1), (128, 128))),
     "cnn": ("cnn", ((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))),
@@ -186,13 +188,8 @@ def main(argv=None, prog=None) -> int:
     meta = {"models": args.models, "epochs": args.epochs, "n_train": args.n_train,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                        f"JAX on {rows[-1]['device'] if rows[-1]['framework'] == 'jax' else rows[-2]['device']}"}
-    os.makedirs(args.out, exist_ok=True)
-    table = markdown(rows, meta)
-    with open(os.path.join(args.out, "compare.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows, "ratios": ratios(rows)}, f, indent=2)
-    with open(os.path.join(args.out, "compare.md"), "w") as f:
-        f.write(table)
-    print(table)
+    write_results(args.out, "compare", {"meta": meta, "rows": rows, "ratios": ratios(rows)},
+                  markdown(rows, meta))
     return 0
 
 

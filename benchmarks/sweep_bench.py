@@ -16,6 +16,8 @@ import platform
 import statistics
 import time
 
+from benchmarks.output import write_results
+
 
 def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
     """Epochs of the solo run and of each strategy's sweep, interleaved round by round, so that a
@@ -91,13 +93,7 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     meta = {"n_train": args.n_train, "epochs": args.epochs, "machine": platform.machine(),
             "cpus": os.cpu_count()}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "sweep.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
-    table = markdown(rows, meta)
-    with open(os.path.join(args.out, "sweep.md"), "w") as f:
-        f.write(table)
-    print(table)
+    write_results(args.out, "sweep", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 
 
