@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-pytest.importorskip("torch")
 
 from benchmarks.backprop_speed import BASELINE, LABELS, VARIANTS, main  # noqa: E402
 

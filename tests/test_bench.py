@@ -7,8 +7,6 @@ import pytest
 from jaxtrainer.cli import main
 from jaxtrainer.sweep import resolve_strategy
 
-pytest.importorskip("torch")
-
 
 def test_bench_writes_both_frameworks_and_the_ratio(tmp_path, capsys):
     models = ["mlp", "cnn_sweep3"]
