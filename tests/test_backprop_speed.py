@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-
-from benchmarks.backprop_speed import BASELINE, LABELS, VARIANTS, main  # noqa: E402
+from benchmarks.backprop_speed import BASELINE, LABELS, VARIANTS, main
 
 CONFIGS = ["1x16", "2x8"]
 
