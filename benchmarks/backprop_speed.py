@@ -44,19 +44,22 @@ from benchmarks.output import write_results
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
 GRAD_REFERENCE = "jax_autodiff"
-LABELS = {"jax_hand": "JAX hand", "jax_autodiff": "JAX jax.grad",
-          "torch_autograd": "PyTorch autograd", "torch_hand": "PyTorch hand"}
+LABELS = {
+    "jax_hand": "JAX hand",
+    "jax_autodiff": "JAX jax.grad",
+    "torch_autograd": "PyTorch autograd",
+    "torch_hand": "PyTorch hand",
+}
 N_IN, N_CLASSES = 784, 10
 LR = 0.01
 DEFAULT_CONFIGS = ("1x100", "3x300", "5x1000")
 
 
 def parse_config(text: str):
-    """"3x300" -> (3, 300): depth (hidden layers) and width."""
+    """ "3x300" -> (3, 300): depth (hidden layers) and width."""
     depth, sep, width = text.partition("x")
     if not (sep and depth.isdigit() and width.isdigit() and int(depth) >= 1 and int(width) >= 1):
-        raise argparse.ArgumentTypeError(
-            f"a config is DEPTHxWIDTH with both >= 1 (e.g. 3x300), got {text!r}")
+        raise argparse.ArgumentTypeError(f"a config is DEPTHxWIDTH with both >= 1 (e.g. 3x300), got {text!r}")
     return int(depth), int(width)
 
 
@@ -72,6 +75,7 @@ def synthetic(n: int, seed: int = 0):
 
 # -- JAX: the engine's compiled epoch, the gradient plugged in ------------------------------------
 
+
 def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
     """A function that trains one more epoch and returns its per-step (losses, accuracies)."""
     import jax
@@ -84,8 +88,9 @@ def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
 
     def epoch():
         nonlocal state
-        state, steps, _ = train.train_epoch(graphdef, state, X, y, (), batch_size=batch_size,
-                                            task=task, optimizer=factory, gradient=gradient)
+        state, steps, _ = train.train_epoch(
+            graphdef, state, X, y, (), batch_size=batch_size, task=task, optimizer=factory, gradient=gradient
+        )
         jax.block_until_ready(state)
         return np.asarray(steps["loss"]), np.asarray(steps["accuracy"])
 
@@ -93,6 +98,7 @@ def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
 
 
 # -- PyTorch: what a student writes, with autograd and by hand ------------------------------------
+
 
 def torch_mlp(thetas):
     """nn.Linear layers (ReLU between) holding the θ's: weight θ[:, :-1], bias θ[:, -1]."""
@@ -172,7 +178,7 @@ def torch_epoch(thetas, by_hand: bool, optimizer: str, X, y, batch_size: int):
     def epoch():
         losses, accuracies = [], []
         for start in range(0, X.shape[0], batch_size):
-            loss, accuracy = step(X[start:start + batch_size], y[start:start + batch_size])
+            loss, accuracy = step(X[start : start + batch_size], y[start : start + batch_size])
             opt.step()
             losses.append(loss.item())
             accuracies.append(accuracy.item())
@@ -182,6 +188,7 @@ def torch_epoch(thetas, by_hand: bool, optimizer: str, X, y, batch_size: int):
 
 
 # -- the check that the four compute the same gradient --------------------------------------------
+
 
 def gradient_differences(model, x, y) -> dict:
     """Max |∂θ − jax.grad's ∂θ| over all layers, per other variant, on one batch from the initial
@@ -196,8 +203,7 @@ def gradient_differences(model, x, y) -> dict:
     task = Classification(N_CLASSES)
     graphdef, params = nnx.split(model, nnx.Param)
     xj, yj = train.to_device(x, y, task)
-    reference = [np.asarray(g) for g in jax.tree.leaves(train.autodiff(graphdef, params, xj, yj,
-                                                                       task)[0])]
+    reference = [np.asarray(g) for g in jax.tree.leaves(train.autodiff(graphdef, params, xj, yj, task)[0])]
     thetas = [np.asarray(t) for t in jax.tree.leaves(params)]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
@@ -206,21 +212,22 @@ def gradient_differences(model, x, y) -> dict:
     with torch.no_grad():
         hand_torch = torch_hand_backward([torch.tensor(t) for t in thetas], xt, yt)[0]
     grads = {
-        "jax_hand": [np.asarray(g) for g in jax.tree.leaves(
-            handgrad.backprop(graphdef, params, xj, yj, task)[0])],
-        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy()
-                           for m in linears],
+        "jax_hand": [
+            np.asarray(g) for g in jax.tree.leaves(handgrad.backprop(graphdef, params, xj, yj, task)[0])
+        ],
+        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy() for m in linears],
         "torch_hand": [g.numpy() for g in hand_torch],
     }
-    diffs = {name: max(float(np.max(np.abs(g - r))) for g, r in zip(gs, reference))
-             for name, gs in grads.items()}
+    diffs = {
+        name: max(float(np.max(np.abs(g - r))) for g, r in zip(gs, reference)) for name, gs in grads.items()
+    }
     return {**diffs, "grad_max_abs": max(float(np.max(np.abs(r))) for r in reference)}
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
 
-def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int,
-               optimizer: str) -> dict:
+
+def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, optimizer: str) -> dict:
     """A table row: the gradient check, then `epochs` rounds of one epoch per variant, each
     variant's last-epoch training loss and accuracy kept to show that they trained alike."""
     import jax
@@ -250,71 +257,113 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int,
             losses, accuracies = epoch_of[name]()
             times[name].append(time.perf_counter() - start)
             last[name] = {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies))}
-    variants = {name: {"epoch_s": times[name], "first_epoch_s": times[name][0],
-                       "median_epoch_s": statistics.median(times[name][1:]),
-                       "last_epoch_train": last[name]} for name in VARIANTS}
+    variants = {
+        name: {
+            "epoch_s": times[name],
+            "first_epoch_s": times[name][0],
+            "median_epoch_s": statistics.median(times[name][1:]),
+            "last_epoch_train": last[name],
+        }
+        for name in VARIANTS
+    }
     baseline = variants[BASELINE]["median_epoch_s"]
-    return {"config": f"{depth}x{width}", "depth": depth, "width": width,
-            "parameters": int(sum(t.size for t in thetas)), "variants": variants,
-            "ratios": {name: variants[name]["median_epoch_s"] / baseline
-                       for name in VARIANTS if name != BASELINE},
-            "grad_max_abs_diff_vs_jax_grad": grad_diff}
+    return {
+        "config": f"{depth}x{width}",
+        "depth": depth,
+        "width": width,
+        "parameters": int(sum(t.size for t in thetas)),
+        "variants": variants,
+        "ratios": {
+            name: variants[name]["median_epoch_s"] / baseline for name in VARIANTS if name != BASELINE
+        },
+        "grad_max_abs_diff_vs_jax_grad": grad_diff,
+    }
 
 
 def machine() -> str:
     import jax
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX "
-            f"{jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
-            f"({torch.get_num_threads()} torch threads)")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX "
+        f"{jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
+        f"({torch.get_num_threads()} torch threads)"
+    )
 
 
 def markdown(rows: list, meta: dict) -> str:
     others = [name for name in VARIANTS if name != BASELINE]
     checked = [name for name in VARIANTS if name != GRAD_REFERENCE]
-    lines = [f"{meta['n_train']:,} synthetic 784-pixel examples, 10 classes, batch "
-             f"{meta['batch_size']}, {meta['optimizer']} lr {LR}, {meta['epochs']} epochs "
-             f"(median of epochs 2..{meta['epochs']}); {meta['machine']}", "",
-             "Seconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):", "",
-             "| config | parameters | " + " | ".join(f"{LABELS[n]} s" for n in VARIANTS) + " | "
-             + " | ".join(f"{LABELS[n]} ratio" for n in others) + " |",
-             "|---|---|" + "---|" * (len(VARIANTS) + len(others))]
+    lines = [
+        f"{meta['n_train']:,} synthetic 784-pixel examples, 10 classes, batch "
+        f"{meta['batch_size']}, {meta['optimizer']} lr {LR}, {meta['epochs']} epochs "
+        f"(median of epochs 2..{meta['epochs']}); {meta['machine']}",
+        "",
+        "Seconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):",
+        "",
+        "| config | parameters | "
+        + " | ".join(f"{LABELS[n]} s" for n in VARIANTS)
+        + " | "
+        + " | ".join(f"{LABELS[n]} ratio" for n in others)
+        + " |",
+        "|---|---|" + "---|" * (len(VARIANTS) + len(others)),
+    ]
     for row in rows:
         v = row["variants"]
-        lines.append(f"| {row['config']} | {row['parameters']:,} | "
-                     + " | ".join(f"{v[n]['median_epoch_s']:.3f}" for n in VARIANTS) + " | "
-                     + " | ".join(f"{row['ratios'][n]:.2f}x" for n in others) + " |")
-    lines += ["", "First epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
-              "on the first batch, float32:", "",
-              "| config | " + " | ".join(f"{LABELS[n]} 1st s" for n in VARIANTS) + " | "
-              + " | ".join(f"{LABELS[n]} Δ" for n in checked) + " | max abs ∂θ |",
-              "|---|" + "---|" * (len(VARIANTS) + len(checked) + 1)]
+        lines.append(
+            f"| {row['config']} | {row['parameters']:,} | "
+            + " | ".join(f"{v[n]['median_epoch_s']:.3f}" for n in VARIANTS)
+            + " | "
+            + " | ".join(f"{row['ratios'][n]:.2f}x" for n in others)
+            + " |"
+        )
+    lines += [
+        "",
+        "First epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
+        "on the first batch, float32:",
+        "",
+        "| config | "
+        + " | ".join(f"{LABELS[n]} 1st s" for n in VARIANTS)
+        + " | "
+        + " | ".join(f"{LABELS[n]} Δ" for n in checked)
+        + " | max abs ∂θ |",
+        "|---|" + "---|" * (len(VARIANTS) + len(checked) + 1),
+    ]
     for row in rows:
         v, diff = row["variants"], row["grad_max_abs_diff_vs_jax_grad"]
-        lines.append(f"| {row['config']} | "
-                     + " | ".join(f"{v[n]['first_epoch_s']:.3f}" for n in VARIANTS) + " | "
-                     + " | ".join(f"{diff[n]:.1e}" for n in checked)
-                     + f" | {diff['grad_max_abs']:.1e} |")
+        lines.append(
+            f"| {row['config']} | "
+            + " | ".join(f"{v[n]['first_epoch_s']:.3f}" for n in VARIANTS)
+            + " | "
+            + " | ".join(f"{diff[n]:.1e}" for n in checked)
+            + f" | {diff['grad_max_abs']:.1e} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", nargs="+", type=parse_config,
-                   default=[parse_config(c) for c in DEFAULT_CONFIGS],
-                   metavar="DEPTHxWIDTH",
-                   help="hidden layers x width (default: 1x100 3x300 5x1000)")
-    p.add_argument("--epochs", type=int, default=3,
-                   help="epochs per variant (>= 2; the first is warm-up)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        type=parse_config,
+        default=[parse_config(c) for c in DEFAULT_CONFIGS],
+        metavar="DEPTHxWIDTH",
+        help="hidden layers x width (default: 1x100 3x300 5x1000)",
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs per variant (>= 2; the first is warm-up)")
     p.add_argument("--n-train", type=int, default=54_000, help="synthetic training examples")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--torch-threads", type=int, default=os.cpu_count(),
-                   help="torch.set_num_threads (default: all cores, os.cpu_count())")
-    p.add_argument("--out", default="benchmarks/results",
-                   help="folder for backprop_speed.json and backprop_speed.md")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch.set_num_threads (default: all cores, os.cpu_count())",
+    )
+    p.add_argument(
+        "--out", default="benchmarks/results", help="folder for backprop_speed.json and backprop_speed.md"
+    )
     args = p.parse_args(argv)
     if args.epochs < 2:
         p.error(f"--epochs must be at least 2 (the first is warm-up), got {args.epochs}")
@@ -328,14 +377,27 @@ def main(argv=None) -> int:
     X, y = synthetic(args.n_train)
     rows = []
     for depth, width in args.configs:
-        rows.append(run_config(depth, width, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                               optimizer=args.optimizer))
+        rows.append(
+            run_config(
+                depth, width, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer
+            )
+        )
         v = rows[-1]["variants"]
-        print(f"{rows[-1]['config']:>8s} " + "  ".join(
-            f"{name} {v[name]['median_epoch_s']:.3f}s" for name in VARIANTS), flush=True)
-    meta = {"configs": [row["config"] for row in rows], "epochs": args.epochs,
-            "n_train": args.n_train, "batch_size": args.batch_size, "optimizer": args.optimizer,
-            "lr": LR, "baseline": BASELINE, "machine": machine()}
+        print(
+            f"{rows[-1]['config']:>8s} "
+            + "  ".join(f"{name} {v[name]['median_epoch_s']:.3f}s" for name in VARIANTS),
+            flush=True,
+        )
+    meta = {
+        "configs": [row["config"] for row in rows],
+        "epochs": args.epochs,
+        "n_train": args.n_train,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": LR,
+        "baseline": BASELINE,
+        "machine": machine(),
+    }
     write_results(args.out, "backprop_speed", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 

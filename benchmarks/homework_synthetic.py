@@ -12,8 +12,7 @@ import time
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--n-train", type=int, default=60_000)
     p.add_argument("--n-test", type=int, default=2_000)
@@ -29,8 +28,10 @@ def main(argv=None) -> int:
     ds = Dataset(f"SYNTHETIC random data, {args.n_train // 1000}k", X, y, Xt, yt)
     start = time.perf_counter()
     result = run_homework(ds, args.out, epochs=args.epochs, progress=not args.no_progress)
-    print(f"homework on {ds.name}, {args.epochs} epochs: {time.perf_counter() - start:.1f} s; "
-          f"report in {result['paths']['report']}")
+    print(
+        f"homework on {ds.name}, {args.epochs} epochs: {time.perf_counter() - start:.1f} s; "
+        f"report in {result['paths']['report']}"
+    )
     return 0
 
 

@@ -44,8 +44,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
         if key == "solo":
             states[key], _, out = train_epoch(graphdef, states[key], X, y, evals, batch_size=128)
         else:
-            states[key], out = sweep_epoch(graphdef, states[key], X, y, evals, batch_size=128,
-                                           strategy=key)
+            states[key], out = sweep_epoch(graphdef, states[key], X, y, evals, batch_size=128, strategy=key)
         return out
 
     row = {"model": model, "k": k, **{key: [] for key in states}}
@@ -61,13 +60,17 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
 
 def markdown(rows: list, meta: dict) -> str:
     strategies = [s for s in ("vmap", "map") if s in rows[0]["median"]]
-    lines = [f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
-             f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
-             f"{meta['machine']}, "
-             f"{meta['cpus']} cores, JAX on {rows[0]['backend']}", "",
-             "| model | one run s/epoch | " + " | ".join(
-                 f"K={rows[0]['k']} {s} s/epoch | {s} / one run" for s in strategies) + " |",
-             "|---|---|" + "---|---|" * len(strategies)]
+    lines = [
+        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
+        f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
+        f"{meta['machine']}, "
+        f"{meta['cpus']} cores, JAX on {rows[0]['backend']}",
+        "",
+        "| model | one run s/epoch | "
+        + " | ".join(f"K={rows[0]['k']} {s} s/epoch | {s} / one run" for s in strategies)
+        + " |",
+        "|---|---|" + "---|---|" * len(strategies),
+    ]
     for r in rows:
         m = r["median"]
         cells = " | ".join(f"{m[s]:.2f} | {m[s] / m['solo']:.2f}x" for s in strategies)
@@ -76,10 +79,10 @@ def markdown(rows: list, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", choices=("mlp", "cnn", "deep_cnn", "shallow_cnn"),
-                   default=["mlp", "cnn"])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--models", nargs="+", choices=("mlp", "cnn", "deep_cnn", "shallow_cnn"), default=["mlp", "cnn"]
+    )
     p.add_argument("--k", type=int, default=3, help="members per sweep")
     p.add_argument("--strategies", nargs="+", choices=("vmap", "map"), default=["vmap", "map"])
     p.add_argument("--epochs", type=int, default=3, help="epochs per timing (>= 2)")
@@ -91,8 +94,12 @@ def main(argv=None) -> int:
     for model in args.models:
         rows.append(measure(model, args.k, args.epochs, args.n_train, args.n_test, args.strategies))
         print(json.dumps(rows[-1]), flush=True)
-    meta = {"n_train": args.n_train, "epochs": args.epochs, "machine": platform.machine(),
-            "cpus": os.cpu_count()}
+    meta = {
+        "n_train": args.n_train,
+        "epochs": args.epochs,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
     write_results(args.out, "sweep", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 

@@ -16,8 +16,10 @@ import numpy as np
 from scipy import ndimage
 
 CLASS_CONTRAST = 0.4
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def write_idx(path: str, array: np.ndarray) -> None:

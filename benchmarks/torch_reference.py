@@ -69,14 +69,25 @@ def _rotate90(image: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, network_type: str = "mlp", net_config: NetworkConfiguration = NetworkConfiguration(),
-                 lr: float = 0.001, batch_size: int = 128, activation_name: str = "relu",
-                 *, dataset=None, seed: int = 197331, progress: bool = True):
+    def __init__(
+        self,
+        network_type: str = "mlp",
+        net_config: NetworkConfiguration = NetworkConfiguration(),
+        lr: float = 0.001,
+        batch_size: int = 128,
+        activation_name: str = "relu",
+        *,
+        dataset=None,
+        seed: int = 197331,
+        progress: bool = True,
+    ):
         """``dataset`` is ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
         shape (N, C, H, W) and y of shape (N, 1); ``progress`` shows a tqdm bar over epochs."""
         if dataset is None:
-            raise ValueError("a dataset must be passed as dataset=((X_train, y_train), (X_test, y_test)); "
-                             "this reference Trainer never downloads or reads folders")
+            raise ValueError(
+                "a dataset must be passed as dataset=((X_train, y_train), (X_test, y_test)); "
+                "this reference Trainer never downloads or reads folders"
+            )
         set_threads()
         random.seed(seed)
         np.random.seed(seed)
@@ -85,8 +96,9 @@ class Trainer:
         self.lr = lr
         self.batch_size = batch_size
         self.progress = progress
-        self.train, self.test = (tuple(torch.as_tensor(a, dtype=torch.float32) for a in split)
-                                 for split in dataset)
+        self.train, self.test = (
+            tuple(torch.as_tensor(a, dtype=torch.float32) for a in split) for split in dataset
+        )
 
         activation = self.create_activation_function(activation_name)
         input_shape = self.train[0].shape[1:]
@@ -111,10 +123,15 @@ class Trainer:
         layers = []
         last = len(net_config.n_channels) - 1
         for i, (channels, kernel, stride) in enumerate(
-                zip(net_config.n_channels, net_config.kernel_sizes, net_config.strides)):
-            layers += [nn.Conv2d(in_channels, channels, kernel_size=kernel, stride=stride),
-                       copy.deepcopy(activation)]
-            layers += [nn.MaxPool2d(kernel_size=2)] if i < last else [nn.AdaptiveMaxPool2d((4, 4)), nn.Flatten()]
+            zip(net_config.n_channels, net_config.kernel_sizes, net_config.strides)
+        ):
+            layers += [
+                nn.Conv2d(in_channels, channels, kernel_size=kernel, stride=stride),
+                copy.deepcopy(activation),
+            ]
+            layers += (
+                [nn.MaxPool2d(kernel_size=2)] if i < last else [nn.AdaptiveMaxPool2d((4, 4)), nn.Flatten()]
+            )
             in_channels = channels
         return _dense_head(layers, 16 * net_config.n_channels[-1], net_config.dense_hiddens, activation)
 
@@ -123,8 +140,9 @@ class Trainer:
         """Map 'relu', 'tanh' or 'sigmoid' (any case) to a new activation module."""
         key = activation_str.lower() if isinstance(activation_str, str) else None
         if key not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation_str!r}: expected 'relu', 'tanh' or 'sigmoid' "
-                             "(any case)")
+            raise ValueError(
+                f"unknown activation {activation_str!r}: expected 'relu', 'tanh' or 'sigmoid' (any case)"
+            )
         return _ACTIVATIONS[key]()
 
     def compute_loss_and_mae(self, X: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +150,9 @@ class Trainer:
         prediction = self.network(X)
         return F.mse_loss(prediction, y), F.l1_loss(prediction, y)
 
-    def training_step(self, X_batch: torch.Tensor, y_batch: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def training_step(
+        self, X_batch: torch.Tensor, y_batch: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """One Adam update on the batch MSE; returns the batch's loss and MAE from before the update."""
         self.network.train()
         self.optimizer.zero_grad()
@@ -187,9 +207,12 @@ class Trainer:
             rotation_error = (_rotate90(output) - model(_rotate90(image))).abs()
 
         figure = Figure(figsize=(8, 8))
-        panels = [(image, "image"), (output, "model output"),
-                  (shift_error, "|shift(model(x)) - model(shift(x))|"),
-                  (rotation_error, "|rot90(model(x)) - model(rot90(x))|")]
+        panels = [
+            (image, "image"),
+            (output, "model output"),
+            (shift_error, "|shift(model(x)) - model(shift(x))|"),
+            (rotation_error, "|rot90(model(x)) - model(rot90(x))|"),
+        ]
         for axis, (panel, title) in zip(figure.subplots(2, 2).flat, panels):
             shown = axis.imshow(panel[0, 0].numpy(), cmap="gray")
             figure.colorbar(shown, ax=axis)

@@ -90,8 +90,7 @@ class Variable:
             return self.values.index(value)
         except ValueError:
             raise ValueError(
-                f"unknown value {value!r} for {self.name} in {role}; "
-                f"allowed values: {_names(self.values)}"
+                f"unknown value {value!r} for {self.name} in {role}; allowed values: {_names(self.values)}"
             ) from None
 
 
@@ -167,8 +166,7 @@ class BayesNet:
             for p in var.parents:
                 if p not in self._vars:
                     raise ValueError(
-                        f"unknown parent {p!r} of {var.name!r}; "
-                        f"variables are: {_names(self._vars)}"
+                        f"unknown parent {p!r} of {var.name!r}; variables are: {_names(self._vars)}"
                     )
         self._check_acyclic()
         self._check_size()
@@ -183,7 +181,7 @@ class BayesNet:
         values: Sequence[str],
         table,
         parents: Sequence[str] = (),
-    ) -> "BayesNet":
+    ) -> BayesNet:
         """Add a variable whose parents are already in the net; returns self."""
         var = Variable(name, values, parents, table)
         if name in self._vars:
@@ -215,7 +213,7 @@ class BayesNet:
             path.append(name)
             for p in self._vars[name].parents:
                 if state.get(p) == 1:
-                    cycle = path[path.index(p):] + [p]
+                    cycle = path[path.index(p) :] + [p]
                     # path follows child -> parent; print it in edge direction
                     raise ValueError(f"the graph has a cycle: {' -> '.join(reversed(cycle))}")
                 if p not in state:
@@ -234,7 +232,9 @@ class BayesNet:
         t = var.table
         desc = f"P({var.name} | {_names(var.parents)})" if parents else f"P({var.name})"
         if t.shape != expected:
-            axes = _names([f"{p.name}: {len(p.values)}" for p in parents] + [f"{var.name}: {len(var.values)}"])
+            axes = _names(
+                [f"{p.name}: {len(p.values)}" for p in parents] + [f"{var.name}: {len(var.values)}"]
+            )
             raise ValueError(f"{desc}: table has shape {t.shape}, expected {expected} ({axes})")
         for idx in product(*(range(n) for n in expected[:-1])):
             row = t[idx]
@@ -286,9 +286,7 @@ class BayesNet:
         one_hot[var.index(value, role)] = 1.0
         return one_hot
 
-    def _contract(
-        self, out: Sequence[str], evidence: Mapping[str, str], do: Mapping[str, str]
-    ) -> np.ndarray:
+    def _contract(self, out: Sequence[str], evidence: Mapping[str, str], do: Mapping[str, str]) -> np.ndarray:
         """Sum over all other axes of prod(factors); unnormalised.
 
         Factors: each variable's table, except that an intervened variable's
@@ -344,10 +342,7 @@ class BayesNet:
         if not z > 0.0:
             given = _names(f"{k}={v}" for k, v in evidence.items())
             under = f" under do({_names(f'{k}={v}' for k, v in do.items())})" if do else ""
-            raise ValueError(
-                f"evidence {given} has probability 0{under}; "
-                f"cannot condition on it"
-            )
+            raise ValueError(f"evidence {given} has probability 0{under}; cannot condition on it")
         probs = unnorm / z
         probs.setflags(write=False)
         return Distribution(

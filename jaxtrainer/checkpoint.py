@@ -52,19 +52,24 @@ def load(out_dir: str, template, config: dict) -> Tuple[Any, int, dict]:
     expected = jax.tree.leaves(template)
     if len(leaves) != len(expected) or any(a.shape != b.shape for a, b in zip(leaves, expected)):
         raise ValueError(f"{path} holds a state of another shape than this network's")
-    state = jax.tree.unflatten(jax.tree.structure(template),
-                               [np.asarray(a, dtype=b.dtype) for a, b in zip(leaves, expected)])
+    state = jax.tree.unflatten(
+        jax.tree.structure(template), [np.asarray(a, dtype=b.dtype) for a, b in zip(leaves, expected)]
+    )
     return jax.tree.map(jax.numpy.asarray, state), header["epoch"], header["logs"]
 
 
 def check_same_config(saved: Dict, current: Dict, path: str = "the checkpoint") -> None:
     saved, current = _flat(_plain(saved)), _flat(_plain(current))
     keys = sorted((set(saved) | set(current)) - set(IGNORED_FOR_RESUME))
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
-             for k in keys if saved.get(k) != current.get(k)]
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    ]
     if diffs:
-        raise ValueError(f"{path} was written by a different configuration; refusing to resume. "
-                         + "; ".join(diffs))
+        raise ValueError(
+            f"{path} was written by a different configuration; refusing to resume. " + "; ".join(diffs)
+        )
 
 
 def _flat(config: Dict, prefix: str = "") -> Dict:
@@ -130,5 +135,6 @@ def _optional(module: str, path: str):
     try:
         return __import__(module)
     except ImportError:
-        raise ImportError(f"{path}: this format needs the '{module}' package, which is not installed; "
-                          "use .npz instead") from None
+        raise ImportError(
+            f"{path}: this format needs the '{module}' package, which is not installed; use .npz instead"
+        ) from None

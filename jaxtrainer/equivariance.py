@@ -44,6 +44,11 @@ def equivariance_maps(image01: np.ndarray, seed: int = 0) -> Dict[str, np.ndarra
             break
     shift_map = np.abs(shift(out) - model(shift(image01)))
     rotation_map = np.abs(rotate90(out) - model(rotate90(image01)))
-    return {"image": image01, "output": out, "shift_error_map": shift_map,
-            "rotation_error_map": rotation_map,
-            "shift_error": float(shift_map.mean()), "rotation_error": float(rotation_map.mean())}
+    return {
+        "image": image01,
+        "output": out,
+        "shift_error_map": shift_map,
+        "rotation_error_map": rotation_map,
+        "shift_error": float(shift_map.mean()),
+        "rotation_error": float(rotation_map.mean()),
+    }

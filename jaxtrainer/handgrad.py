@@ -21,8 +21,10 @@ from flax import nnx
 from .tasks import Classification, one_hot, softmax
 
 INITS = ("normal", "glorot", "kaiming")
-ACTIVATIONS = {"relu": (jax.nn.relu, lambda z, h: (z > 0).astype(z.dtype)),
-               "tanh": (jnp.tanh, lambda z, h: 1 - h * h)}
+ACTIVATIONS = {
+    "relu": (jax.nn.relu, lambda z, h: (z > 0).astype(z.dtype)),
+    "tanh": (jnp.tanh, lambda z, h: 1 - h * h),
+}
 
 
 def init_theta(key, n_in: int, n_out: int, init: str, dtype=jnp.float32) -> jax.Array:
@@ -44,8 +46,17 @@ class SoftmaxMLP(nnx.Module):
     """Flattened input → `hidden` layers of `activation` → logits over `n_classes`; no hidden
     layer is multinomial logistic regression."""
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_classes: int, *, activation: str = "relu",
-                 init: str = "glorot", seed: int = 0, dtype=jnp.float32):
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_classes: int,
+        *,
+        activation: str = "relu",
+        init: str = "glorot",
+        seed: int = 0,
+        dtype=jnp.float32,
+    ):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
         if init not in INITS:
@@ -56,8 +67,9 @@ class SoftmaxMLP(nnx.Module):
             raise ValueError(f"layer sizes must be positive integers, got {sizes}")
         keys = jax.random.split(jax.random.key(seed), len(sizes) - 1)
         self.activation = activation
-        self.thetas = nnx.List([nnx.Param(init_theta(k, a, b, init, dtype))
-                                for k, a, b in zip(keys, sizes, sizes[1:])])
+        self.thetas = nnx.List(
+            [nnx.Param(init_theta(k, a, b, init, dtype)) for k, a, b in zip(keys, sizes, sizes[1:])]
+        )
 
     def _forward(self, x):
         """Every layer's input x̃ (with its 1), pre-activation z and output h; the logits last."""
@@ -87,8 +99,7 @@ class SoftmaxMLP(nnx.Module):
             grads.append(delta.T @ inputs[layer])
             if layer:
                 # δ θ_l, then the bias column dropped: slicing θ_l first would copy it every step
-                delta = (delta @ self.thetas[layer][...])[:, :-1] * f_prime(zs[layer - 1],
-                                                                             hs[layer - 1])
+                delta = (delta @ self.thetas[layer][...])[:, :-1] * f_prime(zs[layer - 1], hs[layer - 1])
         metrics = {k: jnp.mean(v) for k, v in task.per_example(logits, y).items()}
         return grads[::-1], metrics
 
@@ -97,8 +108,10 @@ def backprop(graphdef, params, x, y, task):
     """The engine's gradient plug for a `SoftmaxMLP`: `train.autodiff`'s signature and results,
     the gradient from `SoftmaxMLP.backward`."""
     if not isinstance(task, Classification):
-        raise ValueError(f"backprop by hand is written for softmax cross-entropy (a Classification "
-                         f"task), got {type(task).__name__}")
+        raise ValueError(
+            f"backprop by hand is written for softmax cross-entropy (a Classification "
+            f"task), got {type(task).__name__}"
+        )
     grads, metrics = nnx.merge(graphdef, params).backward(x, y, task)
     # the parameters are exactly the θ's, flattened in layer order: the gradients take their places
     return jax.tree.unflatten(jax.tree.structure(params), grads), metrics

@@ -33,8 +33,9 @@ class AdamState(NamedTuple):
     nu: optax.Params  # second moment v_t
 
 
-def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
-         ) -> optax.GradientTransformation:
+def adam(
+    learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     """Kingma & Ba (2015), Algorithm 1: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
     θ ← θ − lr·m̂ / (√v̂ + ε) with the bias-corrected m̂ = m / (1−β1ᵗ), v̂ = v / (1−β2ᵗ)."""
 
@@ -46,10 +47,9 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
         t = state.count + 1
         mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
-        c1 = 1 - b1 ** t  # a weakly typed float: float32, or float64 under jax_enable_x64
-        c2 = 1 - b2 ** t
-        updates = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps),
-                               mu, nu)
+        c1 = 1 - b1**t  # a weakly typed float: float32, or float64 under jax_enable_x64
+        c2 = 1 - b2**t
+        updates = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps), mu, nu)
         return updates, AdamState(t, mu, nu)
 
     return optax.GradientTransformation(init, update)

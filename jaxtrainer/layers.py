@@ -83,9 +83,7 @@ def conv_im2col(x, weight, bias, stride: Tuple[int, int]):
 
 
 def conv_lax(x, weight, bias, stride: Tuple[int, int]):
-    y = lax.conv_general_dilated(
-        x, weight, stride, "VALID", dimension_numbers=("NHWC", "OIHW", "NHWC")
-    )
+    y = lax.conv_general_dilated(x, weight, stride, "VALID", dimension_numbers=("NHWC", "OIHW", "NHWC"))
     return y + bias
 
 
@@ -93,8 +91,16 @@ class Conv2d(nnx.Module):
     """``torch.nn.Conv2d`` without padding; ``impl`` is fixed at build time so it is part of the
     compiled program's identity (changing it recompiles instead of silently reusing a trace)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *,
-                 rngs: nnx.Rngs, impl: str | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        *,
+        rngs: nnx.Rngs,
+        impl: str | None = None,
+    ):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = (kernel_size, kernel_size)
@@ -161,8 +167,10 @@ def adaptive_max_pool(x, output_size: Tuple[int, int]):
     """Separable max over PyTorch's windows (rows, then columns); windows may overlap or repeat when
     the input is smaller than the output (a 3x3 or 1x1 input gives a 4x4 output, as in PyTorch)."""
     for axis, out in zip((1, 2), output_size):
-        cells = [lax.slice_in_dim(x, lo, hi, 1, axis).max(axis=axis, keepdims=True)
-                 for lo, hi in adaptive_windows(x.shape[axis], out)]
+        cells = [
+            lax.slice_in_dim(x, lo, hi, 1, axis).max(axis=axis, keepdims=True)
+            for lo, hi in adaptive_windows(x.shape[axis], out)
+        ]
         x = jnp.concatenate(cells, axis=axis)
     return x
 

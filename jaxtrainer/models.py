@@ -8,9 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .config import (NetworkConfiguration, check_activation, check_cnn, check_dense,
-                     check_network_type)
-from .layers import (ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d)
+from .config import NetworkConfiguration, check_activation, check_cnn, check_dense, check_network_type
+from .layers import ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d
 
 
 class Sequential(nnx.Module):
@@ -41,29 +40,40 @@ def check_input(model: Sequential, shape) -> None:
     first = model.layers[0]
     if isinstance(first, Conv2d):
         if len(shape) != 4:
-            raise ValueError(f"the CNN takes images of shape (N, C, H, W), got an array of shape {tuple(shape)}")
+            raise ValueError(
+                f"the CNN takes images of shape (N, C, H, W), got an array of shape {tuple(shape)}"
+            )
         if shape[1] != first.in_channels:
-            raise ValueError(f"the CNN was built for {first.in_channels}-channel images, got {shape[1]} "
-                             f"channels (input shape {tuple(shape)})")
+            raise ValueError(
+                f"the CNN was built for {first.in_channels}-channel images, got {shape[1]} "
+                f"channels (input shape {tuple(shape)})"
+            )
         convs = [l for l in model.layers if isinstance(l, Conv2d)]
-        cfg = NetworkConfiguration(tuple(c.out_channels for c in convs),
-                                   tuple(c.kernel_size[0] for c in convs),
-                                   tuple(c.stride[0] for c in convs), ())
+        cfg = NetworkConfiguration(
+            tuple(c.out_channels for c in convs),
+            tuple(c.kernel_size[0] for c in convs),
+            tuple(c.stride[0] for c in convs),
+            (),
+        )
         check_cnn(cfg, tuple(shape[2:]))
     elif isinstance(first, Flatten):
         linear = model.layers[1]
         features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
         if features != linear.in_features:
-            raise ValueError(f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "
-                             f"an array of shape {tuple(shape)}")
+            raise ValueError(
+                f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "
+                f"an array of shape {tuple(shape)}"
+            )
 
 
 def check_batch(model: Sequential, x_shape, y_shape) -> None:
     """Images and (N, 1) targets the network can take, checked eagerly before any compile."""
     check_input(model, x_shape)
     if tuple(y_shape) != (x_shape[0], 1):
-        raise ValueError(f"targets must have the predictions' shape {(x_shape[0], 1)} "
-                         f"(one (N, 1) target per image), got {tuple(y_shape)}")
+        raise ValueError(
+            f"targets must have the predictions' shape {(x_shape[0], 1)} "
+            f"(one (N, 1) target per image), got {tuple(y_shape)}"
+        )
 
 
 def make_activation(name: str) -> nnx.Module:
@@ -78,15 +88,22 @@ def _dense_head(d: int, hiddens: Sequence[int], activation: str, rngs: nnx.Rngs)
     return layers + [Linear(d, 1, rngs=rngs)]
 
 
-def build_mlp(input_dim: int, cfg: NetworkConfiguration, activation: str = "relu", *,
-              rngs: nnx.Rngs) -> Sequential:
+def build_mlp(
+    input_dim: int, cfg: NetworkConfiguration, activation: str = "relu", *, rngs: nnx.Rngs
+) -> Sequential:
     """Flatten, then Linear + activation per hidden size, then Linear(d, 1). Only dense_hiddens is used."""
     check_dense(cfg)
     return Sequential(Flatten(), *_dense_head(input_dim, cfg.dense_hiddens, activation, rngs))
 
 
-def build_cnn(in_channels: int, cfg: NetworkConfiguration, activation: str = "relu", *,
-              rngs: nnx.Rngs, conv_impl: str | None = None) -> Sequential:
+def build_cnn(
+    in_channels: int,
+    cfg: NetworkConfiguration,
+    activation: str = "relu",
+    *,
+    rngs: nnx.Rngs,
+    conv_impl: str | None = None,
+) -> Sequential:
     """Conv + activation + MaxPool2d(2) per layer; the last conv gets its activation too, then
     AdaptiveMaxPool2d((4, 4)) and Flatten; then the dense head from 16 * n_channels[-1] features.
     Every activation position is its own module instance, as graders count children()."""
@@ -101,9 +118,15 @@ def build_cnn(in_channels: int, cfg: NetworkConfiguration, activation: str = "re
     return Sequential(*layers, *_dense_head(16 * c, cfg.dense_hiddens, activation, rngs))
 
 
-def build_network(network_type: str, input_shape: Tuple[int, int, int], cfg: NetworkConfiguration,
-                  activation: str = "relu", *, seed: int = 0, conv_impl: str | None = None
-                  ) -> Sequential:
+def build_network(
+    network_type: str,
+    input_shape: Tuple[int, int, int],
+    cfg: NetworkConfiguration,
+    activation: str = "relu",
+    *,
+    seed: int = 0,
+    conv_impl: str | None = None,
+) -> Sequential:
     """The network for images of shape (C, H, W), checked against that shape before anything runs."""
     check_network_type(network_type)
     check_activation(activation)
@@ -135,8 +158,9 @@ def load_state_dict(model: Sequential, tensors) -> None:
     missing = sorted(set(params) - set(tensors))
     unexpected = sorted(set(tensors) - set(params))
     if missing or unexpected:
-        raise KeyError(f"state_dict keys do not match the network: missing {missing}, "
-                       f"unexpected {unexpected}")
+        raise KeyError(
+            f"state_dict keys do not match the network: missing {missing}, unexpected {unexpected}"
+        )
     arrays = {}
     for key, param in params.items():
         value = tensors[key]
@@ -144,8 +168,9 @@ def load_state_dict(model: Sequential, tensors) -> None:
             value = value.detach().cpu().numpy()
         value = np.asarray(value, dtype=np.float32)
         if value.shape != param[...].shape:
-            raise ValueError(f"state_dict[{key!r}] has shape {value.shape}, the network expects "
-                             f"{tuple(param[...].shape)}")
+            raise ValueError(
+                f"state_dict[{key!r}] has shape {value.shape}, the network expects {tuple(param[...].shape)}"
+            )
         arrays[key] = value
     for key, param in params.items():
         param[...] = jnp.asarray(arrays[key])

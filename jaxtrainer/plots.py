@@ -39,10 +39,12 @@ def _positive(logs) -> bool:
 def equivariance_figure(maps: dict, path: str) -> Figure:
     """SPEC's 2x2 figure: the image, the model's output, and the shift and rotation error maps."""
     fig = Figure(figsize=(8, 8))
-    panels = [("image", "input image"), ("output", "model(x)"),
-              ("shift_error_map", f"|shift(model(x)) - model(shift(x))|\nmean {maps['shift_error']:.4f}"),
-              ("rotation_error_map",
-               f"|rot90(model(x)) - model(rot90(x))|\nmean {maps['rotation_error']:.4f}")]
+    panels = [
+        ("image", "input image"),
+        ("output", "model(x)"),
+        ("shift_error_map", f"|shift(model(x)) - model(shift(x))|\nmean {maps['shift_error']:.4f}"),
+        ("rotation_error_map", f"|rot90(model(x)) - model(rot90(x))|\nmean {maps['rotation_error']:.4f}"),
+    ]
     for ax, (key, title) in zip(fig.subplots(2, 2).ravel(), panels):
         im = ax.imshow(maps[key], cmap="gray" if key in ("image", "output") else "magma")
         ax.set_title(title, fontsize=10)
@@ -59,9 +61,14 @@ def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
     for i, (label, logs) in enumerate(runs.items()):
         for split in splits:
             values = [v if math.isfinite(v) else math.nan for v in logs.get(f"{split}_{metric}", [])]
-            ax.plot(range(len(values)), values, color=f"C{i}", linestyle="--" if split == "train" else "-",
-                    marker="." if len(values) <= 20 else None,
-                    label=f"{label} ({split})" if len(splits) > 1 else label)
+            ax.plot(
+                range(len(values)),
+                values,
+                color=f"C{i}",
+                linestyle="--" if split == "train" else "-",
+                marker="." if len(values) <= 20 else None,
+                label=f"{label} ({split})" if len(splits) > 1 else label,
+            )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -109,8 +116,15 @@ def confusion_figure(matrices: dict, class_names, path: str) -> Figure:
         for i in range(n):
             for j in range(n):
                 if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if shares[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(counts[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if shares[i, j] > 0.5 else "black",
+                    )
         ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
         ax.set_yticks(range(n), class_names, fontsize=8)
         ax.set_xlabel("predicted")

@@ -30,7 +30,7 @@ import itertools
 import math
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +38,21 @@ import numpy as np
 import optax
 from flax import nnx
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from .config import NetworkConfiguration, check_batch_size, check_lr, check_n_epochs
 from .tasks import REGRESSION, log_keys
-from .train import (EVAL_CHUNK, TrainState, _epoch, _evaluate, autodiff, divergence_epoch, init_state,
-                    to_device)
+from .train import (
+    EVAL_CHUNK,
+    TrainState,
+    _epoch,
+    _evaluate,
+    autodiff,
+    divergence_epoch,
+    init_state,
+    to_device,
+)
 
 STRATEGIES = ("auto", "vmap", "map")
 AXIS = "sweep"
@@ -67,16 +76,17 @@ def resolve_strategy(strategy: str) -> str:
 
 
 # -- members, stacked ----------------------------------------------------------------------------
-def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False
-               ) -> List[Tuple[float, int]]:
+def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False) -> List[Tuple[float, int]]:
     """(lr, seed) of each member: the cross product (lr-major), or element-wise with `pair=True`."""
     lrs, seeds = [check_lr(lr) for lr in lrs], [int(s) for s in seeds]
     if not lrs or not seeds:
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if pair:
         if len(lrs) != len(seeds):
-            raise ValueError(f"paired learning rates and seeds must have one length, got {len(lrs)} "
-                             f"learning rates and {len(seeds)} seeds")
+            raise ValueError(
+                f"paired learning rates and seeds must have one length, got {len(lrs)} "
+                f"learning rates and {len(seeds)} seeds"
+            )
         return list(zip(lrs, seeds))
     return list(itertools.product(lrs, seeds))
 
@@ -93,17 +103,23 @@ def sweep_size(states) -> int:
     return int(jax.tree.leaves(states)[0].shape[0])
 
 
-def init_sweep(network: str, input_shape, net_config: NetworkConfiguration,
-               members: Sequence[Tuple[float, int]], activation: str = "relu", *,
-               conv_impl: str | None = None, optimizer: Callable = optax.adam):
+def init_sweep(
+    network: str,
+    input_shape,
+    net_config: NetworkConfiguration,
+    members: Sequence[Tuple[float, int]],
+    activation: str = "relu",
+    *,
+    conv_impl: str | None = None,
+    optimizer: Callable = optax.adam,
+):
     """(graphdef, stacked state, one model): member i is `build_network(..., seed=seed_i)` with
     Adam at lr_i, exactly the state a solo run of that configuration starts from."""
     from .models import build_network
 
     graphdef, states, model = None, [], None
     for lr, seed in members:
-        model = build_network(network, input_shape, net_config, activation, seed=seed,
-                              conv_impl=conv_impl)
+        model = build_network(network, input_shape, net_config, activation, seed=seed, conv_impl=conv_impl)
         g, state = init_state(model, lr, optimizer)
         if graphdef is not None and g != graphdef:
             raise ValueError("sweep members must share one architecture")
@@ -117,7 +133,7 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
 
 
-def _over_members(fn, states, shared, strategy: str, mesh: Optional[Mesh]):
+def _over_members(fn, states, shared, strategy: str, mesh: Mesh | None):
     """fn(member_state, shared) for each member along the leading axis; on a mesh, each device
     takes its block of members."""
 
@@ -130,15 +146,30 @@ def _over_members(fn, states, shared, strategy: str, mesh: Optional[Mesh]):
 
     if mesh is None:
         return local(states, shared)
-    return jax.shard_map(local, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS),
-                         check_vma=False)(states, shared)
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS), check_vma=False)(
+        states, shared
+    )
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk",
-                                             "strategy", "mesh", "gradient"))
-def sweep_epoch(graphdef, states: TrainState, X, y, eval_sets: Sequence = (), *, batch_size: int,
-                task=REGRESSION, optimizer=optax.adam, chunk=EVAL_CHUNK, strategy: str = "vmap",
-                mesh: Optional[Mesh] = None, gradient=autodiff):
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk", "strategy", "mesh", "gradient"),
+)
+def sweep_epoch(
+    graphdef,
+    states: TrainState,
+    X,
+    y,
+    eval_sets: Sequence = (),
+    *,
+    batch_size: int,
+    task=REGRESSION,
+    optimizer=optax.adam,
+    chunk=EVAL_CHUNK,
+    strategy: str = "vmap",
+    mesh: Mesh | None = None,
+    gradient=autodiff,
+):
     """One epoch of every member and the evaluations that log it, as one compiled program.
 
     A member whose parameters are not all finite is left as it is and its evaluations are NaN (what
@@ -151,8 +182,7 @@ def sweep_epoch(graphdef, states: TrainState, X, y, eval_sets: Sequence = (), *,
 
         def run(state):
             state, _ = _epoch(graphdef, state, X, y, batch_size, task, optimizer, gradient=gradient)
-            return state, [_evaluate(graphdef, state.params, ex, ey, task, chunk)
-                           for ex, ey in eval_sets]
+            return state, [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
 
         def skip(state):
             nan = {k: jnp.full((), jnp.nan, jnp.float32) for k in task.metric_names}
@@ -164,8 +194,16 @@ def sweep_epoch(graphdef, states: TrainState, X, y, eval_sets: Sequence = (), *,
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "chunk", "strategy", "mesh"))
-def sweep_evaluate(graphdef, params, eval_sets: Sequence, *, task=REGRESSION, chunk=EVAL_CHUNK,
-                   strategy: str = "vmap", mesh: Optional[Mesh] = None):
+def sweep_evaluate(
+    graphdef,
+    params,
+    eval_sets: Sequence,
+    *,
+    task=REGRESSION,
+    chunk=EVAL_CHUNK,
+    strategy: str = "vmap",
+    mesh: Mesh | None = None,
+):
     """Per `(X, y)` in `eval_sets`, every member's mean metrics, shape (K,)."""
 
     def member(p, eval_sets):
@@ -177,7 +215,7 @@ def sweep_evaluate(graphdef, params, eval_sets: Sequence, *, task=REGRESSION, ch
 # -- devices ---------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    mesh: Optional[Mesh]
+    mesh: Mesh | None
     padded: int  # K after padding (a multiple of the devices used)
 
     def put(self, tree, sharded: bool):
@@ -194,7 +232,7 @@ def devices_used(k: int, n_devices: int) -> Tuple[int, int]:
     return n, n * per_device
 
 
-def placement(k: int, devices: Optional[Sequence] = None) -> Placement:
+def placement(k: int, devices: Sequence | None = None) -> Placement:
     """Where the K members run: a 1-D mesh over `devices_used` of `devices` (default: all
     visible), or no mesh when that is one device."""
     devices = list(jax.devices() if devices is None else devices)
@@ -218,12 +256,27 @@ def _unpad(states, k: int):
 
 
 # -- the loop --------------------------------------------------------------------------------------
-def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs: int, *,
-              batch_size: int, task=REGRESSION, optimizer=optax.adam, gradient=autodiff,
-              train_eval_size: int = 2000, names: Tuple[str, str] = ("train", "test"),
-              strategy: str = "auto", devices: Optional[Sequence] = None, progress: bool = True,
-              on_epoch: Optional[Callable] = None, logs: Optional[List[dict]] = None,
-              labels: Optional[Sequence[str]] = None, desc: str = "sweep"):
+def fit_sweep(
+    graphdef,
+    states: TrainState,
+    train: Tuple,
+    test: Tuple,
+    n_epochs: int,
+    *,
+    batch_size: int,
+    task=REGRESSION,
+    optimizer=optax.adam,
+    gradient=autodiff,
+    train_eval_size: int = 2000,
+    names: Tuple[str, str] = ("train", "test"),
+    strategy: str = "auto",
+    devices: Sequence | None = None,
+    progress: bool = True,
+    on_epoch: Callable | None = None,
+    logs: List[dict] | None = None,
+    labels: Sequence[str] | None = None,
+    desc: str = "sweep",
+):
     """`train.fit` for K stacked members: each member's logs are those `fit` writes for it alone
     (n_epochs + 1 entries per list, epoch 0 before training, keys `log_keys(task, names)`).
     `logs` (one dict per member) are those of epochs already run; `on_epoch(epoch, states, logs)`
@@ -250,29 +303,53 @@ def fit_sweep(graphdef, states: TrainState, train: Tuple, test: Tuple, n_epochs:
 
     if logs is None:
         logs = [{key: [] for key in log_keys(task, names)} for _ in range(k)]
-        log(sweep_evaluate(graphdef, run.params, eval_sets, task=task, strategy=strategy,
-                           mesh=place.mesh))
+        log(sweep_evaluate(graphdef, run.params, eval_sets, task=task, strategy=strategy, mesh=place.mesh))
     done = {len(member[f"{names[0]}_loss"]) - 1 for member in logs}
     if len(done) != 1:
         raise ValueError(f"the members' logs have different lengths: {sorted(done)}")
     done = done.pop()
-    bar = tqdm(range(done + 1, n_epochs + 1), desc=desc, unit="epoch", disable=not progress,
-               dynamic_ncols=True, initial=done, total=n_epochs)
+    bar = tqdm(
+        range(done + 1, n_epochs + 1),
+        desc=desc,
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+        initial=done,
+        total=n_epochs,
+    )
     for epoch in bar:
-        run, evals = sweep_epoch(graphdef, run, X, y, eval_sets, batch_size=batch_size, task=task,
-                                 optimizer=optimizer, strategy=strategy, mesh=place.mesh,
-                                 gradient=gradient)
+        run, evals = sweep_epoch(
+            graphdef,
+            run,
+            X,
+            y,
+            eval_sets,
+            batch_size=batch_size,
+            task=task,
+            optimizer=optimizer,
+            strategy=strategy,
+            mesh=place.mesh,
+            gradient=gradient,
+        )
         log(evals)
         for i in range(k):
             if divergence_epoch(logs[i]) == epoch:
-                bar.write(f"diverged: {labels[i]}: the loss is not finite after "
-                          f"epoch {epoch}; its remaining epochs are logged as NaN, the other "
-                          "members go on", file=sys.stderr)
+                bar.write(
+                    f"diverged: {labels[i]}: the loss is not finite after "
+                    f"epoch {epoch}; its remaining epochs are logged as NaN, the other "
+                    "members go on",
+                    file=sys.stderr,
+                )
         last = list(logs[0])[-1]  # test_mae for the homework, the held-out accuracy for a classifier
         values = [m[last][-1] for m in logs]
         best = np.nanmax if last.endswith("accuracy") else np.nanmin
-        bar.set_postfix({last: "/".join(f"{v:.3f}" for v in values) if k <= 4 else
-                         f"best {best(values) if np.isfinite(values).any() else np.nan:.3f}"})
+        bar.set_postfix(
+            {
+                last: "/".join(f"{v:.3f}" for v in values)
+                if k <= 4
+                else f"best {best(values) if np.isfinite(values).any() else np.nan:.3f}"
+            }
+        )
         if on_epoch is not None:
             on_epoch(epoch, _unpad(run, k), logs)
     return _unpad(run, k), logs
@@ -289,7 +366,7 @@ class SweepResult:
     n_devices: int  # devices the sweep axis was split over (1: not sharded)
 
     @property
-    def diverged_at_epoch(self) -> List[Optional[int]]:
+    def diverged_at_epoch(self) -> List[int | None]:
         return [divergence_epoch(logs) for logs in self.logs]
 
     def model(self, i: int) -> nnx.Module:
@@ -297,13 +374,25 @@ class SweepResult:
         return nnx.merge(self.graphdef, unstack(self.state.params, i))
 
 
-def sweep(network: str = "mlp", net_config: NetworkConfiguration = NetworkConfiguration(),
-          dataset="digits", *, lrs: Sequence[float] = (1e-3,), seeds: Sequence[int] = (197331,),
-          members: Optional[Sequence[Tuple[float, int]]] = None, pair: bool = False,
-          n_epochs: int = 5, batch_size: int = 128, activation: str = "relu",
-          conv_impl: str | None = None, strategy: str = "auto", devices: Optional[Sequence] = None,
-          train_eval_size: int = 2000, progress: bool = True,
-          on_epoch: Optional[Callable] = None) -> SweepResult:
+def sweep(
+    network: str = "mlp",
+    net_config: NetworkConfiguration = NetworkConfiguration(),
+    dataset="digits",
+    *,
+    lrs: Sequence[float] = (1e-3,),
+    seeds: Sequence[int] = (197331,),
+    members: Sequence[Tuple[float, int]] | None = None,
+    pair: bool = False,
+    n_epochs: int = 5,
+    batch_size: int = 128,
+    activation: str = "relu",
+    conv_impl: str | None = None,
+    strategy: str = "auto",
+    devices: Sequence | None = None,
+    train_eval_size: int = 2000,
+    progress: bool = True,
+    on_epoch: Callable | None = None,
+) -> SweepResult:
     """Train every (lr, seed) configuration of one network at once, as one compiled program.
 
     The members are `members` if given, else the cross product of `lrs` and `seeds` (lr-major), or
@@ -313,20 +402,39 @@ def sweep(network: str = "mlp", net_config: NetworkConfiguration = NetworkConfig
     """
     from . import data
 
-    members = ([(check_lr(lr), int(s)) for lr, s in members] if members is not None
-               else members_of(lrs, seeds, pair))
+    members = (
+        [(check_lr(lr), int(s)) for lr, s in members] if members is not None else members_of(lrs, seeds, pair)
+    )
     check_batch_size(batch_size)
     check_n_epochs(n_epochs)
     ds = data.load(dataset)
-    graphdef, states, _ = init_sweep(network, ds.image_shape, net_config, members, activation,
-                                     conv_impl=conv_impl)
+    graphdef, states, _ = init_sweep(
+        network, ds.image_shape, net_config, members, activation, conv_impl=conv_impl
+    )
     strategy = resolve_strategy(strategy)
     start = time.perf_counter()
-    states, logs = fit_sweep(graphdef, states, ds.train, ds.test, n_epochs, batch_size=batch_size,
-                             train_eval_size=train_eval_size, strategy=strategy, devices=devices,
-                             progress=progress, on_epoch=on_epoch,
-                             labels=[f"lr {lr:g}, seed {s}" for lr, s in members],
-                             desc=f"{network} x{len(members)} ({strategy})")
+    states, logs = fit_sweep(
+        graphdef,
+        states,
+        ds.train,
+        ds.test,
+        n_epochs,
+        batch_size=batch_size,
+        train_eval_size=train_eval_size,
+        strategy=strategy,
+        devices=devices,
+        progress=progress,
+        on_epoch=on_epoch,
+        labels=[f"lr {lr:g}, seed {s}" for lr, s in members],
+        desc=f"{network} x{len(members)} ({strategy})",
+    )
     mesh = placement(len(members), devices).mesh
-    return SweepResult(list(members), logs, graphdef, states, strategy, time.perf_counter() - start,
-                       1 if mesh is None else mesh.size)
+    return SweepResult(
+        list(members),
+        logs,
+        graphdef,
+        states,
+        strategy,
+        time.perf_counter() - start,
+        1 if mesh is None else mesh.size,
+    )

@@ -30,8 +30,10 @@ class Regression:
 
     def per_example(self, pred, y) -> Dict[str, jnp.ndarray]:
         if pred.shape != y.shape:
-            raise ValueError(f"targets must have the predictions' shape {tuple(pred.shape)} "
-                             f"(one (N, 1) target per image), got {tuple(y.shape)}")
+            raise ValueError(
+                f"targets must have the predictions' shape {tuple(pred.shape)} "
+                f"(one (N, 1) target per image), got {tuple(y.shape)}"
+            )
         err = (pred - y).reshape(pred.shape[0], -1)
         return {"loss": jnp.mean(err * err, axis=1), "mae": jnp.mean(jnp.abs(err), axis=1)}
 
@@ -80,11 +82,14 @@ class Classification:
 
     def per_example(self, logits, y) -> Dict[str, jnp.ndarray]:
         if logits.ndim != 2 or logits.shape[1] != self.n_classes:
-            raise ValueError(f"a {self.n_classes}-class task needs (B, {self.n_classes}) logits, "
-                             f"got {tuple(logits.shape)}")
+            raise ValueError(
+                f"a {self.n_classes}-class task needs (B, {self.n_classes}) logits, got {tuple(logits.shape)}"
+            )
         if y.shape != logits.shape[:1]:
-            raise ValueError(f"labels must be one class index per example, shape "
-                             f"({logits.shape[0]},), got {tuple(y.shape)}")
+            raise ValueError(
+                f"labels must be one class index per example, shape "
+                f"({logits.shape[0]},), got {tuple(y.shape)}"
+            )
         logp = log_softmax(logits)
         nll = -jnp.sum(logp * one_hot(y, self.n_classes, logp.dtype), axis=1)
         return {"loss": nll, "accuracy": (jnp.argmax(logits, axis=1) == y).astype(logits.dtype)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +38,9 @@ def _hyperparam_optimizer(factory: Callable) -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=0.0)
 
 
-def init_state(model: nnx.Module, lr: float, optimizer: Callable = optax.adam
-               ) -> Tuple[nnx.GraphDef, TrainState]:
+def init_state(
+    model: nnx.Module, lr: float, optimizer: Callable = optax.adam
+) -> Tuple[nnx.GraphDef, TrainState]:
     graphdef, params = nnx.split(model, nnx.Param)
     opt_state = optax.inject_hyperparams(optimizer)(learning_rate=lr).init(params)
     return graphdef, TrainState(params, opt_state)
@@ -68,8 +69,7 @@ def _step(graphdef, state: TrainState, x, y, task, optimizer, gradient=autodiff)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "task", "optimizer", "gradient"))
-def train_step(graphdef, state: TrainState, x, y, task=REGRESSION, optimizer=optax.adam,
-               gradient=autodiff):
+def train_step(graphdef, state: TrainState, x, y, task=REGRESSION, optimizer=optax.adam, gradient=autodiff):
     """One update; the metrics are those of the batch before the update (as PyTorch's loop reports)."""
     return _step(graphdef, state, x, y, task, optimizer, gradient)
 
@@ -135,17 +135,28 @@ def evaluate(graphdef, params, X, y, task=REGRESSION, chunk=EVAL_CHUNK) -> Dict[
     return _evaluate(graphdef, params, X, y, task, chunk)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk",
-                                             "gradient"))
-def train_epoch(graphdef, state: TrainState, X, y, eval_sets: Sequence = (), *, batch_size: int,
-                task=REGRESSION, optimizer=optax.adam, chunk=EVAL_CHUNK, gradient=autodiff):
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk", "gradient")
+)
+def train_epoch(
+    graphdef,
+    state: TrainState,
+    X,
+    y,
+    eval_sets: Sequence = (),
+    *,
+    batch_size: int,
+    task=REGRESSION,
+    optimizer=optax.adam,
+    chunk=EVAL_CHUNK,
+    gradient=autodiff,
+):
     """One epoch and the evaluations that log it, as a single compiled program.
 
     Returns the new state, the per-step metrics, and the metrics of each `(X, y)` in `eval_sets`
     measured with the updated parameters.
     """
-    state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer,
-                                 gradient=gradient)
+    state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer, gradient=gradient)
     evals = [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
     return state, step_metrics, evals
 
@@ -157,7 +168,7 @@ def to_device(X, y, task=REGRESSION):
 LOG_KEYS = log_keys(REGRESSION)  # the homework's: train_loss, test_loss, train_mae, test_mae
 
 
-def divergence_epoch(logs: dict) -> Optional[int]:
+def divergence_epoch(logs: dict) -> int | None:
     """The first epoch whose logged losses (every `*_loss` list) hold NaN or Inf (0 = before
     training), or None."""
     losses = [values for key, values in logs.items() if key.endswith("_loss")]
@@ -176,15 +187,23 @@ def _append(logs: dict, prefix: str, metrics: dict) -> None:
         logs[f"{prefix}_{name}"].append(float(value))
 
 
-def _run_epochs(state, logs: dict, epochs: range, run_epoch: Callable, *, progress: bool,
-                on_epoch: Optional[Callable]):
+def _run_epochs(
+    state, logs: dict, epochs: range, run_epoch: Callable, *, progress: bool, on_epoch: Callable | None
+):
     """The loop both variants share: `run_epoch(epoch, state)` trains one epoch, appends its log
     entries and returns the new state. Once the parameters hold NaN or Inf they stay so: the
     remaining epochs are logged as NaN, as the reference would log them, without computing them."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(epochs, desc="epochs", unit="epoch", disable=not progress, dynamic_ncols=True,
-               initial=epochs.start - 1, total=epochs.stop - 1)
+    bar = tqdm(
+        epochs,
+        desc="epochs",
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+        initial=epochs.start - 1,
+        total=epochs.stop - 1,
+    )
     for epoch in bar:
         if _finite(state.params):
             state = run_epoch(epoch, state)
@@ -192,9 +211,12 @@ def _run_epochs(state, logs: dict, epochs: range, run_epoch: Callable, *, progre
             for values in logs.values():
                 values.append(float("nan"))
         if divergence_epoch(logs) == len(logs["train_loss"]) - 1:
-            bar.write(f"diverged: the loss is not finite after epoch {epoch} "
-                      f"(lr {float(state.opt_state.hyperparams['learning_rate']):g}); "
-                      "the remaining epochs are logged as NaN", file=sys.stderr)
+            bar.write(
+                f"diverged: the loss is not finite after epoch {epoch} "
+                f"(lr {float(state.opt_state.hyperparams['learning_rate']):g}); "
+                "the remaining epochs are logged as NaN",
+                file=sys.stderr,
+            )
         last = list(logs)[-1]  # test_mae for the homework, the held-out accuracy for a classifier
         bar.set_postfix({"train_loss": f"{logs['train_loss'][-1]:.4f}", last: f"{logs[last][-1]:.4f}"})
         if on_epoch is not None:
@@ -202,10 +224,23 @@ def _run_epochs(state, logs: dict, epochs: range, run_epoch: Callable, *, progre
     return state, logs
 
 
-def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *, batch_size: int,
-        task=REGRESSION, optimizer=optax.adam, gradient=autodiff, train_eval_size: int = 2000,
-        names: Tuple[str, str] = ("train", "test"), progress: bool = True,
-        on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
+def fit(
+    graphdef,
+    state: TrainState,
+    train: Tuple,
+    test: Tuple,
+    n_epochs: int,
+    *,
+    batch_size: int,
+    task=REGRESSION,
+    optimizer=optax.adam,
+    gradient=autodiff,
+    train_eval_size: int = 2000,
+    names: Tuple[str, str] = ("train", "test"),
+    progress: bool = True,
+    on_epoch: Callable | None = None,
+    logs: dict | None = None,
+):
     """The homework's tensor-variant loop: log on the first `train_eval_size` training examples and
     the test set before training and after each epoch (n_epochs + 1 entries per list), under the
     keys `log_keys(task, names)` (a lab passes its validation split as `test`, named "val").
@@ -223,36 +258,71 @@ def fit(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *
             _append(logs, prefix, evaluate(graphdef, state.params, *s, task=task))
 
     def run_epoch(epoch, state):
-        state, _, evals = train_epoch(graphdef, state, X, y, eval_sets, batch_size=batch_size,
-                                      task=task, optimizer=optimizer, gradient=gradient)
+        state, _, evals = train_epoch(
+            graphdef,
+            state,
+            X,
+            y,
+            eval_sets,
+            batch_size=batch_size,
+            task=task,
+            optimizer=optimizer,
+            gradient=gradient,
+        )
         for prefix, metrics in zip(names, evals):
             _append(logs, prefix, metrics)
         return state
 
     done = len(logs["train_loss"]) - 1
-    return _run_epochs(state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress,
-                       on_epoch=on_epoch)
+    return _run_epochs(
+        state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress, on_epoch=on_epoch
+    )
 
 
 # -- the loader variant (SVHN, CIFAR-10): shuffled epochs, metrics as means over batches ----------
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "batch_size", "test_batch_size", "task",
-                                             "optimizer"))
-def train_epoch_loader(graphdef, state: TrainState, X, y, order, X_test, y_test, *, batch_size: int,
-                       test_batch_size: int, task=REGRESSION, optimizer=optax.adam):
+
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "batch_size", "test_batch_size", "task", "optimizer")
+)
+def train_epoch_loader(
+    graphdef,
+    state: TrainState,
+    X,
+    y,
+    order,
+    X_test,
+    y_test,
+    *,
+    batch_size: int,
+    test_batch_size: int,
+    task=REGRESSION,
+    optimizer=optax.adam,
+):
     """One loader-variant epoch as a single compiled program: the steps over the batches of
     `X[order]`, then the mean over the test set's batches with the updated parameters. The order is
     data, so every epoch's permutation runs the same program. Returns the new state, the per-step
     metrics and the test means."""
     state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer, order)
-    return state, step_metrics, _batch_means(graphdef, state.params, X_test, y_test,
-                                             test_batch_size, task)
+    return state, step_metrics, _batch_means(graphdef, state.params, X_test, y_test, test_batch_size, task)
 
 
-def fit_loader(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs: int, *,
-               batch_size: int, order: Callable[[int], np.ndarray], test_batch_size: Optional[int] = None,
-               task=REGRESSION, optimizer=optax.adam, progress: bool = True,
-               on_epoch: Optional[Callable] = None, logs: Optional[dict] = None):
+def fit_loader(
+    graphdef,
+    state: TrainState,
+    train: Tuple,
+    test: Tuple,
+    n_epochs: int,
+    *,
+    batch_size: int,
+    order: Callable[[int], np.ndarray],
+    test_batch_size: int | None = None,
+    task=REGRESSION,
+    optimizer=optax.adam,
+    progress: bool = True,
+    on_epoch: Callable | None = None,
+    logs: dict | None = None,
+):
     """The homework's loader-variant loop (SVHN, CIFAR-10): n_epochs entries per list, no entry
     before training. Epoch e (from 1) trains on the batches of `order(e)`, the training examples'
     indices in that epoch's order, and logs the mean over its batches of the steps' loss and MAE,
@@ -268,13 +338,23 @@ def fit_loader(graphdef, state: TrainState, train: Tuple, test: Tuple, n_epochs:
         if perm.shape != (X.shape[0],):
             raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
         state, steps, test_means = train_epoch_loader(
-            graphdef, state, X, y, jnp.asarray(perm, jnp.int32), X_test, y_test,
-            batch_size=batch_size, test_batch_size=test_batch_size or batch_size, task=task,
-            optimizer=optimizer)
+            graphdef,
+            state,
+            X,
+            y,
+            jnp.asarray(perm, jnp.int32),
+            X_test,
+            y_test,
+            batch_size=batch_size,
+            test_batch_size=test_batch_size or batch_size,
+            task=task,
+            optimizer=optimizer,
+        )
         _append(logs, "train", {k: np.mean(np.asarray(v, np.float64)) for k, v in steps.items()})
         _append(logs, "test", test_means)
         return state
 
     done = len(logs["train_loss"])
-    return _run_epochs(state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress,
-                       on_epoch=on_epoch)
+    return _run_epochs(
+        state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress, on_epoch=on_epoch
+    )

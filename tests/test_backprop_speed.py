@@ -10,8 +10,20 @@ CONFIGS = ["1x16", "2x8"]
 
 
 def test_every_variant_is_timed_and_computes_the_same_gradient(tmp_path, capsys):
-    rc = main(["--n-train", "600", "--batch-size", "50", "--epochs", "2", "--configs", *CONFIGS,
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--n-train",
+            "600",
+            "--batch-size",
+            "50",
+            "--epochs",
+            "2",
+            "--configs",
+            *CONFIGS,
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "backprop_speed.json").read_text())
     table = (tmp_path / "backprop_speed.md").read_text()
@@ -32,9 +44,8 @@ def test_every_variant_is_timed_and_computes_the_same_gradient(tmp_path, capsys)
             assert ratio == pytest.approx(medians[name] / medians[BASELINE], rel=1e-12)
         line = next(l for l in table.splitlines() if l.startswith(f"| {row['config']} | "))
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[2:2 + len(VARIANTS)] == [f"{medians[n]:.3f}" for n in VARIANTS]
-        assert cells[2 + len(VARIANTS):] == [f"{row['ratios'][n]:.2f}x"
-                                             for n in VARIANTS if n != BASELINE]
+        assert cells[2 : 2 + len(VARIANTS)] == [f"{medians[n]:.3f}" for n in VARIANTS]
+        assert cells[2 + len(VARIANTS) :] == [f"{row['ratios'][n]:.2f}x" for n in VARIANTS if n != BASELINE]
         diffs = row["grad_max_abs_diff_vs_jax_grad"]
         assert set(diffs) == {"jax_hand", "torch_autograd", "torch_hand", "grad_max_abs"}
         assert diffs["grad_max_abs"] > 0

@@ -211,10 +211,12 @@ def test_unknown_parent():
     assert "unknown parent 'Q' of 'R'" in str(err.value)
     assert "variables are: S" in str(err.value)
     with pytest.raises(ValueError, match="unknown parent 'Q' of 'R'; variables are: S, R"):
-        BayesNet([
-            Variable("S", ["s0", "s1"], [], [0.2, 0.8]),
-            Variable("R", ["r0", "r1"], ["Q"], [[0.9, 0.1], [0.2, 0.8]]),
-        ])
+        BayesNet(
+            [
+                Variable("S", ["s0", "s1"], [], [0.2, 0.8]),
+                Variable("R", ["r0", "r1"], ["Q"], [[0.9, 0.1], [0.2, 0.8]]),
+            ]
+        )
 
 
 def test_cycle_and_duplicate():
@@ -233,10 +235,12 @@ def test_cycle_and_duplicate():
 
 def test_constructor_from_variables_in_any_order():
     # children before parents is fine in the list form; axis order is the list's
-    net = BayesNet([
-        Variable("R", ["r0", "r1"], ["S"], [[0.9, 0.1], [0.2, 0.8]]),
-        Variable("S", ["s0", "s1"], [], [0.2, 0.8]),
-    ])
+    net = BayesNet(
+        [
+            Variable("R", ["r0", "r1"], ["S"], [[0.9, 0.1], [0.2, 0.8]]),
+            Variable("S", ["s0", "s1"], [], [0.2, 0.8]),
+        ]
+    )
     joint, names = net.joint()
     assert names == ("R", "S")
     np.testing.assert_allclose(joint, [[0.2 * 0.9, 0.8 * 0.2], [0.2 * 0.1, 0.8 * 0.8]])
@@ -254,7 +258,9 @@ def test_bad_values():
 
 
 def test_unknown_variable_in_query(net):
-    with pytest.raises(ValueError, match=re.escape("unknown variable 'X' in targets; variables are: S, D, R, G, L")):
+    with pytest.raises(
+        ValueError, match=re.escape("unknown variable 'X' in targets; variables are: S, D, R, G, L")
+    ):
         net.query("X")
     with pytest.raises(ValueError, match=re.escape("unknown variable 'X' in evidence")):
         net.query("G", evidence={"X": "x0"})
@@ -263,7 +269,9 @@ def test_unknown_variable_in_query(net):
 
 
 def test_unknown_value_in_query(net):
-    with pytest.raises(ValueError, match=re.escape("unknown value 'g3' for G in evidence; allowed values: g0, g1, g2")):
+    with pytest.raises(
+        ValueError, match=re.escape("unknown value 'g3' for G in evidence; allowed values: g0, g1, g2")
+    ):
         net.query("R", evidence={"G": "g3"})
     with pytest.raises(ValueError, match=re.escape("unknown value 'l2' for L in do; allowed values: l0, l1")):
         net.query("G", do={"L": "l2"})

@@ -10,8 +10,21 @@ from jaxtrainer.sweep import resolve_strategy
 
 def test_bench_writes_both_frameworks_and_the_ratio(tmp_path, capsys):
     models = ["mlp", "cnn_sweep3"]
-    rc = main(["bench", "--models", *models, "--n-train", "512", "--n-test", "128", "--epochs", "2",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "bench",
+            "--models",
+            *models,
+            "--n-train",
+            "512",
+            "--n-test",
+            "128",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "compare.json").read_text())
     table = (tmp_path / "compare.md").read_text()

@@ -1,7 +1,6 @@
 """Nothing lost: checkpoints at each epoch, resume after SIGKILL or SIGINT, state_dict export."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,8 +15,27 @@ from jaxtrainer import checkpoint, data, models, train
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.experiments.single import RunConfig, run
 
-CNN_ARGS = ["--network", "cnn", "--channels", "16", "32", "45", "--kernels", "3", "3", "3",
-            "--strides", "1", "1", "1", "--hidden", "128", "--dataset", "digits", "--no-progress"]
+CNN_ARGS = [
+    "--network",
+    "cnn",
+    "--channels",
+    "16",
+    "32",
+    "45",
+    "--kernels",
+    "3",
+    "3",
+    "3",
+    "--strides",
+    "1",
+    "1",
+    "1",
+    "--hidden",
+    "128",
+    "--dataset",
+    "digits",
+    "--no-progress",
+]
 
 
 def cli(*args):
@@ -25,8 +43,9 @@ def cli(*args):
 
 
 def start_and_wait_for_first_checkpoint(out):
-    proc = subprocess.Popen(cli("--epochs", "12", "--out", str(out)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli("--epochs", "12", "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 120
     while not (out / checkpoint.CHECKPOINT).exists():
         assert proc.poll() is None, proc.communicate()
@@ -42,12 +61,21 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     proc.wait()
     saved = json.loads((killed / "logs.json").read_text())["logs"]
     assert 2 <= len(saved["test_loss"]) < 13  # killed part-way, the finished epochs on disk
-    subprocess.run(cli("--epochs", "12", "--out", str(killed), "--resume", "--export",
-                       str(killed / "w.npz")), check=True, capture_output=True)
-    subprocess.run(cli("--epochs", "12", "--out", str(whole), "--export", str(whole / "w.npz")),
-                   check=True, capture_output=True)
+    subprocess.run(
+        cli("--epochs", "12", "--out", str(killed), "--resume", "--export", str(killed / "w.npz")),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        cli("--epochs", "12", "--out", str(whole), "--export", str(whole / "w.npz")),
+        check=True,
+        capture_output=True,
+    )
     assert (killed / "logs.csv").read_text() == (whole / "logs.csv").read_text()
-    a, b = checkpoint.import_state_dict(str(killed / "w.npz")), checkpoint.import_state_dict(str(whole / "w.npz"))
+    a, b = (
+        checkpoint.import_state_dict(str(killed / "w.npz")),
+        checkpoint.import_state_dict(str(whole / "w.npz")),
+    )
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -57,8 +85,9 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == (f"jaxtrainer: interrupted; the last finished epoch is saved "
-                                           f"in {out} (continue with --resume)")
+    assert err.strip().splitlines()[-1] == (
+        f"jaxtrainer: interrupted; the last finished epoch is saved in {out} (continue with --resume)"
+    )
     assert "Traceback" not in err
     logs = json.loads((out / "logs.json").read_text())["logs"]
     assert 2 <= len(logs["train_loss"]) < 13 and all(len(v) == len(logs["train_loss"]) for v in logs.values())
@@ -74,11 +103,21 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
 def test_resume_refuses_a_different_configuration(tmp_path):
     run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1), str(tmp_path), progress=False)
     with pytest.raises(ValueError, match=r"different configuration.*lr: checkpoint 0\.001, now 0\.01"):
-        run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), lr=0.01, epochs=2), str(tmp_path),
-            progress=False, resume=True)
-    with pytest.raises(ValueError, match=r"refusing to resume\. net_config\.dense_hiddens: checkpoint \[8\], now \[16\]$"):
-        run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(16,)), epochs=2), str(tmp_path),
-            progress=False, resume=True)
+        run(
+            RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), lr=0.01, epochs=2),
+            str(tmp_path),
+            progress=False,
+            resume=True,
+        )
+    with pytest.raises(
+        ValueError, match=r"refusing to resume\. net_config\.dense_hiddens: checkpoint \[8\], now \[16\]$"
+    ):
+        run(
+            RunConfig("mlp", NetworkConfiguration(dense_hiddens=(16,)), epochs=2),
+            str(tmp_path),
+            progress=False,
+            resume=True,
+        )
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         run(RunConfig("mlp", epochs=1), str(tmp_path / "empty"), progress=False, resume=True)
 
@@ -92,12 +131,20 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
 @pytest.mark.parametrize("ext", [".pt", ".npz"])
 def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path):
     path = str(tmp_path / f"model{ext}")
-    result = run(RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=1),
-                 str(tmp_path / "run"), progress=False, export=path)
-    torch_net = ref.Trainer.create_cnn(1, ref.NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
-                                       torch.nn.ReLU())
-    loaded = torch.load(path) if ext == ".pt" else {k: torch.from_numpy(v) for k, v in
-                                                    checkpoint.import_state_dict(path).items()}
+    result = run(
+        RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=1),
+        str(tmp_path / "run"),
+        progress=False,
+        export=path,
+    )
+    torch_net = ref.Trainer.create_cnn(
+        1, ref.NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), torch.nn.ReLU()
+    )
+    loaded = (
+        torch.load(path)
+        if ext == ".pt"
+        else {k: torch.from_numpy(v) for k, v in checkpoint.import_state_dict(path).items()}
+    )
     torch_net.load_state_dict(loaded)
     ds = data.load("digits")
     pred = torch_net(torch.from_numpy(ds.X_test)).detach().numpy()
@@ -110,8 +157,11 @@ def test_export_rejects_unknown_formats(tmp_path):
 
 
 def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
-    result = run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), lr=1e25, epochs=4),
-                 str(tmp_path), progress=True)
+    result = run(
+        RunConfig("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), lr=1e25, epochs=4),
+        str(tmp_path),
+        progress=True,
+    )
     logs = result["logs"]
     epoch = train.divergence_epoch(logs)
     assert epoch is not None and 1 <= epoch <= 4
@@ -134,10 +184,12 @@ def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
         "X *= 2\n"
         "X -= 1\n"
         "y = np.zeros((26032, 1), np.float32)\n"
-        "graphdef, state = train.init_state(models.build_network('cnn', (3, 32, 32), NetworkConfiguration()), 1e-3)\n"
+        "graphdef, state = train.init_state(\n"
+        "    models.build_network('cnn', (3, 32, 32), NetworkConfiguration()), 1e-3)\n"
         "m = train.evaluate(graphdef, state.params, X, y)\n"
         "assert np.isfinite(float(m['loss']))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
     peak_mib = int(out.stdout.split()[-1]) / 1024
     assert peak_mib < 2048, peak_mib
@@ -147,8 +199,13 @@ def test_trainer_train_loop_resumes_from_its_checkpoint(tmp_path):
     from torch_compat import Trainer
 
     def trainer(folder):
-        return Trainer("cnn", NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)), dataset="digits",
-                       progress=False, checkpoint_dir=str(folder))
+        return Trainer(
+            "cnn",
+            NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)),
+            dataset="digits",
+            progress=False,
+            checkpoint_dir=str(folder),
+        )
 
     whole = trainer(tmp_path / "whole").train_loop(3)
     trainer(tmp_path / "part").train_loop(1)  # "interrupted" after one epoch
@@ -156,7 +213,13 @@ def test_trainer_train_loop_resumes_from_its_checkpoint(tmp_path):
     logs = resumed.train_loop(3, resume=True)
     assert logs == whole
     with pytest.raises(ValueError, match=r"refusing to resume\. lr: checkpoint 0\.001, now 0\.01"):
-        Trainer("cnn", NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)), lr=0.01, dataset="digits",
-                progress=False, checkpoint_dir=str(tmp_path / "part")).train_loop(3, resume=True)
+        Trainer(
+            "cnn",
+            NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)),
+            lr=0.01,
+            dataset="digits",
+            progress=False,
+            checkpoint_dir=str(tmp_path / "part"),
+        ).train_loop(3, resume=True)
     with pytest.raises(ValueError, match=r"resume=True needs a checkpoint folder"):
         Trainer("mlp", dataset="digits", progress=False).train_loop(1, resume=True)

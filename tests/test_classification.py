@@ -52,14 +52,21 @@ def test_batch_loss_reduction_and_log_keys():
     assert float(Classification(3, "sum").batch_loss(losses)) == 7.0
     assert float(Classification(3).batch_loss(losses)) == pytest.approx(7 / 3)
     assert log_keys(Classification(3), ("train", "val")) == (
-        "train_loss", "val_loss", "train_accuracy", "val_accuracy")
+        "train_loss",
+        "val_loss",
+        "train_accuracy",
+        "val_accuracy",
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n_classes=1), "n_classes must be an integer >= 2, got 1"),
-    (dict(n_classes=3.0), "n_classes must be an integer >= 2, got 3.0"),
-    (dict(n_classes=3, reduction="max"), "reduction must be one of ('mean', 'sum'), got 'max'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_classes=1), "n_classes must be an integer >= 2, got 1"),
+        (dict(n_classes=3.0), "n_classes must be an integer >= 2, got 3.0"),
+        (dict(n_classes=3, reduction="max"), "reduction must be one of ('mean', 'sum'), got 'max'"),
+    ],
+)
 def test_bad_task(kwargs, message):
     with pytest.raises(ValueError) as e:
         Classification(**kwargs)
@@ -68,8 +75,11 @@ def test_bad_task(kwargs, message):
 
 def test_bad_labels_and_logits():
     task = Classification(3)
-    with pytest.raises(ValueError, match=r"labels must be one class index per example, shape \(4,\), "
-                                         r"got \(4, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"labels must be one class index per example, shape \(4,\), "
+        r"got \(4, 1\)",
+    ):
         task.per_example(jnp.zeros((4, 3)), jnp.zeros((4, 1), jnp.int32))
     with pytest.raises(ValueError, match=r"a 3-class task needs \(B, 3\) logits, got \(4, 5\)"):
         task.per_example(jnp.zeros((4, 5)), jnp.zeros((4,), jnp.int32))
@@ -79,8 +89,9 @@ def test_bad_labels_and_logits():
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_hand_gradient_equals_jax_grad_float64(x64, depth, activation, reduction):
-    model = SoftmaxMLP(12, [9] * depth, 5, activation=activation, init="kaiming", seed=depth,
-                       dtype=jnp.float64)
+    model = SoftmaxMLP(
+        12, [9] * depth, 5, activation=activation, init="kaiming", seed=depth, dtype=jnp.float64
+    )
     graphdef, params = nnx.split(model, nnx.Param)
     x = jax.random.normal(jax.random.key(1), (17, 12), jnp.float64)
     y = jnp.arange(17) % 5
@@ -147,9 +158,20 @@ def test_training_by_hand_follows_autodiff_with_optax():
     runs = {}
     for key, gradient, optimizer in (("hand", backprop, handopt.adam), ("auto", train.autodiff, optax.adam)):
         graphdef, state = train.init_state(SoftmaxMLP(64, [32], 10, seed=3), 1e-2, optimizer)
-        runs[key] = train.fit(graphdef, state, train_set, val, 2, batch_size=50, task=task,
-                              optimizer=optimizer, gradient=gradient, names=("train", "val"),
-                              train_eval_size=len(train_set[0]), progress=False)
+        runs[key] = train.fit(
+            graphdef,
+            state,
+            train_set,
+            val,
+            2,
+            batch_size=50,
+            task=task,
+            optimizer=optimizer,
+            gradient=gradient,
+            names=("train", "val"),
+            train_eval_size=len(train_set[0]),
+            progress=False,
+        )
     (hand_state, hand_logs), (auto_state, auto_logs) = runs["hand"], runs["auto"]
     assert list(hand_logs) == list(log_keys(task, ("train", "val")))
     for key in hand_logs:
@@ -166,12 +188,31 @@ def test_sweep_member_equals_its_solo_run():
     model = SoftmaxMLP(64, [], 10, init="normal")
     lrs = (0.1, 0.01)
     pairs = [train.init_state(model, lr, handopt.sgd) for lr in lrs]
-    _, logs = fit_sweep(pairs[0][0], stack([s for _, s in pairs]), train_set, val, 2, batch_size=1,
-                        task=task, optimizer=handopt.sgd, gradient=backprop, names=("train", "val"),
-                        progress=False)
-    _, solo = train.fit(*pairs[1], train_set, val, 2, batch_size=1, task=task,
-                        optimizer=handopt.sgd, gradient=backprop, names=("train", "val"),
-                        progress=False)
+    _, logs = fit_sweep(
+        pairs[0][0],
+        stack([s for _, s in pairs]),
+        train_set,
+        val,
+        2,
+        batch_size=1,
+        task=task,
+        optimizer=handopt.sgd,
+        gradient=backprop,
+        names=("train", "val"),
+        progress=False,
+    )
+    _, solo = train.fit(
+        *pairs[1],
+        train_set,
+        val,
+        2,
+        batch_size=1,
+        task=task,
+        optimizer=handopt.sgd,
+        gradient=backprop,
+        names=("train", "val"),
+        progress=False,
+    )
     for key in solo:
         np.testing.assert_allclose(logs[1][key], solo[key], rtol=1e-5, atol=1e-6)
 
@@ -204,6 +245,9 @@ def test_classification_datasets(monkeypatch):
     with pytest.raises(ValueError, match="unknown classification dataset 'cifar10'"):
         load_classes("cifar10")
     monkeypatch.delenv("JAXTRAINER_DATA_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match=r"dataset 'mnist' is read from files you already "
-                                                r"have: pass data_dir="):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"dataset 'mnist' is read from files you already "
+        r"have: pass data_dir=",
+    ):
         load_classes("mnist")

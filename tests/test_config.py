@@ -6,9 +6,17 @@ import re
 import numpy as np
 import pytest
 
-from jaxtrainer.config import (NetworkConfiguration, check_activation, check_batch_size, check_cnn,
-                               check_dense, check_lr, check_n_epochs, check_network_type,
-                               cnn_output_size)
+from jaxtrainer.config import (
+    NetworkConfiguration,
+    check_activation,
+    check_batch_size,
+    check_cnn,
+    check_dense,
+    check_lr,
+    check_n_epochs,
+    check_network_type,
+    cnn_output_size,
+)
 
 HOMEWORK_CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
 
@@ -25,6 +33,7 @@ def test_network_configuration_is_the_homeworks():
 
 # --- network type and activation -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_network_type_accepted(name):
     assert check_network_type(name) == name
@@ -32,21 +41,27 @@ def test_network_type_accepted(name):
 
 @pytest.mark.parametrize("name", ["rnn", "MLP ", "", None])
 def test_network_type_rejected(name):
-    with pytest.raises(ValueError, match=r"^network_type must be one of \('mlp', 'cnn'\), got " +
-                       re_escape_repr(name)):
+    with pytest.raises(
+        ValueError, match=r"^network_type must be one of \('mlp', 'cnn'\), got " + re_escape_repr(name)
+    ):
         check_network_type(name)
 
 
-@pytest.mark.parametrize("name, expected", [("relu", "relu"), ("ReLU", "relu"), ("SIGMOID", "sigmoid"),
-                                            ("Tanh", "tanh"), ("sigmoid", "sigmoid")])
+@pytest.mark.parametrize(
+    "name, expected",
+    [("relu", "relu"), ("ReLU", "relu"), ("SIGMOID", "sigmoid"), ("Tanh", "tanh"), ("sigmoid", "sigmoid")],
+)
 def test_activation_any_case(name, expected):
     assert check_activation(name) == expected
 
 
 @pytest.mark.parametrize("name", ["gelu", "leaky_relu", "", "relu6"])
 def test_activation_rejected(name):
-    with pytest.raises(ValueError, match=r"activation must be one of \('relu', 'tanh', 'sigmoid'\) "
-                                         rf"\(any case\), got '{name}'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"activation must be one of \('relu', 'tanh', 'sigmoid'\) "
+        rf"\(any case\), got '{name}'$",
+    ):
         check_activation(name)
 
 
@@ -58,6 +73,7 @@ def test_activation_non_string_rejected(name):
 
 # --- cnn fields ------------------------------------------------------------------------------------
 
+
 def test_check_cnn_accepts_homework_configurations():
     check_cnn(HOMEWORK_CNN, (28, 28))
     check_cnn(NetworkConfiguration((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256)), (28, 28))
@@ -67,37 +83,58 @@ def test_check_cnn_accepts_homework_configurations():
 
 
 def test_check_cnn_accepts_numpy_integers():
-    cfg = NetworkConfiguration(tuple(np.array([16, 32], dtype=np.int64)),
-                               (np.int32(3), np.int16(3)), (np.uint8(1), np.int64(2)),
-                               (np.int64(128),))
+    cfg = NetworkConfiguration(
+        tuple(np.array([16, 32], dtype=np.int64)),
+        (np.int32(3), np.int16(3)),
+        (np.uint8(1), np.int64(2)),
+        (np.int64(128),),
+    )
     check_cnn(cfg, (28, 28))
-    check_cnn(NetworkConfiguration(np.array([4, 8]), np.array([3, 3]), np.array([1, 1]),
-                                   np.array([16])), (16, 16))
+    check_cnn(
+        NetworkConfiguration(np.array([4, 8]), np.array([3, 3]), np.array([1, 1]), np.array([16])), (16, 16)
+    )
 
 
 def test_check_cnn_unequal_lengths():
     cfg = NetworkConfiguration((16, 32, 45), (3, 3), (1, 1, 1), (128,))
-    with pytest.raises(ValueError, match=r"n_channels, kernel_sizes and strides must have the same "
-                                         r"length, got 3, 2 and 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_channels, kernel_sizes and strides must have the same "
+        r"length, got 3, 2 and 3",
+    ):
         check_cnn(cfg)
     cfg = NetworkConfiguration((16,), (3,), (1, 1), (128,))
     with pytest.raises(ValueError, match=r"same length, got 1, 1 and 2"):
         check_cnn(cfg, (28, 28))
 
 
-@pytest.mark.parametrize("field, index, bad", [
-    ("n_channels", 1, 0), ("n_channels", 0, -4), ("kernel_sizes", 2, 0), ("kernel_sizes", 0, -3),
-    ("strides", 1, 0), ("strides", 2, -1), ("n_channels", 0, 2.5), ("kernel_sizes", 1, 3.0),
-    ("strides", 0, True), ("n_channels", 2, "45"), ("kernel_sizes", 0, None),
-])
+@pytest.mark.parametrize(
+    "field, index, bad",
+    [
+        ("n_channels", 1, 0),
+        ("n_channels", 0, -4),
+        ("kernel_sizes", 2, 0),
+        ("kernel_sizes", 0, -3),
+        ("strides", 1, 0),
+        ("strides", 2, -1),
+        ("n_channels", 0, 2.5),
+        ("kernel_sizes", 1, 3.0),
+        ("strides", 0, True),
+        ("n_channels", 2, "45"),
+        ("kernel_sizes", 0, None),
+    ],
+)
 def test_check_cnn_bad_values(field, index, bad):
     values = dict(HOMEWORK_CNN._asdict())
     changed = list(values[field])
     changed[index] = bad
     values[field] = tuple(changed)
     cfg = NetworkConfiguration(**values)
-    with pytest.raises(ValueError, match=rf"^{field}\[{index}\] must be a positive int, got "
-                                         rf"{repr(bad)}$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{field}\[{index}\] must be a positive int, got "
+        rf"{repr(bad)}$",
+    ):
         check_cnn(cfg, (28, 28))
 
 
@@ -123,15 +160,21 @@ def test_check_cnn_empty_n_channels():
 
 def test_image_too_small_for_pool():
     # 8 -conv3-> 6 -pool-> 3 -conv3-> 1: the max-pool after conv layer 1 would output 0x0.
-    with pytest.raises(ValueError, match=r"^max-pool after conv layer 1 gets a 1x1 input and would "
-                                         r"output 0x0: the image is too small"):
+    with pytest.raises(
+        ValueError,
+        match=r"^max-pool after conv layer 1 gets a 1x1 input and would "
+        r"output 0x0: the image is too small",
+    ):
         check_cnn(HOMEWORK_CNN, (8, 8))
 
 
 def test_image_too_small_for_conv():
     # 10 -> 8 -> 4 -> 2 -> 1, then conv layer 2 (kernel 3) gets 1x1.
-    with pytest.raises(ValueError, match=r"^conv layer 2 \(kernel 3\) gets a 1x1 input: the image is "
-                                         r"too small"):
+    with pytest.raises(
+        ValueError,
+        match=r"^conv layer 2 \(kernel 3\) gets a 1x1 input: the image is "
+        r"too small",
+    ):
         check_cnn(HOMEWORK_CNN, (10, 10))
     with pytest.raises(ValueError, match=r"^conv layer 0 \(kernel 5\) gets a 4x4 input"):
         check_cnn(NetworkConfiguration((4,), (5,), (1,), ()), (4, 4))
@@ -151,6 +194,7 @@ def test_smallest_image_that_fits():
 
 # --- cnn_output_size ---------------------------------------------------------------------------------
 
+
 def reference_output_size(cfg, hw):
     """Independent: PyTorch's valid-conv formula and floor-mode pooling, layer by layer."""
     h, w = hw
@@ -163,15 +207,18 @@ def reference_output_size(cfg, hw):
     return h, w
 
 
-@pytest.mark.parametrize("cfg, hw, expected", [
-    (HOMEWORK_CNN, (28, 28), (3, 3)),
-    (NetworkConfiguration((60,), (28,), (1,), (256, 256)), (28, 28), (1, 1)),
-    (NetworkConfiguration((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256)), (28, 28), (3, 3)),
-    (NetworkConfiguration(), (32, 32), (4, 4)),
-    (HOMEWORK_CNN, (64, 64), (12, 12)),  # 62 -> 31 -> 29 -> 14 -> 12
-    (HOMEWORK_CNN, (128, 128), (28, 28)),  # 126 -> 63 -> 61 -> 30 -> 28
-    (NetworkConfiguration((4, 4), (3, 3), (2, 2), ()), (29, 21), (3, 2)),
-])
+@pytest.mark.parametrize(
+    "cfg, hw, expected",
+    [
+        (HOMEWORK_CNN, (28, 28), (3, 3)),
+        (NetworkConfiguration((60,), (28,), (1,), (256, 256)), (28, 28), (1, 1)),
+        (NetworkConfiguration((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256)), (28, 28), (3, 3)),
+        (NetworkConfiguration(), (32, 32), (4, 4)),
+        (HOMEWORK_CNN, (64, 64), (12, 12)),  # 62 -> 31 -> 29 -> 14 -> 12
+        (HOMEWORK_CNN, (128, 128), (28, 28)),  # 126 -> 63 -> 61 -> 30 -> 28
+        (NetworkConfiguration((4, 4), (3, 3), (2, 2), ()), (29, 21), (3, 2)),
+    ],
+)
 def test_cnn_output_size(cfg, hw, expected):
     assert cnn_output_size(cfg, hw) == expected
     assert reference_output_size(cfg, hw) == expected
@@ -179,14 +226,31 @@ def test_cnn_output_size(cfg, hw, expected):
 
 # --- training hyper-parameters -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("lr", [1e-3, 1, 1e-8, np.float32(0.01), np.float64(0.5), np.int64(2)])
 def test_lr_accepted(lr):
     out = check_lr(lr)
     assert type(out) is float and out == pytest.approx(float(lr))
 
 
-@pytest.mark.parametrize("lr", [0, 0.0, -1, -1e-3, float("nan"), float("inf"), -float("inf"),
-                                np.float32("nan"), "1e-3", True, False, None, [1e-3]])
+@pytest.mark.parametrize(
+    "lr",
+    [
+        0,
+        0.0,
+        -1,
+        -1e-3,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        np.float32("nan"),
+        "1e-3",
+        True,
+        False,
+        None,
+        [1e-3],
+    ],
+)
 def test_lr_rejected(lr):
     with pytest.raises(ValueError, match=r"^lr must be a finite number > 0, got " + re_escape_repr(lr)):
         check_lr(lr)

@@ -12,8 +12,8 @@ from PIL import Image
 
 from jaxtrainer.data import Dataset, load
 
-
 # --- digits -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -86,8 +86,10 @@ def test_digits_images_match_their_targets(digits):
 
 def test_digits_seeded(digits):
     again = load("digits", seed=0)
-    for a, b in zip((digits.X_train, digits.y_train, digits.X_test, digits.y_test),
-                    (again.X_train, again.y_train, again.X_test, again.y_test)):
+    for a, b in zip(
+        (digits.X_train, digits.y_train, digits.X_test, digits.y_test),
+        (again.X_train, again.y_train, again.X_test, again.y_test),
+    ):
         np.testing.assert_array_equal(a, b)
     other = load("digits", seed=1)
     assert other.X_train.shape == digits.X_train.shape
@@ -96,6 +98,7 @@ def test_digits_seeded(digits):
 
 
 # --- rotated folder format ----------------------------------------------------------------------
+
 
 def pattern(i, shape=(28, 28)):
     """A distinct, known uint8 image per index."""
@@ -128,8 +131,9 @@ def folder(tmp_path):
 
 def expected_targets(train_angles, angles):
     train_angles = np.asarray(train_angles, np.float64)
-    return ((np.asarray(angles, np.float64) - train_angles.mean()) / np.std(train_angles, ddof=1)
-            ).reshape(-1, 1)
+    return ((np.asarray(angles, np.float64) - train_angles.mean()) / np.std(train_angles, ddof=1)).reshape(
+        -1, 1
+    )
 
 
 def test_rotated_folder_order_pixels_targets(folder):
@@ -190,8 +194,7 @@ def test_rotated_folder_empty(tmp_path):
         load(str(tmp_path / "empty"))
 
 
-@pytest.mark.parametrize("bad_name", ["img.png", "3.png", "3_.png", "_45.png", "a_45.png",
-                                      "3_45_1.png"])
+@pytest.mark.parametrize("bad_name", ["img.png", "3.png", "3_.png", "_45.png", "a_45.png", "3_45_1.png"])
 def test_rotated_folder_name_without_angle(folder, bad_name):
     write_png(folder / "train" / bad_name, pattern(0))
     with pytest.raises(ValueError, match=rf"train/{bad_name}: the name must be <index>_<angle>\.png"):
@@ -220,8 +223,11 @@ def test_rotated_folder_corrupt_png(folder):
 
 def test_rotated_folder_mixed_sizes(folder):
     write_png(folder / "train" / "12_30.png", pattern(12, (28, 27)))
-    with pytest.raises(ValueError, match=r"train/12_30\.png is 28x27, the first image was 28x28: "
-                                         r"all images must have one size"):
+    with pytest.raises(
+        ValueError,
+        match=r"train/12_30\.png is 28x27, the first image was 28x28: "
+        r"all images must have one size",
+    ):
         load(str(folder))
 
 
@@ -244,10 +250,13 @@ def test_rotated_folder_constant_angles(tmp_path):
 
 # --- arrays ---------------------------------------------------------------------------------------
 
+
 def arrays(n=6, nt=3, shape=(1, 5, 4), seed=0):
     rng = np.random.default_rng(seed)
-    return ((rng.standard_normal((n, *shape)).astype(np.float32), rng.standard_normal((n, 1))),
-            (rng.standard_normal((nt, *shape)).astype(np.float32), rng.standard_normal(nt)))
+    return (
+        (rng.standard_normal((n, *shape)).astype(np.float32), rng.standard_normal((n, 1))),
+        (rng.standard_normal((nt, *shape)).astype(np.float32), rng.standard_normal(nt)),
+    )
 
 
 def test_arrays_kept_as_given():
@@ -268,15 +277,23 @@ def test_arrays_kept_as_given():
 
 def test_arrays_from_torch_tensors():
     (X, y), (Xt, yt) = arrays()
-    data = load(((torch.from_numpy(X), torch.from_numpy(y).float()),
-                 (torch.from_numpy(Xt), torch.from_numpy(yt).float())))
+    data = load(
+        (
+            (torch.from_numpy(X), torch.from_numpy(y).float()),
+            (torch.from_numpy(Xt), torch.from_numpy(yt).float()),
+        )
+    )
     np.testing.assert_array_equal(data.X_train, X)
     np.testing.assert_allclose(data.y_train, y, rtol=1e-6)
     np.testing.assert_allclose(data.y_test[:, 0], yt, rtol=1e-6)
     assert isinstance(data.X_train, np.ndarray)
     # a tensor that requires grad is detached
-    data = load(((torch.from_numpy(X).requires_grad_(), torch.from_numpy(y).float()),
-                 (torch.from_numpy(Xt), torch.from_numpy(yt).float())))
+    data = load(
+        (
+            (torch.from_numpy(X).requires_grad_(), torch.from_numpy(y).float()),
+            (torch.from_numpy(Xt), torch.from_numpy(yt).float()),
+        )
+    )
     np.testing.assert_array_equal(data.X_train, X)
 
 
@@ -296,11 +313,17 @@ def test_arrays_wrong_rank():
 
 
 def test_arrays_target_length_mismatch():
-    with pytest.raises(ValueError, match=r"y_train must have shape \(6, 1\) to match X_train, got "
-                                         r"\(5, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_train must have shape \(6, 1\) to match X_train, got "
+        r"\(5, 1\)",
+    ):
         load(replaced(0, 1, np.zeros((5, 1))))
-    with pytest.raises(ValueError, match=r"y_test must have shape \(3, 1\) to match X_test, got "
-                                         r"\(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_test must have shape \(3, 1\) to match X_test, got "
+        r"\(3, 2\)",
+    ):
         load(replaced(1, 1, np.zeros((3, 2))))
 
 
@@ -322,19 +345,26 @@ def test_arrays_empty():
 
 
 def test_arrays_train_test_shape_mismatch():
-    with pytest.raises(ValueError, match=r"train images \(1, 5, 4\) and test images \(1, 4, 5\) "
-                                         r"differ in shape"):
+    with pytest.raises(
+        ValueError,
+        match=r"train images \(1, 5, 4\) and test images \(1, 4, 5\) "
+        r"differ in shape",
+    ):
         load(replaced(1, 0, np.zeros((3, 1, 4, 5), np.float32)))
 
 
 def test_arrays_bad_structure():
     (X, y), (Xt, yt) = arrays()
-    with pytest.raises(ValueError, match=r"dataset arrays must be \(\(X_train, y_train\), "
-                                         r"\(X_test, y_test\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dataset arrays must be \(\(X_train, y_train\), "
+        r"\(X_test, y_test\)\)",
+    ):
         load((X, y, Xt, yt))
 
 
 # --- default source and names -------------------------------------------------------------------
+
 
 def test_load_none_without_default_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -361,7 +391,10 @@ def test_load_none_uses_default_folder(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["nonsense", "Digits", "MNIST", "./no_such_folder"])
 def test_load_unknown_name(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=rf"unknown dataset '{name}': expected one of \('digits', "
-                                         r"'fashion_mnist', 'mnist', 'svhn', 'cifar10'\), "
-                                         r"an existing folder"):
+    with pytest.raises(
+        ValueError,
+        match=rf"unknown dataset '{name}': expected one of \('digits', "
+        r"'fashion_mnist', 'mnist', 'svhn', 'cifar10'\), "
+        r"an existing folder",
+    ):
         load(name)

@@ -21,8 +21,12 @@ from jaxtrainer.data import build, cache
 from jaxtrainer.data.loader import BatchLoader
 from torch_compat import NetworkConfiguration, Trainer
 
-IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 
 def unit(u8):
@@ -32,16 +36,20 @@ def unit(u8):
 
 # --- writers of the true formats -----------------------------------------------------------------
 
+
 def idx_bytes(array, type_code=0x08):
     array = np.asarray(array)
-    return (bytes([0, 0, type_code, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-            + array.astype(np.uint8).tobytes())
+    return (
+        bytes([0, 0, type_code, array.ndim])
+        + np.array(array.shape, ">u4").tobytes()
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def write_idx(path, array, gz):
     payload = idx_bytes(array)
     path = str(path) + (".gz" if gz else "")
-    with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if gz else open(path, "wb") as f:
         f.write(payload)
     return path
 
@@ -50,10 +58,12 @@ def make_idx_set(folder, n_train=12, n_test=6, gz=(True, True, False, False), se
     """Four IDX files of random images; returns the raw arrays."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
-    arrays = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
     for (key, name), compressed in zip(IDX_NAMES.items(), gz):
         write_idx(os.path.join(folder, name), arrays[key], compressed)
     return arrays
@@ -77,9 +87,12 @@ def make_cifar(folder, per_batch=3, seed=0):
     rng = np.random.default_rng(seed)
     raw = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, per_batch).tolist(),
-                 b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                 b"filenames": [b"x.png"] * per_batch}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": rng.integers(0, 10, per_batch).tolist(),
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [b"x.png"] * per_batch,
+        }
         with open(os.path.join(folder, name), "wb") as f:
             pickle.dump(batch, f, protocol=2)
         raw[name] = batch
@@ -87,6 +100,7 @@ def make_cifar(folder, per_batch=3, seed=0):
 
 
 # --- IDX: Fashion-MNIST / MNIST -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz", [(False,) * 4, (True,) * 4, (True, False, True, False)])
 def test_idx_plain_and_gzipped(tmp_path, gz):
@@ -116,9 +130,13 @@ def test_fashion_mnist_in_memory_is_the_rotation_task(tmp_path):
         found = []
         for i, image in enumerate(X[:, 0]):
             src = raw[f"{split}_images"][i] / 255.0
-            matches = [a for a in range(91) if np.array_equal(
-                unit(np.rint(np.clip(ndimage.rotate(src, a, reshape=False, order=1), 0, 1) * 255)),
-                image)]
+            matches = [
+                a
+                for a in range(91)
+                if np.array_equal(
+                    unit(np.rint(np.clip(ndimage.rotate(src, a, reshape=False, order=1), 0, 1) * 255)), image
+                )
+            ]
             assert len(matches) == 1, (split, i, matches)
             found += matches
         angles[split] = np.array(found, np.float64)
@@ -135,8 +153,13 @@ def test_idx_torchvision_and_keras_layouts(tmp_path):
     b = data.load("fashion_mnist", data_dir=tmp_path / "keras")
     np.testing.assert_array_equal(a.X_train, b.X_train)
     # Keras's mnist.npz
-    np.savez(tmp_path / "mnist.npz", x_train=raw["train_images"], y_train=raw["train_labels"],
-             x_test=raw["test_images"], y_test=raw["test_labels"])
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=raw["train_images"],
+        y_train=raw["train_labels"],
+        x_test=raw["test_images"],
+        y_test=raw["test_labels"],
+    )
     c = data.load("mnist", data_dir=tmp_path)
     np.testing.assert_array_equal(c.X_train, a.X_train)
     np.testing.assert_array_equal(c.y_test, a.y_test)
@@ -145,14 +168,20 @@ def test_idx_torchvision_and_keras_layouts(tmp_path):
 def test_idx_missing_file(tmp_path):
     make_idx_set(tmp_path)
     os.remove(tmp_path / "t10k-labels-idx1-ubyte")
-    with pytest.raises(FileNotFoundError, match=r"holds some of the files but not "
-                                                r"t10k-labels-idx1-ubyte\[\.gz\]"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"holds some of the files but not "
+        r"t10k-labels-idx1-ubyte\[\.gz\]",
+    ):
         data.load("fashion_mnist", data_dir=tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match=r"none of train-images-idx3-ubyte\[\.gz\].*Expected "
-                                                r"Zalando's four Fashion-MNIST IDX files.*Nothing is "
-                                                r"downloaded"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"none of train-images-idx3-ubyte\[\.gz\].*Expected "
+        r"Zalando's four Fashion-MNIST IDX files.*Nothing is "
+        r"downloaded",
+    ):
         data.load("fashion_mnist", data_dir=empty)
 
 
@@ -160,8 +189,11 @@ def test_idx_truncated_plain(tmp_path):
     make_idx_set(tmp_path, gz=(False,) * 4)
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: truncated: the header says "
-                                         r"\(12, 28, 28\) elements"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte: truncated: the header says "
+        r"\(12, 28, 28\) elements",
+    ):
         data.load("fashion_mnist", data_dir=tmp_path)
 
 
@@ -176,35 +208,50 @@ def test_idx_truncated_gzip(tmp_path):
 def test_idx_bad_magic(tmp_path):
     make_idx_set(tmp_path, gz=(False,) * 4)
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"PK\x03\x04 not idx at all")
-    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: not an IDX file \(magic number "
-                                         r"504b0304"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-labels-idx1-ubyte: not an IDX file \(magic number "
+        r"504b0304",
+    ):
         data.load("fashion_mnist", data_dir=tmp_path)
     # a labels file where images are expected: valid IDX, wrong magic number
     make_idx_set(tmp_path / "swapped", gz=(False,) * 4)
     labels = (tmp_path / "swapped" / "t10k-labels-idx1-ubyte").read_bytes()
     (tmp_path / "swapped" / "t10k-images-idx3-ubyte").write_bytes(labels)
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: IDX of uint8 with 1 dimension\(s\), "
-                                         r"expected magic number 00000803"):
+    with pytest.raises(
+        ValueError,
+        match=r"t10k-images-idx3-ubyte: IDX of uint8 with 1 dimension\(s\), "
+        r"expected magic number 00000803",
+    ):
         data.load("fashion_mnist", data_dir=tmp_path / "swapped")
 
 
 def test_idx_count_mismatch(tmp_path):
     make_idx_set(tmp_path, gz=(False,) * 4)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(11, np.uint8), gz=False)
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte holds 12 images but "
-                                         r".*train-labels-idx1-ubyte holds 11 labels"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte holds 12 images but "
+        r".*train-labels-idx1-ubyte holds 11 labels",
+    ):
         data.load("fashion_mnist", data_dir=tmp_path)
 
 
 def test_names_need_a_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match=r"dataset 'svhn' is read from files you already have: "
-                                                r"pass data_dir=.*train_32x32\.mat.*Nothing is downloaded"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"dataset 'svhn' is read from files you already have: "
+        r"pass data_dir=.*train_32x32\.mat.*Nothing is downloaded",
+    ):
         data.load("svhn")
     with pytest.raises(FileNotFoundError, match=r"data_dir '.*nowhere' is not a folder"):
         data.load("cifar10", data_dir=tmp_path / "nowhere")
-    with pytest.raises(ValueError, match=r"data_dir is used with the dataset names .* not with "
-                                         r"dataset='digits'"):
+    with pytest.raises(
+        ValueError,
+        match=r"data_dir is used with the dataset names .* not with "
+        r"dataset='digits'",
+    ):
         data.load("digits", data_dir=tmp_path)
     make_svhn(tmp_path)
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))  # the default data_dir
@@ -212,6 +259,7 @@ def test_names_need_a_data_dir(tmp_path, monkeypatch):
 
 
 # --- SVHN -----------------------------------------------------------------------------------------
+
 
 def test_svhn_layout_values_and_labels(tmp_path):
     raw = make_svhn(tmp_path)
@@ -238,8 +286,11 @@ def test_svhn_subfolder(tmp_path):
 def test_svhn_missing_file(tmp_path):
     make_svhn(tmp_path)
     os.remove(tmp_path / "test_32x32.mat")
-    with pytest.raises(FileNotFoundError, match=r"not test_32x32\.mat: expected all of "
-                                                r"train_32x32\.mat, test_32x32\.mat"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"not test_32x32\.mat: expected all of "
+        r"train_32x32\.mat, test_32x32\.mat",
+    ):
         data.load("svhn", data_dir=tmp_path)
 
 
@@ -253,8 +304,10 @@ def test_svhn_truncated_mat(tmp_path):
 
 def test_svhn_count_mismatch_and_missing_variable(tmp_path):
     make_svhn(tmp_path)
-    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 5), np.uint8),
-                                                    "y": np.ones((4, 1), np.uint8)})
+    scipy.io.savemat(
+        tmp_path / "train_32x32.mat",
+        {"X": np.zeros((32, 32, 3, 5), np.uint8), "y": np.ones((4, 1), np.uint8)},
+    )
     with pytest.raises(ValueError, match=r"train_32x32\.mat: X holds 5 images but y holds 4 labels"):
         data.load("svhn", data_dir=tmp_path)
     scipy.io.savemat(tmp_path / "train_32x32.mat", {"images": np.zeros((32, 32, 3, 5), np.uint8)})
@@ -263,6 +316,7 @@ def test_svhn_count_mismatch_and_missing_variable(tmp_path):
 
 
 # --- CIFAR-10 -------------------------------------------------------------------------------------
+
 
 def test_cifar_layout_values_and_labels(tmp_path):
     raw = make_cifar(tmp_path / "cifar-10-batches-py")
@@ -306,12 +360,16 @@ def test_cifar_pickle_runs_no_code(tmp_path):
     make_cifar(tmp_path)
     with open(tmp_path / "data_batch_1", "wb") as f:
         pickle.dump({b"data": _Exploit(), b"labels": []}, f)
-    with pytest.raises(ValueError, match=r"data_batch_1: not a readable CIFAR-10 python batch "
-                                         r"\(UnpicklingError: refusing to load .*system"):
+    with pytest.raises(
+        ValueError,
+        match=r"data_batch_1: not a readable CIFAR-10 python batch "
+        r"\(UnpicklingError: refusing to load .*system",
+    ):
         data.load("cifar10", data_dir=tmp_path)
 
 
 # --- tensorflow_datasets data dirs ------------------------------------------------------------------
+
 
 def tfds_dir(root, name):
     version = root / name / "3.0.0"
@@ -322,8 +380,11 @@ def tfds_dir(root, name):
 def test_tfds_dir_without_tfds(tmp_path, monkeypatch):
     tfds_dir(tmp_path, "svhn_cropped")
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # not importable
-    with pytest.raises(ImportError, match=r"svhn_cropped is a tensorflow_datasets data dir, but "
-                                          r"tensorflow_datasets is not installed"):
+    with pytest.raises(
+        ImportError,
+        match=r"svhn_cropped is a tensorflow_datasets data dir, but "
+        r"tensorflow_datasets is not installed",
+    ):
         data.load("svhn", data_dir=tmp_path)
 
 
@@ -331,8 +392,10 @@ def test_tfds_dir_read_without_download(tmp_path, monkeypatch):
     """A stand-in for tfds: only a prepared builder's as_dataset may be called (no download)."""
     tfds_dir(tmp_path, "cifar10")
     rng = np.random.default_rng(0)
-    splits = {s: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
-              for s, n in (("train", 7), ("test", 4))}
+    splits = {
+        s: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
+        for s, n in (("train", 7), ("test", 4))
+    }
     calls = []
 
     class Builder:
@@ -359,21 +422,29 @@ def test_tfds_dir_read_without_download(tmp_path, monkeypatch):
 
 
 def test_no_raw_files_no_tfds_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"dataset 'cifar10': .*Expected CIFAR-10's python "
-                                                r"version.*tensorflow_datasets data dir with cifar10/"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"dataset 'cifar10': .*Expected CIFAR-10's python "
+        r"version.*tensorflow_datasets data dir with cifar10/",
+    ):
         data.load("cifar10", data_dir=tmp_path)
 
 
 # --- build-rotated ------------------------------------------------------------------------------
 
+
 def run_build(src, out, *extra):
-    return main(["data", "build-rotated", "--source", str(src), "--out", str(out), "--no-progress",
-                 *map(str, extra)])
+    return main(
+        ["data", "build-rotated", "--source", str(src), "--out", str(out), "--no-progress", *map(str, extra)]
+    )
 
 
 def folder_bytes(root):
-    return {os.path.join(split, name): open(os.path.join(root, split, name), "rb").read()
-            for split in ("train", "test") for name in sorted(os.listdir(os.path.join(root, split)))}
+    return {
+        os.path.join(split, name): open(os.path.join(root, split, name), "rb").read()
+        for split in ("train", "test")
+        for name in sorted(os.listdir(os.path.join(root, split)))
+    }
 
 
 def test_build_rotated_cli(tmp_path, capsys):
@@ -407,17 +478,19 @@ def test_build_rotated_equals_in_memory_load(tmp_path):
     make_idx_set(tmp_path / "src", n_train=12, n_test=6)
     # what load("fashion_mnist") takes: every training image, the first 2,000 (here all 6) test ones
     assert run_build(tmp_path / "src", tmp_path / "out", "--seed", 7, "--n-train", 12, "--n-test", 6) == 0
-    built, memory = data.load(tmp_path / "out"), data.load("fashion_mnist", data_dir=tmp_path / "src",
-                                                           seed=7)
-    for a, b in zip((built.X_train, built.y_train, built.X_test, built.y_test),
-                    (memory.X_train, memory.y_train, memory.X_test, memory.y_test)):
+    built, memory = data.load(tmp_path / "out"), data.load("fashion_mnist", data_dir=tmp_path / "src", seed=7)
+    for a, b in zip(
+        (built.X_train, built.y_train, built.X_test, built.y_test),
+        (memory.X_train, memory.y_train, memory.X_test, memory.y_test),
+    ):
         np.testing.assert_array_equal(a, b)
 
 
 def test_build_rotated_max_angle_and_defaults(tmp_path):
     make_idx_set(tmp_path / "src", n_train=40, n_test=6)
-    assert run_build(tmp_path / "src", tmp_path / "small", "--max-angle", 5, "--n-train", 40,
-                     "--n-test", 6) == 0
+    assert (
+        run_build(tmp_path / "src", tmp_path / "small", "--max-angle", 5, "--n-train", 40, "--n-test", 6) == 0
+    )
     angles = [int(n[:-4].split("_")[1]) for n in os.listdir(tmp_path / "small" / "train")]
     assert len(angles) == 40 and max(angles) <= 5 and min(angles) >= 0
     assert len(set(angles)) > 1
@@ -466,13 +539,15 @@ def build_cli_rc(tmp_path):
 
 # --- the folder cache ---------------------------------------------------------------------------
 
+
 def write_folder(root, n_train=6, n_test=3):
     rng = np.random.default_rng(1)
     for split, n in (("train", n_train), ("test", n_test)):
         os.makedirs(root / split)
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
-                root / split / f"{i}_{10 * i + 5}.png")
+                root / split / f"{i}_{10 * i + 5}.png"
+            )
 
 
 def no_png_reads(monkeypatch):
@@ -489,8 +564,10 @@ def test_cache_second_load_reads_no_png(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         no_png_reads(m)
         second = data.load(tmp_path / "set")
-    for a, b in zip((first.X_train, first.y_train, first.X_test, first.y_test),
-                    (second.X_train, second.y_train, second.X_test, second.y_test)):
+    for a, b in zip(
+        (first.X_train, first.y_train, first.X_test, first.y_test),
+        (second.X_train, second.y_train, second.X_test, second.y_test),
+    ):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
 
@@ -507,8 +584,9 @@ def test_cache_invalidated_by_a_modified_or_added_file(tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "set" / "test" / "9_80.png")
     added = data.load(tmp_path / "set")
     assert added.X_test.shape == (4, 1, 28, 28) and np.all(added.X_test[3] == -1.0)
-    np.testing.assert_allclose(added.y_test[3, 0], (80 - 30) / np.std([5, 15, 25, 35, 45, 55], ddof=1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        added.y_test[3, 0], (80 - 30) / np.std([5, 15, 25, 35, 45, 55], ddof=1), rtol=1e-6
+    )
     os.remove(tmp_path / "set" / "test" / "9_80.png")
     assert data.load(tmp_path / "set").X_test.shape == (3, 1, 28, 28)
 
@@ -537,6 +615,7 @@ def test_cache_written_by_build(tmp_path, monkeypatch):
 
 # --- the loader variant ---------------------------------------------------------------------------
 
+
 def test_batch_loader():
     X = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
     y = np.arange(10, dtype=np.float32).reshape(10, 1)
@@ -560,8 +639,9 @@ CFG = NetworkConfiguration(dense_hiddens=(8,))
 
 
 def svhn_trainer(folder, **kwargs):
-    return Trainer("mlp", CFG, lr=1e-3, batch_size=8, dataset="svhn", data_dir=str(folder),
-                   progress=False, **kwargs)
+    return Trainer(
+        "mlp", CFG, lr=1e-3, batch_size=8, dataset="svhn", data_dir=str(folder), progress=False, **kwargs
+    )
 
 
 def test_loader_variant_trainer_data(tmp_path):
@@ -628,8 +708,14 @@ def test_loader_variant_checkpoint_resume(tmp_path):
 
 def test_cifar_trainer_and_tensor_variant_names(tmp_path):
     make_cifar(tmp_path / "cifar-10-batches-py")
-    t = Trainer("cnn", NetworkConfiguration((4,), (3,), (1,), (8,)), batch_size=4, dataset="cifar10",
-                data_dir=str(tmp_path), progress=False)
+    t = Trainer(
+        "cnn",
+        NetworkConfiguration((4,), (3,), (1,), (8,)),
+        batch_size=4,
+        dataset="cifar10",
+        data_dir=str(tmp_path),
+        progress=False,
+    )
     assert isinstance(t.train, BatchLoader) and len(t.train) == 4
     make_idx_set(tmp_path / "fm")
     f = Trainer("mlp", CFG, dataset="fashion_mnist", data_dir=str(tmp_path / "fm"), progress=False)
@@ -641,8 +727,24 @@ def test_cifar_trainer_and_tensor_variant_names(tmp_path):
 def test_cli_train_with_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     make_svhn(tmp_path / "svhn", n_train=20, n_test=6)
-    rc = main(["train", "--dataset", "svhn", "--data-dir", str(tmp_path / "svhn"), "--hidden", "4",
-               "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "run"), "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "svhn",
+            "--data-dir",
+            str(tmp_path / "svhn"),
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and os.path.isfile(tmp_path / "run" / "logs.json")
     assert data.DATA_DIR_ENV not in os.environ  # passed as an argument, not through the environment
     saved = json.loads((tmp_path / "run" / "logs.json").read_text())

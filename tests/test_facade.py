@@ -3,14 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import random_dataset
 
 from torch_compat import NetworkConfiguration, Trainer, from_torch, nn, to_torch
 
-from conftest import random_dataset
-
 MLP_CFG = NetworkConfiguration(dense_hiddens=(256, 256))
-CNN_CFG = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1),
-                               dense_hiddens=(256,))
+CNN_CFG = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(256,))
 
 
 def mlp():
@@ -28,14 +26,27 @@ def check_mlp_structure(model, ns):
     for layer, kind in zip(layers, kinds):
         assert isinstance(layer, kind), (layer, kind)
     assert [(l.in_features, l.out_features) for l in layers if isinstance(l, ns.Linear)] == [
-        (3072, 256), (256, 256), (256, 1)]
+        (3072, 256),
+        (256, 256),
+        (256, 1),
+    ]
     assert tuple(layers[1].weight.shape) == (256, 3072)
 
 
 def check_cnn_structure(model, ns):
     layers = list(model.children())
-    kinds = [ns.Conv2d, ns.ReLU, ns.MaxPool2d, ns.Conv2d, ns.ReLU, ns.AdaptiveMaxPool2d, ns.Flatten,
-             ns.Linear, ns.ReLU, ns.Linear]
+    kinds = [
+        ns.Conv2d,
+        ns.ReLU,
+        ns.MaxPool2d,
+        ns.Conv2d,
+        ns.ReLU,
+        ns.AdaptiveMaxPool2d,
+        ns.Flatten,
+        ns.Linear,
+        ns.ReLU,
+        ns.Linear,
+    ]
     assert len(layers) == len(kinds)
     for layer, kind in zip(layers, kinds):
         assert isinstance(layer, kind), (layer, kind)
@@ -69,8 +80,9 @@ def test_cnn_output_shape_for_any_input_size(size, rng):
     X = rng.standard_normal((32, 3, size, size)).astype(np.float32)
     out = net(X)
     assert out.shape == (32, 1)
-    np.testing.assert_allclose(np.asarray(out), to_torch(net)(torch.from_numpy(X)).detach().numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(out), to_torch(net)(torch.from_numpy(X)).detach().numpy(), atol=1e-5
+    )
     assert net(torch.from_numpy(X)).shape == (32, 1)  # torch tensors are accepted too
 
 
@@ -80,8 +92,9 @@ def test_each_activation_position_is_its_own_instance():
     assert len(relus) == 3 and len({id(r) for r in relus}) == 3
 
 
-@pytest.mark.parametrize("name,kind", [("relu", nn.ReLU), ("ReLU", nn.ReLU), ("TANH", nn.Tanh),
-                                       ("Sigmoid", nn.Sigmoid)])
+@pytest.mark.parametrize(
+    "name,kind", [("relu", nn.ReLU), ("ReLU", nn.ReLU), ("TANH", nn.Tanh), ("Sigmoid", nn.Sigmoid)]
+)
 def test_activation_any_case(name, kind):
     assert isinstance(Trainer.create_activation_function(name), kind)
 
@@ -94,18 +107,25 @@ def test_unknown_activation_names_the_allowed_values(bad):
 
 def test_activation_functions_compute_the_right_values():
     x = np.linspace(-3, 3, 13, dtype=np.float32)
-    for name, fn in [("relu", lambda v: np.maximum(v, 0)), ("tanh", np.tanh),
-                     ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))]:
-        np.testing.assert_allclose(np.asarray(Trainer.create_activation_function(name)(x)), fn(x),
-                                   rtol=1e-6, atol=1e-7)
+    for name, fn in [
+        ("relu", lambda v: np.maximum(v, 0)),
+        ("tanh", np.tanh),
+        ("sigmoid", lambda v: 1 / (1 + np.exp(-v))),
+    ]:
+        np.testing.assert_allclose(
+            np.asarray(Trainer.create_activation_function(name)(x)), fn(x), rtol=1e-6, atol=1e-7
+        )
 
 
 def test_state_dict_uses_torch_keys_and_layouts():
     net = cnn()
     sd = net.state_dict()
     reference = to_torch(net).state_dict()
-    assert list(sd) == list(reference) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight",
-                                           "7.bias", "9.weight", "9.bias"]
+    assert (
+        list(sd)
+        == list(reference)
+        == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"]
+    )
     for key in sd:
         assert tuple(sd[key].shape) == tuple(reference[key].shape)
         np.testing.assert_array_equal(sd[key], reference[key].numpy())
@@ -120,8 +140,7 @@ def test_flatten_order_matches_torch(rng):
         torch_net[7].weight.copy_(torch.from_numpy(rng.standard_normal((256, 512)).astype(np.float32)))
     net.load_state_dict(torch_net.state_dict())
     X = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(),
-                               atol=1e-4)
+    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(), atol=1e-4)
 
 
 def test_load_state_dict_accepts_numpy_and_torch_and_rejects_bad_shapes():
@@ -140,15 +159,22 @@ def test_load_state_dict_accepts_numpy_and_torch_and_rejects_bad_shapes():
 
 def test_from_torch_round_trip(rng):
     torch.manual_seed(1)
-    torch_net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, stride=2), torch.nn.Tanh(),
-                                    torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 4, 3), torch.nn.Sigmoid(),
-                                    torch.nn.AdaptiveMaxPool2d((4, 4)), torch.nn.Flatten(),
-                                    torch.nn.Linear(64, 10), torch.nn.ReLU(), torch.nn.Linear(10, 1))
+    torch_net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 5, stride=2),
+        torch.nn.Tanh(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 4, 3),
+        torch.nn.Sigmoid(),
+        torch.nn.AdaptiveMaxPool2d((4, 4)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 10),
+        torch.nn.ReLU(),
+        torch.nn.Linear(10, 1),
+    )
     net = from_torch(torch_net)
     assert [type(l).__name__ for l in net.children()] == [type(l).__name__ for l in torch_net]
     X = rng.standard_normal((5, 3, 40, 40)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(), atol=1e-5)
     with pytest.raises(ValueError, match=r"layer 1: Dropout is not one of the homework's layers"):
         from_torch(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout()))
 
@@ -160,8 +186,15 @@ def test_trainer_rejects_unknown_network_type():
 
 def test_trainer_attributes_and_logs(rng):
     train_set, test_set = random_dataset(rng, n_train=50, n_test=20)
-    t = Trainer("cnn", CNN_CFG._replace(n_channels=(4, 8)), lr=0.01, batch_size=16,
-                activation_name="Tanh", dataset=(train_set, test_set), progress=False)
+    t = Trainer(
+        "cnn",
+        CNN_CFG._replace(n_channels=(4, 8)),
+        lr=0.01,
+        batch_size=16,
+        activation_name="Tanh",
+        dataset=(train_set, test_set),
+        progress=False,
+    )
     assert (t.lr, t.batch_size) == (0.01, 16)
     assert t.train_logs == {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
     assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)

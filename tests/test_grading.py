@@ -10,23 +10,25 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_dataset
 
 from benchmarks import torch_reference as ref
 from torch_compat import grading
 from torch_compat import trainer as facade
 from torch_compat.grading import NetworkConfiguration, Trainer
 
-from conftest import random_dataset
-
 torch.set_num_threads(2)
 
 MLP_CFG = NetworkConfiguration(dense_hiddens=(256, 256))
-CNN_CFG = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1),
-                               dense_hiddens=(256,))
+CNN_CFG = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(256,))
 # Small networks for the training tests (the machine is small; the structure tests use the above).
-SMALL = {"mlp": (NetworkConfiguration(dense_hiddens=(16,)), (1, 8, 8)),
-         "cnn": (NetworkConfiguration(n_channels=(4, 8), kernel_sizes=(3, 3), strides=(1, 1),
-                                      dense_hiddens=(8,)), (1, 12, 12))}
+SMALL = {
+    "mlp": (NetworkConfiguration(dense_hiddens=(16,)), (1, 8, 8)),
+    "cnn": (
+        NetworkConfiguration(n_channels=(4, 8), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(8,)),
+        (1, 12, 12),
+    ),
+}
 
 
 def small_trainer(kind="mlp", rng=None, n_train=36, n_test=12, **kwargs):
@@ -40,29 +42,39 @@ def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module, atol=1e-5):
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
     assert pa.keys() == pb.keys()
     for key in pa:
-        np.testing.assert_allclose(pa[key].detach().numpy(), pb[key].detach().numpy(), atol=atol, rtol=0,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            pa[key].detach().numpy(), pb[key].detach().numpy(), atol=atol, rtol=0, err_msg=key
+        )
 
 
 # -- what `from solution import *` gives ---------------------------------------------------------
+
 
 def test_star_import_gives_trainer_and_network_configuration():
     namespace = {}
     exec("from torch_compat.grading import *", namespace)
     assert set(namespace) - {"__builtins__"} == {"Trainer", "NetworkConfiguration"}
     assert namespace["Trainer"] is Trainer and issubclass(Trainer, facade.Trainer)
-    assert namespace["NetworkConfiguration"]() == NetworkConfiguration((16, 32, 48), (3, 3, 3), (1, 1, 1),
-                                                                       (256, 256))
+    assert namespace["NetworkConfiguration"]() == NetworkConfiguration(
+        (16, 32, 48), (3, 3, 3), (1, 1, 1), (256, 256)
+    )
 
 
 # -- structure: real torch.nn classes, PyTorch's attributes ----------------------------------------
+
 
 def test_mlp_is_a_torch_sequential_of_torch_layers():
     model = Trainer.create_mlp(3 * 32 * 32, MLP_CFG, Trainer.create_activation_function("relu"))
     assert isinstance(model, torch.nn.Sequential)
     layers = list(model.children())
-    kinds = [torch.nn.Flatten, torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear, torch.nn.ReLU,
-             torch.nn.Linear]
+    kinds = [
+        torch.nn.Flatten,
+        torch.nn.Linear,
+        torch.nn.ReLU,
+        torch.nn.Linear,
+        torch.nn.ReLU,
+        torch.nn.Linear,
+    ]
     assert [type(layer) for layer in layers] == kinds
     linears = [layer for layer in layers if isinstance(layer, torch.nn.Linear)]
     assert [(l.in_features, l.out_features) for l in linears] == [(3072, 256), (256, 256), (256, 1)]
@@ -75,8 +87,18 @@ def test_cnn_is_a_torch_sequential_of_torch_layers():
     model = Trainer.create_cnn(3, CNN_CFG, Trainer.create_activation_function("relu"))
     assert isinstance(model, torch.nn.Sequential)
     layers = list(model.children())
-    kinds = [torch.nn.Conv2d, torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.Conv2d, torch.nn.ReLU,
-             torch.nn.AdaptiveMaxPool2d, torch.nn.Flatten, torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    kinds = [
+        torch.nn.Conv2d,
+        torch.nn.ReLU,
+        torch.nn.MaxPool2d,
+        torch.nn.Conv2d,
+        torch.nn.ReLU,
+        torch.nn.AdaptiveMaxPool2d,
+        torch.nn.Flatten,
+        torch.nn.Linear,
+        torch.nn.ReLU,
+        torch.nn.Linear,
+    ]
     assert [type(layer) for layer in layers] == kinds
     assert (layers[0].in_channels, layers[0].out_channels) == (3, 16)
     assert (layers[3].in_channels, layers[3].out_channels) == (16, 32)
@@ -97,10 +119,17 @@ def test_cnn_output_shape_for_any_input_size(size):
     assert out.shape == (32, 1) and out.requires_grad
 
 
-@pytest.mark.parametrize("activation,kind", [(torch.nn.ReLU, torch.nn.ReLU), (torch.nn.ReLU(), torch.nn.ReLU),
-                                             (torch.nn.Tanh, torch.nn.Tanh), (torch.nn.Tanh(), torch.nn.Tanh),
-                                             (torch.nn.Sigmoid(), torch.nn.Sigmoid)],
-                         ids=["ReLU-class", "ReLU-instance", "Tanh-class", "Tanh-instance", "Sigmoid-instance"])
+@pytest.mark.parametrize(
+    "activation,kind",
+    [
+        (torch.nn.ReLU, torch.nn.ReLU),
+        (torch.nn.ReLU(), torch.nn.ReLU),
+        (torch.nn.Tanh, torch.nn.Tanh),
+        (torch.nn.Tanh(), torch.nn.Tanh),
+        (torch.nn.Sigmoid(), torch.nn.Sigmoid),
+    ],
+    ids=["ReLU-class", "ReLU-instance", "Tanh-class", "Tanh-instance", "Sigmoid-instance"],
+)
 def test_activation_class_or_instance_each_position_its_own_instance(activation, kind):
     """The statement passes an instance; many students' tests pass the class: both work."""
     mlp = Trainer.create_mlp(3 * 32 * 32, MLP_CFG, activation)
@@ -113,8 +142,15 @@ def test_activation_class_or_instance_each_position_its_own_instance(activation,
     assert mlp(torch.randn(2, 3, 32, 32)).shape == (2, 1)
 
 
-@pytest.mark.parametrize("name,kind", [("relu", torch.nn.ReLU), ("ReLU", torch.nn.ReLU),
-                                       ("TANH", torch.nn.Tanh), ("Sigmoid", torch.nn.Sigmoid)])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("relu", torch.nn.ReLU),
+        ("ReLU", torch.nn.ReLU),
+        ("TANH", torch.nn.Tanh),
+        ("Sigmoid", torch.nn.Sigmoid),
+    ],
+)
 def test_create_activation_function_gives_torch_modules(name, kind):
     act = Trainer.create_activation_function(name)
     assert isinstance(act, kind) and isinstance(act, torch.nn.Module)
@@ -137,8 +173,10 @@ def test_unknown_activation_module_raises():
 def test_initial_weights_are_torch_default_init_from_torch_generator():
     """Under one torch seed, the builders draw exactly what a PyTorch solution draws, and leave
     torch's generator where it would."""
-    builds = [(lambda T, cfg: T.create_cnn(3, cfg, torch.nn.ReLU()), CNN_CFG),
-              (lambda T, cfg: T.create_mlp(3 * 32 * 32, cfg, torch.nn.Tanh()), MLP_CFG)]
+    builds = [
+        (lambda T, cfg: T.create_cnn(3, cfg, torch.nn.ReLU()), CNN_CFG),
+        (lambda T, cfg: T.create_mlp(3 * 32 * 32, cfg, torch.nn.Tanh()), MLP_CFG),
+    ]
     for build, cfg in builds:
         torch.manual_seed(0)
         ours, ours_rng = build(Trainer, cfg), torch.random.get_rng_state()
@@ -151,6 +189,7 @@ def test_initial_weights_are_torch_default_init_from_torch_generator():
 
 
 # -- training: the engine trains the torch module in hand ------------------------------------------
+
 
 def test_trainer_holds_torch_objects():
     t = small_trainer("cnn", activation_name="Tanh", lr=0.01)
@@ -186,7 +225,7 @@ def test_training_step_is_a_torch_adam_step(kind):
     opt = torch.optim.Adam(twin.parameters(), lr=0.01)
     X, y = t.train
     for i in range(3):
-        xb, yb = X[8 * i: 8 * (i + 1)], y[8 * i: 8 * (i + 1)]
+        xb, yb = X[8 * i : 8 * (i + 1)], y[8 * i : 8 * (i + 1)]
         opt.zero_grad()
         twin_loss = F.mse_loss(twin(xb), yb)
         twin_mae = F.l1_loss(twin(xb), yb)
@@ -250,8 +289,9 @@ def test_same_seed_same_run_as_the_pytorch_reference():
     cfg, shape = SMALL["mlp"]
     dataset = random_dataset(np.random.default_rng(1), n_train=36, n_test=12, shape=shape)
     ours = Trainer("mlp", cfg, batch_size=8, dataset=dataset, seed=7, progress=False)
-    theirs = ref.Trainer("mlp", ref.NetworkConfiguration(*cfg), batch_size=8, dataset=dataset, seed=7,
-                         progress=False)
+    theirs = ref.Trainer(
+        "mlp", ref.NetworkConfiguration(*cfg), batch_size=8, dataset=dataset, seed=7, progress=False
+    )
     for key, value in ours.network.state_dict().items():
         assert torch.equal(value, theirs.network.state_dict()[key]), key
     ours_logs, theirs_logs = ours.train_loop(2), theirs.train_loop(2)
@@ -287,7 +327,7 @@ def test_replacing_the_network():
 
 # -- a TA's drop-in solution.py and an unchanged grader test file ------------------------------------
 
-GRADER_TESTS = '''
+GRADER_TESTS = """
 import unittest
 
 import torch
@@ -329,7 +369,7 @@ class TestHomework(unittest.TestCase):
         with torch.no_grad():
             test_loss = torch.nn.functional.mse_loss(trainer.network(trainer.test[0]), trainer.test[1])
         self.assertAlmostEqual(test_loss.item(), logs["test_loss"][-1], places=5)
-'''
+"""
 
 
 def write_rotated_folder(root, n_train=16, n_test=8):
@@ -355,12 +395,14 @@ def test_one_line_solution_runs_a_graders_pytorch_test_file_unchanged(tmp_path, 
     monkeypatch.setitem(sys.modules, "solution", solution)
     spec.loader.exec_module(solution)
     assert solution.Trainer is grading.Trainer
-    assert isinstance(solution.Trainer.create_mlp(12, solution.NetworkConfiguration(), torch.nn.ReLU),
-                      torch.nn.Sequential)
+    assert isinstance(
+        solution.Trainer.create_mlp(12, solution.NetworkConfiguration(), torch.nn.ReLU), torch.nn.Sequential
+    )
 
     spec = importlib.util.spec_from_file_location("test_homework", tmp_path / "test_homework.py")
     grader = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grader)
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=0).run(
-        unittest.defaultTestLoader.loadTestsFromModule(grader))
+        unittest.defaultTestLoader.loadTestsFromModule(grader)
+    )
     assert result.testsRun == 4 and result.wasSuccessful(), result.failures + result.errors

@@ -11,8 +11,17 @@ import pytest
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.experiments import homework
 
-RUNS = ["mlp/lr_0.01", "mlp/lr_0.0001", "mlp/lr_1e-08", "cnn/lr_0.01", "cnn/lr_0.001",
-        "cnn/lr_0.0001", "cnn/lr_1e-08", "deep_cnn/lr_0.001", "shallow_cnn/lr_0.001"]
+RUNS = [
+    "mlp/lr_0.01",
+    "mlp/lr_0.0001",
+    "mlp/lr_1e-08",
+    "cnn/lr_0.01",
+    "cnn/lr_0.001",
+    "cnn/lr_0.0001",
+    "cnn/lr_1e-08",
+    "deep_cnn/lr_0.001",
+    "shallow_cnn/lr_0.001",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +41,7 @@ def png_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def homework_run(png_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("homework")
-    argv = ["homework", "--dataset", str(png_folder), "--epochs", "1", "--out", str(out),
-            "--no-progress"]
+    argv = ["homework", "--dataset", str(png_folder), "--epochs", "1", "--out", str(out), "--no-progress"]
     assert cli_main(argv) == 0
     return out, argv
 
@@ -55,8 +63,14 @@ def close(cell: str, value) -> bool:
 
 def test_homework_writes_every_run_figure_and_a_report_matching_the_logs(homework_run):
     out, _ = homework_run
-    for name in ("report.md", "summary.json", "mlp_lr.png", "cnn_lr.png", "cnns_train_test.png",
-                 "equivariance.png"):
+    for name in (
+        "report.md",
+        "summary.json",
+        "mlp_lr.png",
+        "cnn_lr.png",
+        "cnns_train_test.png",
+        "equivariance.png",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for group in ("mlp", "cnn", "deep_cnn", "shallow_cnn"):
         assert (out / group / "checkpoint.npz").is_file()
@@ -78,8 +92,9 @@ def test_homework_writes_every_run_figure_and_a_report_matching_the_logs(homewor
         best_value, best_epoch = re.match(r"(\S+) \((\d+)\)", best).groups()
         assert int(best_epoch) == int(np.nanargmin(logs["test_mae"]))
         assert close(best_value, min(logs["test_mae"]))
-        assert diverged == ("no" if config["diverged_at_epoch"] is None
-                            else f"epoch {config['diverged_at_epoch']}")
+        assert diverged == (
+            "no" if config["diverged_at_epoch"] is None else f"epoch {config['diverged_at_epoch']}"
+        )
         assert close(seconds.split()[0], round(config["seconds"], 1))
         assert f"({config['sweep']['size']} run" in seconds
     # the sweeps: one program per architecture
@@ -117,10 +132,19 @@ def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, t
     from jaxtrainer.config import NetworkConfiguration
 
     ds = data.load(str(png_folder))
-    group = homework.Group("g", "mlp", NetworkConfiguration(dense_hiddens=(8,)),
-                           (homework.Member(1e-2), homework.Member(1e-3, seed=5)))
-    run = lambda out, epochs: homework.run_group(group, ds, str(out), epochs=epochs,  # noqa: E731
-                                                 progress=False)
+    group = homework.Group(
+        "g",
+        "mlp",
+        NetworkConfiguration(dense_hiddens=(8,)),
+        (homework.Member(1e-2), homework.Member(1e-3, seed=5)),
+    )
+    run = lambda out, epochs: homework.run_group(
+        group,
+        ds,
+        str(out),
+        epochs=epochs,  # noqa: E731
+        progress=False,
+    )
     run(tmp_path / "a", 1)
     resumed = run(tmp_path / "a", 2)
     assert "g: resuming the sweep after epoch 1" in capsys.readouterr().out

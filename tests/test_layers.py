@@ -12,9 +12,23 @@ from flax import nnx
 from torch import nn
 
 from jaxtrainer.config import NetworkConfiguration
-from jaxtrainer.layers import (AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid,
-                               Tanh, adaptive_max_pool, adaptive_windows, conv_im2col, conv_lax,
-                               default_conv_impl, max_pool_2x2, torch_uniform)
+from jaxtrainer.layers import (
+    AdaptiveMaxPool2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    adaptive_max_pool,
+    adaptive_windows,
+    conv_im2col,
+    conv_lax,
+    default_conv_impl,
+    max_pool_2x2,
+    torch_uniform,
+)
 from jaxtrainer.models import build_network, count_parameters, load_state_dict, state_dict
 
 
@@ -44,6 +58,7 @@ def assert_close(actual, expected, tol=1e-5):
 
 
 # --- adaptive max pooling ----------------------------------------------------------------------------
+
 
 def formula_windows(size, out):
     return [(math.floor(i * size / out), math.ceil((i + 1) * size / out)) for i in range(out)]
@@ -111,14 +126,17 @@ def test_adaptive_max_pool_module_attributes():
     np.testing.assert_array_equal(np.asarray(pool(jnp.asarray(x))), numpy_adaptive_max_pool(x, (4, 4)))
     x = distinct_values((1, 6, 10, 1), seed=3)
     assert np.asarray(AdaptiveMaxPool2d((2, 5))(jnp.asarray(x))).shape == (1, 2, 5, 1)
-    np.testing.assert_array_equal(np.asarray(adaptive_max_pool(jnp.asarray(x), (2, 5))),
-                                  numpy_adaptive_max_pool(x, (2, 5)))
+    np.testing.assert_array_equal(
+        np.asarray(adaptive_max_pool(jnp.asarray(x), (2, 5))), numpy_adaptive_max_pool(x, (2, 5))
+    )
 
 
 # --- 2x2 max pooling -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(2, 6, 6, 3), (2, 7, 7, 2), (1, 5, 8, 4), (3, 2, 3, 1),
-                                   (1, 3, 2, 2), (2, 13, 11, 3)])
+
+@pytest.mark.parametrize(
+    "shape", [(2, 6, 6, 3), (2, 7, 7, 2), (1, 5, 8, 4), (3, 2, 3, 1), (1, 3, 2, 2), (2, 13, 11, 3)]
+)
 def test_max_pool_2x2_against_torch(shape):
     x = distinct_values(shape, seed=sum(shape))
     b, h, w, c = shape
@@ -203,8 +221,10 @@ def torch_conv_value_and_grads(x, weight, bias, g, stride):
     bt = torch.from_numpy(bias).double().requires_grad_()
     yt = F.conv2d(xt, wt, bt, stride=stride)
     (yt * torch.from_numpy(nhwc_to_nchw(g)).double()).sum().backward()
-    return (nchw_to_nhwc(yt.detach().numpy()),
-            (nchw_to_nhwc(xt.grad.numpy()), wt.grad.numpy(), bt.grad.numpy()))
+    return (
+        nchw_to_nhwc(yt.detach().numpy()),
+        (nchw_to_nhwc(xt.grad.numpy()), wt.grad.numpy(), bt.grad.numpy()),
+    )
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "ci{}-co{}-k{}-s{}-{}x{}".format(*c))
@@ -229,8 +249,9 @@ def test_conv_impls_agree_with_each_other_and_torch(case):
 
 def test_conv_rectangular_stride():
     x, weight, bias, _ = conv_case_data((2, 3, 3, 1, 11, 9))
-    yt = F.conv2d(torch.from_numpy(nhwc_to_nchw(x)), torch.from_numpy(weight),
-                  torch.from_numpy(bias), stride=(2, 3))
+    yt = F.conv2d(
+        torch.from_numpy(nhwc_to_nchw(x)), torch.from_numpy(weight), torch.from_numpy(bias), stride=(2, 3)
+    )
     for conv in (conv_im2col, conv_lax):
         assert_close(conv(jnp.asarray(x), weight, bias, (2, 3)), nchw_to_nhwc(yt.numpy()))
 
@@ -284,6 +305,7 @@ def test_conv_impls_agree_inside_scan():
 
 # --- Conv2d module and its implementation choice --------------------------------------------------
 
+
 def test_conv2d_module_impls_share_weights_and_outputs():
     a = Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(params=42), impl="im2col")
     b = Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(params=42), impl="lax")
@@ -295,8 +317,12 @@ def test_conv2d_module_impls_share_weights_and_outputs():
     ya, yb = np.asarray(a(x)), np.asarray(b(x))
     assert ya.shape == (2, 4, 4, 8)
     assert_close(ya, yb)
-    ref = F.conv2d(torch.from_numpy(nhwc_to_nchw(x)), torch.from_numpy(np.array(a.weight[...])),
-                   torch.from_numpy(np.array(a.bias[...])), stride=2)
+    ref = F.conv2d(
+        torch.from_numpy(nhwc_to_nchw(x)),
+        torch.from_numpy(np.array(a.weight[...])),
+        torch.from_numpy(np.array(a.bias[...])),
+        stride=2,
+    )
     assert_close(ya, nchw_to_nhwc(ref.numpy()))
     c = Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(params=43), impl="lax")
     assert not np.array_equal(np.asarray(a.weight[...]), np.asarray(c.weight[...]))
@@ -314,8 +340,11 @@ def test_conv2d_torch_attributes():
 
 @pytest.mark.parametrize("impl", ["cudnn", "IM2COL", "conv"])
 def test_conv2d_invalid_impl(impl):
-    with pytest.raises(ValueError, match=rf"conv implementation must be one of \('im2col', 'lax'\), "
-                                         rf"got '{impl}'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"conv implementation must be one of \('im2col', 'lax'\), "
+        rf"got '{impl}'",
+    ):
         Conv2d(1, 2, 3, rngs=nnx.Rngs(params=0), impl=impl)
 
 
@@ -337,6 +366,7 @@ def test_default_conv_impl_env_override(monkeypatch):
 
 
 # --- PyTorch's default initialisation -------------------------------------------------------------
+
 
 def ks_statistic_uniform(values, lo, hi):
     """Kolmogorov-Smirnov distance between the empirical CDF and U(lo, hi)."""
@@ -396,6 +426,7 @@ def test_torch_uniform_function():
 
 # --- Flatten and activations ----------------------------------------------------------------------
 
+
 def test_flatten_gives_torch_chw_order():
     x_nchw = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
     expected = torch.flatten(torch.from_numpy(x_nchw), 1).numpy()
@@ -423,10 +454,20 @@ HOMEWORK_CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
 def torch_cnn():
     """SPEC's CNN written directly in torch, to compare structure, state_dict and outputs."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 45, 3), nn.ReLU(), nn.AdaptiveMaxPool2d((4, 4)), nn.Flatten(),
-        nn.Linear(16 * 45, 128), nn.ReLU(), nn.Linear(128, 1))
+        nn.Conv2d(1, 16, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 45, 3),
+        nn.ReLU(),
+        nn.AdaptiveMaxPool2d((4, 4)),
+        nn.Flatten(),
+        nn.Linear(16 * 45, 128),
+        nn.ReLU(),
+        nn.Linear(128, 1),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -436,12 +477,27 @@ def cnn():
 
 def test_cnn_layer_order(cnn):
     assert [type(layer) for layer in cnn.layers] == [
-        Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, AdaptiveMaxPool2d, Flatten,
-        Linear, ReLU, Linear]
+        Conv2d,
+        ReLU,
+        MaxPool2d,
+        Conv2d,
+        ReLU,
+        MaxPool2d,
+        Conv2d,
+        ReLU,
+        AdaptiveMaxPool2d,
+        Flatten,
+        Linear,
+        ReLU,
+        Linear,
+    ]
     assert len(cnn) == 13
     convs = [cnn[i] for i in (0, 3, 6)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
-        (1, 16, (3, 3), (1, 1)), (16, 32, (3, 3), (1, 1)), (32, 45, (3, 3), (1, 1))]
+        (1, 16, (3, 3), (1, 1)),
+        (16, 32, (3, 3), (1, 1)),
+        (32, 45, (3, 3), (1, 1)),
+    ]
     assert cnn[8].output_size == (4, 4)
     assert [(cnn[i].in_features, cnn[i].out_features) for i in (10, 12)] == [(720, 128), (128, 1)]
     activations = [cnn[i] for i in (1, 4, 7, 11)]
@@ -449,12 +505,23 @@ def test_cnn_layer_order(cnn):
 
 
 def test_mlp_layer_order():
-    mlp = build_network("mlp", (1, 28, 28), NetworkConfiguration(dense_hiddens=(128, 128, 128)),
-                        "SIGMOID")
-    assert [type(layer) for layer in mlp.layers] == [Flatten, Linear, Sigmoid, Linear, Sigmoid,
-                                                     Linear, Sigmoid, Linear]
+    mlp = build_network("mlp", (1, 28, 28), NetworkConfiguration(dense_hiddens=(128, 128, 128)), "SIGMOID")
+    assert [type(layer) for layer in mlp.layers] == [
+        Flatten,
+        Linear,
+        Sigmoid,
+        Linear,
+        Sigmoid,
+        Linear,
+        Sigmoid,
+        Linear,
+    ]
     assert [(mlp[i].in_features, mlp[i].out_features) for i in (1, 3, 5, 7)] == [
-        (784, 128), (128, 128), (128, 128), (128, 1)]
+        (784, 128),
+        (128, 128),
+        (128, 128),
+        (128, 1),
+    ]
     assert len({id(mlp[i]) for i in (2, 4, 6)}) == 3
 
 
@@ -501,8 +568,11 @@ def test_load_state_dict_wrong_shape_changes_nothing():
     before = state_dict(model)
     bad = {k: v + 1 for k, v in before.items()}
     bad["10.weight"] = np.zeros((720, 128), np.float32)  # transposed
-    with pytest.raises(ValueError, match=r"state_dict\['10\.weight'\] has shape \(720, 128\), the "
-                                         r"network expects \(128, 720\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"state_dict\['10\.weight'\] has shape \(720, 128\), the "
+        r"network expects \(128, 720\)",
+    ):
         load_state_dict(model, bad)
     after = state_dict(model)
     for key in before:  # validated before anything is written

@@ -1,18 +1,16 @@
 """The engine against the PyTorch reference (benchmarks/torch_reference.py), weight for weight."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
-import jax
-import jax.numpy as jnp
+from conftest import HOMEWORK_CONFIGS, random_dataset
 from flax import nnx
 
 from benchmarks import torch_reference as ref
 from jaxtrainer import models, train
 from torch_compat import NetworkConfiguration, Trainer
-
-from conftest import HOMEWORK_CONFIGS, random_dataset
 
 torch.set_num_threads(2)
 
@@ -44,8 +42,12 @@ def jax_loss(params, graphdef, X, y):
     return jnp.mean((pred - y) ** 2)
 
 
-CASES = [(name, impl) for name in HOMEWORK_CONFIGS for impl in ("im2col", "lax")
-         if not (name == "mlp" and impl == "lax")]
+CASES = [
+    (name, impl)
+    for name in HOMEWORK_CONFIGS
+    for impl in ("im2col", "lax")
+    if not (name == "mlp" and impl == "lax")
+]
 
 
 @pytest.mark.parametrize("name,impl", CASES)
@@ -71,7 +73,9 @@ def test_forward_loss_and_gradients_match_torch(name, impl, rng):
     loss_t.backward()
     graphdef, params = nnx.split(jax_net, nnx.Param)
     grads = jax.grad(jax_loss)(params, graphdef, jnp.asarray(X), jnp.asarray(y))
-    grad_by_key = {k: np.asarray(p[...]) for k, p in models.named_parameters(nnx.merge(graphdef, grads)).items()}
+    grad_by_key = {
+        k: np.asarray(p[...]) for k, p in models.named_parameters(nnx.merge(graphdef, grads)).items()
+    }
     for key, p in torch_net.named_parameters():
         np.testing.assert_allclose(grad_by_key[key], p.grad.numpy(), atol=1e-5, rtol=1e-4, err_msg=key)
 
@@ -90,7 +94,7 @@ def adam_100_steps_torch(torch_net, batches):
 
 def batches_of_16(rng, dtype=np.float32):
     (X, y), _ = random_dataset(rng, n_train=100 * 16, n_test=1)
-    return [(X[i:i + 16].astype(dtype), y[i:i + 16].astype(dtype)) for i in range(0, 1600, 16)]
+    return [(X[i : i + 16].astype(dtype), y[i : i + 16].astype(dtype)) for i in range(0, 1600, 16)]
 
 
 FLOAT32_ADAM = ["mlp", "cnn", "shallow_cnn"]
@@ -131,8 +135,10 @@ def test_parameters_after_100_adam_steps_match_torch_in_float64(name, rng):
         state = train.init_state(nnx.merge(graphdef, params), 1e-3)[1]
         for xb, yb in batches:
             state, _ = train.train_step(graphdef, state, jnp.asarray(xb), jnp.asarray(yb))
-        trained = {k: np.asarray(p[...]) for k, p in
-                   models.named_parameters(nnx.merge(graphdef, state.params)).items()}
+        trained = {
+            k: np.asarray(p[...])
+            for k, p in models.named_parameters(nnx.merge(graphdef, state.params)).items()
+        }
     for key, p in torch_net.state_dict().items():
         assert trained[key].dtype == np.float64
         np.testing.assert_allclose(trained[key], p.numpy(), atol=1e-9, rtol=0, err_msg=key)
@@ -143,10 +149,23 @@ def test_train_loop_logs_match_the_torch_reference(rng):
     train_set, test_set = random_dataset(rng, n_train=2300, n_test=200)
     fields = ((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
     torch.manual_seed(0)
-    reference = ref.Trainer("cnn", ref.NetworkConfiguration(*fields), lr=1e-3, batch_size=128,
-                            dataset=(train_set, test_set), seed=0, progress=False)
-    ours = Trainer("cnn", NetworkConfiguration(*fields), lr=1e-3, batch_size=128,
-                   dataset=(train_set, test_set), progress=False)
+    reference = ref.Trainer(
+        "cnn",
+        ref.NetworkConfiguration(*fields),
+        lr=1e-3,
+        batch_size=128,
+        dataset=(train_set, test_set),
+        seed=0,
+        progress=False,
+    )
+    ours = Trainer(
+        "cnn",
+        NetworkConfiguration(*fields),
+        lr=1e-3,
+        batch_size=128,
+        dataset=(train_set, test_set),
+        progress=False,
+    )
     ours.network.load_state_dict(reference.network.state_dict())
     ref_logs = reference.train_loop(2)
     our_logs = ours.train_loop(2)

@@ -8,16 +8,17 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import random_dataset
 
 from jaxtrainer import models, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.sweep import devices_used, members_of, sweep, sweep_epoch, sweep_evaluate
 
-from conftest import random_dataset
-
-NETS = {"mlp": NetworkConfiguration(dense_hiddens=(16,)),
-        "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))}
+NETS = {
+    "mlp": NetworkConfiguration(dense_hiddens=(16,)),
+    "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)),
+}
 BATCH = 32  # 100 training examples: three full batches and a short one of 4
 EPOCHS = 2
 
@@ -46,8 +47,7 @@ def assert_logs_close(a, b, atol=1e-5):
         x, y = np.array(a[key]), np.array(b[key])
         assert x.shape == y.shape == (EPOCHS + 1,)
         np.testing.assert_array_equal(np.isfinite(x), np.isfinite(y))
-        np.testing.assert_allclose(x[np.isfinite(x)], y[np.isfinite(y)], atol=atol, rtol=0,
-                                   err_msg=key)
+        np.testing.assert_allclose(x[np.isfinite(x)], y[np.isfinite(y)], atol=atol, rtol=0, err_msg=key)
 
 
 @pytest.mark.parametrize("strategy", ["vmap", "map"])
@@ -55,8 +55,17 @@ def assert_logs_close(a, b, atol=1e-5):
 def test_each_member_equals_its_solo_run(network, strategy, tiny):
     members = members_of([1e-2, 1e-3], [0, 1])
     assert members == [(1e-2, 0), (1e-2, 1), (1e-3, 0), (1e-3, 1)]
-    result = sweep(network, NETS[network], tiny, members=members, n_epochs=EPOCHS, batch_size=BATCH,
-                   strategy=strategy, progress=False, devices=None)
+    result = sweep(
+        network,
+        NETS[network],
+        tiny,
+        members=members,
+        n_epochs=EPOCHS,
+        batch_size=BATCH,
+        strategy=strategy,
+        progress=False,
+        devices=None,
+    )
     assert result.strategy == strategy and len(result.logs) == 4
     for (lr, seed), logs in zip(members, result.logs):
         assert_logs_close(logs, solo(network, lr, seed, tiny))
@@ -67,8 +76,16 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
 def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
     # lr 1e3 is not enough: Adam's steps are ~lr, and the MSE stays finite. 1e25 overflows.
     members = [(1e-3, 0), (1e25, 0), (1e-2, 1)]
-    result = sweep("mlp", NETS["mlp"], tiny, members=members, n_epochs=EPOCHS, batch_size=BATCH,
-                   strategy=strategy, progress=False)
+    result = sweep(
+        "mlp",
+        NETS["mlp"],
+        tiny,
+        members=members,
+        n_epochs=EPOCHS,
+        batch_size=BATCH,
+        strategy=strategy,
+        progress=False,
+    )
     assert result.diverged_at_epoch == [None, 1, None]
     assert all(np.isnan(result.logs[1][k][1:]).all() for k in train.LOG_KEYS)
     assert_logs_close(result.logs[0], solo("mlp", 1e-3, 0, tiny))
@@ -79,16 +96,26 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
 
 def test_new_learning_rates_do_not_recompile(tiny):
     def run(lrs):
-        return sweep("mlp", NETS["mlp"], tiny, lrs=lrs, seeds=[3], n_epochs=1, batch_size=BATCH,
-                     strategy="vmap", progress=False)
+        return sweep(
+            "mlp",
+            NETS["mlp"],
+            tiny,
+            lrs=lrs,
+            seeds=[3],
+            n_epochs=1,
+            batch_size=BATCH,
+            strategy="vmap",
+            progress=False,
+        )
 
     first = run([1e-2, 1e-3])
     sizes = sweep_epoch._cache_size(), sweep_evaluate._cache_size()
     second = run([5e-4, 2e-1])
     assert (sweep_epoch._cache_size(), sweep_evaluate._cache_size()) == sizes
     assert second.logs[0]["test_loss"][1] != first.logs[0]["test_loss"][1]  # the new lr was used
-    np.testing.assert_allclose(np.asarray(second.state.opt_state.hyperparams["learning_rate"]),
-                               [5e-4, 2e-1], rtol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(second.state.opt_state.hyperparams["learning_rate"]), [5e-4, 2e-1], rtol=1e-7
+    )
 
 
 def test_members_and_devices_arithmetic():
@@ -144,11 +171,12 @@ SHARDED = textwrap.dedent("""
 def test_sharded_over_four_host_devices_equals_one_device():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run([sys.executable, "-c", SHARDED], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHARDED], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    rows = json.loads(line[len("RESULT "):])
+    rows = json.loads(line[len("RESULT ") :])
     assert len(rows) == 4
     for row in rows:
         assert row["devices"] == {3: 3, 4: 4, 5: 3}[row["k"]], row  # K=5: 3 devices, padded to 6
@@ -162,8 +190,27 @@ def test_sharded_over_four_host_devices_equals_one_device():
 
 def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, capsys):
     out = tmp_path / "sweep"
-    argv = ["sweep", "--lr", "1e-2", "1e-3", "--seeds", "0", "1", "--pair", "--network", "mlp",
-            "--hidden", "8", "--epochs", "1", "--dataset", "digits", "--out", str(out), "--no-progress"]
+    argv = [
+        "sweep",
+        "--lr",
+        "1e-2",
+        "1e-3",
+        "--seeds",
+        "0",
+        "1",
+        "--pair",
+        "--network",
+        "mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert cli_main(argv) == 0
     first = capsys.readouterr().out
     assert "lr_0.01_seed_0" in first and "lr_0.001_seed_1" in first

@@ -37,14 +37,28 @@ def test_mlp_structure():
 
 def test_cnn_structure_and_size_agnostic_output():
     act = nn.ReLU()
-    config = NetworkConfiguration(n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(256,))
+    config = NetworkConfiguration(
+        n_channels=(16, 32), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(256,)
+    )
     cnn = Trainer.create_cnn(3, config, act)
-    assert kinds(cnn) == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.AdaptiveMaxPool2d,
-                          nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
+    assert kinds(cnn) == [
+        nn.Conv2d,
+        nn.ReLU,
+        nn.MaxPool2d,
+        nn.Conv2d,
+        nn.ReLU,
+        nn.AdaptiveMaxPool2d,
+        nn.Flatten,
+        nn.Linear,
+        nn.ReLU,
+        nn.Linear,
+    ]
     children = list(cnn.children())
     convs = [m for m in children if isinstance(m, nn.Conv2d)]
-    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == \
-        [(3, 16, (3, 3), (1, 1)), (16, 32, (3, 3), (1, 1))]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == [
+        (3, 16, (3, 3), (1, 1)),
+        (16, 32, (3, 3), (1, 1)),
+    ]
     assert convs[0].weight.shape == (16, 3, 3, 3)
     assert children[2].kernel_size == 2
     assert children[5].output_size == (4, 4)
@@ -57,16 +71,30 @@ def test_cnn_structure_and_size_agnostic_output():
 
 def test_each_activation_position_is_its_own_instance():
     act = nn.Tanh()
-    config = NetworkConfiguration(n_channels=(4, 8), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(8, 8))
-    for network, expected in ((Trainer.create_mlp(10, config, act), 2), (Trainer.create_cnn(1, config, act), 4)):
+    config = NetworkConfiguration(
+        n_channels=(4, 8), kernel_sizes=(3, 3), strides=(1, 1), dense_hiddens=(8, 8)
+    )
+    for network, expected in (
+        (Trainer.create_mlp(10, config, act), 2),
+        (Trainer.create_cnn(1, config, act), 4),
+    ):
         # children() lists a shared module once, so graders count distinct instances.
         activations = [m for m in network.children() if isinstance(m, nn.Tanh)]
         assert len(activations) == expected
         assert all(m is not act for m in activations)
 
 
-@pytest.mark.parametrize("name, kind", [("relu", nn.ReLU), ("ReLU", nn.ReLU), ("tanh", nn.Tanh),
-                                        ("TANH", nn.Tanh), ("sigmoid", nn.Sigmoid), ("SIGMOID", nn.Sigmoid)])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("relu", nn.ReLU),
+        ("ReLU", nn.ReLU),
+        ("tanh", nn.Tanh),
+        ("TANH", nn.Tanh),
+        ("sigmoid", nn.Sigmoid),
+        ("SIGMOID", nn.Sigmoid),
+    ],
+)
 def test_activation_any_case(name, kind):
     assert isinstance(Trainer.create_activation_function(name), kind)
 
@@ -86,8 +114,13 @@ def test_constructor_errors():
 
 def test_train_loop_logs_and_is_reproducible():
     def run():
-        trainer = Trainer("mlp", NetworkConfiguration(dense_hiddens=(32, 32)), batch_size=128,
-                          dataset=tiny_dataset(), progress=False)
+        trainer = Trainer(
+            "mlp",
+            NetworkConfiguration(dense_hiddens=(32, 32)),
+            batch_size=128,
+            dataset=tiny_dataset(),
+            progress=False,
+        )
         return trainer.train_loop(2)
 
     logs = run()
@@ -109,8 +142,9 @@ def test_train_loop_uses_consecutive_unshuffled_batches():
 
 
 def test_cnn_trains_on_images_smaller_than_the_adaptive_pool():
-    config = NetworkConfiguration(n_channels=(4, 8, 8), kernel_sizes=(3, 3, 3), strides=(1, 1, 1),
-                                  dense_hiddens=(16,))
+    config = NetworkConfiguration(
+        n_channels=(4, 8, 8), kernel_sizes=(3, 3, 3), strides=(1, 1, 1), dense_hiddens=(16,)
+    )
     trainer = Trainer("cnn", config, dataset=tiny_dataset(64, 16), progress=False)
     logs = trainer.train_loop(1)
     assert all(len(v) == 2 and np.isfinite(v).all() for v in logs.values())
@@ -123,7 +157,7 @@ def test_training_step_returns_the_batch_metrics_before_the_update():
     with torch.no_grad():
         error = trainer.network(X).numpy().astype(np.float64) - y.numpy()
     loss, mae = trainer.training_step(X, y)
-    np.testing.assert_allclose(loss.item(), np.mean(error ** 2), rtol=1e-5)
+    np.testing.assert_allclose(loss.item(), np.mean(error**2), rtol=1e-5)
     np.testing.assert_allclose(mae.item(), np.mean(np.abs(error)), rtol=1e-5)
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.network.parameters()))
 

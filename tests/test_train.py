@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_dataset
 
 from jaxtrainer import equivariance, models, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
 from torch_compat import Trainer
-
-from conftest import random_dataset
 
 SMALL_CNN = NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))
 
@@ -34,7 +33,7 @@ def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
     scanned, metrics = train.train_epoch(graphdef, state, jnp.asarray(X), jnp.asarray(y), batch_size=32)[:2]
     stepped, losses = state, []
     for start in range(0, n, 32):
-        stepped, m = train.train_step(graphdef, stepped, X[start:start + 32], y[start:start + 32])
+        stepped, m = train.train_step(graphdef, stepped, X[start : start + 32], y[start : start + 32])
         losses.append(float(m["loss"]))
     assert len(metrics["loss"]) == -(-n // 32) == len(losses)
     np.testing.assert_allclose(np.asarray(metrics["loss"]), losses, rtol=1e-5)
@@ -60,31 +59,48 @@ def test_learning_rate_is_data_not_a_compile_time_constant(rng):
     a = train.train_epoch(graphdef, s1, X, y, batch_size=32)[0]
     b = train.train_epoch(graphdef, s2, X, y, batch_size=32)[0]
     assert train.train_epoch._cache_size() == before + 1
-    moved = [float(jnp.abs(p1 - p0).max() / jnp.abs(p2 - p0).max())
-             for p0, p1, p2 in zip(jax.tree.leaves(s1.params), jax.tree.leaves(a.params),
-                                   jax.tree.leaves(b.params))]
+    moved = [
+        float(jnp.abs(p1 - p0).max() / jnp.abs(p2 - p0).max())
+        for p0, p1, p2 in zip(
+            jax.tree.leaves(s1.params), jax.tree.leaves(a.params), jax.tree.leaves(b.params)
+        )
+    ]
     assert all(m < 0.5 for m in moved)  # lr 1e-3 moves the weights much less than lr 1e-2
 
 
 def test_train_loop_on_the_embedded_digits():
-    t = Trainer("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
-                dataset="digits", progress=False)
+    t = Trainer(
+        "cnn",
+        NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
+        dataset="digits",
+        progress=False,
+    )
     logs = t.train_loop(2)
     assert set(logs) == {"train_loss", "test_loss", "train_mae", "test_mae"}
     assert all(len(v) == 3 and np.all(np.isfinite(v)) for v in logs.values())
     assert logs["test_loss"][2] < logs["test_loss"][0] * 0.7
-    again = Trainer("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
-                    dataset="digits", progress=False).train_loop(2)
+    again = Trainer(
+        "cnn",
+        NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
+        dataset="digits",
+        progress=False,
+    ).train_loop(2)
     assert again == logs  # same seed, same logs, bit for bit
-    other = Trainer("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
-                    dataset="digits", seed=1, progress=False).train_loop(2)
+    other = Trainer(
+        "cnn",
+        NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)),
+        dataset="digits",
+        seed=1,
+        progress=False,
+    ).train_loop(2)
     assert other["test_loss"] != logs["test_loss"]
 
 
 def test_train_loop_logs_the_first_2000_training_examples(rng):
     train_set, test_set = random_dataset(rng, n_train=2100, n_test=30)
-    t = Trainer("mlp", NetworkConfiguration(dense_hiddens=(8,)), dataset=(train_set, test_set),
-                progress=False)
+    t = Trainer(
+        "mlp", NetworkConfiguration(dense_hiddens=(8,)), dataset=(train_set, test_set), progress=False
+    )
     loss0, _ = t.evaluate(train_set[0][:2000], train_set[1][:2000])
     logs = t.train_loop(0)
     assert logs["train_loss"] == [pytest.approx(loss0.item())]
@@ -115,9 +131,31 @@ def test_equivariance_of_a_conv_net_to_shifts_but_not_rotations(rng):
 
 def test_cli_train_writes_logs_csv_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli_main(["train", "--network", "cnn", "--channels", "4", "8", "--kernels", "3", "3",
-                     "--strides", "1", "1", "--hidden", "16", "--epochs", "1", "--dataset", "digits",
-                     "--out", str(out), "--no-progress"])
+    code = cli_main(
+        [
+            "train",
+            "--network",
+            "cnn",
+            "--channels",
+            "4",
+            "8",
+            "--kernels",
+            "3",
+            "3",
+            "--strides",
+            "1",
+            "1",
+            "--hidden",
+            "16",
+            "--epochs",
+            "1",
+            "--dataset",
+            "digits",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     saved = json.loads((out / "logs.json").read_text())
     assert saved["config"]["net_config"]["n_channels"] == [4, 8]
@@ -132,8 +170,12 @@ def test_cli_train_writes_logs_csv_and_figure(tmp_path, capsys):
 def test_cli_reports_bad_arguments_in_one_line(tmp_path, capsys):
     assert cli_main(["train", "--lr", "0", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "jaxtrainer: error: lr must be a finite number > 0, got 0.0"
-    assert cli_main(["train", "--network", "cnn", "--channels", "16", "32", "--kernels", "3",
-                     "--out", str(tmp_path)]) == 2
+    assert (
+        cli_main(
+            ["train", "--network", "cnn", "--channels", "16", "32", "--kernels", "3", "--out", str(tmp_path)]
+        )
+        == 2
+    )
     assert "same length" in capsys.readouterr().err
 
 

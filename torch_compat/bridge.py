@@ -18,8 +18,11 @@ def to_torch(network: nn.Sequential):
         if isinstance(layer, nn.Linear):
             layers.append(torch.nn.Linear(layer.in_features, layer.out_features))
         elif isinstance(layer, nn.Conv2d):
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels,
-                                          kernel_size=layer.kernel_size, stride=layer.stride))
+            layers.append(
+                torch.nn.Conv2d(
+                    layer.in_channels, layer.out_channels, kernel_size=layer.kernel_size, stride=layer.stride
+                )
+            )
         elif isinstance(layer, nn.MaxPool2d):
             layers.append(torch.nn.MaxPool2d(kernel_size=layer.kernel_size))
         elif isinstance(layer, nn.AdaptiveMaxPool2d):
@@ -45,9 +48,10 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
         elif isinstance(child, torch.nn.Conv2d):
             (kh, kw), (sh, sw) = child.kernel_size, child.stride
             if kh != kw or sh != sw or child.padding not in ((0, 0), "valid") or child.bias is None:
-                raise ValueError(f"layer {i}: only square, unpadded Conv2d with bias is supported, got {child}")
-            layers.append(nn.Conv2d(child.in_channels, child.out_channels, kh, sh, rngs=rngs,
-                                    impl=conv_impl))
+                raise ValueError(
+                    f"layer {i}: only square, unpadded Conv2d with bias is supported, got {child}"
+                )
+            layers.append(nn.Conv2d(child.in_channels, child.out_channels, kh, sh, rngs=rngs, impl=conv_impl))
         elif isinstance(child, torch.nn.MaxPool2d):
             layers.append(nn.MaxPool2d(child.kernel_size))
         elif isinstance(child, torch.nn.AdaptiveMaxPool2d):
@@ -57,8 +61,10 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
         elif type(child).__name__ in _ACTIVATIONS:
             layers.append(getattr(nn, type(child).__name__)())
         else:
-            raise ValueError(f"layer {i}: {type(child).__name__} is not one of the homework's layers "
-                             "(Linear, Conv2d, MaxPool2d, AdaptiveMaxPool2d, Flatten, ReLU, Tanh, Sigmoid)")
+            raise ValueError(
+                f"layer {i}: {type(child).__name__} is not one of the homework's layers "
+                "(Linear, Conv2d, MaxPool2d, AdaptiveMaxPool2d, Flatten, ReLU, Tanh, Sigmoid)"
+            )
     network = nn.Sequential(*layers)
     network.load_state_dict(module.state_dict())
     return network

@@ -92,8 +92,9 @@ class Trainer(_facade.Trainer):
         return _as_torch(_facade.Trainer.create_mlp(input_dim, net_config, activation))
 
     @staticmethod
-    def create_cnn(in_channels: int, net_config: NetworkConfiguration, activation, *,
-                   conv_impl: str | None = None) -> torch.nn.Sequential:
+    def create_cnn(
+        in_channels: int, net_config: NetworkConfiguration, activation, *, conv_impl: str | None = None
+    ) -> torch.nn.Sequential:
         """As ``create_mlp``; ``conv_impl`` only concerns the engine's copy and is ignored here."""
         return _as_torch(_facade.Trainer.create_cnn(in_channels, net_config, activation))
 
@@ -115,8 +116,10 @@ class Trainer(_facade.Trainer):
             engine = bridge.from_torch(self.network, conv_impl=self.conv_impl)
             optimizer = getattr(self, "optimizer", None)
             if optimizer is not None and nnx.graphdef(engine) != optimizer.graphdef:
-                raise ValueError("trainer.network was replaced by a network of another structure: the "
-                                 "optimizer state cannot follow it; create a new Trainer instead")
+                raise ValueError(
+                    "trainer.network was replaced by a network of another structure: the "
+                    "optimizer state cannot follow it; create a new Trainer instead"
+                )
             self._engine, self._engine_source = engine, self.network
         return self._engine
 

@@ -9,11 +9,21 @@ import numpy as np
 from flax import nnx
 
 from jaxtrainer import models
-from jaxtrainer.layers import (AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid,
-                               Tanh)
+from jaxtrainer.layers import AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 
-__all__ = ["AdaptiveMaxPool2d", "Conv2d", "Flatten", "Linear", "MaxPool2d", "Parameter", "ReLU",
-           "Sequential", "Sigmoid", "Tanh", "manual_seed"]
+__all__ = [
+    "AdaptiveMaxPool2d",
+    "Conv2d",
+    "Flatten",
+    "Linear",
+    "MaxPool2d",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "manual_seed",
+]
 
 REFERENCE_SEED = 197331  # the homework seeds numpy, random and torch with it at import time
 
@@ -64,7 +74,7 @@ class Sequential(models.Sequential):
         for _, p in self.named_parameters():
             yield p
 
-    def state_dict(self) -> "OrderedDict[str, Parameter]":
+    def state_dict(self) -> OrderedDict[str, Parameter]:
         return OrderedDict(self.named_parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
@@ -98,8 +108,10 @@ def _describe(layer) -> str:
     if isinstance(layer, Linear):
         return f"{name}(in_features={layer.in_features}, out_features={layer.out_features}, bias=True)"
     if isinstance(layer, Conv2d):
-        return (f"{name}({layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
-                f"stride={layer.stride})")
+        return (
+            f"{name}({layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
+            f"stride={layer.stride})"
+        )
     if isinstance(layer, MaxPool2d):
         return f"{name}(kernel_size={layer.kernel_size}, stride={layer.stride})"
     if isinstance(layer, AdaptiveMaxPool2d):

@@ -43,10 +43,21 @@ def _array(x):
 
 
 class Trainer:
-    def __init__(self, network_type: str = "mlp", net_config: NetworkConfiguration = NetworkConfiguration(),
-                 lr: float = 0.001, batch_size: int = 128, activation_name: str = "relu", *,
-                 dataset=None, seed: int = nn.REFERENCE_SEED, conv_impl: str | None = None,
-                 progress: bool = True, checkpoint_dir: str | None = None, data_dir: str | None = None):
+    def __init__(
+        self,
+        network_type: str = "mlp",
+        net_config: NetworkConfiguration = NetworkConfiguration(),
+        lr: float = 0.001,
+        batch_size: int = 128,
+        activation_name: str = "relu",
+        *,
+        dataset=None,
+        seed: int = nn.REFERENCE_SEED,
+        conv_impl: str | None = None,
+        progress: bool = True,
+        checkpoint_dir: str | None = None,
+        data_dir: str | None = None,
+    ):
         config.check_network_type(network_type)
         self.network_type = network_type
         self.net_config = net_config
@@ -75,8 +86,10 @@ class Trainer:
         instead, the training one shuffled with `seed` (a new order each pass)."""
         ds = data.load(dataset, data_dir=data_dir)
         if ds.variant == "loader":
-            return (BatchLoader(ds.X_train, ds.y_train, batch_size, shuffle=True, seed=seed),
-                    BatchLoader(ds.X_test, ds.y_test, batch_size, shuffle=False))
+            return (
+                BatchLoader(ds.X_train, ds.y_train, batch_size, shuffle=True, seed=seed),
+                BatchLoader(ds.X_test, ds.y_test, batch_size, shuffle=False),
+            )
         return ds.train, ds.test
 
     def _load(self, dataset, data_dir):
@@ -95,15 +108,16 @@ class Trainer:
 
     @staticmethod
     def create_mlp(input_dim: int, net_config: NetworkConfiguration, activation) -> nn.Sequential:
-        net = models.build_mlp(input_dim, net_config, _activation_name(activation),
-                               rngs=nn.default_rngs())
+        net = models.build_mlp(input_dim, net_config, _activation_name(activation), rngs=nn.default_rngs())
         return nn.Sequential(*net.layers)
 
     @staticmethod
-    def create_cnn(in_channels: int, net_config: NetworkConfiguration, activation, *,
-                   conv_impl: str | None = None) -> nn.Sequential:
-        net = models.build_cnn(in_channels, net_config, _activation_name(activation),
-                               rngs=nn.default_rngs(), conv_impl=conv_impl)
+    def create_cnn(
+        in_channels: int, net_config: NetworkConfiguration, activation, *, conv_impl: str | None = None
+    ) -> nn.Sequential:
+        net = models.build_cnn(
+            in_channels, net_config, _activation_name(activation), rngs=nn.default_rngs(), conv_impl=conv_impl
+        )
         return nn.Sequential(*net.layers)
 
     @staticmethod
@@ -144,10 +158,15 @@ class Trainer:
 
     def _identity(self) -> dict:
         """What a checkpoint must match to be resumed by this trainer."""
-        return {"network_type": self.network_type, "net_config": self.net_config._asdict(),
-                "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed,
-                "network": [type(layer).__name__ for layer in self._engine_network().layers],
-                "data": data.fingerprint(*self._arrays())}
+        return {
+            "network_type": self.network_type,
+            "net_config": self.net_config._asdict(),
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "network": [type(layer).__name__ for layer in self._engine_network().layers],
+            "data": data.fingerprint(*self._arrays()),
+        }
 
     def training_step(self, X_batch, y_batch) -> Tuple:
         """One Adam step; returns the batch's (loss, mae) before the update."""
@@ -187,9 +206,17 @@ class Trainer:
         if isinstance(self.train, BatchLoader):
             state, logs = self._fit_loaders(state, n_epochs, on_epoch, logs, resume)
         else:
-            state, logs = train.fit(self.optimizer.graphdef, state, self.train, self.test, n_epochs,
-                                    batch_size=self.batch_size, progress=self.progress,
-                                    on_epoch=on_epoch, logs=logs)
+            state, logs = train.fit(
+                self.optimizer.graphdef,
+                state,
+                self.train,
+                self.test,
+                n_epochs,
+                batch_size=self.batch_size,
+                progress=self.progress,
+                on_epoch=on_epoch,
+                logs=logs,
+            )
         self._commit(state)
         for key, values in logs.items():
             if resume:
@@ -205,10 +232,18 @@ class Trainer:
         loader = self.train
         first = 0 if resume else loader.epoch
         state, logs = train.fit_loader(
-            self.optimizer.graphdef, state, (loader.X, loader.y), (self.test.X, self.test.y),
-            n_epochs, batch_size=loader.batch_size,
-            test_batch_size=self.test.batch_size, order=lambda epoch: loader.order(first + epoch - 1),
-            progress=self.progress, on_epoch=on_epoch, logs=logs)
+            self.optimizer.graphdef,
+            state,
+            (loader.X, loader.y),
+            (self.test.X, self.test.y),
+            n_epochs,
+            batch_size=loader.batch_size,
+            test_batch_size=self.test.batch_size,
+            order=lambda epoch: loader.order(first + epoch - 1),
+            progress=self.progress,
+            on_epoch=on_epoch,
+            logs=logs,
+        )
         loader.epoch = first + len(logs["train_loss"])
         return state, logs
 

@@ -98,8 +98,10 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
                 raise ValueError(f"{label} contains NaN or Inf values")
         parts[split] = (X.astype(np.float32), y.astype(np.float32))
     if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
-        raise ValueError(f"train images {parts['train'][0].shape[1:]} and test images "
-                         f"{parts['test'][0].shape[1:]} differ in shape")
+        raise ValueError(
+            f"train images {parts['train'][0].shape[1:]} and test images "
+            f"{parts['test'][0].shape[1:]} differ in shape"
+        )
     return Dataset(name, *parts["train"], *parts["test"])
 
 
@@ -117,8 +119,9 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
     files; `seed` draws the rotations of "digits", "fashion_mnist" and "mnist"."""
     if data_dir is not None and not (isinstance(source, str) and source in DATA_DIR_NAMES):
         given = repr(source) if isinstance(source, (str, os.PathLike, type(None))) else "arrays"
-        raise ValueError(f"data_dir is used with the dataset names {DATA_DIR_NAMES}, not with "
-                         f"dataset={given}")
+        raise ValueError(
+            f"data_dir is used with the dataset names {DATA_DIR_NAMES}, not with dataset={given}"
+        )
     if source is None:
         if os.path.isdir(DEFAULT_FOLDER):
             source = DEFAULT_FOLDER
@@ -129,7 +132,8 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
                 "arrays ((X_train, y_train), (X_test, y_test)), or one of fashion_mnist, mnist, "
                 "svhn, cifar10 with data_dir= where its files are. To make ./rotated_fashion_mnist "
                 "from the Fashion-MNIST IDX files: jaxtrainer data build-rotated --source DIR --out "
-                f"{DEFAULT_FOLDER}. Nothing is downloaded.")
+                f"{DEFAULT_FOLDER}. Nothing is downloaded."
+            )
     if isinstance(source, (tuple, list)):
         return from_arrays(source)
     if isinstance(source, Dataset):
@@ -147,5 +151,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
         from .rotated import load_rotated_folder
 
         return load_rotated_folder(source)
-    raise ValueError(f"unknown dataset {source!r}: expected one of {NAMES}, an existing folder, "
-                     "or arrays ((X_train, y_train), (X_test, y_test))")
+    raise ValueError(
+        f"unknown dataset {source!r}: expected one of {NAMES}, an existing folder, "
+        "or arrays ((X_train, y_train), (X_test, y_test))"
+    )

@@ -29,18 +29,20 @@ _SPLIT_STREAM = {"train": 0, "test": 1}  # each split its own random stream: n_t
 
 
 def check_args(seed: int, max_angle: int, n_train: int, n_test: int) -> None:
-    for name, value in (("seed", seed), ("max_angle", max_angle), ("n_train", n_train),
-                        ("n_test", n_test)):
+    for name, value in (("seed", seed), ("max_angle", max_angle), ("n_train", n_train), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if not 1 <= max_angle <= 359:
-        raise ValueError(f"max_angle must be in 1..359 (angles are drawn in [0, max_angle]; 360 would "
-                         f"make 0 and 360 the same picture with different targets), got {max_angle}")
+        raise ValueError(
+            f"max_angle must be in 1..359 (angles are drawn in [0, max_angle]; 360 would "
+            f"make 0 and 360 the same picture with different targets), got {max_angle}"
+        )
     if n_train < 2:
-        raise ValueError(f"n_train must be >= 2 (the targets are standardised with the train std), "
-                         f"got {n_train}")
+        raise ValueError(
+            f"n_train must be >= 2 (the targets are standardised with the train std), got {n_train}"
+        )
     if n_test < 1:
         raise ValueError(f"n_test must be >= 1, got {n_test}")
 
@@ -60,8 +62,14 @@ def _take(raw: Dict, split: str, n: int) -> np.ndarray:
     return images[:n]
 
 
-def rotated_splits(raw: Dict, seed: int = 0, max_angle: int = MAX_ANGLE, n_train: int = N_TRAIN,
-                   n_test: int = N_TEST, on_image=None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def rotated_splits(
+    raw: Dict,
+    seed: int = 0,
+    max_angle: int = MAX_ANGLE,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    on_image=None,
+) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """{split: (rotated images uint8 (n, H, W), angles int64 (n,))} from raw uint8 images;
     `on_image(split, index, angle, image)` is called after each image (the folder writer)."""
     check_args(seed, max_angle, n_train, n_test)
@@ -89,8 +97,16 @@ def _write_png(path: str, pixels: np.ndarray) -> None:
         f.write(buffer.getvalue())
 
 
-def build_rotated(source: str, out: str, *, seed: int = 0, max_angle: int = MAX_ANGLE,
-                  n_train: int = N_TRAIN, n_test: int = N_TEST, progress: bool = True) -> dict:
+def build_rotated(
+    source: str,
+    out: str,
+    *,
+    seed: int = 0,
+    max_angle: int = MAX_ANGLE,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    progress: bool = True,
+) -> dict:
     """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`.
 
     Everything is written to a hidden temporary folder next to `out` and renamed to `out` at the
@@ -115,8 +131,14 @@ def build_rotated(source: str, out: str, *, seed: int = 0, max_angle: int = MAX_
     try:
         for split in ("train", "test"):
             os.mkdir(os.path.join(tmp, split))
-        with tqdm(total=n_train + n_test, desc=f"build-rotated {name}", unit="img",
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=n_train + n_test,
+            desc=f"build-rotated {name}",
+            unit="img",
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
+
             def write(split, index, angle, image):
                 _write_png(os.path.join(tmp, split, f"{index}_{angle}.png"), image)
                 bar.update()

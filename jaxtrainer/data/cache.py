@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -21,7 +21,7 @@ VERSION = 1  # bump when what is cached, or how PNGs are decoded, changes
 SPLITS = ("train", "test")
 
 
-def folder_key(root: str) -> Optional[str]:
+def folder_key(root: str) -> str | None:
     """The hash of the folder's PNG listing, or None when train/ or test/ is missing."""
     h = hashlib.sha256(f"jaxtrainer rotated folder cache v{VERSION}\n".encode())
     for split in SPLITS:
@@ -39,7 +39,7 @@ def folder_key(root: str) -> Optional[str]:
     return h.hexdigest()
 
 
-def read(root: str, key: str) -> Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+def read(root: str, key: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]] | None:
     """{split: (images uint8 (N, H, W), angles int64 (N,))} when the cache matches `key`, else None."""
     try:
         with np.load(os.path.join(root, NAME), allow_pickle=False) as z:

@@ -19,19 +19,26 @@ FOLDER = "cifar-10-batches-py"
 
 # What the batches' pickles may construct: numpy arrays and nothing else. A pickle can run any
 # code it names; a file that names anything else is refused instead of executed.
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-            ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-            ("numpy", "ndarray"), ("numpy", "dtype"),
-            ("_codecs", "encode")}  # how Python 3 writes bytes at pickle protocol 2
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}  # how Python 3 writes bytes at pickle protocol 2
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only "
-                                     "numpy arrays, lists and bytes")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, lists and bytes"
+        )
 
 
 def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -39,8 +46,18 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, KeyError, MemoryError, UnicodeDecodeError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        UnicodeDecodeError,
+    ) as e:
         raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
@@ -49,8 +66,7 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
     if labels.shape != (len(data),):
-        raise ValueError(f"{path}: b'data' holds {len(data)} images but b'labels' holds "
-                         f"{labels.size} labels")
+        raise ValueError(f"{path}: b'data' holds {len(data)} images but b'labels' holds {labels.size} labels")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise ValueError(f"{path}: labels must be class indices 0..9, found [{labels.min()}, {labels.max()}]")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)

@@ -15,8 +15,18 @@ import numpy as np
 
 NAMES = ("digits", "fashion_mnist", "mnist")
 N_TEST_DIGITS = 300
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                         "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +51,9 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
         if len(X) == 0:
             raise ValueError(f"X_{split} is empty: at least one example is needed")
         if y.shape != (len(X),):
-            raise ValueError(f"y_{split} must hold one class index per example, shape ({len(X)},), "
-                             f"got {y.shape}")
+            raise ValueError(
+                f"y_{split} must hold one class index per example, shape ({len(X)},), got {y.shape}"
+            )
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y_{split} must hold integer class indices, got dtype {y.dtype}")
         if y.min() < 0:
@@ -53,8 +64,7 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
         parts.append((X, y.astype(np.int32)))
     (X_train, y_train), (X_test, y_test) = parts
     if X_train.shape[1] != X_test.shape[1]:
-        raise ValueError(f"train examples have {X_train.shape[1]} features, test examples "
-                         f"{X_test.shape[1]}")
+        raise ValueError(f"train examples have {X_train.shape[1]} features, test examples {X_test.shape[1]}")
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     if n_classes < 2:
         raise ValueError("the labels hold a single class: at least two are needed")
@@ -91,8 +101,10 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
         raw = read_idx_source(data_dir, source)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
-    raise ValueError(f"unknown classification dataset {source!r}: expected one of {NAMES} or arrays "
-                     "((X_train, y_train), (X_test, y_test))")
+    raise ValueError(
+        f"unknown classification dataset {source!r}: expected one of {NAMES} or arrays "
+        "((X_train, y_train), (X_test, y_test))"
+    )
 
 
 def split_train_val(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
@@ -102,8 +114,9 @@ def split_train_val(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     n_val = int(round(len(X) * val_fraction))
     if not 0 < n_val < len(X):
-        raise ValueError(f"cannot hold out {val_fraction:g} of {len(X)} examples: each side needs "
-                         "at least one")
+        raise ValueError(
+            f"cannot hold out {val_fraction:g} of {len(X)} examples: each side needs at least one"
+        )
     order = np.random.default_rng(seed).permutation(len(X))
     val, train = order[:n_val], order[n_val:]
     return (X[train], y[train]), (X[val], y[val])

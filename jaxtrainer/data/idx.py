@@ -15,8 +15,14 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 # element type code -> numpy dtype (multi-byte types are big-endian)
-DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-          0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 FILES = {  # (split, kind) -> the standard name, without the optional .gz
     ("train", "images"): "train-images-idx3-ubyte",
@@ -43,8 +49,10 @@ def read_idx(path: str) -> np.ndarray:
     """Any IDX file as a numpy array (native byte order), its size checked against its header."""
     data = _read_bytes(os.fspath(path))
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in DTYPES:
-        raise ValueError(f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'}, "
-                         "expected 0000 then a type code such as 08 and the number of dimensions)")
+        raise ValueError(
+            f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'}, "
+            "expected 0000 then a type code such as 08 and the number of dimensions)"
+        )
     dtype, ndim = DTYPES[data[2]], data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -53,8 +61,10 @@ def read_idx(path: str) -> np.ndarray:
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
-        raise ValueError(f"{path}: {what}: the header says {shape} elements of {dtype.itemsize} "
-                         f"byte(s), {expected} bytes in all, the file has {len(data)}")
+        raise ValueError(
+            f"{path}: {what}: the header says {shape} elements of {dtype.itemsize} "
+            f"byte(s), {expected} bytes in all, the file has {len(data)}"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -62,8 +72,10 @@ def read_images_or_labels(path: str, kind: str) -> np.ndarray:
     """An IDX file of uint8 images (N, H, W) or labels (N,), its magic number checked."""
     data = read_idx(path)
     if data.dtype != np.uint8 or (0x0800 | data.ndim) != MAGIC[kind]:
-        raise ValueError(f"{path}: IDX of {data.dtype} with {data.ndim} dimension(s), expected magic "
-                         f"number {MAGIC[kind]:08x} (uint8, {MAGIC[kind] & 0xFF} dimension(s)) for {kind}")
+        raise ValueError(
+            f"{path}: IDX of {data.dtype} with {data.ndim} dimension(s), expected magic "
+            f"number {MAGIC[kind]:08x} (uint8, {MAGIC[kind] & 0xFF} dimension(s)) for {kind}"
+        )
     return data
 
 
@@ -87,10 +99,13 @@ def find_files(folders: Sequence[str], names: Dict = FILES, suffixes=("", ".gz")
     if best is not None:
         folder, found = best
         missing = [shown(names[k]) for k in names if k not in found]
-        raise FileNotFoundError(f"{folder} holds some of the files but not {', '.join(missing)}: "
-                                f"expected all of {', '.join(shown(n) for n in names.values())}")
-    raise FileNotFoundError(f"none of {', '.join(shown(n) for n in names.values())} "
-                            f"in {' or '.join(folders) or 'no folder'}")
+        raise FileNotFoundError(
+            f"{folder} holds some of the files but not {', '.join(missing)}: "
+            f"expected all of {', '.join(shown(n) for n in names.values())}"
+        )
+    raise FileNotFoundError(
+        f"none of {', '.join(shown(n) for n in names.values())} in {' or '.join(folders) or 'no folder'}"
+    )
 
 
 def load_idx_set(files: Dict) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -100,7 +115,9 @@ def load_idx_set(files: Dict) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         images = read_images_or_labels(files[(split, "images")], "images")
         labels = read_images_or_labels(files[(split, "labels")], "labels")
         if len(images) != len(labels):
-            raise ValueError(f"{files[(split, 'images')]} holds {len(images)} images but "
-                             f"{files[(split, 'labels')]} holds {len(labels)} labels")
+            raise ValueError(
+                f"{files[(split, 'images')]} holds {len(images)} images but "
+                f"{files[(split, 'labels')]} holds {len(labels)} labels"
+            )
         out[split] = (images, labels)
     return out

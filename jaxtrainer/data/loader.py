@@ -14,8 +14,7 @@ import numpy as np
 
 
 class BatchLoader:
-    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
-                 seed: int = 0):
+    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
         if len(X) != len(y):
             raise ValueError(f"{len(X)} images but {len(y)} labels")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -48,11 +47,13 @@ class BatchLoader:
     def _batches(self, order):
         for start in range(0, len(self.X), self.batch_size):
             if order is None:  # consecutive slices: views, no copy
-                yield self.X[start:start + self.batch_size], self.y[start:start + self.batch_size]
+                yield self.X[start : start + self.batch_size], self.y[start : start + self.batch_size]
             else:
-                idx = order[start:start + self.batch_size]
+                idx = order[start : start + self.batch_size]
                 yield self.X[idx], self.y[idx]
 
     def __repr__(self) -> str:
-        return (f"BatchLoader({len(self.X)} examples of {tuple(self.X.shape[1:])}, batch_size="
-                f"{self.batch_size}, {len(self)} batches, shuffle={self.shuffle}, seed={self.seed})")
+        return (
+            f"BatchLoader({len(self.X)} examples of {tuple(self.X.shape[1:])}, batch_size="
+            f"{self.batch_size}, {len(self)} batches, shuffle={self.shuffle}, seed={self.seed})"
+        )

@@ -18,8 +18,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from . import DATA_DIR_ENV, Dataset, uint8_to_unit_range
-from . import cifar, idx, svhn
+from . import DATA_DIR_ENV, Dataset, cifar, idx, svhn, uint8_to_unit_range
 from .tfds import TFDS_NAMES, load_tfds, prepared_folder
 
 # where each dataset's files sit inside data_dir, by the caches that hold them
@@ -31,8 +30,8 @@ SUBFOLDERS = {
 }
 EXPECTED = {
     "fashion_mnist": "Zalando's four Fashion-MNIST IDX files (train-images-idx3-ubyte, "
-                     "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
-                     "plain or .gz)",
+    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
+    "plain or .gz)",
     "mnist": "the four MNIST IDX files (train-images-idx3-ubyte, ..., plain or .gz) or Keras's mnist.npz",
     "svhn": "SVHN cropped digits (format 2): train_32x32.mat and test_32x32.mat",
     "cifar10": f"CIFAR-10's python version ({cifar.FOLDER}/: data_batch_1..5, test_batch)",
@@ -41,8 +40,11 @@ LOADER_VARIANT = ("svhn", "cifar10")
 
 
 def _folders(data_dir: str, name: str):
-    return [os.path.normpath(os.path.join(data_dir, sub)) for sub in SUBFOLDERS[name]
-            if os.path.isdir(os.path.join(data_dir, sub))]
+    return [
+        os.path.normpath(os.path.join(data_dir, sub))
+        for sub in SUBFOLDERS[name]
+        if os.path.isdir(os.path.join(data_dir, sub))
+    ]
 
 
 def _keras_mnist(folders):
@@ -53,12 +55,15 @@ def _keras_mnist(folders):
                 with np.load(path, allow_pickle=False) as z:
                     parts = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in ("train", "test")}
             except Exception as e:
-                raise ValueError(f"{path}: not a readable Keras mnist.npz "
-                                 f"({type(e).__name__}: {e})") from None
+                raise ValueError(
+                    f"{path}: not a readable Keras mnist.npz ({type(e).__name__}: {e})"
+                ) from None
             for split, (x, y) in parts.items():
                 if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y):
-                    raise ValueError(f"{path}: x_{split} {x.dtype} {x.shape} with {len(y)} labels, "
-                                     "expected uint8 (N, 28, 28) and N labels")
+                    raise ValueError(
+                        f"{path}: x_{split} {x.dtype} {x.shape} with {len(y)} labels, "
+                        "expected uint8 (N, 28, 28) and N labels"
+                    )
             return parts
     return None
 
@@ -77,8 +82,10 @@ def _read_raw(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         return {split: svhn.read_mat(path) for split, path in files.items()}
     names = {("train", f): f for f in cifar.TRAIN_FILES} | {("test", f): f for f in cifar.TEST_FILES}
     folder, _ = idx.find_files(folders, names, suffixes=("",))
-    return {"train": cifar.read_split(folder, cifar.TRAIN_FILES),
-            "test": cifar.read_split(folder, cifar.TEST_FILES)}
+    return {
+        "train": cifar.read_split(folder, cifar.TRAIN_FILES),
+        "test": cifar.read_split(folder, cifar.TEST_FILES),
+    }
 
 
 def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -91,11 +98,13 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         raise FileNotFoundError(
             f"dataset {name!r} is read from files you already have: pass data_dir= (CLI --data-dir, "
             f"or set $JAXTRAINER_DATA_DIR) to a folder with {EXPECTED[name]}, or a prepared "
-            f"tensorflow_datasets data dir. Nothing is downloaded; the README says where to get them.")
+            f"tensorflow_datasets data dir. Nothing is downloaded; the README says where to get them."
+        )
     data_dir = os.path.expanduser(os.fspath(data_dir))
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"data_dir {data_dir!r} is not a folder (dataset {name!r} expects "
-                                f"{EXPECTED[name]})")
+        raise FileNotFoundError(
+            f"data_dir {data_dir!r} is not a folder (dataset {name!r} expects {EXPECTED[name]})"
+        )
     try:
         return _read_raw(name, _folders(data_dir, name))
     except FileNotFoundError as missing:
@@ -104,7 +113,8 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         raise FileNotFoundError(
             f"dataset {name!r}: {missing}. Expected {EXPECTED[name]} in {data_dir} (or its "
             f"sub-folder {', '.join(repr(s) for s in SUBFOLDERS[name] if s)}), or a prepared "
-            f"tensorflow_datasets data dir with {TFDS_NAMES[name]}/. Nothing is downloaded.") from None
+            f"tensorflow_datasets data dir with {TFDS_NAMES[name]}/. Nothing is downloaded."
+        ) from None
 
 
 def read_idx_source(source: str, name: str = "fashion_mnist") -> Dict:
@@ -124,8 +134,14 @@ def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         if X.shape[1:] != Xt.shape[1:]:
             raise ValueError(f"{name}: train images {X.shape[1:]} and test images {Xt.shape[1:]} differ")
-        return Dataset(name, uint8_to_unit_range(X), y.astype(np.float32).reshape(-1, 1),
-                       uint8_to_unit_range(Xt), yt.astype(np.float32).reshape(-1, 1), variant="loader")
+        return Dataset(
+            name,
+            uint8_to_unit_range(X),
+            y.astype(np.float32).reshape(-1, 1),
+            uint8_to_unit_range(Xt),
+            yt.astype(np.float32).reshape(-1, 1),
+            variant="loader",
+        )
     from .build import N_TEST, rotated_splits
     from .rotated import rotation_dataset
 

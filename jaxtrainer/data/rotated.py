@@ -28,8 +28,10 @@ def _read_split(folder: str):
             continue
         m = NAME.match(name)
         if m is None:
-            raise ValueError(f"{os.path.join(folder, name)}: the name must be <index>_<angle>.png "
-                             "(the angle is the integer after the underscore)")
+            raise ValueError(
+                f"{os.path.join(folder, name)}: the name must be <index>_<angle>.png "
+                "(the angle is the integer after the underscore)"
+            )
         entries.append((int(m.group(1)), name, int(m.group(2))))
     if not entries:
         raise ValueError(f"{folder} holds no PNG named <index>_<angle>.png")
@@ -45,8 +47,10 @@ def _read_split(folder: str):
         if shape is None:
             shape = pixels.shape
         elif pixels.shape != shape:
-            raise ValueError(f"{path} is {pixels.shape[0]}x{pixels.shape[1]}, the first image was "
-                             f"{shape[0]}x{shape[1]}: all images must have one size")
+            raise ValueError(
+                f"{path} is {pixels.shape[0]}x{pixels.shape[1]}, the first image was "
+                f"{shape[0]}x{shape[1]}: all images must have one size"
+            )
         images.append(pixels)
     return np.stack(images), np.array([e[2] for e in entries], dtype=np.int64)
 
@@ -58,8 +62,9 @@ def rotation_dataset(name: str, splits) -> Dataset:
     if X_train.shape[1:] != X_test.shape[1:]:
         raise ValueError(f"train images are {X_train.shape[1:]} and test images {X_test.shape[1:]}")
     y_train, y_test = standardise(np.asarray(a_train, np.float64), np.asarray(a_test, np.float64))
-    return Dataset(name, uint8_to_unit_range(X_train[:, None]), y_train,
-                   uint8_to_unit_range(X_test[:, None]), y_test)
+    return Dataset(
+        name, uint8_to_unit_range(X_train[:, None]), y_train, uint8_to_unit_range(X_test[:, None]), y_test
+    )
 
 
 def load_rotated_folder(root: str) -> Dataset:

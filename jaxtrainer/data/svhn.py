@@ -24,8 +24,10 @@ def read_mat(path: str) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
     missing = [k for k in ("X", "y") if k not in contents]
     if missing:
-        raise ValueError(f"{path}: no variable {' or '.join(missing)}: expected SVHN's X "
-                         "(32, 32, 3, N) images and y (N, 1) labels")
+        raise ValueError(
+            f"{path}: no variable {' or '.join(missing)}: expected SVHN's X "
+            "(32, 32, 3, N) images and y (N, 1) labels"
+        )
     X, y = contents["X"], np.asarray(contents["y"])
     if X.ndim != 4 or X.shape[2] != 3:
         raise ValueError(f"{path}: X has shape {X.shape}, expected (H, W, 3, N) as SVHN's (32, 32, 3, N)")
@@ -36,7 +38,9 @@ def read_mat(path: str) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: X holds {n} images but y holds {y.size} labels")
     y = y.reshape(-1)
     if y.size and (not np.all(y == np.round(y)) or y.min() < 0 or y.max() > 10):
-        raise ValueError(f"{path}: labels must be integers 1..10 (10 for the digit 0), "
-                         f"found values in [{y.min()}, {y.max()}]")
+        raise ValueError(
+            f"{path}: labels must be integers 1..10 (10 for the digit 0), "
+            f"found values in [{y.min()}, {y.max()}]"
+        )
     # (H, W, C, N) -> (N, C, H, W), as torchvision does; 10 means the digit 0
     return np.ascontiguousarray(X.transpose(3, 2, 0, 1)), y.astype(np.int64) % 10

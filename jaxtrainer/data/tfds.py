@@ -8,15 +8,19 @@ offline, tfds retries the network for minutes before failing (shared/NOTES_PERFO
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
-TFDS_NAMES = {"fashion_mnist": "fashion_mnist", "mnist": "mnist", "svhn": "svhn_cropped",
-              "cifar10": "cifar10"}
+TFDS_NAMES = {
+    "fashion_mnist": "fashion_mnist",
+    "mnist": "mnist",
+    "svhn": "svhn_cropped",
+    "cifar10": "cifar10",
+}
 
 
-def prepared_folder(data_dir: str, name: str) -> Optional[str]:
+def prepared_folder(data_dir: str, name: str) -> str | None:
     """`data_dir/<tfds name>` if it holds a prepared version (a folder with dataset_info.json)."""
     root = os.path.join(data_dir, TFDS_NAMES[name])
     if not os.path.isdir(root):
@@ -37,19 +41,25 @@ def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarra
         raise ImportError(
             f"{os.path.join(data_dir, tfds_name)} is a tensorflow_datasets data dir, but "
             "tensorflow_datasets is not installed: pip install tensorflow-datasets tensorflow, or "
-            f"point data_dir at the raw files instead (see README, Data)") from None
+            f"point data_dir at the raw files instead (see README, Data)"
+        ) from None
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
-        raise FileNotFoundError(f"{os.path.join(data_dir, tfds_name)}: tfds's {tfds_name} is not "
-                                "prepared there (nothing is downloaded: prepare it where a network is)")
+        raise FileNotFoundError(
+            f"{os.path.join(data_dir, tfds_name)}: tfds's {tfds_name} is not "
+            "prepared there (nothing is downloaded: prepare it where a network is)"
+        )
     out = {}
     for split in ("train", "test"):
         ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)  # one whole batch
         images, labels = tfds.as_numpy(ds)
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
-            raise ValueError(f"tfds {tfds_name} {split}: images {images.dtype} {images.shape}, "
-                             "expected uint8 (N, H, W, C)")
-        out[split] = (np.ascontiguousarray(images.transpose(0, 3, 1, 2)),
-                      np.asarray(labels).astype(np.int64).reshape(-1))
+            raise ValueError(
+                f"tfds {tfds_name} {split}: images {images.dtype} {images.shape}, expected uint8 (N, H, W, C)"
+            )
+        out[split] = (
+            np.ascontiguousarray(images.transpose(0, 3, 1, 2)),
+            np.asarray(labels).astype(np.int64).reshape(-1),
+        )
     return out

@@ -139,9 +139,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
 
 
-def format_report(
-    results: Sequence[LabResult], net: BayesNet | None = None, decimals: int = 5
-) -> str:
+def format_report(results: Sequence[LabResult], net: BayesNet | None = None, decimals: int = 5) -> str:
     """The sixteen answers, then conditioning vs intervention side by side.
 
     ``net`` is only needed for the side-by-side rows whose conditioning query
@@ -155,7 +153,7 @@ def format_report(
     by_label = {r.label: r for r in results}
     net = lab_network() if net is None else net
     rows = []
-    for seen, forced, comment in CONTRASTS:
+    for seen, forced, _comment in CONTRASTS:
         pair = [by_label.get(q.label) or _ask(net, q) for q in (seen, forced)]
         rows.append([f"{q.label}: {_fmt(r.probs, decimals)}" for q, r in zip((seen, forced), pair)])
     lines += ["", "Conditioning vs intervention", ""]
@@ -171,8 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="jaxtrainer lab bayesnet",
         description="Exact inference with interventions in the lab's Bayesian network.",
     )
-    parser.add_argument("--decimals", type=int, default=5, choices=range(1, 11), metavar="N",
-                        help="decimals shown (1-10, default 5)")
+    parser.add_argument(
+        "--decimals",
+        type=int,
+        default=5,
+        choices=range(1, 11),
+        metavar="N",
+        help="decimals shown (1-10, default 5)",
+    )
     args = parser.parse_args(argv)
     net = lab_network()
     print(format_report(run_queries(net), net, decimals=args.decimals))

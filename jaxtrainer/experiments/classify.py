@@ -13,7 +13,7 @@ import math
 import os
 import time
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -49,21 +49,27 @@ class Member:
         return self.logs["val_accuracy"][self.best_epoch]
 
 
-def _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient
-              ) -> dict:
+def _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient) -> dict:
     """Everything a finished sweep's results depend on, JSON-comparable."""
     from ..data import fingerprint
 
     params = jax.tree.leaves(initial)
     crc = zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in params))
-    return {"model": type(model).__name__, "shapes": [list(p.shape) for p in params],
-            "initial_crc32": crc, "optimizer": optimizer, "lrs": list(lrs),
-            "batch_size": batch_size, "epochs": epochs, "task": repr(task),
-            "gradient": f"{gradient.__module__}.{gradient.__qualname__}",
-            "data": fingerprint(train, val)}
+    return {
+        "model": type(model).__name__,
+        "shapes": [list(p.shape) for p in params],
+        "initial_crc32": crc,
+        "optimizer": optimizer,
+        "lrs": list(lrs),
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "task": repr(task),
+        "gradient": f"{gradient.__module__}.{gradient.__qualname__}",
+        "data": fingerprint(train, val),
+    }
 
 
-def _load_finished(store: str, identity: dict, params_like) -> Optional[List[Member]]:
+def _load_finished(store: str, identity: dict, params_like) -> List[Member] | None:
     """The members a previous run of this very sweep saved under `store`, or None."""
     try:
         with open(f"{store}.json") as f:
@@ -86,18 +92,36 @@ def _save_finished(store: str, identity: dict, members: Sequence[Member]) -> Non
     temporary name and renamed, so an interruption never leaves half a file)."""
     os.makedirs(os.path.dirname(store) or ".", exist_ok=True)
     with open(f"{store}.tmp.npz", "wb") as f:
-        np.savez(f, **{f"member{i}_{j}": np.asarray(leaf) for i, m in enumerate(members)
-                       for j, leaf in enumerate(jax.tree.leaves(m.params))})
+        np.savez(
+            f,
+            **{
+                f"member{i}_{j}": np.asarray(leaf)
+                for i, m in enumerate(members)
+                for j, leaf in enumerate(jax.tree.leaves(m.params))
+            },
+        )
     os.replace(f"{store}.tmp.npz", f"{store}.npz")
     with open(f"{store}.tmp.json", "w") as f:
         json.dump({"identity": identity, "members": [member_record(m) for m in members]}, f)
     os.replace(f"{store}.tmp.json", f"{store}.json")
 
 
-def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int,
-                  train: Tuple, val: Tuple, *, epochs: int, task, gradient: Callable = autodiff,
-                  strategy: str = "auto", progress: bool = True, desc: str = "sweep",
-                  store: Optional[str] = None) -> Tuple[nnx.GraphDef, List[Member]]:
+def train_members(
+    model: nnx.Module,
+    optimizer: str,
+    lrs: Sequence[float],
+    batch_size: int,
+    train: Tuple,
+    val: Tuple,
+    *,
+    epochs: int,
+    task,
+    gradient: Callable = autodiff,
+    strategy: str = "auto",
+    progress: bool = True,
+    desc: str = "sweep",
+    store: str | None = None,
+) -> Tuple[nnx.GraphDef, List[Member]]:
     """`model` (its initial parameters shared by every member) trained with `optimizer` at each
     of `lrs` as one compiled sweep, logging loss and accuracy on the whole training split and on
     the validation split before training and after each epoch.
@@ -109,8 +133,7 @@ def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch
     check_batch_size(batch_size)
     lrs = [check_lr(lr) for lr in lrs]
     graphdef, initial = nnx.split(model, nnx.Param)
-    identity = _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task,
-                         gradient)
+    identity = _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient)
     if store is not None:
         finished = _load_finished(store, identity, initial)
         if finished is not None:
@@ -125,13 +148,28 @@ def train_members(model: nnx.Module, optimizer: str, lrs: Sequence[float], batch
                 best[i] = (epoch, unstack(states.params, i))
 
     start = time.perf_counter()
-    _, logs = fit_sweep(graphdef, states, train, val, epochs, batch_size=batch_size, task=task,
-                        optimizer=factory, gradient=gradient, train_eval_size=len(train[0]),
-                        names=SETS, strategy=strategy, progress=progress, on_epoch=keep_best,
-                        labels=[f"{optimizer} lr {lr:g}" for lr in lrs], desc=desc)
+    _, logs = fit_sweep(
+        graphdef,
+        states,
+        train,
+        val,
+        epochs,
+        batch_size=batch_size,
+        task=task,
+        optimizer=factory,
+        gradient=gradient,
+        train_eval_size=len(train[0]),
+        names=SETS,
+        strategy=strategy,
+        progress=progress,
+        on_epoch=keep_best,
+        labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
+        desc=desc,
+    )
     seconds = (time.perf_counter() - start) / len(lrs)
-    members = [Member(optimizer, float(lr), batch_size, logs[i], *best[i], seconds)
-               for i, lr in enumerate(lrs)]
+    members = [
+        Member(optimizer, float(lr), batch_size, logs[i], *best[i], seconds) for i, lr in enumerate(lrs)
+    ]
     if store is not None:
         _save_finished(store, identity, members)
     return graphdef, members
@@ -159,8 +197,9 @@ def write_best(out_dir: str, member: Member, label: str, title: str) -> None:
 
     os.makedirs(out_dir, exist_ok=True)
     save_params(member, os.path.join(out_dir, "best_model.npz"))
-    plots.classification_curves({label: member.logs}, os.path.join(out_dir, "best_curves.png"),
-                                title=f"{title}: {label}")
+    plots.classification_curves(
+        {label: member.logs}, os.path.join(out_dir, "best_curves.png"), title=f"{title}: {label}"
+    )
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -170,27 +209,30 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return counts
 
 
-def markdown_table(corner: str, rows: Sequence, columns: Sequence,
-                   cell: Callable[[object, object], Optional[float]]) -> List[str]:
+def markdown_table(
+    corner: str, rows: Sequence, columns: Sequence, cell: Callable[[object, object], float | None]
+) -> List[str]:
     """A markdown table of `cell(row, column)` (an accuracy, shown as a percentage)."""
-    lines = [f"| {corner} | " + " | ".join(str(c) for c in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    lines = [f"| {corner} | " + " | ".join(str(c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
     for r in rows:
         values = [cell(r, c) for c in columns]
-        lines.append(f"| {r} | " + " | ".join("-" if v is None or not math.isfinite(v)
-                                              else f"{100 * v:.2f}" for v in values) + " |")
+        lines.append(
+            f"| {r} | "
+            + " | ".join("-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}" for v in values)
+            + " |"
+        )
     return lines
 
 
 def save_params(member: Member, path: str) -> None:
     """The θ's of `member`'s best epoch as theta0, theta1, ... (layer order) in an .npz file."""
-    np.savez(path, **{f"theta{i}": np.asarray(theta)
-                      for i, theta in enumerate(jax.tree.leaves(member.params))})
+    np.savez(
+        path, **{f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
+    )
 
 
 def data_record(ds, train: Tuple, val: Tuple) -> dict:
-    return {"dataset": ds.name, "n_train": len(train[0]), "n_val": len(val[0]),
-            "n_test": len(ds.X_test)}
+    return {"dataset": ds.name, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(ds.X_test)}
 
 
 def write_outputs(out_dir: str, summary: dict, report_lines: Sequence[str]) -> None:

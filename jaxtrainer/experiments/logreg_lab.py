@@ -28,10 +28,19 @@ BATCH_SIZES = (1, 20, 200, 1000)
 OPTIMIZERS = ("sgd", "adam")
 
 
-def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_dir=None,
-               epochs: int = EPOCHS, lrs: Sequence[float] = LRS, batch_sizes: Sequence[int] = BATCH_SIZES,
-               optimizers: Sequence[str] = OPTIMIZERS, seed: int = 0, strategy: str = "auto",
-               progress: bool = True) -> dict:
+def run_logreg(
+    dataset="fashion_mnist",
+    out_dir: str = "runs/logreg",
+    *,
+    data_dir=None,
+    epochs: int = EPOCHS,
+    lrs: Sequence[float] = LRS,
+    batch_sizes: Sequence[int] = BATCH_SIZES,
+    optimizers: Sequence[str] = OPTIMIZERS,
+    seed: int = 0,
+    strategy: str = "auto",
+    progress: bool = True,
+) -> dict:
     """The whole grid; writes report.md, results.json and best_curves.png to `out_dir` and returns
     the summary written to results.json."""
     from ..data.classes import load_classes, split_train_val
@@ -50,20 +59,35 @@ def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_di
         for batch_size in batch_sizes:
             model = SoftmaxMLP(ds.n_features, [], ds.n_classes, init="normal", seed=seed)
             graphdef, trained = classify.train_members(
-                model, optimizer, lrs, batch_size, train, val, epochs=epochs, task=task,
-                gradient=backprop, strategy=strategy, progress=progress,
+                model,
+                optimizer,
+                lrs,
+                batch_size,
+                train,
+                val,
+                epochs=epochs,
+                task=task,
+                gradient=backprop,
+                strategy=strategy,
+                progress=progress,
                 desc=f"{optimizer} batch {batch_size}",
-                store=os.path.join(out_dir, "sweeps", f"{optimizer}-batch{batch_size}"))
+                store=os.path.join(out_dir, "sweeps", f"{optimizer}-batch{batch_size}"),
+            )
             members += trained
     best = classify.best_member(members)
     test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-    classify.write_best(out_dir, best,
-                        f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}",
-                        "best configuration")
+    classify.write_best(
+        out_dir, best, f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}", "best configuration"
+    )
     summary = {
-        **classify.data_record(ds, train, val), "epochs": epochs, "seed": seed,
-        "strategy": strategy, "loss": "NLL summed over the batch", "init": "N(0, 0.01^2)",
-        "best": classify.member_record(best), "test": test,
+        **classify.data_record(ds, train, val),
+        "epochs": epochs,
+        "seed": seed,
+        "strategy": strategy,
+        "loss": "NLL summed over the batch",
+        "init": "N(0, 0.01^2)",
+        "best": classify.member_record(best),
+        "test": test,
         "members": [classify.member_record(m) for m in members],
         "seconds": time.perf_counter() - start,
     }
@@ -74,35 +98,57 @@ def run_logreg(dataset="fashion_mnist", out_dir: str = "runs/logreg", *, data_di
 def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
     cells = {(m["optimizer"], m["lr"], m["batch_size"]): m for m in summary["members"]}
     best, test = summary["best"], summary["test"]
-    lines = [f"# Lab B: logistic regression by hand on {summary['dataset']}", "",
-             f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
-             f"split), {summary['epochs']} epochs, θ ~ {summary['init']}, {summary['loss']}; "
-             f"gradient, SGD and Adam written by hand. Wall time {summary['seconds']:.1f} s.", ""]
+    lines = [
+        f"# Lab B: logistic regression by hand on {summary['dataset']}",
+        "",
+        f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
+        f"split), {summary['epochs']} epochs, θ ~ {summary['init']}, {summary['loss']}; "
+        f"gradient, SGD and Adam written by hand. Wall time {summary['seconds']:.1f} s.",
+        "",
+    ]
     for optimizer in optimizers:
         lines += [f"## {optimizer}: validation accuracy (%) after the last epoch", ""]
         lines += classify.markdown_table(
-            "lr \\ batch size", lrs, batch_sizes,
-            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1])
+            "lr \\ batch size",
+            lrs,
+            batch_sizes,
+            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],
+        )
         lines.append("")
-    lines += ["## Best configuration", "",
-              f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}: validation "
-              f"accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % at epoch "
-              f"{best['best_epoch']}; that model's **test accuracy {100 * test['accuracy']:.2f} %** "
-              f"(mean NLL {test['loss']:.4f}), the test set's only use.", "",
-              "![curves](best_curves.png)", "",
-              "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per "
-              "layer).", ""]
+    lines += [
+        "## Best configuration",
+        "",
+        f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}: validation "
+        f"accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % at epoch "
+        f"{best['best_epoch']}; that model's **test accuracy {100 * test['accuracy']:.2f} %** "
+        f"(mean NLL {test['loss']:.4f}), the test set's only use.",
+        "",
+        "![curves](best_curves.png)",
+        "",
+        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
+        "",
+    ]
     return lines
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lrs", type=float, nargs="+", default=list(LRS), help="default: 0.1 0.01 0.001")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES),
-                   help="default: 1 20 200 1000")
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES), help="default: 1 20 200 1000"
+    )
     p.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
 
 
 def run_from_args(args) -> dict:
-    return run_logreg(args.dataset, args.out, data_dir=args.data_dir, epochs=args.epochs,
-                      lrs=args.lrs, batch_sizes=args.batch_sizes, optimizers=args.optimizers,
-                      seed=args.seed, strategy=args.strategy, progress=not args.quiet)
+    return run_logreg(
+        args.dataset,
+        args.out,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        lrs=args.lrs,
+        batch_sizes=args.batch_sizes,
+        optimizers=args.optimizers,
+        seed=args.seed,
+        strategy=args.strategy,
+        progress=not args.quiet,
+    )

@@ -43,14 +43,23 @@ def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float
     x, labels = to_device(X, y, task)
     hand, _ = jax.jit(backprop, static_argnums=(0, 4))(graphdef, params, x, labels, task)
     auto, _ = jax.jit(autodiff, static_argnums=(0, 4))(graphdef, params, x, labels, task)
-    return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand),
-                                                            jax.tree.leaves(auto)))
+    return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)))
 
 
-def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None,
-            epochs: int = EPOCHS, depths: Sequence[int] = DEPTHS, widths: Sequence[int] = WIDTHS,
-            lrs: Dict[str, Sequence[float]] = LRS, batch_size: int = BATCH_SIZE, seed: int = 0,
-            strategy: str = "auto", progress: bool = True) -> dict:
+def run_mlp(
+    dataset="fashion_mnist",
+    out_dir: str = "runs/mlp",
+    *,
+    data_dir=None,
+    epochs: int = EPOCHS,
+    depths: Sequence[int] = DEPTHS,
+    widths: Sequence[int] = WIDTHS,
+    lrs: Dict[str, Sequence[float]] = LRS,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+    strategy: str = "auto",
+    progress: bool = True,
+) -> dict:
     """The grid; writes report.md, results.json and best_curves.png; returns the summary."""
     from ..data.classes import load_classes, split_train_val
     from ..sweep import resolve_strategy
@@ -63,41 +72,56 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
         handopt.by_name(name)
     bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
     if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
-        raise ValueError(f"depths must be integers >= 0 and widths integers >= 1, got depths "
-                         f"{list(depths)}, widths {list(widths)}")
+        raise ValueError(
+            f"depths must be integers >= 0 and widths integers >= 1, got depths "
+            f"{list(depths)}, widths {list(widths)}"
+        )
     ds = load_classes(dataset, data_dir=data_dir)
     train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
     task = Classification(ds.n_classes)
     gaps, members, where = {}, [], {}
     for depth in depths:
         for width in widths:
+
             def build():
-                return SoftmaxMLP(ds.n_features, [width] * depth, ds.n_classes, init="kaiming",
-                                  seed=seed)
+                return SoftmaxMLP(ds.n_features, [width] * depth, ds.n_classes, init="kaiming", seed=seed)
+
             if depth not in gaps:
-                gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH],
-                                           task)
+                gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH], task)
             for optimizer, rates in lrs.items():
                 graphdef, trained = classify.train_members(
-                    build(), optimizer, rates, batch_size, train, val, epochs=epochs, task=task,
-                    gradient=backprop, strategy=strategy, progress=progress,
+                    build(),
+                    optimizer,
+                    rates,
+                    batch_size,
+                    train,
+                    val,
+                    epochs=epochs,
+                    task=task,
+                    gradient=backprop,
+                    strategy=strategy,
+                    progress=progress,
                     desc=f"depth {depth} width {width} {optimizer}",
-                    store=os.path.join(out_dir, "sweeps",
-                                       f"depth{depth}-width{width}-{optimizer}"))
+                    store=os.path.join(out_dir, "sweeps", f"depth{depth}-width{width}-{optimizer}"),
+                )
                 for m in trained:
                     where[id(m)] = (depth, width, graphdef)
                     members.append((depth, width, m))
     best = classify.best_member([m for _, _, m in members])
     depth, width, graphdef = where[id(best)]
     test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-    classify.write_best(out_dir, best,
-                        f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}",
-                        "best model")
+    classify.write_best(
+        out_dir, best, f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}", "best model"
+    )
     summary = {
-        **classify.data_record(ds, train, val), "epochs": epochs, "batch_size": batch_size,
-        "seed": seed, "strategy": strategy,
+        **classify.data_record(ds, train, val),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "strategy": strategy,
         "gradient_check": {str(d): g for d, g in gaps.items()},
-        "best": {"depth": depth, "width": width, **classify.member_record(best)}, "test": test,
+        "best": {"depth": depth, "width": width, **classify.member_record(best)},
+        "test": test,
         "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, m in members],
         "seconds": time.perf_counter() - start,
     }
@@ -108,44 +132,77 @@ def run_mlp(dataset="fashion_mnist", out_dir: str = "runs/mlp", *, data_dir=None
 def _report(summary: dict, depths, widths, lrs) -> list:
     cells = {(m["depth"], m["width"], m["optimizer"], m["lr"]): m for m in summary["members"]}
     best, test = summary["best"], summary["test"]
-    lines = [f"# Lab C: an MLP with backpropagation by hand on {summary['dataset']}", "",
-             f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
-             f"split), {summary['epochs']} epochs, batch size {summary['batch_size']}, ReLU, "
-             f"Kaiming-uniform, cross-entropy (mean); backward pass and optimizers by hand. Wall "
-             f"time {summary['seconds']:.1f} s.", "",
-             "## The hand-written gradient against jax.grad", "",
-             "| depth | max abs difference (float32, one batch) |", "|---|---|"]
+    lines = [
+        f"# Lab C: an MLP with backpropagation by hand on {summary['dataset']}",
+        "",
+        f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
+        f"split), {summary['epochs']} epochs, batch size {summary['batch_size']}, ReLU, "
+        f"Kaiming-uniform, cross-entropy (mean); backward pass and optimizers by hand. Wall "
+        f"time {summary['seconds']:.1f} s.",
+        "",
+        "## The hand-written gradient against jax.grad",
+        "",
+        "| depth | max abs difference (float32, one batch) |",
+        "|---|---|",
+    ]
     lines += [f"| {d} | {g:.2e} |" for d, g in summary["gradient_check"].items()]
     for optimizer, rates in lrs.items():
         for lr in rates:
-            lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch",
-                      ""]
+            lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch", ""]
             lines += classify.markdown_table(
-                "depth \\ width", depths, widths,
-                lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1])
-    lines += ["", "## Best model", "",
-              f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}: "
-              f"validation accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % "
-              f"at epoch {best['best_epoch']}; **test accuracy {100 * test['accuracy']:.2f} %**.",
-              "", "![curves](best_curves.png)", "",
-              "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per "
-              "layer).", ""]
+                "depth \\ width",
+                depths,
+                widths,
+                lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
+            )
+    lines += [
+        "",
+        "## Best model",
+        "",
+        f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}: "
+        f"validation accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % "
+        f"at epoch {best['best_epoch']}; **test accuracy {100 * test['accuracy']:.2f} %**.",
+        "",
+        "![curves](best_curves.png)",
+        "",
+        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
+        "",
+    ]
     return lines
 
 
 def add_arguments(p) -> None:
     p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="default: 1 3 5")
-    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS),
-                   help="default: 25 100 300 500 1000")
-    p.add_argument("--sgd-lrs", type=float, nargs="*", default=list(LRS["sgd"]),
-                   help="SGD's learning rates (default: 0.1 0.01; none: no SGD)")
-    p.add_argument("--adam-lrs", type=float, nargs="*", default=list(LRS["adam"]),
-                   help="Adam's learning rates (default: 0.001 0.0001; none: no Adam)")
+    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS), help="default: 25 100 300 500 1000")
+    p.add_argument(
+        "--sgd-lrs",
+        type=float,
+        nargs="*",
+        default=list(LRS["sgd"]),
+        help="SGD's learning rates (default: 0.1 0.01; none: no SGD)",
+    )
+    p.add_argument(
+        "--adam-lrs",
+        type=float,
+        nargs="*",
+        default=list(LRS["adam"]),
+        help="Adam's learning rates (default: 0.001 0.0001; none: no Adam)",
+    )
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
 
 
 def run_from_args(args) -> dict:
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
-    return run_mlp(args.dataset, args.out, data_dir=args.data_dir, epochs=args.epochs,
-                   depths=args.depths, widths=args.widths, lrs=lrs, batch_size=args.batch_size,
-                   seed=args.seed, strategy=args.strategy, progress=not args.quiet)
+    return run_mlp(
+        args.dataset,
+        args.out,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        depths=args.depths,
+        widths=args.widths,
+        lrs=lrs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        strategy=args.strategy,
+        progress=not args.quiet,
+    )

@@ -35,24 +35,35 @@ class RunConfig:
     def identity(self, ds: data.Dataset) -> dict:
         """What a checkpoint must match to be resumed: everything but how the run is computed
         (conv_impl) and where the data was read from (its fingerprint identifies it)."""
-        return {**self.as_dict(), "conv_impl": None, "data_dir": None,
-                "data": data.fingerprint(ds.train, ds.test)}
+        return {
+            **self.as_dict(),
+            "conv_impl": None,
+            "data_dir": None,
+            "data": data.fingerprint(ds.train, ds.test),
+        }
 
 
-def run(cfg: RunConfig, out_dir: str, progress: bool = True, resume: bool = False,
-        export: str | None = None) -> dict:
+def run(
+    cfg: RunConfig, out_dir: str, progress: bool = True, resume: bool = False, export: str | None = None
+) -> dict:
     """Train and write logs.json, logs.csv, curves.png and checkpoint.npz under `out_dir` (and the
     weights as a PyTorch state_dict to `export`). Arguments are checked before any data is read."""
     check_lr(cfg.lr)
     check_batch_size(cfg.batch_size)
     check_n_epochs(cfg.epochs)
     ds = data.load(cfg.dataset, data_dir=cfg.data_dir)
-    model = models.build_network(cfg.network, ds.image_shape, cfg.net_config, cfg.activation,
-                                 seed=cfg.seed, conv_impl=cfg.conv_impl)
+    model = models.build_network(
+        cfg.network, ds.image_shape, cfg.net_config, cfg.activation, seed=cfg.seed, conv_impl=cfg.conv_impl
+    )
     graphdef, state = train.init_state(model, cfg.lr)
     identity = cfg.identity(ds)
-    meta = {**cfg.as_dict(), "dataset_name": ds.name, "n_train": len(ds.X_train),
-            "n_test": len(ds.X_test), "parameters": models.count_parameters(model)}
+    meta = {
+        **cfg.as_dict(),
+        "dataset_name": ds.name,
+        "n_train": len(ds.X_train),
+        "n_test": len(ds.X_test),
+        "parameters": models.count_parameters(model),
+    }
     logs = None
     if resume:
         state, epoch, logs = checkpoint.load(out_dir, state, identity)
@@ -63,8 +74,17 @@ def run(cfg: RunConfig, out_dir: str, progress: bool = True, resume: bool = Fals
         checkpoint.save(out_dir, state, epoch, logs, identity)
 
     start = time.perf_counter()
-    state, logs = train.fit(graphdef, state, ds.train, ds.test, cfg.epochs, batch_size=cfg.batch_size,
-                            progress=progress, on_epoch=save, logs=logs)
+    state, logs = train.fit(
+        graphdef,
+        state,
+        ds.train,
+        ds.test,
+        cfg.epochs,
+        batch_size=cfg.batch_size,
+        progress=progress,
+        on_epoch=save,
+        logs=logs,
+    )
     meta["seconds"] = time.perf_counter() - start
     meta["diverged_at_epoch"] = train.divergence_epoch(logs)
     paths = results.write_logs(logs, out_dir, meta)
