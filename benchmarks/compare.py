@@ -84,7 +84,7 @@ def run_jax(model: str, epochs: int, dataset) -> list:
     from jaxtrainer import NetworkConfiguration, build_network, fit, init_state
 
     if model in SWEEPS:
-        from jaxtrainer.sweep import fit_sweep, init_sweep, members_of
+        from jaxtrainer.sweeps import fit_sweep, init_sweep, members_of
 
         base, lrs = SWEEPS[model]
         network_type, fields = MODELS[base]
@@ -139,7 +139,7 @@ def worker(framework: str, model: str, epochs: int, n_train: int, n_test: int) -
     if model in SWEEPS:
         row["lrs"] = list(SWEEPS[model][1])
         if framework == "jax":
-            from jaxtrainer.sweep import resolve_strategy
+            from jaxtrainer.sweeps import resolve_strategy
 
             row["strategy"] = resolve_strategy("auto")
     return row

@@ -26,7 +26,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
 
     from benchmarks.compare import MODELS, synthetic
     from jaxtrainer import NetworkConfiguration, build_network, init_state, train_epoch
-    from jaxtrainer.sweep import init_sweep, sweep_epoch
+    from jaxtrainer.sweeps import init_sweep, sweep_epoch
     from jaxtrainer.train import to_device
 
     network, fields = MODELS[model]

@@ -1,25 +1,32 @@
-"""jaxtrainer: the homework's MLP/CNN regressors trained as compiled JAX programs."""
+"""jaxtrainer: the homework's MLP/CNN regressors trained as compiled JAX programs.
 
-from .config import NetworkConfiguration
-from .models import build_cnn, build_mlp, build_network
+The names below load on first use, so `import jaxtrainer.<module>` pays only for what that module
+needs (the Bayesian-network lab and `jaxtrainer --help` never load JAX).
+"""
 
-# The function shadows its module as an attribute of the package: import the module's other names
-# with `from jaxtrainer.sweep import fit_sweep` (which reads sys.modules), not `jaxtrainer.sweep.x`.
-from .sweep import SweepResult, fit_sweep, sweep
-from .train import TrainState, evaluate, fit, init_state, train_epoch, train_step
+import importlib
 
-__all__ = [
-    "NetworkConfiguration",
-    "TrainState",
-    "build_cnn",
-    "build_mlp",
-    "build_network",
-    "SweepResult",
-    "evaluate",
-    "fit",
-    "fit_sweep",
-    "init_state",
-    "sweep",
-    "train_epoch",
-    "train_step",
-]
+_EXPORTS = {
+    "NetworkConfiguration": "config",
+    "Settings": "settings",
+    "build_cnn": "models",
+    "build_mlp": "models",
+    "build_network": "models",
+    "TrainState": "train",
+    "evaluate": "train",
+    "init_state": "train",
+    "train_step": "train",
+    "SweepResult": "sweeps",
+    "fit": "sweeps",
+    "fit_sweep": "sweeps",
+    "sweep": "sweeps",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'jaxtrainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,113 +1,283 @@
-"""The `jaxtrainer` command: parses arguments and calls the experiments, nothing more."""
+"""The `jaxtrainer` command: one grammar (shared option groups), one error and interrupt policy.
+
+Every command runs through `_run_command`: a user or environment error (bad value, unwritable
+folder, missing file or package, a run folder that belongs to another run) prints one
+`jaxtrainer: error: ...` line and exits 2; Ctrl-C or SIGTERM (what cluster schedulers send) prints
+what is saved on disk and exits 130. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import signal
 import sys
 from typing import Sequence
 
-from .config import NetworkConfiguration
+from . import presets
+from .config import ACTIVATIONS, NetworkConfiguration
+
+STRATEGIES = ("auto", "vmap", "map")
+LABS = {  # name: (module, help)
+    "bayesnet": ("bayesnet_lab", "Lab A: exact inference with interventions in a Bayesian network"),
+    "logreg": ("logreg_lab", "Lab B: multinomial logistic regression with gradients by hand"),
+    "mlp": ("mlp_lab", "Lab C: an MLP with backpropagation by hand, SGD and Adam grids"),
+    "mnist": ("mnist_lab", "Lab D: MNIST by hand, linear and deep classifiers"),
+}
 
 
-def _network_and_data_options(p) -> None:
-    """The options `train` and `sweep` share, same names and defaults."""
+class UserError(Exception):
+    """Raised by a command for bad input that argparse cannot see."""
+
+
+# -- shared option groups ---------------------------------------------------------------------------
+# Added by function rather than argparse `parents=`: parent parsers share their Action objects, so
+# one command's set_defaults (another --out or --dataset default) would change every command's.
+def _progress_options(p) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _data_options(p, dataset=None) -> None:
+    p.add_argument(
+        "--dataset",
+        default=dataset,
+        help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or fashion_mnist, "
+        "mnist, svhn, cifar10 (read from --data-dir)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where named datasets find their files (default: $JAXTRAINER_DATA_DIR); nothing is downloaded",
+    )
+
+
+def _output_options(p, out: str) -> None:
+    p.add_argument("--out", default=out, help=f"the run folder (default: {out})")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in --out, removing the run found there (default: the same command "
+        "continues the run in --out; another configuration is refused)",
+    )
+
+
+def _network_options(p) -> None:
     d = NetworkConfiguration()
     p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
     p.add_argument("--channels", type=int, nargs="+", default=list(d.n_channels))
     p.add_argument("--kernels", type=int, nargs="+", default=list(d.kernel_sizes))
     p.add_argument("--strides", type=int, nargs="+", default=list(d.strides))
+    p.add_argument("--hidden", type=int, nargs="*", default=list(d.dense_hiddens), help="dense hidden sizes")
+    p.add_argument("--activation", default=presets.ACTIVATION, help=f"one of {', '.join(ACTIVATIONS)}")
+    p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None, help="default: by backend")
+
+
+def _training_options(p) -> None:
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=presets.BATCH_SIZE)
     p.add_argument(
-        "--hidden",
-        type=int,
-        nargs="*",
-        default=list(d.dense_hiddens),
-        help="dense hidden sizes (default: 256 256)",
-    )
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--activation", default="relu", help="relu, tanh or sigmoid")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument(
-        "--dataset",
-        default="digits",
-        help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or "
-        "fashion_mnist, mnist, svhn, cifar10 (read from --data-dir)",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="where --dataset fashion_mnist/mnist/svhn/cifar10 finds its files "
-        "(default: $JAXTRAINER_DATA_DIR); nothing is downloaded",
-    )
-    p.add_argument(
-        "--conv-impl",
-        choices=("im2col", "lax"),
-        default=None,
-        help="default: im2col on CPU, lax.conv on GPU/TPU",
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="how members of one architecture share a program: vmap (batched), map (one after "
+        "another inside it), auto (map on CPU, vmap on GPU/TPU)",
     )
 
 
-def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train one MLP or CNN and write logs.json, logs.csv, curves.png")
-    _network_and_data_options(p)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=197331)
-    p.add_argument("--out", default="runs/train", help="output folder")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the checkpoint in --out (same configuration, more epochs allowed)",
-    )
-    p.add_argument(
-        "--export",
-        metavar="PATH",
-        help="also write the trained weights as a PyTorch state_dict (.pt, .npz, .safetensors)",
-    )
-    p.add_argument("--no-progress", action="store_true")
+def _add(p, *groups):
+    for group, *args in groups:
+        group(p, *args)
+    return p
 
 
+def _net_config(args) -> NetworkConfiguration:
+    return NetworkConfiguration(
+        tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
+    )
+
+
+def _settings(args):
+    from .settings import Settings
+
+    return Settings(batch_size=args.batch_size, strategy=args.strategy)
+
+
+def _mode(args) -> str:
+    if args.overwrite and getattr(args, "resume", False):
+        raise UserError("--resume and --overwrite contradict each other: choose one")
+    return "overwrite" if args.overwrite else "resume" if getattr(args, "resume", False) else "continue"
+
+
+# -- the commands -------------------------------------------------------------------------------------
 def _train(args) -> int:
     from .experiments.single import RunConfig, run
 
     cfg = RunConfig(
         network=args.network,
-        net_config=NetworkConfiguration(
-            tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
-        ),
+        net_config=_net_config(args),
         lr=args.lr,
         batch_size=args.batch_size,
         activation=args.activation,
-        epochs=args.epochs,
-        dataset=args.dataset,
+        epochs=5 if args.epochs is None else args.epochs,
+        dataset=args.dataset or "digits",
         data_dir=args.data_dir,
         seed=args.seed,
         conv_impl=args.conv_impl,
     )
-    result = run(cfg, args.out, progress=not args.no_progress, resume=args.resume, export=args.export)
+    result = run(cfg, args.out, progress=not args.no_progress, mode=_mode(args), export=args.export)
     logs = result["logs"]
-    print(
+    say(
         f"final: train_mae {logs['train_mae'][-1]:.4f}  test_mae {logs['test_mae'][-1]:.4f}  "
         f"test_loss {logs['test_loss'][-1]:.4f}  ({result['meta']['seconds']:.1f} s)"
     )
     for path in result["paths"].values():
-        print(f"wrote {path}")
+        say(f"wrote {path}")
     return 0
 
 
-def _data_parser(sub) -> None:
+def _sweep(args) -> int:
+    from .experiments.homework import run_sweep
+    from .sweeps import members_of
+
+    result = run_sweep(
+        args.network,
+        _net_config(args),
+        args.dataset or "digits",
+        args.out,
+        members=members_of(args.lr, args.seeds, args.pair),
+        epochs=5 if args.epochs is None else args.epochs,
+        settings=_settings(args),
+        activation=args.activation,
+        conv_impl=args.conv_impl,
+        progress=not args.no_progress,
+        mode=_mode(args),
+        say=say,
+        data_dir=args.data_dir,
+    )
+    say(result["table"])
+    for path in result["paths"].values():
+        say(f"wrote {path}")
+    return 0
+
+
+def _homework(args) -> int:
+    from .experiments.homework import run_homework
+
+    result = run_homework(
+        args.dataset,
+        args.out,
+        epochs=presets.EPOCHS if args.epochs is None else args.epochs,
+        settings=_settings(args),
+        conv_impl=args.conv_impl,
+        progress=not args.no_progress,
+        mode=_mode(args),
+        say=say,
+        data_dir=args.data_dir,
+    )
+    s = result["summary"]
+    say(
+        f"done in {s['seconds']:.1f} s; shift error {s['equivariance']['shift_error']:.4f}, "
+        f"rotation error {s['equivariance']['rotation_error']:.4f}"
+    )
+    say(f"wrote {result['paths']['report']} (and the runs' logs, figures, summary.json)")
+    return 0
+
+
+def _data(args) -> int:
+    from .data import build
+
+    info = build.build_rotated(
+        args.source,
+        args.out,
+        seed=args.seed,
+        max_angle=build.MAX_ANGLE if args.max_angle is None else args.max_angle,
+        n_train=build.N_TRAIN if args.n_train is None else args.n_train,
+        n_test=build.N_TEST if args.n_test is None else args.n_test,
+        progress=not args.no_progress,
+    )
+    say(
+        f"wrote {info['out']}: {info['n_train']} train and {info['n_test']} test images, angles "
+        f"in [0, {info['max_angle']}], seed {info['seed']}"
+    )
+    return 0
+
+
+def _lab(args) -> int:
+    module = importlib.import_module(f".experiments.{LABS[args.lab][0]}", __package__)
+    summary = module.run_from_args(args)
+    if summary is not None:
+        say(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
+    return 0
+
+
+def _bench(args) -> int:
+    try:
+        from benchmarks import compare
+    except ImportError as e:
+        raise UserError(
+            f"`bench` needs the `benchmarks` package of the source checkout ({e}); run it from a clone"
+        ) from None
+    return compare.main(args.args, prog="jaxtrainer bench")
+
+
+# -- the grammar ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one MLP or CNN: logs.json, logs.csv, curves.png, checkpoint.npz")
+    _add(
+        p,
+        (_network_options,),
+        (_training_options,),
+        (_data_options,),
+        (_output_options, "runs/train"),
+        (_progress_options,),
+    )
+    p.add_argument("--lr", type=float, default=presets.DEFAULT_LR)
+    p.add_argument("--seed", type=int, default=presets.SEED, help="initialisation seed, 0 to 2**32 - 1")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out, which must exist (same configuration)",
+    )
+    p.add_argument(
+        "--export", metavar="PATH", help="also write the weights as a state_dict (.pt, .npz, .safetensors)"
+    )
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("sweep", help="several learning rates / seeds of one network at once, as one program")
+    _add(
+        p,
+        (_network_options,),
+        (_training_options,),
+        (_data_options,),
+        (_output_options, "runs/sweep"),
+        (_progress_options,),
+    )
+    p.add_argument("--lr", type=float, nargs="+", default=[presets.DEFAULT_LR], help="learning rates")
+    p.add_argument("--seeds", type=int, nargs="+", default=[presets.SEED], help="initialisation seeds")
+    p.add_argument(
+        "--pair", action="store_true", help="pair --lr and --seeds element-wise, not their product"
+    )
+    p.set_defaults(run=_sweep)
+
+    p = sub.add_parser(
+        "homework", help="the homework's experiments 1-4: every run, the figures and report.md"
+    )
+    _add(p, (_training_options,), (_data_options,), (_output_options, "runs/homework"), (_progress_options,))
+    p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None, help="default: by backend")
+    p.set_defaults(run=_homework)
+
     p = sub.add_parser("data", help="datasets from files you have (nothing is downloaded)")
-    commands = p.add_subparsers(dest="data_command", required=True)
-    b = commands.add_parser(
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    b = data_sub.add_parser(
         "build-rotated",
-        help="rotated Fashion-MNIST in SPEC's folder format, from the four Fashion-MNIST IDX files",
+        help="rotated Fashion-MNIST in the homework's folder format, from the four Fashion-MNIST IDX files",
     )
-    b.add_argument(
-        "--source",
-        required=True,
-        help="folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz), or a "
-        "torchvision/Keras cache holding them",
-    )
+    _progress_options(b)
+    b.add_argument("--source", required=True, help="folder with the four IDX files (plain or .gz)")
     b.add_argument("--out", required=True, help="the folder to create (train/, test/)")
     b.add_argument("--seed", type=int, default=0, help="draws the angles (default 0)")
     b.add_argument(
@@ -115,284 +285,100 @@ def _data_parser(sub) -> None:
     )
     b.add_argument("--n-train", type=int, default=None, help="first N training images (default 60000)")
     b.add_argument("--n-test", type=int, default=None, help="first N t10k images (default 2000)")
-    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(run=_data)
 
-
-def _data(args) -> int:
-    from .data import build
-
-    try:
-        info = build.build_rotated(
-            args.source,
-            args.out,
-            seed=args.seed,
-            max_angle=build.MAX_ANGLE if args.max_angle is None else args.max_angle,
-            n_train=build.N_TRAIN if args.n_train is None else args.n_train,
-            n_test=build.N_TEST if args.n_test is None else args.n_test,
-            progress=not args.no_progress,
+    p = sub.add_parser("lab", help="the course's other labs, A-D")
+    lab_sub = p.add_subparsers(dest="lab", required=True, metavar="LAB")
+    for name, (module_name, help_text) in LABS.items():
+        module = importlib.import_module(f".experiments.{module_name}", __package__)
+        lab = lab_sub.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-    except (ValueError, OSError, ImportError) as e:
-        print(f"jaxtrainer: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"jaxtrainer: interrupted; {args.out} was not written", file=sys.stderr)
-        return 130
-    print(
-        f"wrote {info['out']}: {info['n_train']} train and {info['n_test']} test images, angles "
-        f"in [0, {info['max_angle']}], seed {info['seed']}"
-    )
-    return 0
+        if name != "bayesnet":
+            _add(
+                lab,
+                (_data_options, module.DEFAULT_DATASET),
+                (_output_options, f"runs/{name}"),
+                (_progress_options,),
+            )
+            lab.add_argument("--epochs", type=int, default=module.EPOCHS, help=f"default: {module.EPOCHS}")
+            lab.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
+            lab.add_argument(
+                "--strategy", choices=STRATEGIES, default="auto", help="how the lrs share a program"
+            )
+        module.add_arguments(lab)
+        lab.set_defaults(run=_lab)
 
-
-def _sweep_parser(sub) -> None:
     p = sub.add_parser(
-        "sweep", help="train several learning rates / seeds of one network at once, as one compiled program"
-    )
-    p.add_argument("--lr", type=float, nargs="+", default=[1e-3], help="learning rates")
-    p.add_argument("--seeds", type=int, nargs="+", default=[197331], help="initialisation seeds")
-    p.add_argument(
-        "--pair",
-        action="store_true",
-        help="pair --lr and --seeds element-wise instead of their cross product",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=("auto", "vmap", "map"),
-        default="auto",
-        help="vmap: members batched; map: one after another inside the program; auto: "
-        "map on CPU (measured faster there), vmap on GPU/TPU",
-    )
-    _network_and_data_options(p)
-    p.add_argument(
-        "--out",
-        default="runs/sweep",
-        help="output folder: one lr_<lr>_seed_<seed>/ per member, report.md, sweep.png; "
-        "re-running skips finished members and resumes an interrupted sweep",
-    )
-    p.add_argument("--no-progress", action="store_true")
-
-
-def _sweep(args) -> int:
-    from .experiments.homework import run_sweep
-    from .sweep import members_of
-
-    cfg = NetworkConfiguration(
-        tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
-    )
-    try:
-        result = run_sweep(
-            args.network,
-            cfg,
-            args.dataset,
-            args.out,
-            members=members_of(args.lr, args.seeds, args.pair),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            activation=args.activation,
-            strategy=args.strategy,
-            conv_impl=args.conv_impl,
-            progress=not args.no_progress,
-            data_dir=args.data_dir,
-        )
-    except KeyboardInterrupt:
-        print(
-            f"jaxtrainer: interrupted; the last finished epoch is saved in {args.out} "
-            "(run the same command again to continue)",
-            file=sys.stderr,
-        )
-        return 130
-    print(result["table"])
-    for path in result["paths"].values():
-        print(f"wrote {path}")
-    return 0
-
-
-def _homework_parser(sub) -> None:
-    p = sub.add_parser(
-        "homework", help="the homework's experiments 1-4: every run, the figures and report.md"
-    )
-    p.add_argument(
-        "--dataset",
-        default=None,
-        help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or "
-        "fashion_mnist, mnist, svhn, cifar10 (read from --data-dir); default "
-        "./rotated_fashion_mnist, as the homework",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="where --dataset fashion_mnist/mnist/svhn/cifar10 finds its files "
-        "(default: $JAXTRAINER_DATA_DIR); nothing is downloaded",
-    )
-    p.add_argument(
-        "--out",
-        default="runs/homework",
-        help="output folder; re-running skips the runs already finished there",
-    )
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument(
-        "--strategy",
-        choices=("auto", "vmap", "map"),
-        default="auto",
-        help="how runs of one architecture share a program (default: by backend)",
-    )
-    p.add_argument(
-        "--conv-impl",
-        choices=("im2col", "lax"),
-        default=None,
-        help="default: im2col on CPU, lax.conv on GPU/TPU",
-    )
-    p.add_argument("--no-progress", action="store_true")
-
-
-def _homework(args) -> int:
-    from .experiments.homework import run_homework
-
-    try:
-        result = run_homework(
-            args.dataset,
-            args.out,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            strategy=args.strategy,
-            conv_impl=args.conv_impl,
-            progress=not args.no_progress,
-            data_dir=args.data_dir,
-        )
-    except KeyboardInterrupt:
-        print(
-            f"jaxtrainer: interrupted; finished epochs are saved in {args.out} (run the same "
-            "command again to continue)",
-            file=sys.stderr,
-        )
-        return 130
-    s = result["summary"]
-    print(
-        f"done in {s['seconds']:.1f} s; shift error {s['equivariance']['shift_error']:.4f}, "
-        f"rotation error {s['equivariance']['rotation_error']:.4f}"
-    )
-    print(f"wrote {result['paths']['report']} (and the runs' logs, figures, summary.json)")
-    return 0
-
-
-def _bench_parser(sub) -> None:
-    # Its options are benchmarks.compare's own; everything after `bench` goes there (--help too).
-    sub.add_parser(
         "bench",
-        add_help=False,
         help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data "
-        "(benchmarks/compare.py; `jaxtrainer bench --help` for its options)",
+        "(`jaxtrainer bench --help` for its options)",
+        add_help=False,
     )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(run=_bench)
+    return parser
 
 
-def _bench(rest) -> int:
+# -- one policy for errors and interrupts ------------------------------------------------------------
+def say(message: str) -> None:
+    """print, but a closed stdout (`jaxtrainer ... | head -n1`) never stops a run: the rest of
+    the output is dropped, the files are still written."""
     try:
-        from benchmarks import compare
-    except ImportError as e:
-        print(
-            f"jaxtrainer: error: `bench` needs the `benchmarks` package of the source checkout "
-            f"({e}); run it from a clone of the repository",
-            file=sys.stderr,
+        print(message, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _interrupted_message(args) -> str:
+    from . import runs
+
+    saved = [f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in runs.saved_epochs() if n]
+    if saved:
+        return (
+            "jaxtrainer: interrupted; the last finished epoch is saved in "
+            + ", ".join(saved)
+            + ": run the same command again to continue"
         )
-        return 2
-    return compare.main(rest, prog="jaxtrainer bench")
+    out = getattr(args, "out", None)
+    finished = " (runs finished earlier are kept there)" if args.command == "homework" else ""
+    where = f" in {out}" if out else ""
+    return f"jaxtrainer: interrupted before any epoch was saved{where}; nothing to continue from{finished}"
 
 
-CLASSIFICATION_LABS = {"logreg": "logreg_lab", "mlp": "mlp_lab", "mnist": "mnist_lab"}
-LABS = ("bayesnet", *CLASSIFICATION_LABS)
+def _run_command(args) -> int:
+    from . import runs
 
-
-def _classification_lab(name: str, rest) -> int:
-    """`jaxtrainer lab logreg|mlp|mnist`: the options every classification lab shares, then the
-    lab's own (its module's `add_arguments`)."""
-    import importlib
-
-    from .config import check_n_epochs
-
-    lab = importlib.import_module(f".experiments.{CLASSIFICATION_LABS[name]}", __package__)
-    p = argparse.ArgumentParser(
-        prog=f"jaxtrainer lab {name}",
-        description=lab.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--dataset",
-        default=lab.DEFAULT_DATASET,
-        help=f"digits (embedded, offline), fashion_mnist or mnist (IDX files in "
-        f"--data-dir) (default: {lab.DEFAULT_DATASET})",
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="where fashion_mnist/mnist find their IDX files (default: "
-        "$JAXTRAINER_DATA_DIR); nothing is downloaded",
-    )
-    p.add_argument("--out", default=f"runs/{name}", help=f"output folder (default: runs/{name})")
-    p.add_argument("--epochs", type=int, default=lab.EPOCHS, help=f"default: {lab.EPOCHS}")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
-    p.add_argument(
-        "--strategy",
-        choices=("auto", "vmap", "map"),
-        default="auto",
-        help="how the learning rates of one shape train together (default: auto, "
-        "map on CPU, vmap on GPU/TPU)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    lab.add_arguments(p)
-    args = p.parse_args(rest)
     try:
-        check_n_epochs(args.epochs)
-        summary = lab.run_from_args(args)
-    except (ValueError, FileNotFoundError) as e:
+        return args.run(args)
+    except KeyboardInterrupt:
+        message = _interrupted_message(args)
+        runs.release_all()
+        print(message, file=sys.stderr, flush=True)
+        # Not a normal exit: unwinding the interpreter while XLA's compile threads still run can
+        # crash it; every file is already whole on disk (atomic writes), so leave at once.
+        os._exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UserError, ValueError, OSError, ImportError) as e:
+        runs.release_all()
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            f"jaxtrainer: interrupted; the finished sweeps are kept in "
-            f"{os.path.join(args.out, 'sweeps')}: the same command continues from them",
-            file=sys.stderr,
-        )
-        return 130
-    print(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    _data_parser(sub)
-    _sweep_parser(sub)
-    _homework_parser(sub)
-    _bench_parser(sub)
-    lab = sub.add_parser("lab", help="the course's other labs", add_help=False)
-    lab.add_argument("name", choices=LABS)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "lab" and args.name in CLASSIFICATION_LABS:
-        return _classification_lab(args.name, rest)
-    if args.command == "lab":
-        from .experiments import bayesnet_lab
-
-        return bayesnet_lab.main(rest)
-    if args.command == "bench":
-        return _bench(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "data":
-        return _data(args)
-    try:
-        return {"sweep": _sweep, "homework": _homework}.get(args.command, _train)(args)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"jaxtrainer: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"jaxtrainer: interrupted; the last finished epoch is saved in {args.out} "
-            "(continue with --resume)",
-            file=sys.stderr,
-        )
-        return 130
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    args = build_parser().parse_args(argv)
+    return _run_command(args)
 
 
 if __name__ == "__main__":

@@ -99,9 +99,9 @@ def check_lr(lr) -> float:
     return float(lr)
 
 
-def check_batch_size(batch_size) -> int:
+def check_batch_size(batch_size, name: str = "batch_size") -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be an int > 0, got {batch_size!r}")
+        raise ValueError(f"{name} must be an int > 0, got {batch_size!r}")
     return int(batch_size)
 
 
@@ -109,3 +109,15 @@ def check_n_epochs(n_epochs) -> int:
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
         raise ValueError(f"n_epochs must be an int >= 0, got {n_epochs!r}")
     return int(n_epochs)
+
+
+SEED_RANGE = (0, 2**32 - 1)  # JAX's PRNG keys hold 32 bits: seeds 2**32 apart would draw the same
+
+
+def check_seed(seed) -> int:
+    """One seed range for every entry point (CLI, facade, sweeps): distinct seeds in it give
+    distinct streams."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
+        raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {seed!r}")
+    return int(seed)

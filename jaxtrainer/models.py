@@ -8,7 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .config import NetworkConfiguration, check_activation, check_cnn, check_dense, check_network_type
+from .config import (
+    NetworkConfiguration,
+    check_activation,
+    check_cnn,
+    check_dense,
+    check_network_type,
+    check_seed,
+)
 from .layers import ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d
 
 
@@ -131,7 +138,7 @@ def build_network(
     check_network_type(network_type)
     check_activation(activation)
     c, h, w = input_shape
-    rngs = nnx.Rngs(params=seed)
+    rngs = nnx.Rngs(params=check_seed(seed))
     if network_type == "mlp":
         return build_mlp(c * h * w, cfg, activation, rngs=rngs)
     check_cnn(cfg, (h, w))

@@ -9,6 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .runs import atomic_write
+
+
+def _save(fig: Figure, path: str) -> Figure:
+    """As PNG, atomically: an interrupted run never leaves half a figure."""
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
+    return fig
+
 
 def training_curves(logs: dict, path: str, title: str = "") -> Figure:
     """Train/test MAE and loss per epoch (epoch 0 = before training). NaN entries (a diverged run)
@@ -26,9 +35,7 @@ def training_curves(logs: dict, path: str, title: str = "") -> Figure:
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
+    return _save(fig, path)
 
 
 def _positive(logs) -> bool:
@@ -50,9 +57,7 @@ def equivariance_figure(maps: dict, path: str) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
+    return _save(fig, path)
 
 
 def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
@@ -84,9 +89,7 @@ def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric
     ax.legend(fontsize=9)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
+    return _save(fig, path)
 
 
 def classification_curves(runs: dict, path: str, title: str = "", sets=("train", "val")) -> Figure:
@@ -99,9 +102,7 @@ def classification_curves(runs: dict, path: str, title: str = "", sets=("train",
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
+    return _save(fig, path)
 
 
 def confusion_figure(matrices: dict, class_names, path: str) -> Figure:
@@ -131,6 +132,4 @@ def confusion_figure(matrices: dict, class_names, path: str) -> Figure:
         ax.set_ylabel("true")
         accuracy = np.trace(counts) / max(counts.sum(), 1)
         ax.set_title(f"{label}\ntest accuracy {100 * accuracy:.2f} %", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return fig
+    return _save(fig, path)

@@ -1,18 +1,19 @@
 """Training as pure compiled functions of (parameters, optimizer state, data).
 
 Everything jitted takes the data as arguments: a closed-over array would be compiled in as a constant
-(5-6 s and 1.2 GB for the first MLP epoch instead of 0.4 s, shared/NOTES_PERFORMANCE.md). The network's
-structure (an NNX graphdef), the task, the optimizer factory, the gradient function and the batch
-size are static, so two runs of the same architecture share one compiled program whatever their
-learning rate. Task (regression, classification), optimizer (optax's or one written by hand) and
-gradient (`autodiff`, or a model's hand-written backward pass) are plugged in, not copied loops.
+(5-6 s and 1.2 GB for the first MLP epoch instead of 0.4 s, docs/performance.md). The network's
+structure (an NNX graphdef) and the `Settings` (batch size, task, optimizer, gradient...) are static,
+so two runs of the same architecture share one compiled program whatever their learning rate.
+Task (regression, classification), optimizer (optax's or one written by hand) and gradient
+(`autodiff`, or a model's hand-written backward pass) are plugged in through the settings.
+
+One member's epoch is `member_epoch`; `sweep.py` runs it for K stacked members (one run is K = 1).
 """
 
 from __future__ import annotations
 
 import functools
-import sys
-from typing import Callable, Dict, NamedTuple, Sequence, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +22,11 @@ import optax
 from flax import nnx
 from jax import lax
 
-from .tasks import REGRESSION, log_keys
+from .gradient import apply
+from .settings import Settings
+from .tasks import REGRESSION
 
-EVAL_CHUNK = 1000
+DEFAULT = Settings(strategy="map")
 
 
 class TrainState(NamedTuple):
@@ -32,46 +35,33 @@ class TrainState(NamedTuple):
 
 
 @functools.cache
-def _hyperparam_optimizer(factory: Callable) -> optax.GradientTransformation:
+def _hyperparam_optimizer(factory) -> optax.GradientTransformation:
     """`factory` with its numeric hyper-parameters read from the optimizer state, so the learning
     rate is data (a new value neither recompiles nor needs a new program)."""
     return optax.inject_hyperparams(factory)(learning_rate=0.0)
 
 
-def init_state(
-    model: nnx.Module, lr: float, optimizer: Callable = optax.adam
-) -> Tuple[nnx.GraphDef, TrainState]:
+def init_state(model: nnx.Module, lr: float, optimizer=optax.adam) -> Tuple[nnx.GraphDef, TrainState]:
     graphdef, params = nnx.split(model, nnx.Param)
     opt_state = optax.inject_hyperparams(optimizer)(learning_rate=lr).init(params)
     return graphdef, TrainState(params, opt_state)
 
 
-def apply(graphdef: nnx.GraphDef, params: nnx.State, x):
-    return nnx.merge(graphdef, params)(x)
+def learning_rate(state: TrainState) -> float:
+    return float(state.opt_state.hyperparams["learning_rate"])
 
 
-def _batch_metrics(graphdef, params, x, y, task):
-    per_example = task.per_example(apply(graphdef, params, x), y)
-    return task.batch_loss(per_example["loss"]), {k: jnp.mean(v) for k, v in per_example.items()}
-
-
-def autodiff(graphdef, params, x, y, task):
-    """The gradient of the task's batch loss by `jax.grad`, and the batch's mean metrics. Any
-    function with this signature can replace it (`handgrad.backprop`: a backward pass by hand)."""
-    return jax.grad(_batch_metrics, argnums=1, has_aux=True)(graphdef, params, x, y, task)
-
-
-def _step(graphdef, state: TrainState, x, y, task, optimizer, gradient=autodiff):
-    grads, metrics = gradient(graphdef, state.params, x, y, task)
-    tx = _hyperparam_optimizer(optimizer)
+def _step(graphdef, state: TrainState, x, y, settings: Settings):
+    grads, metrics = settings.gradient(graphdef, state.params, x, y, settings.task)
+    tx = _hyperparam_optimizer(settings.optimizer)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "task", "optimizer", "gradient"))
-def train_step(graphdef, state: TrainState, x, y, task=REGRESSION, optimizer=optax.adam, gradient=autodiff):
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
+def train_step(graphdef, state: TrainState, x, y, settings: Settings = DEFAULT):
     """One update; the metrics are those of the batch before the update (as PyTorch's loop reports)."""
-    return _step(graphdef, state, x, y, task, optimizer, gradient)
+    return _step(graphdef, state, x, y, settings)
 
 
 def _scan_batches(carry, n: int, size: int, body):
@@ -88,7 +78,7 @@ def _scan_batches(carry, n: int, size: int, body):
     return carry, jax.tree.map(lambda *v: jnp.concatenate(v), *parts)
 
 
-def _epoch(graphdef, state, X, y, batch_size, task, optimizer, order=None, gradient=autodiff):
+def _epoch(graphdef, state, X, y, settings: Settings, order=None):
     """One pass of training steps over X in order, or in `order` (a shuffled epoch: each batch is
     gathered inside the loop, so the permuted set is never copied whole). Returns the per-step
     metrics."""
@@ -100,9 +90,9 @@ def _epoch(graphdef, state, X, y, batch_size, task, optimizer, order=None, gradi
         else:
             idx = lax.dynamic_slice_in_dim(order, start, length)
             xb, yb = X[idx], y[idx]
-        return _step(graphdef, state, xb, yb, task, optimizer, gradient)
+        return _step(graphdef, state, xb, yb, settings)
 
-    return _scan_batches(state, X.shape[0], batch_size, step)
+    return _scan_batches(state, X.shape[0], settings.batch_size, step)
 
 
 def _chunk_sums(graphdef, params, X, y, task, chunk):
@@ -130,231 +120,61 @@ def _batch_means(graphdef, params, X, y, batch_size, task):
     return {k: jnp.mean(v / sizes) for k, v in sums.items()}
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "task", "chunk"))
-def evaluate(graphdef, params, X, y, task=REGRESSION, chunk=EVAL_CHUNK) -> Dict[str, jax.Array]:
-    return _evaluate(graphdef, params, X, y, task, chunk)
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
+def evaluate(graphdef, params, X, y, settings: Settings = DEFAULT) -> Dict[str, jax.Array]:
+    """Mean metrics over the whole set, evaluated in chunks of `settings.eval_chunk`."""
+    return _evaluate(graphdef, params, X, y, settings.task, settings.eval_chunk)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk", "gradient")
-)
-def train_epoch(
-    graphdef,
-    state: TrainState,
-    X,
-    y,
-    eval_sets: Sequence = (),
-    *,
-    batch_size: int,
-    task=REGRESSION,
-    optimizer=optax.adam,
-    chunk=EVAL_CHUNK,
-    gradient=autodiff,
-):
-    """One epoch and the evaluations that log it, as a single compiled program.
+def all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
 
-    Returns the new state, the per-step metrics, and the metrics of each `(X, y)` in `eval_sets`
-    measured with the updated parameters.
+
+def member_epoch(graphdef, state: TrainState, data, settings: Settings):
+    """One member's epoch and the metrics that log it: `data` is (X, y, order, eval_sets).
+
+    Returns the new state, the per-step metrics and one metrics dict per logged set
+    (`settings.names`): for the tensor variant the evaluations of `eval_sets` (the first training
+    examples and the test set) with the updated parameters; for the loader variant, the steps'
+    metrics are the first (their mean is taken on the host, in float64, as a Python loop sums
+    them) and the test set's batch means the second. A member whose parameters are not all
+    finite is left as it is and logs NaN (what the reference would log, without computing it).
     """
-    state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer, gradient=gradient)
-    evals = [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
-    return state, step_metrics, evals
+    X, y, order, eval_sets = data
+
+    def run(state):
+        state, steps = _epoch(graphdef, state, X, y, settings, order)
+        if settings.variant == "loader":
+            test = _batch_means(
+                graphdef,
+                state.params,
+                *eval_sets[0],
+                settings.test_batch_size or settings.batch_size,
+                settings.task,
+            )
+            return state, steps, [{}, test]
+        evals = [
+            _evaluate(graphdef, state.params, ex, ey, settings.task, settings.eval_chunk)
+            for ex, ey in eval_sets
+        ]
+        return state, steps, evals
+
+    def skip(state):
+        shapes = jax.eval_shape(run, state)
+        return state, *jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes[1:])
+
+    return lax.cond(all_finite(state.params), run, skip, state)
 
 
 def to_device(X, y, task=REGRESSION):
     return jnp.asarray(X, jnp.float32), jnp.asarray(y, task.label_dtype)
 
 
-LOG_KEYS = log_keys(REGRESSION)  # the homework's: train_loss, test_loss, train_mae, test_mae
-
-
 def divergence_epoch(logs: dict) -> int | None:
-    """The first epoch whose logged losses (every `*_loss` list) hold NaN or Inf (0 = before
-    training), or None."""
+    """The first epoch whose logged losses (every `*_loss` list) hold NaN or Inf (the first entry
+    is epoch 0, before training, in the tensor variant), or None."""
     losses = [values for key, values in logs.items() if key.endswith("_loss")]
     for epoch, values in enumerate(zip(*losses)):
         if not all(np.isfinite(values)):
             return epoch
     return None
-
-
-def _finite(params) -> bool:
-    return all(bool(jnp.isfinite(leaf).all()) for leaf in jax.tree.leaves(params))
-
-
-def _append(logs: dict, prefix: str, metrics: dict) -> None:
-    for name, value in metrics.items():
-        logs[f"{prefix}_{name}"].append(float(value))
-
-
-def _run_epochs(
-    state, logs: dict, epochs: range, run_epoch: Callable, *, progress: bool, on_epoch: Callable | None
-):
-    """The loop both variants share: `run_epoch(epoch, state)` trains one epoch, appends its log
-    entries and returns the new state. Once the parameters hold NaN or Inf they stay so: the
-    remaining epochs are logged as NaN, as the reference would log them, without computing them."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        epochs,
-        desc="epochs",
-        unit="epoch",
-        disable=not progress,
-        dynamic_ncols=True,
-        initial=epochs.start - 1,
-        total=epochs.stop - 1,
-    )
-    for epoch in bar:
-        if _finite(state.params):
-            state = run_epoch(epoch, state)
-        else:
-            for values in logs.values():
-                values.append(float("nan"))
-        if divergence_epoch(logs) == len(logs["train_loss"]) - 1:
-            bar.write(
-                f"diverged: the loss is not finite after epoch {epoch} "
-                f"(lr {float(state.opt_state.hyperparams['learning_rate']):g}); "
-                "the remaining epochs are logged as NaN",
-                file=sys.stderr,
-            )
-        last = list(logs)[-1]  # test_mae for the homework, the held-out accuracy for a classifier
-        bar.set_postfix({"train_loss": f"{logs['train_loss'][-1]:.4f}", last: f"{logs[last][-1]:.4f}"})
-        if on_epoch is not None:
-            on_epoch(epoch, state, logs)
-    return state, logs
-
-
-def fit(
-    graphdef,
-    state: TrainState,
-    train: Tuple,
-    test: Tuple,
-    n_epochs: int,
-    *,
-    batch_size: int,
-    task=REGRESSION,
-    optimizer=optax.adam,
-    gradient=autodiff,
-    train_eval_size: int = 2000,
-    names: Tuple[str, str] = ("train", "test"),
-    progress: bool = True,
-    on_epoch: Callable | None = None,
-    logs: dict | None = None,
-):
-    """The homework's tensor-variant loop: log on the first `train_eval_size` training examples and
-    the test set before training and after each epoch (n_epochs + 1 entries per list), under the
-    keys `log_keys(task, names)` (a lab passes its validation split as `test`, named "val").
-
-    `logs` are those of epochs already run (a resumed run): training continues after them.
-    `on_epoch(epoch, state, logs)` runs after each epoch's logs are appended (checkpoints hook here).
-    Returns (state, logs).
-    """
-    X, y = to_device(*train, task)
-    test = to_device(*test, task)
-    eval_sets = ((X[:train_eval_size], y[:train_eval_size]), test)
-    if logs is None:
-        logs = {k: [] for k in log_keys(task, names)}
-        for prefix, s in zip(names, eval_sets):
-            _append(logs, prefix, evaluate(graphdef, state.params, *s, task=task))
-
-    def run_epoch(epoch, state):
-        state, _, evals = train_epoch(
-            graphdef,
-            state,
-            X,
-            y,
-            eval_sets,
-            batch_size=batch_size,
-            task=task,
-            optimizer=optimizer,
-            gradient=gradient,
-        )
-        for prefix, metrics in zip(names, evals):
-            _append(logs, prefix, metrics)
-        return state
-
-    done = len(logs["train_loss"]) - 1
-    return _run_epochs(
-        state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress, on_epoch=on_epoch
-    )
-
-
-# -- the loader variant (SVHN, CIFAR-10): shuffled epochs, metrics as means over batches ----------
-
-
-@functools.partial(
-    jax.jit, static_argnames=("graphdef", "batch_size", "test_batch_size", "task", "optimizer")
-)
-def train_epoch_loader(
-    graphdef,
-    state: TrainState,
-    X,
-    y,
-    order,
-    X_test,
-    y_test,
-    *,
-    batch_size: int,
-    test_batch_size: int,
-    task=REGRESSION,
-    optimizer=optax.adam,
-):
-    """One loader-variant epoch as a single compiled program: the steps over the batches of
-    `X[order]`, then the mean over the test set's batches with the updated parameters. The order is
-    data, so every epoch's permutation runs the same program. Returns the new state, the per-step
-    metrics and the test means."""
-    state, step_metrics = _epoch(graphdef, state, X, y, batch_size, task, optimizer, order)
-    return state, step_metrics, _batch_means(graphdef, state.params, X_test, y_test, test_batch_size, task)
-
-
-def fit_loader(
-    graphdef,
-    state: TrainState,
-    train: Tuple,
-    test: Tuple,
-    n_epochs: int,
-    *,
-    batch_size: int,
-    order: Callable[[int], np.ndarray],
-    test_batch_size: int | None = None,
-    task=REGRESSION,
-    optimizer=optax.adam,
-    progress: bool = True,
-    on_epoch: Callable | None = None,
-    logs: dict | None = None,
-):
-    """The homework's loader-variant loop (SVHN, CIFAR-10): n_epochs entries per list, no entry
-    before training. Epoch e (from 1) trains on the batches of `order(e)`, the training examples'
-    indices in that epoch's order, and logs the mean over its batches of the steps' loss and MAE,
-    then the mean over the test set's consecutive batches (`test_batch_size`, default
-    `batch_size`) of each batch's loss and MAE. `logs`, `on_epoch` and NaN handling as in `fit`."""
-    X, y = to_device(*train, task)
-    X_test, y_test = to_device(*test, task)
-    if logs is None:
-        logs = {k: [] for k in log_keys(task)}
-
-    def run_epoch(epoch, state):
-        perm = np.asarray(order(epoch))
-        if perm.shape != (X.shape[0],):
-            raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
-        state, steps, test_means = train_epoch_loader(
-            graphdef,
-            state,
-            X,
-            y,
-            jnp.asarray(perm, jnp.int32),
-            X_test,
-            y_test,
-            batch_size=batch_size,
-            test_batch_size=test_batch_size or batch_size,
-            task=task,
-            optimizer=optimizer,
-        )
-        _append(logs, "train", {k: np.mean(np.asarray(v, np.float64)) for k, v in steps.items()})
-        _append(logs, "test", test_means)
-        return state
-
-    done = len(logs["train_loss"])
-    return _run_epochs(
-        state, logs, range(done + 1, n_epochs + 1), run_epoch, progress=progress, on_epoch=on_epoch
-    )

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from jaxtrainer.cli import main
-from jaxtrainer.sweep import resolve_strategy
+from jaxtrainer.settings import Settings
 
 
 def test_bench_writes_both_frameworks_and_the_ratio(tmp_path, capsys):
@@ -34,7 +34,7 @@ def test_bench_writes_both_frameworks_and_the_ratio(tmp_path, capsys):
     for row in by.values():
         assert len(row["epoch_s"]) == 2 and all(t > 0 for t in row["epoch_s"])
         assert row["median_epoch_s"] > 0 and row["first_epoch_s"] > 0 and row["peak_rss_mb"] > 0
-    assert by[("jax", "cnn_sweep3")]["strategy"] == resolve_strategy("auto")  # map on CPU
+    assert by[("jax", "cnn_sweep3")]["strategy"] == Settings().strategy  # map on CPU
     assert by[("torch", "cnn_sweep3")]["lrs"] == [1e-2, 1e-3, 1e-4]
     for model in models:
         ratio = by[("jax", model)]["median_epoch_s"] / by[("torch", model)]["median_epoch_s"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks import torch_reference as ref
-from jaxtrainer import checkpoint, data, models, train
+from jaxtrainer import data, models, runs, state_dict, train
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.experiments.single import RunConfig, run
 
@@ -47,25 +47,28 @@ def start_and_wait_for_first_checkpoint(out):
         cli("--epochs", "12", "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 120
-    while not (out / checkpoint.CHECKPOINT).exists():
+    while not (out / runs.CHECKPOINT).exists():
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "no checkpoint after 120 s"
         time.sleep(0.01)
     return proc
 
 
-def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+def test_sigkill_mid_run_then_the_same_command_equals_an_uninterrupted_run(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = start_and_wait_for_first_checkpoint(killed)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = json.loads((killed / "logs.json").read_text())["logs"]
     assert 2 <= len(saved["test_loss"]) < 13  # killed part-way, the finished epochs on disk
-    subprocess.run(
-        cli("--epochs", "12", "--out", str(killed), "--resume", "--export", str(killed / "w.npz")),
+    again = subprocess.run(
+        cli("--epochs", "12", "--out", str(killed), "--export", str(killed / "w.npz")),
         check=True,
         capture_output=True,
+        text=True,
     )
+    assert f"taking over a stale lock (pid {proc.pid}, no longer running)" in again.stdout
+    assert f"resuming after epoch {len(saved['test_loss']) - 1} from" in again.stdout
     subprocess.run(
         cli("--epochs", "12", "--out", str(whole), "--export", str(whole / "w.npz")),
         check=True,
@@ -73,8 +76,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
     assert (killed / "logs.csv").read_text() == (whole / "logs.csv").read_text()
     a, b = (
-        checkpoint.import_state_dict(str(killed / "w.npz")),
-        checkpoint.import_state_dict(str(whole / "w.npz")),
+        state_dict.import_state_dict(str(killed / "w.npz")),
+        state_dict.import_state_dict(str(whole / "w.npz")),
     )
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -85,47 +88,52 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == (
-        f"jaxtrainer: interrupted; the last finished epoch is saved in {out} (continue with --resume)"
-    )
     assert "Traceback" not in err
     logs = json.loads((out / "logs.json").read_text())["logs"]
+    n = len(logs["train_loss"]) - 1
+    assert err.strip().splitlines()[-1] == (
+        f"jaxtrainer: interrupted; the last finished epoch is saved in {out} ({n} epoch{'s' * (n != 1)}): "
+        "run the same command again to continue"
+    )
+    assert not (out / runs.LOCK).exists()
     assert 2 <= len(logs["train_loss"]) < 13 and all(len(v) == len(logs["train_loss"]) for v in logs.values())
     cfg = RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=12)
     model = models.build_network("cnn", (1, 28, 28), cfg.net_config, seed=cfg.seed)
     template = train.init_state(model, cfg.lr)[1]
     identity = cfg.identity(data.load("digits"))
-    state, epoch, saved_logs = checkpoint.load(str(out), template, identity)
-    assert epoch == len(saved_logs["train_loss"]) - 1 >= 1
+    state, epoch, saved_logs, saved_identity = runs.load_checkpoint(str(out / runs.CHECKPOINT), template)
+    assert saved_identity == runs.plain(identity)
+    assert epoch == len(saved_logs["train_loss"]) - 1 == n >= 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in __import__("jax").tree.leaves(state))
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
     run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1), str(tmp_path), progress=False)
-    with pytest.raises(ValueError, match=r"different configuration.*lr: checkpoint 0\.001, now 0\.01"):
+    with pytest.raises(ValueError, match=r"different configuration \(lr: saved 0\.001, now 0\.01\)"):
         run(
             RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), lr=0.01, epochs=2),
             str(tmp_path),
             progress=False,
-            resume=True,
+            mode="resume",
         )
     with pytest.raises(
-        ValueError, match=r"refusing to resume\. net_config\.dense_hiddens: checkpoint \[8\], now \[16\]$"
+        ValueError,
+        match=r"refusing to continue it with a different configuration "
+        r"\(net_config\.dense_hiddens: saved \[8\], now \[16\]\)\. .* use --overwrite to start over",
     ):
         run(
             RunConfig("mlp", NetworkConfiguration(dense_hiddens=(16,)), epochs=2),
             str(tmp_path),
             progress=False,
-            resume=True,
         )
-    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
-        run(RunConfig("mlp", epochs=1), str(tmp_path / "empty"), progress=False, resume=True)
+    with pytest.raises(ValueError, match="no run to resume in .*empty: it holds no run.json"):
+        run(RunConfig("mlp", epochs=1), str(tmp_path / "empty"), progress=False, mode="resume")
 
 
 def test_a_corrupt_checkpoint_is_named(tmp_path):
-    (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a zip")
+    (tmp_path / runs.CHECKPOINT).write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"checkpoint\.npz is not a readable jaxtrainer checkpoint"):
-        checkpoint.load(str(tmp_path), {}, {})
+        runs.load_checkpoint(str(tmp_path / runs.CHECKPOINT), {})
 
 
 @pytest.mark.parametrize("ext", [".pt", ".npz"])
@@ -143,7 +151,7 @@ def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path)
     loaded = (
         torch.load(path)
         if ext == ".pt"
-        else {k: torch.from_numpy(v) for k, v in checkpoint.import_state_dict(path).items()}
+        else {k: torch.from_numpy(v) for k, v in state_dict.import_state_dict(path).items()}
     )
     torch_net.load_state_dict(loaded)
     ds = data.load("digits")
@@ -153,7 +161,7 @@ def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path)
 
 def test_export_rejects_unknown_formats(tmp_path):
     with pytest.raises(ValueError, match=r"extension must be one of \('\.pt', '\.npz', '\.safetensors'\)"):
-        checkpoint.export_state_dict({}, str(tmp_path / "model.h5"))
+        state_dict.export_state_dict({}, str(tmp_path / "model.h5"))
 
 
 def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
@@ -169,7 +177,7 @@ def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
     assert all(len(v) == 5 for v in logs.values())
     assert all(np.isfinite(v[:epoch]).all() for v in logs.values())
     assert np.isnan(logs["train_loss"][-1])
-    assert f"diverged: the loss is not finite after epoch {epoch}" in capsys.readouterr().err
+    assert f"diverged: lr 1e+25: the loss is not finite after epoch {epoch}" in capsys.readouterr().err
     assert (tmp_path / "curves.png").stat().st_size > 5_000
     assert "NaN" in (tmp_path / "logs.json").read_text()
 
@@ -212,7 +220,7 @@ def test_trainer_train_loop_resumes_from_its_checkpoint(tmp_path):
     resumed = trainer(tmp_path / "part")
     logs = resumed.train_loop(3, resume=True)
     assert logs == whole
-    with pytest.raises(ValueError, match=r"refusing to resume\. lr: checkpoint 0\.001, now 0\.01"):
+    with pytest.raises(ValueError, match=r"different configuration \(lr: saved 0\.001, now 0\.01\)"):
         Trainer(
             "cnn",
             NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,)),

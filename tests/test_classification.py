@@ -12,8 +12,10 @@ from flax import nnx
 
 from jaxtrainer import handopt, train
 from jaxtrainer.data.classes import load_classes, split_train_val
+from jaxtrainer.gradient import autodiff
 from jaxtrainer.handgrad import SoftmaxMLP, backprop, init_theta
-from jaxtrainer.sweep import fit_sweep, stack
+from jaxtrainer.settings import Settings
+from jaxtrainer.sweeps import fit, fit_sweep, stack
 from jaxtrainer.tasks import Classification, log_keys, log_softmax, one_hot, softmax
 
 
@@ -97,7 +99,7 @@ def test_hand_gradient_equals_jax_grad_float64(x64, depth, activation, reduction
     y = jnp.arange(17) % 5
     task = Classification(5, reduction)
     hand, hand_metrics = backprop(graphdef, params, x, y, task)
-    auto, auto_metrics = train.autodiff(graphdef, params, x, y, task)
+    auto, auto_metrics = autodiff(graphdef, params, x, y, task)
     assert len(jax.tree.leaves(hand)) == depth + 1
     for h, a in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)):
         assert h.dtype == jnp.float64 and h.shape == a.shape
@@ -156,22 +158,17 @@ def test_training_by_hand_follows_autodiff_with_optax():
     train_set, val = split_train_val(ds.X_train, ds.y_train, seed=1)
     task = Classification(10, "sum")
     runs = {}
-    for key, gradient, optimizer in (("hand", backprop, handopt.adam), ("auto", train.autodiff, optax.adam)):
+    for key, gradient, optimizer in (("hand", backprop, handopt.adam), ("auto", autodiff, optax.adam)):
         graphdef, state = train.init_state(SoftmaxMLP(64, [32], 10, seed=3), 1e-2, optimizer)
-        runs[key] = train.fit(
-            graphdef,
-            state,
-            train_set,
-            val,
-            2,
+        settings = Settings(
             batch_size=50,
             task=task,
             optimizer=optimizer,
             gradient=gradient,
             names=("train", "val"),
             train_eval_size=len(train_set[0]),
-            progress=False,
         )
+        runs[key] = fit(graphdef, state, train_set, val, 2, settings, progress=False)
     (hand_state, hand_logs), (auto_state, auto_logs) = runs["hand"], runs["auto"]
     assert list(hand_logs) == list(log_keys(task, ("train", "val")))
     for key in hand_logs:
@@ -188,31 +185,13 @@ def test_sweep_member_equals_its_solo_run():
     model = SoftmaxMLP(64, [], 10, init="normal")
     lrs = (0.1, 0.01)
     pairs = [train.init_state(model, lr, handopt.sgd) for lr in lrs]
+    settings = Settings(
+        batch_size=1, task=task, optimizer=handopt.sgd, gradient=backprop, names=("train", "val")
+    )
     _, logs = fit_sweep(
-        pairs[0][0],
-        stack([s for _, s in pairs]),
-        train_set,
-        val,
-        2,
-        batch_size=1,
-        task=task,
-        optimizer=handopt.sgd,
-        gradient=backprop,
-        names=("train", "val"),
-        progress=False,
+        pairs[0][0], stack([s for _, s in pairs]), train_set, val, 2, settings, progress=False
     )
-    _, solo = train.fit(
-        *pairs[1],
-        train_set,
-        val,
-        2,
-        batch_size=1,
-        task=task,
-        optimizer=handopt.sgd,
-        gradient=backprop,
-        names=("train", "val"),
-        progress=False,
-    )
+    _, solo = fit(*pairs[1], train_set, val, 2, settings, progress=False)
     for key in solo:
         np.testing.assert_allclose(logs[1][key], solo[key], rtol=1e-5, atol=1e-6)
 

@@ -10,6 +10,7 @@ from flax import nnx
 
 from benchmarks import torch_reference as ref
 from jaxtrainer import models, train
+from jaxtrainer.gradient import apply
 from torch_compat import NetworkConfiguration, Trainer
 
 torch.set_num_threads(2)
@@ -38,7 +39,7 @@ def torch_loss_mae(net, X, y):
 
 
 def jax_loss(params, graphdef, X, y):
-    pred = train.apply(graphdef, params, X)
+    pred = apply(graphdef, params, X)
     return jnp.mean((pred - y) ** 2)
 
 

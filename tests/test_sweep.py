@@ -13,7 +13,10 @@ from conftest import random_dataset
 from jaxtrainer import models, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
-from jaxtrainer.sweep import devices_used, members_of, sweep, sweep_epoch, sweep_evaluate
+from jaxtrainer.settings import Settings
+from jaxtrainer.sweeps import devices_used, fit, members_of, sweep, sweep_epoch, sweep_evaluate
+
+LOG_KEYS = Settings().log_keys
 
 NETS = {
     "mlp": NetworkConfiguration(dense_hiddens=(16,)),
@@ -32,17 +35,17 @@ _SOLO = {}
 
 
 def solo(network, lr, seed, data):
-    """train.fit on one configuration alone (cached: several tests compare against the same runs)."""
+    """fit on one configuration alone (cached: several tests compare against the same runs)."""
     key = (network, lr, seed)
     if key not in _SOLO:
         model = models.build_network(network, (1, 28, 28), NETS[network], seed=seed)
         graphdef, state = train.init_state(model, lr)
-        _SOLO[key] = train.fit(graphdef, state, *data, EPOCHS, batch_size=BATCH, progress=False)[1]
+        _SOLO[key] = fit(graphdef, state, *data, EPOCHS, Settings(batch_size=BATCH), progress=False)[1]
     return _SOLO[key]
 
 
 def assert_logs_close(a, b, atol=1e-5):
-    assert set(a) == set(b) == set(train.LOG_KEYS)
+    assert set(a) == set(b) == set(LOG_KEYS)
     for key in a:
         x, y = np.array(a[key]), np.array(b[key])
         assert x.shape == y.shape == (EPOCHS + 1,)
@@ -61,8 +64,7 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
         tiny,
         members=members,
         n_epochs=EPOCHS,
-        batch_size=BATCH,
-        strategy=strategy,
+        settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
         devices=None,
     )
@@ -82,15 +84,14 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
         tiny,
         members=members,
         n_epochs=EPOCHS,
-        batch_size=BATCH,
-        strategy=strategy,
+        settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
     )
     assert result.diverged_at_epoch == [None, 1, None]
-    assert all(np.isnan(result.logs[1][k][1:]).all() for k in train.LOG_KEYS)
+    assert all(np.isnan(result.logs[1][k][1:]).all() for k in LOG_KEYS)
     assert_logs_close(result.logs[0], solo("mlp", 1e-3, 0, tiny))
     assert_logs_close(result.logs[2], solo("mlp", 1e-2, 1, tiny))
-    # what train.fit logs for the same configuration alone
+    # what fit logs for the same configuration alone
     assert_logs_close(result.logs[1], solo("mlp", 1e25, 0, tiny))
 
 
@@ -103,8 +104,7 @@ def test_new_learning_rates_do_not_recompile(tiny):
             lrs=lrs,
             seeds=[3],
             n_epochs=1,
-            batch_size=BATCH,
-            strategy="vmap",
+            settings=Settings(batch_size=BATCH, strategy="vmap"),
             progress=False,
         )
 
@@ -142,7 +142,8 @@ SHARDED = textwrap.dedent("""
     sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
     from conftest import random_dataset
     from jaxtrainer.config import NetworkConfiguration
-    from jaxtrainer.sweep import sweep
+    from jaxtrainer.settings import Settings
+    from jaxtrainer.sweeps import sweep
 
     assert len(jax.devices()) == 4, jax.devices()
     data = random_dataset(np.random.default_rng(0), n_train=70, n_test=20)
@@ -154,7 +155,7 @@ SHARDED = textwrap.dedent("""
         members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
         members[-1] = (1e25, 9)  # diverges, on whichever device holds it
         run = lambda devices: sweep(network, nets[network], data, members=members, n_epochs=2,
-                                    batch_size=32, strategy=strategy, progress=False,
+                                    settings=Settings(batch_size=32, strategy=strategy), progress=False,
                                     devices=devices)
         sharded, single = run(None), run(jax.devices()[:1])
         diff = max(abs(a - b) for x, y in zip(sharded.logs, single.logs) for key in x

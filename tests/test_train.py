@@ -11,6 +11,9 @@ from conftest import random_dataset
 from jaxtrainer import equivariance, models, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.gradient import apply
+from jaxtrainer.settings import Settings
+from jaxtrainer.sweeps import stack, sweep_epoch, unstack
 from torch_compat import Trainer
 
 SMALL_CNN = NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))
@@ -19,6 +22,13 @@ SMALL_CNN = NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))
 def make_state(network="cnn", cfg=SMALL_CNN, lr=1e-3, seed=0):
     model = models.build_network(network, (1, 28, 28), cfg, seed=seed)
     return train.init_state(model, lr)
+
+
+def epoch(graphdef, state, X, y, settings):
+    """One solo epoch through the one epoch program (a sweep of one member): (state, step metrics)."""
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    states, steps, _ = sweep_epoch(graphdef, stack([state]), (X, y, None, ((X, y),)), settings)
+    return unstack(states, 0), unstack(steps, 0)
 
 
 def params_close(a, b, atol):
@@ -30,7 +40,7 @@ def params_close(a, b, atol):
 def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
     (X, y), _ = random_dataset(rng, n_train=n, n_test=1)
     graphdef, state = make_state()
-    scanned, metrics = train.train_epoch(graphdef, state, jnp.asarray(X), jnp.asarray(y), batch_size=32)[:2]
+    scanned, metrics = epoch(graphdef, state, X, y, Settings(batch_size=32))[:2]
     stepped, losses = state, []
     for start in range(0, n, 32):
         stepped, m = train.train_step(graphdef, stepped, X[start : start + 32], y[start : start + 32])
@@ -44,8 +54,8 @@ def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
 def test_chunked_evaluation_equals_one_big_batch(chunk, rng):
     (X, y), _ = random_dataset(rng, n_train=50, n_test=1)
     graphdef, state = make_state()
-    pred = np.asarray(train.apply(graphdef, state.params, jnp.asarray(X)), np.float64)
-    metrics = train.evaluate(graphdef, state.params, X, y, chunk=chunk)
+    pred = np.asarray(apply(graphdef, state.params, jnp.asarray(X)), np.float64)
+    metrics = train.evaluate(graphdef, state.params, X, y, Settings(eval_chunk=chunk, strategy="map"))
     assert float(metrics["loss"]) == pytest.approx(np.mean((pred - y) ** 2), rel=1e-5)
     assert float(metrics["mae"]) == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-5)
 
@@ -55,10 +65,10 @@ def test_learning_rate_is_data_not_a_compile_time_constant(rng):
     X, y = jnp.asarray(X), jnp.asarray(y)
     graphdef, s1 = make_state(lr=1e-3)
     _, s2 = make_state(lr=1e-2)
-    before = train.train_epoch._cache_size()
-    a = train.train_epoch(graphdef, s1, X, y, batch_size=32)[0]
-    b = train.train_epoch(graphdef, s2, X, y, batch_size=32)[0]
-    assert train.train_epoch._cache_size() == before + 1
+    before = sweep_epoch._cache_size()
+    a = epoch(graphdef, s1, X, y, Settings(batch_size=32))[0]
+    b = epoch(graphdef, s2, X, y, Settings(batch_size=32))[0]
+    assert sweep_epoch._cache_size() == before + 1
     moved = [
         float(jnp.abs(p1 - p0).max() / jnp.abs(p2 - p0).max())
         for p0, p1, p2 in zip(

@@ -14,12 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxtrainer import checkpoint, config, data, models, train
+from jaxtrainer import config, data, models, presets, runs, train
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.data.loader import BatchLoader
 from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
 from jaxtrainer.plots import equivariance_figure
+from jaxtrainer.settings import Settings
+from jaxtrainer.sweeps import fit
 
 from . import nn
 
@@ -52,7 +54,7 @@ class Trainer:
         activation_name: str = "relu",
         *,
         dataset=None,
-        seed: int = nn.REFERENCE_SEED,
+        seed: int = presets.SEED,
         conv_impl: str | None = None,
         progress: bool = True,
         checkpoint_dir: str | None = None,
@@ -63,10 +65,11 @@ class Trainer:
         self.net_config = net_config
         self.lr = config.check_lr(lr)
         self.batch_size = config.check_batch_size(batch_size)
-        self.seed = seed
+        self.seed = config.check_seed(seed)
         self.conv_impl = conv_impl
         self.progress = progress
         self.checkpoint_dir = checkpoint_dir
+        self._epochs_saved = 0  # epochs this trainer has checkpointed in checkpoint_dir
         self.train, self.test = self._load(dataset, data_dir)
         self._seed(seed)
         self.activation = self.create_activation_function(activation_name)
@@ -80,7 +83,7 @@ class Trainer:
         self.train_logs = {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
 
     @staticmethod
-    def load_dataset(dataset=None, data_dir=None, batch_size: int = 128, seed: int = nn.REFERENCE_SEED):
+    def load_dataset(dataset=None, data_dir=None, batch_size: int = 128, seed: int = presets.SEED):
         """((X_train, y_train), (X_test, y_test)) as NCHW float32 images and (N, 1) targets; for the
         loader variant (SVHN, CIFAR-10: SPEC's table), two BatchLoaders of (images, labels) batches
         instead, the training one shuffled with `seed` (a new order each pass)."""
@@ -188,63 +191,89 @@ class Trainer:
             self.train_logs[f"{split}_loss"].append(float(loss))
             self.train_logs[f"{split}_mae"].append(float(mae))
 
-    def train_loop(self, n_epochs: int, resume: bool = False) -> dict:
+    def train_loop(self, n_epochs: int, resume: bool = False, overwrite: bool = False) -> dict:
         """Logs before training and after each epoch (n_epochs + 1 entries per list); each epoch,
-        with its logging, is one compiled program. With `checkpoint_dir`, every epoch ends with a
-        checkpoint there, and `resume=True` continues from it (same logs and weights as a run that
-        was never interrupted). Loader variant (SVHN, CIFAR-10): n_epochs entries per list, each
-        the mean over that epoch's batches (`_fit_loaders`)."""
+        with its logging, is one compiled program. Loader variant (SVHN, CIFAR-10): n_epochs
+        entries per list, each the mean over that epoch's batches.
+
+        With `checkpoint_dir`, the folder is a run folder (`jaxtrainer.runs`): every epoch ends
+        with a checkpoint holding the weights and every call's logs. `resume=True` restores them
+        and continues the interrupted call to `n_epochs` (same logs and weights as a run that was
+        never interrupted); `overwrite=True` starts over; a folder holding another trainer's run
+        is refused otherwise."""
         config.check_n_epochs(n_epochs)
-        state, logs, on_epoch = self._state(), None, None
-        if self.checkpoint_dir is not None:
-            identity = self._identity()
-            on_epoch = lambda epoch, s, l: checkpoint.save(self.checkpoint_dir, s, epoch, l, identity)  # noqa: E731
-            if resume:
-                state, _, logs = checkpoint.load(self.checkpoint_dir, state, identity)
-        elif resume:
+        if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
-        if isinstance(self.train, BatchLoader):
-            state, logs = self._fit_loaders(state, n_epochs, on_epoch, logs, resume)
-        else:
-            state, logs = train.fit(
-                self.optimizer.graphdef,
-                state,
-                self.train,
-                self.test,
-                n_epochs,
-                batch_size=self.batch_size,
-                progress=self.progress,
-                on_epoch=on_epoch,
-                logs=logs,
-            )
-        self._commit(state)
-        for key, values in logs.items():
+        if self.checkpoint_dir is None:
+            state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
+            return self._extend(logs)
+        mode = "overwrite" if overwrite else "resume" if resume else "continue"
+        with runs.Run(self.checkpoint_dir, self._identity(), mode=mode, hint="overwrite=True") as folder:
+            if mode == "continue" and folder.epochs_done != self._epochs_saved:
+                raise runs.RunError(
+                    f"{self.checkpoint_dir} holds a run of {folder.epochs_done} epochs: pass "
+                    "resume=True to continue it or overwrite=True to start over"
+                )
+            previous, state, logs = {k: list(v) for k, v in self.train_logs.items()}, self._state(), None
             if resume:
-                self.train_logs[key][:] = values
-            else:
-                self.train_logs[key].extend(values)
+                state, saved = folder.restore(state)
+                if saved is not None:
+                    previous, logs = saved["previous"], saved["current"]
+            base = folder.epochs_done - self._epochs_in(logs)
+
+            def save(epoch, state, logs):
+                self._epochs_saved = base + epoch
+                folder.checkpoint(state, base + epoch, {"previous": previous, "current": logs})
+
+            state, logs = self._fit(state, n_epochs, save, logs, resume)
+            self.train_logs = {k: list(v) for k, v in previous.items()}
+            return self._extend(logs)
+
+    def _epochs_in(self, logs) -> int:
+        """Epochs a call's logs hold (the tensor variant's first entry is before training)."""
+        if not logs:
+            return 0
+        return len(logs["train_loss"]) - (not isinstance(self.train, BatchLoader))
+
+    def _extend(self, logs: dict) -> dict:
+        for key, values in logs.items():
+            self.train_logs[key].extend(values)
         return self.train_logs
 
-    def _fit_loaders(self, state, n_epochs, on_epoch, logs, resume):
-        """The loader variant (SPEC): n_epochs entries per list, each the mean over batches. Each
-        epoch is one pass of `self.train` (its next order, as iterating it would draw), run as one
-        compiled program. A resumed run started from a fresh loader: its epoch k used pass k - 1."""
-        loader = self.train
-        first = 0 if resume else loader.epoch
-        state, logs = train.fit_loader(
-            self.optimizer.graphdef,
+    def _fit(self, state, n_epochs, on_epoch, logs, resume):
+        """The engine's one loop, then the trained state back into the network. The loader
+        variant's epoch e trains on the loader's next order (as iterating it would draw); a resumed
+        run started from a fresh loader: its epoch k used pass k - 1."""
+        if isinstance(self.train, BatchLoader):
+            loader = self.train
+            first = 0 if resume else loader.epoch
+            settings = Settings(
+                batch_size=loader.batch_size, variant="loader", test_batch_size=self.test.batch_size
+            )
+            train, test = (loader.X, loader.y), (self.test.X, self.test.y)
+            order = lambda epoch: loader.order(first + epoch - 1)
+        else:
+            settings, (train, test), order = (
+                Settings(batch_size=self.batch_size),
+                (self.train, self.test),
+                None,
+            )
+        graphdef = self.optimizer.graphdef
+        state, logs = fit(
+            graphdef,
             state,
-            (loader.X, loader.y),
-            (self.test.X, self.test.y),
+            train,
+            test,
             n_epochs,
-            batch_size=loader.batch_size,
-            test_batch_size=self.test.batch_size,
-            order=lambda epoch: loader.order(first + epoch - 1),
-            progress=self.progress,
-            on_epoch=on_epoch,
+            settings,
             logs=logs,
+            on_epoch=on_epoch,
+            order=order,
+            progress=self.progress,
         )
-        loader.epoch = first + len(logs["train_loss"])
+        if isinstance(self.train, BatchLoader):
+            self.train.epoch = first + len(logs["train_loss"])
+        self._commit(state)
         return state, logs
 
     def test_equivariance(self, path: str = "equivariance.png"):

@@ -13,7 +13,6 @@ jaxtrainer.experiments.bayesnet_lab``).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -27,7 +26,8 @@ __all__ = [
     "lab_network",
     "run_queries",
     "format_report",
-    "main",
+    "add_arguments",
+    "run_from_args",
 ]
 
 
@@ -163,12 +163,7 @@ def format_report(results: Sequence[LabResult], net: BayesNet | None = None, dec
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the report; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="jaxtrainer lab bayesnet",
-        description="Exact inference with interventions in the lab's Bayesian network.",
-    )
+def add_arguments(parser) -> None:
     parser.add_argument(
         "--decimals",
         type=int,
@@ -177,11 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="decimals shown (1-10, default 5)",
     )
-    args = parser.parse_args(argv)
+
+
+def run_from_args(args) -> None:
+    """Print the report."""
     net = lab_network()
     print(format_report(run_queries(net), net, decimals=args.decimals))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,8 +22,10 @@ from flax import nnx
 
 from .. import handopt
 from ..config import check_batch_size, check_lr
-from ..sweep import fit_sweep, stack, unstack
-from ..train import apply, autodiff, evaluate, init_state, to_device
+from ..gradient import apply, autodiff
+from ..settings import Settings
+from ..sweeps import fit_sweep, stack, unstack
+from ..train import evaluate, init_state, to_device
 
 SETS = ("train", "val")
 
@@ -154,13 +156,15 @@ def train_members(
         train,
         val,
         epochs,
-        batch_size=batch_size,
-        task=task,
-        optimizer=factory,
-        gradient=gradient,
-        train_eval_size=len(train[0]),
-        names=SETS,
-        strategy=strategy,
+        Settings(
+            batch_size=batch_size,
+            task=task,
+            optimizer=factory,
+            gradient=gradient,
+            train_eval_size=len(train[0]),
+            names=SETS,
+            strategy=strategy,
+        ),
         progress=progress,
         on_epoch=keep_best,
         labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
@@ -183,7 +187,10 @@ def best_member(members: Sequence[Member]) -> Member:
 
 def test_metrics(graphdef, member: Member, test: Tuple, task) -> Dict[str, float]:
     X, y = to_device(*test, task)
-    return {k: float(v) for k, v in evaluate(graphdef, member.params, X, y, task=task).items()}
+    return {
+        k: float(v)
+        for k, v in evaluate(graphdef, member.params, X, y, Settings(task=task, strategy="map")).items()
+    }
 
 
 def predict(graphdef, params, X: np.ndarray) -> np.ndarray:

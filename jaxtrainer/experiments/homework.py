@@ -1,9 +1,9 @@
-"""The homework's experiments 1-4 (shared/SPEC.md) in one call, and sweeps written to disk.
+"""The homework's experiments 1-4 (docs/homework.md) in one call, and sweeps written to disk.
 
 `run_group` trains the members of one architecture (learning rates, seeds) as one sweep
-(jaxtrainer.sweep) and writes each member's logs.json/logs.csv every epoch, and the sweep's
-checkpoint: re-running it in the same folder skips the members whose logs already hold the requested
-epochs and resumes an interrupted sweep from its last finished epoch.
+(jaxtrainer.sweep) in one run folder (`runs.Run`): each member's logs.json/logs.csv and the
+sweep's checkpoint are written every epoch, so the same command continues an interrupted sweep
+from its last finished epoch, and a finished one is not trained again.
 
 `run_homework` runs the four experiments as such groups (one sweep per architecture), then draws
 the figures and writes report.md and summary.json.
@@ -12,35 +12,25 @@ the figures and writes report.md and summary.json.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .. import checkpoint, data, equivariance, models, plots, results
-from ..config import NetworkConfiguration, check_batch_size, check_n_epochs
-from ..sweep import fit_sweep, init_sweep, resolve_strategy
+from .. import data, equivariance, models, plots, presets
+from ..config import NetworkConfiguration, check_n_epochs
+from ..runs import Run, check_writable_folder, read_json
+from ..settings import Settings
+from ..sweeps import fit_sweep, init_sweep
 from ..train import divergence_epoch
-
-SEED = 197331
-HOMEWORK_LRS = (1e-2, 1e-4, 1e-8)
-DEFAULT_LR = 1e-3
-MLP = NetworkConfiguration(dense_hiddens=(128, 128))
-CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
-DEEP_CNN = NetworkConfiguration((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256))
-
-
-def shallow_cnn(channels: int, image_size: int) -> NetworkConfiguration:
-    return NetworkConfiguration((channels,), (image_size,), (1,), (256, 256))
 
 
 @dataclasses.dataclass(frozen=True)
 class Member:
     lr: float
-    seed: int = SEED
+    seed: int = presets.SEED
     name: str = ""  # its folder under the group's; default lr_<lr>
 
     @property
@@ -59,37 +49,17 @@ class Group:
     label: str = ""
 
 
-def _plain(value):
-    return json.loads(json.dumps(value))
-
-
-def member_identity(group: Group, member: Member, batch_size: int, activation: str, data_id: dict) -> dict:
-    """What makes two runs the same run (the epoch count aside: more epochs may be asked)."""
-    return _plain(
-        {
-            "network": group.network,
-            "net_config": group.net_config._asdict(),
-            "activation": activation,
-            "batch_size": batch_size,
-            "lr": member.lr,
-            "seed": member.seed,
-            "data": data_id,
-        }
-    )
-
-
-def _finished(run_dir: str, identity: dict, epochs: int) -> dict | None:
-    """The saved {config, logs} of a run that already holds `epochs` epochs of this configuration."""
-    path = os.path.join(run_dir, "logs.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        saved = results.read_logs(path)
-        done = len(saved["logs"]["train_loss"]) - 1
-        same = saved["config"].get("identity") == identity
-    except (ValueError, KeyError, TypeError):
-        return None
-    return saved if same and done == epochs else None
+def group_identity(group: Group, settings: Settings, activation: str, data_id: dict) -> dict:
+    """What makes two sweeps the same sweep (the epoch count aside: more epochs may be asked)."""
+    return {
+        "kind": "sweep",
+        "network": group.network,
+        "net_config": group.net_config._asdict(),
+        "activation": activation,
+        "batch_size": settings.batch_size,
+        "members": [{"lr": m.lr, "seed": m.seed, "folder": m.folder} for m in group.members],
+        "data": data_id,
+    }
 
 
 def run_group(
@@ -98,134 +68,78 @@ def run_group(
     out_dir: str,
     *,
     epochs: int,
-    batch_size: int = 128,
-    activation: str = "relu",
-    strategy: str = "auto",
+    settings: Settings | None = None,
+    activation: str = presets.ACTIVATION,
+    data_id: dict | None = None,
+    mode: str = "continue",
+    say=print,
+    **train,
+) -> List[dict]:
+    """Train the group's members as one sweep in the run folder `out_dir/<group.name>/` (`train`:
+    conv_impl, progress); returns one record per member (in the group's order): name, lr, seed,
+    dir, logs, meta, skipped."""
+    settings = settings or Settings()
+    group_dir = os.path.join(out_dir, group.name) if group.name else out_dir
+    identity = group_identity(group, settings, activation, data_id or data.fingerprint(ds.train, ds.test))
+    with Run(group_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
+        return train_group(
+            group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
+        )
+
+
+def train_group(
+    group: Group,
+    ds,
+    folder: Run,
+    *,
+    epochs: int,
+    settings: Settings,
+    activation: str = presets.ACTIVATION,
     conv_impl: str | None = None,
     progress: bool = True,
-    data_id: dict | None = None,
     say=print,
 ) -> List[dict]:
-    """Train the group's unfinished members as one sweep under `out_dir/<group.name>/`; returns one
-    record per member (in the group's order): name, lr, seed, dir, logs, meta, skipped."""
-    group_dir = os.path.join(out_dir, group.name) if group.name else out_dir
-    data_id = data_id or data.fingerprint(ds.train, ds.test)
-    ids = {m.folder: member_identity(group, m, batch_size, activation, data_id) for m in group.members}
-    if len(ids) != len(group.members):
-        raise ValueError(f"{group.name}: two members would share one folder: {list(ids)}")
-    records, todo = {}, []
-    for m in group.members:
-        run_dir = os.path.join(group_dir, m.folder)
-        saved = _finished(run_dir, ids[m.folder], epochs)
-        if saved is None:
-            todo.append(m)
-        else:
-            records[m.folder] = {
-                "name": _run_name(group, m),
-                "lr": m.lr,
-                "seed": m.seed,
-                "dir": run_dir,
-                "logs": saved["logs"],
-                "meta": saved["config"],
-                "skipped": True,
-            }
-    if records:
-        say(f"{group.name or group.network}: {len(records)} run(s) already finished in {group_dir}, skipped")
-    if todo:
-        records.update(
-            _train_members(
-                group,
-                todo,
-                ds,
-                group_dir,
-                ids,
-                epochs=epochs,
-                batch_size=batch_size,
-                activation=activation,
-                strategy=strategy,
-                conv_impl=conv_impl,
-                progress=progress,
-                say=say,
-            )
-        )
-    return [records[m.folder] for m in group.members]
-
-
-def _train_members(
-    group: Group,
-    todo: Sequence[Member],
-    ds,
-    group_dir: str,
-    ids: dict,
-    *,
-    epochs,
-    batch_size,
-    activation,
-    strategy,
-    conv_impl,
-    progress,
-    say,
-) -> Dict[str, dict]:
+    """The group's sweep in the open run `folder` (continued from its checkpoint, or nothing to do
+    when it already holds `epochs`): each member's logs under `folder/<member>/`."""
+    name = group.name or group.network
+    folders = [m.folder for m in group.members]
+    if len(set(folders)) != len(folders):
+        raise ValueError(f"{name}: two members would share one folder: {folders}")
+    if folder.epochs_done == epochs and epochs:
+        say(f"{name}: {len(folders)} run(s) already finished in {folder.folder}, skipped")
+        return [_record(group, m, folder, skipped=True) for m in group.members]
+    members = [(m.lr, m.seed) for m in group.members]
     graphdef, states, model = init_sweep(
-        group.network,
-        ds.image_shape,
-        group.net_config,
-        [(m.lr, m.seed) for m in todo],
-        activation,
-        conv_impl=conv_impl,
+        group.network, ds.image_shape, group.net_config, members, activation, conv_impl=conv_impl
     )
-    strategy = resolve_strategy(strategy)
-    ck_config = {"members": [ids[m.folder] for m in todo]}
-    dirs = [os.path.join(group_dir, m.folder) for m in todo]
-    logs, prior = None, 0.0
-    if checkpoint.exists(group_dir):
-        try:
-            loaded, epoch, loaded_logs = checkpoint.load(group_dir, states, ck_config)
-        except ValueError:
-            loaded = None  # another sweep's checkpoint (other members or data): start afresh
-        if loaded is not None and epoch <= epochs:
-            states, logs = loaded, loaded_logs
-            prior = _previous_seconds(dirs[0])
-            say(f"{group.name or group.network}: resuming the sweep after epoch {epoch}")
-    lrs = ", ".join(f"{m.lr:g}" for m in todo)
-    say(
-        f"{group.name or group.network}: {len(todo)} run(s) (lr {lrs}) as one sweep ({strategy}), "
-        f"{epochs} epochs"
-    )
+    states, logs = folder.restore(states)
+    prior = _previous_seconds(folder.path(folders[0], "logs.json")) if logs else 0.0
+    lrs = ", ".join(f"{m.lr:g}" for m in group.members)
+    say(f"{name}: {len(folders)} run(s) (lr {lrs}) as one sweep ({settings.strategy}), {epochs} epochs")
     meta = {
         "network": group.network,
         "net_config": group.net_config._asdict(),
         "activation": activation,
-        "batch_size": batch_size,
-        "epochs": epochs,
+        "batch_size": settings.batch_size,
         "dataset_name": ds.name,
         "n_train": len(ds.X_train),
         "n_test": len(ds.X_test),
         "parameters": models.count_parameters(model),
-        "sweep": {"size": len(todo), "strategy": strategy, "members": [m.folder for m in todo]},
+        "sweep": {"size": len(folders), "strategy": settings.strategy, "members": folders},
     }
     start = time.perf_counter()
-    saved_epoch = [None]
 
-    def write(logs, seconds):
-        for m, run_dir, member_logs in zip(todo, dirs, logs):
-            results.write_logs(
-                member_logs,
-                run_dir,
-                {
-                    **meta,
-                    "lr": m.lr,
-                    "seed": m.seed,
-                    "identity": ids[m.folder],
-                    "seconds": seconds,
-                    "diverged_at_epoch": divergence_epoch(member_logs),
-                },
-            )
-
-    def on_epoch(epoch, states, logs):
-        write(logs, prior + time.perf_counter() - start)
-        checkpoint.save(group_dir, states, epoch, logs, ck_config)
-        saved_epoch[0] = epoch
+    def save(epoch, states, logs):
+        for m, member_logs in zip(group.members, logs):
+            member_meta = {
+                **meta,
+                "lr": m.lr,
+                "seed": m.seed,
+                "seconds": prior + time.perf_counter() - start,
+                "diverged_at_epoch": divergence_epoch(member_logs),
+            }
+            folder.write_logs(m.folder, member_logs, member_meta, epoch)
+        folder.checkpoint(states, epoch, logs)
 
     states, logs = fit_sweep(
         graphdef,
@@ -233,39 +147,38 @@ def _train_members(
         ds.train,
         ds.test,
         epochs,
-        batch_size=batch_size,
-        strategy=strategy,
-        progress=progress,
-        on_epoch=on_epoch,
+        settings,
         logs=logs,
-        labels=[_run_name(group, m) for m in todo],
-        desc=f"{group.name or group.network} x{len(todo)}",
+        on_epoch=save,
+        progress=progress,
+        labels=[_run_name(group, m) for m in group.members],
+        desc=f"{name} x{len(folders)}",
     )
-    seconds = prior + time.perf_counter() - start
-    write(logs, seconds)
-    if saved_epoch[0] != epochs:
-        checkpoint.save(group_dir, states, epochs, logs, ck_config)
-    out = {}
-    for m, run_dir, member_logs in zip(todo, dirs, logs):
-        out[m.folder] = {
-            "name": _run_name(group, m),
-            "lr": m.lr,
-            "seed": m.seed,
-            "dir": run_dir,
-            "logs": member_logs,
-            "meta": results.read_logs(os.path.join(run_dir, "logs.json"))["config"],
-            "skipped": False,
-        }
-    return out
+    if folder.epochs_done != epochs or not epochs:  # nothing was trained: epoch 0's logs
+        save(epochs, states, logs)
+    return [_record(group, m, folder, skipped=False) for m in group.members]
+
+
+def _record(group: Group, member: Member, folder: Run, skipped: bool) -> dict:
+    saved = read_json(folder.path(member.folder, "logs.json"))
+    return {
+        "name": _run_name(group, member),
+        "lr": member.lr,
+        "seed": member.seed,
+        "dir": folder.path(member.folder),
+        "logs": saved["logs"],
+        "meta": saved["config"],
+        "skipped": skipped,
+    }
 
 
 def _run_name(group: Group, member: Member) -> str:
     return f"{group.name}/{member.folder}" if group.name else member.folder
 
 
-def _previous_seconds(run_dir: str) -> float:
+def _previous_seconds(path: str) -> float:
     try:
-        return float(results.read_logs(os.path.join(run_dir, "logs.json"))["config"]["seconds"])
+        return float(read_json(path)["config"]["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
 
@@ -286,7 +199,7 @@ def matching_shallow_cnn(image_shape, target: int) -> Tuple[NetworkConfiguration
     size = min(image_shape[1:])
     best = None
     for channels in range(1, 100_000):
-        cfg = shallow_cnn(channels, size)
+        cfg = presets.shallow_cnn(channels, size)
         count = parameter_count("cnn", cfg, image_shape)
         if best is None or abs(count - target) < abs(best[1] - target):
             best = (cfg, count)
@@ -296,30 +209,31 @@ def matching_shallow_cnn(image_shape, target: int) -> Tuple[NetworkConfiguration
 
 
 def homework_groups(image_shape) -> Tuple[List[Group], dict]:
-    cnn_count = parameter_count("cnn", CNN, image_shape)
+    cnn_count = parameter_count("cnn", presets.CNN, image_shape)
     shallow, shallow_count = matching_shallow_cnn(image_shape, cnn_count)
     counts = {
         "cnn": cnn_count,
-        "deep_cnn": parameter_count("cnn", DEEP_CNN, image_shape),
+        "deep_cnn": parameter_count("cnn", presets.DEEP_CNN, image_shape),
         "shallow_cnn": shallow_count,
     }
+    default, label = presets.DEFAULT_LR, lambda name: presets.NETWORKS[name].label
     groups = [
-        Group("mlp", "mlp", MLP, tuple(Member(lr) for lr in HOMEWORK_LRS), "MLP (128, 128)"),
+        Group("mlp", "mlp", presets.MLP, tuple(Member(lr) for lr in presets.LRS), label("mlp")),
         # The report swept the three learning rates on the CNN too; lr 1e-3 (the default) is the
         # CNN of experiment 3. One architecture, so one sweep.
         Group(
             "cnn",
             "cnn",
-            CNN,
-            tuple(Member(lr) for lr in (HOMEWORK_LRS[0], DEFAULT_LR, *HOMEWORK_LRS[1:])),
-            "CNN (16, 32, 45) k3 + (128,)",
+            presets.CNN,
+            tuple(Member(lr) for lr in (presets.LRS[0], default, *presets.LRS[1:])),
+            label("cnn"),
         ),
-        Group("deep_cnn", "cnn", DEEP_CNN, (Member(DEFAULT_LR),), "deep CNN (8, 16, 32, 64) k1 + (256, 256)"),
+        Group("deep_cnn", "cnn", presets.DEEP_CNN, (Member(default),), label("deep_cnn")),
         Group(
             "shallow_cnn",
             "cnn",
             shallow,
-            (Member(DEFAULT_LR),),
+            (Member(default),),
             f"shallow CNN ({shallow.n_channels[0]},) k{shallow.kernel_sizes[0]} + (256, 256)",
         ),
     ]
@@ -384,20 +298,21 @@ def run_homework(
     dataset,
     out_dir: str,
     *,
-    epochs: int = 50,
-    batch_size: int = 128,
-    strategy: str = "auto",
+    epochs: int = presets.EPOCHS,
+    settings: Settings | None = None,
     conv_impl: str | None = None,
     progress: bool = True,
+    mode: str = "continue",
     say=print,
     data_dir: str | None = None,
 ) -> dict:
-    """Experiments 1-4 on `dataset` (a name, a folder, arrays) into `out_dir`: every run's logs,
-    four figures, report.md and summary.json. Finished runs in `out_dir` are not run again."""
-    import jax
+    """Experiments 1-4 on `dataset` (a name, a folder, arrays) into the run folder `out_dir`:
+    every run's logs (one run folder per architecture), four figures, report.md and summary.json.
+    The same command continues an interrupted homework; finished runs are not trained again."""
 
     check_n_epochs(epochs)
-    check_batch_size(batch_size)
+    settings = settings or Settings()
+    check_writable_folder(out_dir)
     start = time.perf_counter()
     ds = data.load(dataset, data_dir=data_dir)
     data_id = data.fingerprint(ds.train, ds.test)
@@ -408,27 +323,37 @@ def run_homework(
         f"shallow CNN ({shallow.n_channels[0]} channels, kernel {shallow.kernel_sizes[0]}) "
         f"{counts['shallow_cnn']:,}"
     )
-    os.makedirs(out_dir, exist_ok=True)
-    by_group = {}
-    for group in groups:
-        by_group[group.name] = run_group(
-            group,
-            ds,
-            out_dir,
-            epochs=epochs,
-            batch_size=batch_size,
-            strategy=strategy,
-            conv_impl=conv_impl,
-            progress=progress,
-            data_id=data_id,
-            say=say,
-        )
+    identity = {"kind": "homework", "batch_size": settings.batch_size, "data": data_id}
+    with Run(out_dir, identity, mode=mode, say=say) as folder:
+        by_group = {
+            group.name: run_group(
+                group,
+                ds,
+                out_dir,
+                epochs=epochs,
+                settings=settings,
+                conv_impl=conv_impl,
+                progress=progress,
+                data_id=data_id,
+                mode=mode,
+                say=say,
+            )
+            for group in groups
+        }
+        return _write_homework(folder, ds, groups, counts, by_group, epochs, settings, start)
+
+
+def _write_homework(folder: Run, ds, groups, counts, by_group, epochs, settings, start) -> dict:
+    """The figures, summary.json and report.md of a finished homework."""
+    import jax
+
+    out_dir = folder.folder
+    shallow = groups[3].net_config
     # 4. Equivariance, on the first training image in [0, 1] (channels averaged).
     image01 = (np.asarray(ds.X_train[0]).mean(axis=0) + 1.0) / 2.0
-    maps = equivariance.equivariance_maps(image01, seed=SEED)
+    maps = equivariance.equivariance_maps(image01, seed=presets.SEED)
     paths = {
-        name: os.path.join(out_dir, f"{name}.png")
-        for name in ("mlp_lr", "cnn_lr", "cnns_train_test", "equivariance")
+        name: folder.output(f"{name}.png") for name in ("mlp_lr", "cnn_lr", "cnns_train_test", "equivariance")
     }
     for key, group in (("mlp_lr", groups[0]), ("cnn_lr", groups[1])):
         plots.runs_figure(
@@ -436,7 +361,7 @@ def run_homework(
             paths[key],
             title=f"{group.label} on {ds.name}: test MAE per epoch",
         )
-    cnn_default = next(r for r in by_group["cnn"] if r["lr"] == DEFAULT_LR)
+    cnn_default = next(r for r in by_group["cnn"] if r["lr"] == presets.DEFAULT_LR)
     three = {
         groups[1].label: cnn_default["logs"],
         groups[2].label: by_group["deep_cnn"][0]["logs"],
@@ -446,7 +371,7 @@ def run_homework(
         three,
         paths["cnns_train_test"],
         splits=("train", "test"),
-        title=f"three CNNs on {ds.name}, lr {DEFAULT_LR:g}: train vs test MAE",
+        title=f"three CNNs on {ds.name}, lr {presets.DEFAULT_LR:g}: train vs test MAE",
     )
     plots.equivariance_figure(maps, paths["equivariance"])
 
@@ -458,9 +383,9 @@ def run_homework(
         "n_test": len(ds.X_test),
         "image_shape": list(ds.image_shape),
         "epochs": epochs,
-        "batch_size": batch_size,
-        "activation": "relu",
-        "seed": SEED,
+        "batch_size": settings.batch_size,
+        "activation": presets.ACTIVATION,
+        "seed": presets.SEED,
         "backend": jax.default_backend(),
         "parameters": counts,
         "shallow_cnn": shallow._asdict(),
@@ -473,14 +398,8 @@ def run_homework(
         "seconds": seconds,
         "figures": {k: os.path.basename(p) for k, p in paths.items()},
     }
-    summary_path = os.path.join(out_dir, "summary.json")
-    with open(summary_path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(summary_path + ".tmp", summary_path)
-    report_path = os.path.join(out_dir, "report.md")
-    with open(report_path + ".tmp", "w") as f:
-        f.write(report_markdown(summary, groups, out_dir))
-    os.replace(report_path + ".tmp", report_path)
+    summary_path = folder.write_json("summary.json", summary)
+    report_path = folder.write_text("report.md", report_markdown(summary, groups, out_dir))
     return {
         "summary": summary,
         "rows": rows,
@@ -507,13 +426,13 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         TABLE_HEADER,
         *(table_line(row, out_dir) for row in s["runs"]),
         "",
-        "## 1. MLP (128, 128), learning rates " + ", ".join(f"{lr:g}" for lr in HOMEWORK_LRS),
+        "## 1. MLP (128, 128), learning rates " + ", ".join(f"{lr:g}" for lr in presets.LRS),
         "",
         f"![test MAE per epoch, MLP]({figures['mlp_lr']})",
         "",
         "## 2. CNN (16, 32, 45), kernel 3, dense (128,)",
         "",
-        f"The default lr {DEFAULT_LR:g} and the three learning rates of experiment 1, in one sweep.",
+        f"The default lr {presets.DEFAULT_LR:g} and the three learning rates of experiment 1, in one sweep.",
         "",
         f"![test MAE per epoch, CNN]({figures['cnn_lr']})",
         "",
@@ -522,7 +441,7 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         f"Parameters: {groups[1].label}: {counts['cnn']:,}; {groups[2].label}: "
         f"{counts['deep_cnn']:,}; {groups[3].label}: {counts['shallow_cnn']:,} (its channel count "
         "is the one whose parameter count is closest to the (16, 32, 45) CNN's). All at lr "
-        f"{DEFAULT_LR:g}.",
+        f"{presets.DEFAULT_LR:g}.",
         "",
         f"![train and test MAE of the three CNNs]({figures['cnns_train_test']})",
         "",
@@ -548,62 +467,48 @@ def run_sweep(
     *,
     members: Sequence[Tuple[float, int]],
     epochs: int,
-    batch_size: int = 128,
-    activation: str = "relu",
-    strategy: str = "auto",
-    conv_impl: str | None = None,
-    progress: bool = True,
+    settings: Settings | None = None,
+    activation: str = presets.ACTIVATION,
+    mode: str = "continue",
     say=print,
     data_dir: str | None = None,
+    **train,
 ) -> dict:
-    """`jaxtrainer sweep`: the members as one sweep under `out_dir/lr_<lr>_seed_<seed>/`, then
-    report.md (the table), summary.json and sweep.png (test MAE per epoch of every member)."""
+    """`jaxtrainer sweep`: the members as one sweep in the run folder `out_dir`, each under
+    `lr_<lr>_seed_<seed>/`, then report.md (the table), summary.json and sweep.png (test MAE per
+    epoch of every member). `train`: conv_impl, progress."""
     check_n_epochs(epochs)
-    check_batch_size(batch_size)
+    settings = settings or Settings()
+    check_writable_folder(out_dir)
     ds = data.load(dataset, data_dir=data_dir)
     group = Group(
         "", network, net_config, tuple(Member(lr, seed, f"lr_{lr:g}_seed_{seed}") for lr, seed in members)
     )
-    records = run_group(
-        group,
-        ds,
-        out_dir,
-        epochs=epochs,
-        batch_size=batch_size,
-        activation=activation,
-        strategy=strategy,
-        conv_impl=conv_impl,
-        progress=progress,
-        say=say,
-    )
-    rows = [summary_row(r) for r in records]
-    paths = {
-        "png": os.path.join(out_dir, "sweep.png"),
-        "report": os.path.join(out_dir, "report.md"),
-        "summary": os.path.join(out_dir, "summary.json"),
-    }
-    plots.runs_figure(
-        {f"lr {r['lr']:g}, seed {r['seed']}": r["logs"] for r in records},
-        paths["png"],
-        title=f"{network} on {ds.name}: test MAE per epoch",
-    )
-    with open(paths["summary"], "w") as f:
-        json.dump(
-            {
-                "network": network,
-                "net_config": net_config._asdict(),
-                "dataset": ds.name,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "runs": rows,
-            },
-            f,
-            indent=2,
+    identity = group_identity(group, settings, activation, data.fingerprint(ds.train, ds.test))
+    with Run(out_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
+        records = train_group(
+            group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
         )
-    table = "\n".join([TABLE_HEADER, *(table_line(row, out_dir) for row in rows)])
-    with open(paths["report"], "w") as f:
-        f.write(
+        rows = [summary_row(r) for r in records]
+        paths = {"png": folder.output("sweep.png")}
+        plots.runs_figure(
+            {f"lr {r['lr']:g}, seed {r['seed']}": r["logs"] for r in records},
+            paths["png"],
+            title=f"{network} on {ds.name}: test MAE per epoch",
+        )
+        summary = {
+            "network": network,
+            "net_config": net_config._asdict(),
+            "dataset": ds.name,
+            "epochs": epochs,
+            "batch_size": settings.batch_size,
+            "runs": rows,
+        }
+        paths["summary"] = folder.write_json("summary.json", summary)
+        table = "\n".join([TABLE_HEADER, *(table_line(row, out_dir) for row in rows)])
+        paths["report"] = folder.write_text(
+            "report.md",
             f"# Sweep: {network} on {ds.name}, {epochs} epochs\n\n{table}\n\n"
-            f"![test MAE per epoch]({os.path.basename(paths['png'])})\n"
+            f"![test MAE per epoch]({os.path.basename(paths['png'])})\n",
         )
     return {"rows": rows, "table": table, "paths": paths}

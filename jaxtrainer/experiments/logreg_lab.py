@@ -16,7 +16,7 @@ import time
 from typing import Sequence
 
 from .. import handopt
-from ..config import check_batch_size, check_lr
+from ..config import check_batch_size, check_lr, check_n_epochs
 from ..handgrad import SoftmaxMLP, backprop
 from ..tasks import Classification
 from . import classify
@@ -44,10 +44,10 @@ def run_logreg(
     """The whole grid; writes report.md, results.json and best_curves.png to `out_dir` and returns
     the summary written to results.json."""
     from ..data.classes import load_classes, split_train_val
-    from ..sweep import resolve_strategy
+    from ..settings import Settings
 
     start = time.perf_counter()
-    strategy = resolve_strategy(strategy)
+    strategy = Settings(strategy=strategy).strategy
     lrs, batch_sizes = [check_lr(lr) for lr in lrs], [check_batch_size(b) for b in batch_sizes]
     for optimizer in optimizers:
         handopt.by_name(optimizer)
@@ -140,6 +140,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> dict:
+    check_n_epochs(args.epochs)
     return run_logreg(
         args.dataset,
         args.out,
@@ -150,5 +151,5 @@ def run_from_args(args) -> dict:
         optimizers=args.optimizers,
         seed=args.seed,
         strategy=args.strategy,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )

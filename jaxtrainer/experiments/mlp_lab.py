@@ -22,10 +22,11 @@ import numpy as np
 from flax import nnx
 
 from .. import handopt
-from ..config import check_batch_size, check_lr
+from ..config import check_batch_size, check_lr, check_n_epochs
+from ..gradient import autodiff
 from ..handgrad import SoftmaxMLP, backprop
 from ..tasks import Classification
-from ..train import autodiff, to_device
+from ..train import to_device
 from . import classify
 
 DEFAULT_DATASET = "fashion_mnist"
@@ -62,10 +63,10 @@ def run_mlp(
 ) -> dict:
     """The grid; writes report.md, results.json and best_curves.png; returns the summary."""
     from ..data.classes import load_classes, split_train_val
-    from ..sweep import resolve_strategy
+    from ..settings import Settings
 
     start = time.perf_counter()
-    strategy = resolve_strategy(strategy)
+    strategy = Settings(strategy=strategy).strategy
     check_batch_size(batch_size)
     lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
     for name in lrs:
@@ -192,6 +193,7 @@ def add_arguments(p) -> None:
 
 
 def run_from_args(args) -> dict:
+    check_n_epochs(args.epochs)
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
     return run_mlp(
         args.dataset,
@@ -204,5 +206,5 @@ def run_from_args(args) -> dict:
         batch_size=args.batch_size,
         seed=args.seed,
         strategy=args.strategy,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )

@@ -14,7 +14,7 @@ import os
 import time
 from typing import Sequence
 
-from ..config import check_batch_size, check_lr
+from ..config import check_batch_size, check_lr, check_n_epochs
 from ..handgrad import SoftmaxMLP, backprop
 from ..tasks import Classification
 from . import classify
@@ -141,6 +141,7 @@ def add_arguments(p) -> None:
 
 
 def run_from_args(args) -> dict:
+    check_n_epochs(args.epochs)
     return run_mnist(
         args.dataset,
         args.out,
@@ -151,5 +152,5 @@ def run_from_args(args) -> dict:
         networks=args.networks,
         seed=args.seed,
         strategy=args.strategy,
-        progress=not args.quiet,
+        progress=not args.no_progress,
     )

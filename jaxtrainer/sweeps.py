@@ -40,45 +40,22 @@ from flax import nnx
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
 
-from .config import NetworkConfiguration, check_batch_size, check_lr, check_n_epochs
-from .tasks import REGRESSION, log_keys
-from .train import (
-    EVAL_CHUNK,
-    TrainState,
-    _epoch,
-    _evaluate,
-    autodiff,
-    divergence_epoch,
-    init_state,
-    to_device,
-)
+from . import presets
+from .config import NetworkConfiguration, check_lr, check_n_epochs, check_seed
+from .data import load as load_data
+from .models import build_network
+from .settings import Settings
+from .train import TrainState, _evaluate, divergence_epoch, init_state, member_epoch, to_device
 
-STRATEGIES = ("auto", "vmap", "map")
 AXIS = "sweep"
-
-
-# -- which strategy ------------------------------------------------------------------------------
-def auto_strategy(backend: str) -> str:
-    """vmap on accelerators, where one small model leaves the device idle; map on CPU, where one
-    model already fills the cores. Measured on the 2-core machine (60k images, K=3, README
-    "Sweeps and the whole homework"): the CNN's epoch costs 4.00x one run's by vmap, 2.96x by map;
-    the MLP's 3.67x against 3.07x (K=8: 8.30x against 7.92x)."""
-    return "map" if backend == "cpu" else "vmap"
-
-
-def resolve_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if strategy != "auto":
-        return strategy
-    return auto_strategy(jax.default_backend())
 
 
 # -- members, stacked ----------------------------------------------------------------------------
 def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False) -> List[Tuple[float, int]]:
     """(lr, seed) of each member: the cross product (lr-major), or element-wise with `pair=True`."""
-    lrs, seeds = [check_lr(lr) for lr in lrs], [int(s) for s in seeds]
+    lrs, seeds = [check_lr(lr) for lr in lrs], [check_seed(s) for s in seeds]
     if not lrs or not seeds:
         raise ValueError("a sweep needs at least one learning rate and one seed")
     if pair:
@@ -114,9 +91,7 @@ def init_sweep(
     optimizer: Callable = optax.adam,
 ):
     """(graphdef, stacked state, one model): member i is `build_network(..., seed=seed_i)` with
-    Adam at lr_i, exactly the state a solo run of that configuration starts from."""
-    from .models import build_network
-
+    the optimizer at lr_i, exactly the state a solo run of that configuration starts from."""
     graphdef, states, model = None, [], None
     for lr, seed in members:
         model = build_network(network, input_shape, net_config, activation, seed=seed, conv_impl=conv_impl)
@@ -129,10 +104,6 @@ def init_sweep(
 
 
 # -- the compiled programs -----------------------------------------------------------------------
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
-
-
 def _over_members(fn, states, shared, strategy: str, mesh: Mesh | None):
     """fn(member_state, shared) for each member along the leading axis; on a mesh, each device
     takes its block of members."""
@@ -151,65 +122,23 @@ def _over_members(fn, states, shared, strategy: str, mesh: Mesh | None):
     )
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("graphdef", "batch_size", "task", "optimizer", "chunk", "strategy", "mesh", "gradient"),
-)
-def sweep_epoch(
-    graphdef,
-    states: TrainState,
-    X,
-    y,
-    eval_sets: Sequence = (),
-    *,
-    batch_size: int,
-    task=REGRESSION,
-    optimizer=optax.adam,
-    chunk=EVAL_CHUNK,
-    strategy: str = "vmap",
-    mesh: Mesh | None = None,
-    gradient=autodiff,
-):
-    """One epoch of every member and the evaluations that log it, as one compiled program.
-
-    A member whose parameters are not all finite is left as it is and its evaluations are NaN (what
-    `train.fit` logs for a diverged run, without computing it); the others are unaffected.
-    Returns the new stacked state and, per `(X, y)` in `eval_sets`, metrics of shape (K,).
-    """
-
-    def member(state, data):
-        X, y, eval_sets = data
-
-        def run(state):
-            state, _ = _epoch(graphdef, state, X, y, batch_size, task, optimizer, gradient=gradient)
-            return state, [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
-
-        def skip(state):
-            nan = {k: jnp.full((), jnp.nan, jnp.float32) for k in task.metric_names}
-            return state, [dict(nan) for _ in eval_sets]
-
-        return lax.cond(_all_finite(state.params), run, skip, state)
-
-    return _over_members(member, states, (X, y, list(eval_sets)), strategy, mesh)
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings", "mesh"))
+def sweep_epoch(graphdef, states: TrainState, data, settings: Settings, mesh: Mesh | None = None):
+    """One epoch of every member and the metrics that log it (`train.member_epoch`), as one
+    compiled program. `data` is (X, y, order or None, eval_sets). Returns the new stacked state, the
+    per-step metrics and, per logged set, metrics of shape (K,)."""
+    member = lambda state, data: member_epoch(graphdef, state, data, settings)
+    return _over_members(member, states, data, settings.strategy, mesh)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "task", "chunk", "strategy", "mesh"))
-def sweep_evaluate(
-    graphdef,
-    params,
-    eval_sets: Sequence,
-    *,
-    task=REGRESSION,
-    chunk=EVAL_CHUNK,
-    strategy: str = "vmap",
-    mesh: Mesh | None = None,
-):
+@functools.partial(jax.jit, static_argnames=("graphdef", "settings", "mesh"))
+def sweep_evaluate(graphdef, params, eval_sets: Sequence, settings: Settings, mesh: Mesh | None = None):
     """Per `(X, y)` in `eval_sets`, every member's mean metrics, shape (K,)."""
 
     def member(p, eval_sets):
-        return [_evaluate(graphdef, p, ex, ey, task, chunk) for ex, ey in eval_sets]
+        return [_evaluate(graphdef, p, ex, ey, settings.task, settings.eval_chunk) for ex, ey in eval_sets]
 
-    return _over_members(member, params, list(eval_sets), strategy, mesh)
+    return _over_members(member, params, list(eval_sets), settings.strategy, mesh)
 
 
 # -- devices ---------------------------------------------------------------------------------------
@@ -262,51 +191,55 @@ def fit_sweep(
     train: Tuple,
     test: Tuple,
     n_epochs: int,
+    settings: Settings = Settings(strategy="map"),
     *,
-    batch_size: int,
-    task=REGRESSION,
-    optimizer=optax.adam,
-    gradient=autodiff,
-    train_eval_size: int = 2000,
-    names: Tuple[str, str] = ("train", "test"),
-    strategy: str = "auto",
+    logs: List[dict] | None = None,
+    order: Callable[[int], np.ndarray] | None = None,
     devices: Sequence | None = None,
     progress: bool = True,
     on_epoch: Callable | None = None,
-    logs: List[dict] | None = None,
     labels: Sequence[str] | None = None,
-    desc: str = "sweep",
+    desc: str = "epochs",
 ):
-    """`train.fit` for K stacked members: each member's logs are those `fit` writes for it alone
-    (n_epochs + 1 entries per list, epoch 0 before training, keys `log_keys(task, names)`).
-    `logs` (one dict per member) are those of epochs already run; `on_epoch(epoch, states, logs)`
-    runs after each epoch. Returns (stacked states, list of logs)."""
-    from tqdm.auto import tqdm
+    """The one epoch loop, for K stacked members (a single run is K = 1: `fit`).
 
+    Each member's logs are those the homework's loop writes for it alone, under
+    `settings.log_keys`: the tensor variant logs before training and after each epoch (n_epochs + 1
+    entries per list), the loader variant after each epoch (n_epochs entries; `order(e)` gives the
+    training examples' indices in epoch e's order, e from 1). `logs` (one dict per member) are
+    those of epochs already run: training continues after them. `on_epoch(epoch, states, logs)`
+    runs after each epoch's logs are appended (checkpoints hook here). Returns (stacked states,
+    list of logs).
+    """
     k = sweep_size(states)
-    strategy = resolve_strategy(strategy)
     place = placement(k, devices)
-    lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])
-    labels = list(labels) if labels is not None else [f"member {i} (lr {lrs[i]:g})" for i in range(k)]
-    X, y = to_device(*train, task)
-    test = to_device(*test, task)
-    data = place.put((X, y, (X[:train_eval_size], y[:train_eval_size]), test), sharded=False)
-    X, y, eval_sets = data[0], data[1], data[2:]
+    loader = settings.variant == "loader"
+    if loader and order is None:
+        raise ValueError("the loader variant needs order(epoch), the training order of each epoch")
+    if labels is None:
+        lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])
+        labels = [f"lr {lr:g}" for lr in lrs]
+    X, y = to_device(*train, settings.task)
+    test = to_device(*test, settings.task)
+    size = settings.train_eval_size
+    eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
+    X, y, eval_sets = place.put((X, y, eval_sets), sharded=False)
     run = place.put(_pad(states, place.padded), sharded=True)
 
-    def log(evals):
-        host = jax.device_get(evals)
-        for i in range(k):
-            for prefix, metrics in zip(names, host):
+    def append(per_set):
+        host = jax.device_get(per_set)
+        for i, member in enumerate(logs):
+            for prefix, metrics in zip(settings.names, host):
                 for name, values in metrics.items():
-                    logs[i][f"{prefix}_{name}"].append(float(values[i]))
+                    member[f"{prefix}_{name}"].append(float(values[i]))
 
     if logs is None:
-        logs = [{key: [] for key in log_keys(task, names)} for _ in range(k)]
-        log(sweep_evaluate(graphdef, run.params, eval_sets, task=task, strategy=strategy, mesh=place.mesh))
-    done = {len(member[f"{names[0]}_loss"]) - 1 for member in logs}
-    if len(done) != 1:
-        raise ValueError(f"the members' logs have different lengths: {sorted(done)}")
+        logs = [{key: [] for key in settings.log_keys} for _ in range(k)]
+        if not loader:
+            append(sweep_evaluate(graphdef, run.params, eval_sets, settings, place.mesh))
+    done = {len(member[settings.log_keys[0]]) - (not loader) for member in logs}
+    if len(done) != 1 or len(logs) != k:
+        raise ValueError(f"the logs of epochs already run must be {k} of one length, got {sorted(done)}")
     done = done.pop()
     bar = tqdm(
         range(done + 1, n_epochs + 1),
@@ -317,42 +250,66 @@ def fit_sweep(
         initial=done,
         total=n_epochs,
     )
+    last = settings.log_keys[-1]  # test_mae for the homework, the held-out accuracy for a classifier
     for epoch in bar:
-        run, evals = sweep_epoch(
-            graphdef,
-            run,
-            X,
-            y,
-            eval_sets,
-            batch_size=batch_size,
-            task=task,
-            optimizer=optimizer,
-            strategy=strategy,
-            mesh=place.mesh,
-            gradient=gradient,
-        )
-        log(evals)
-        for i in range(k):
-            if divergence_epoch(logs[i]) == epoch:
+        perm = None
+        if loader:
+            perm = np.asarray(order(epoch))
+            if perm.shape != (X.shape[0],):
+                raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
+            perm = place.put(jnp.asarray(perm, jnp.int32), sharded=False)
+        run, steps, evals = sweep_epoch(graphdef, run, (X, y, perm, eval_sets), settings, place.mesh)
+        if loader:  # the mean of the steps' metrics, in float64 as a Python loop sums them
+            evals = [{m: np.mean(np.asarray(v, np.float64), axis=1) for m, v in steps.items()}, evals[1]]
+        append(evals)
+        for label, member in zip(labels, logs):
+            if divergence_epoch(member) == len(member[last]) - 1:
+                others = ", the other members go on" if k > 1 else ""
                 bar.write(
-                    f"diverged: {labels[i]}: the loss is not finite after "
-                    f"epoch {epoch}; its remaining epochs are logged as NaN, the other "
-                    "members go on",
+                    f"diverged: {label}: the loss is not finite after epoch {epoch}; "
+                    f"its remaining epochs are logged as NaN{others}",
                     file=sys.stderr,
                 )
-        last = list(logs[0])[-1]  # test_mae for the homework, the held-out accuracy for a classifier
-        values = [m[last][-1] for m in logs]
+        values = [member[last][-1] for member in logs]
         best = np.nanmax if last.endswith("accuracy") else np.nanmin
-        bar.set_postfix(
-            {
-                last: "/".join(f"{v:.3f}" for v in values)
-                if k <= 4
-                else f"best {best(values) if np.isfinite(values).any() else np.nan:.3f}"
-            }
+        shown = (
+            "/".join(f"{v:.3f}" for v in values)
+            if k <= 4
+            else f"best {best(values) if np.isfinite(values).any() else np.nan:.3f}"
         )
+        bar.set_postfix({last: shown})
         if on_epoch is not None:
             on_epoch(epoch, _unpad(run, k), logs)
     return _unpad(run, k), logs
+
+
+def fit(
+    graphdef,
+    state: TrainState,
+    train: Tuple,
+    test: Tuple,
+    n_epochs: int,
+    settings: Settings = Settings(strategy="map"),
+    *,
+    logs: dict | None = None,
+    on_epoch: Callable | None = None,
+    **loop,
+):
+    """One run: `fit_sweep` of one member (its compiled program has no member axis). `logs` are
+    those of epochs already run; `on_epoch(epoch, state, logs)`. Returns (state, logs)."""
+    hook = None if on_epoch is None else lambda e, states, logs: on_epoch(e, unstack(states, 0), logs[0])
+    states, logs = fit_sweep(
+        graphdef,
+        stack([state]),
+        train,
+        test,
+        n_epochs,
+        settings,
+        logs=None if logs is None else [logs],
+        on_epoch=hook,
+        **loop,
+    )
+    return unstack(states, 0), logs[0]
 
 
 @dataclasses.dataclass
@@ -379,17 +336,15 @@ def sweep(
     net_config: NetworkConfiguration = NetworkConfiguration(),
     dataset="digits",
     *,
-    lrs: Sequence[float] = (1e-3,),
-    seeds: Sequence[int] = (197331,),
+    lrs: Sequence[float] = (presets.DEFAULT_LR,),
+    seeds: Sequence[int] = (presets.SEED,),
     members: Sequence[Tuple[float, int]] | None = None,
     pair: bool = False,
     n_epochs: int = 5,
-    batch_size: int = 128,
-    activation: str = "relu",
+    settings: Settings | None = None,
+    activation: str = presets.ACTIVATION,
     conv_impl: str | None = None,
-    strategy: str = "auto",
     devices: Sequence | None = None,
-    train_eval_size: int = 2000,
     progress: bool = True,
     on_epoch: Callable | None = None,
 ) -> SweepResult:
@@ -397,21 +352,26 @@ def sweep(
 
     The members are `members` if given, else the cross product of `lrs` and `seeds` (lr-major), or
     `lrs` and `seeds` element-wise with `pair=True`. `dataset` is what `data.load` takes (a name,
-    a folder, arrays, a Dataset). Member i's logs equal those of `train.fit` on the same
-    configuration alone (seed = the network's initialisation seed).
+    a folder, arrays, a Dataset). Member i's logs equal those of `fit` on the same configuration
+    alone (seed = the network's initialisation seed).
     """
-    from . import data
-
     members = (
-        [(check_lr(lr), int(s)) for lr, s in members] if members is not None else members_of(lrs, seeds, pair)
+        [(check_lr(lr), check_seed(s)) for lr, s in members]
+        if members is not None
+        else members_of(lrs, seeds, pair)
     )
-    check_batch_size(batch_size)
+    settings = settings or Settings()
     check_n_epochs(n_epochs)
-    ds = data.load(dataset)
+    ds = load_data(dataset)
     graphdef, states, _ = init_sweep(
-        network, ds.image_shape, net_config, members, activation, conv_impl=conv_impl
+        network,
+        ds.image_shape,
+        net_config,
+        members,
+        activation,
+        conv_impl=conv_impl,
+        optimizer=settings.optimizer,
     )
-    strategy = resolve_strategy(strategy)
     start = time.perf_counter()
     states, logs = fit_sweep(
         graphdef,
@@ -419,14 +379,12 @@ def sweep(
         ds.train,
         ds.test,
         n_epochs,
-        batch_size=batch_size,
-        train_eval_size=train_eval_size,
-        strategy=strategy,
+        settings,
         devices=devices,
         progress=progress,
         on_epoch=on_epoch,
         labels=[f"lr {lr:g}, seed {s}" for lr, s in members],
-        desc=f"{network} x{len(members)} ({strategy})",
+        desc=f"{network} x{len(members)} ({settings.strategy})",
     )
     mesh = placement(len(members), devices).mesh
     return SweepResult(
@@ -434,7 +392,7 @@ def sweep(
         logs,
         graphdef,
         states,
-        strategy,
+        settings.strategy,
         time.perf_counter() - start,
         1 if mesh is None else mesh.size,
     )
