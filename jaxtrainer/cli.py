@@ -99,7 +99,7 @@ def _data_parser(sub) -> None:
     commands = p.add_subparsers(dest="data_command", required=True)
     b = commands.add_parser(
         "build-rotated",
-        help="rotated Fashion-MNIST in SPEC's folder format, from the four Fashion-MNIST IDX files",
+        help="rotated Fashion-MNIST in the homework's folder format, from the four Fashion-MNIST IDX files",
     )
     b.add_argument(
         "--source",

@@ -9,7 +9,7 @@ epoch (train.py's `_epoch` and `_evaluate`, unchanged) either
   device idle: GPU/TPU), or
 - `"map"`: `lax.map`, the members one after another inside the same program (CPU: one model
   already fills the cores, and the batched matmuls vmap makes are slower there than the same
-  matmuls one member at a time: measured in the README, "Sweeps and the whole homework").
+  matmuls one member at a time: measured in docs/performance.md, "Sweeps").
 
 `strategy="auto"` picks per backend (`auto_strategy`). Members stay independent: a
 member whose parameters hold NaN or Inf stops training (its epoch becomes a no-op logged as NaN,
@@ -61,8 +61,8 @@ AXIS = "sweep"
 # -- which strategy ------------------------------------------------------------------------------
 def auto_strategy(backend: str) -> str:
     """vmap on accelerators, where one small model leaves the device idle; map on CPU, where one
-    model already fills the cores. Measured on the 2-core machine (60k images, K=3, README
-    "Sweeps and the whole homework"): the CNN's epoch costs 4.00x one run's by vmap, 2.96x by map;
+    model already fills the cores. Measured on the 2-core machine (60k images, K=3,
+    docs/performance.md, "Sweeps"): the CNN's epoch costs 4.00x one run's by vmap, 2.96x by map;
     the MLP's 3.67x against 3.07x (K=8: 8.30x against 7.92x)."""
     return "map" if backend == "cpu" else "vmap"
 

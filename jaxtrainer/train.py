@@ -1,7 +1,7 @@
 """Training as pure compiled functions of (parameters, optimizer state, data).
 
 Everything jitted takes the data as arguments: a closed-over array would be compiled in as a constant
-(5-6 s and 1.2 GB for the first MLP epoch instead of 0.4 s, shared/NOTES_PERFORMANCE.md). The network's
+(5-6 s and 1.2 GB for the first MLP epoch instead of 0.4 s, docs/performance.md). The network's
 structure (an NNX graphdef), the task, the optimizer factory, the gradient function and the batch
 size are static, so two runs of the same architecture share one compiled program whatever their
 learning rate. Task (regression, classification), optimizer (optax's or one written by hand) and

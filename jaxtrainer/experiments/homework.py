@@ -1,4 +1,4 @@
-"""The homework's experiments 1-4 (shared/SPEC.md) in one call, and sweeps written to disk.
+"""The homework's experiments 1-4 (docs/homework.md) in one call, and sweeps written to disk.
 
 `run_group` trains the members of one architecture (learning rates, seeds) as one sweep
 (jaxtrainer.sweep) and writes each member's logs.json/logs.csv every epoch, and the sweep's
