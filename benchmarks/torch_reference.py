@@ -1,4 +1,4 @@
-"""The homework's ``Trainer`` in plain, eager PyTorch, written from SPEC.md.
+"""The homework's ``Trainer`` in plain, eager PyTorch, written from docs/homework.md.
 
 It is the program a user would otherwise run, kept independent of the JAX engine so it can serve as
 the baseline both for parity tests and for speed benchmarks. Only the tensor variant (whole tensors
@@ -43,7 +43,7 @@ def set_threads() -> int:
 def _dense_head(layers: list, in_features: int, dense_hiddens, activation: nn.Module) -> nn.Sequential:
     """Append the dense part shared by the MLP and the CNN and wrap everything in a Sequential."""
     for hidden in dense_hiddens:
-        # A fresh copy per position: children() lists a shared module only once (SPEC).
+        # A fresh copy per position: children() lists a shared module only once (docs/homework.md).
         layers += [nn.Linear(in_features, hidden), copy.deepcopy(activation)]
         in_features = hidden
     layers.append(nn.Linear(in_features, 1))

@@ -23,7 +23,7 @@ def default_conv_impl() -> str:
     """im2col on CPU, lax.conv elsewhere; ``JAXTRAINER_CONV=im2col|lax`` overrides.
 
     XLA:CPU runs ``lax.conv`` inside ``lax.scan`` on a slow non-canonical path (about 10x slower, see
-    shared/NOTES_PERFORMANCE.md and jax-ml/jax#16611); patches + one matmul avoid it.
+    docs/performance.md and jax-ml/jax#16611); patches + one matmul avoid it.
     """
     impl = os.environ.get("JAXTRAINER_CONV")
     if impl:

@@ -44,7 +44,7 @@ def _positive(logs) -> bool:
 
 
 def equivariance_figure(maps: dict, path: str) -> Figure:
-    """SPEC's 2x2 figure: the image, the model's output, and the shift and rotation error maps."""
+    """The homework's 2x2 figure: the image, the model's output, and the shift and rotation error maps."""
     fig = Figure(figsize=(8, 8))
     panels = [
         ("image", "input image"),

@@ -9,7 +9,7 @@ epoch (train.py's `_epoch` and `_evaluate`, unchanged) either
   device idle: GPU/TPU), or
 - `"map"`: `lax.map`, the members one after another inside the same program (CPU: one model
   already fills the cores, and the batched matmuls vmap makes are slower there than the same
-  matmuls one member at a time: measured in the README, "Sweeps and the whole homework").
+  matmuls one member at a time: measured in docs/performance.md, "Sweeps").
 
 `strategy="auto"` picks per backend (`auto_strategy`). Members stay independent: a
 member whose parameters hold NaN or Inf stops training (its epoch becomes a no-op logged as NaN,

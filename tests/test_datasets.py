@@ -469,7 +469,7 @@ def test_build_rotated_cli(tmp_path, capsys):
     assert folder_bytes(tmp_path / "a") == folder_bytes(tmp_path / "b")
     assert run_build(tmp_path / "src", tmp_path / "c", "--seed", 4, "--n-train", 10, "--n-test", 4) == 0
     assert sorted(folder_bytes(tmp_path / "c")) != sorted(folder_bytes(tmp_path / "a"))
-    # the folder loads as SPEC's format
+    # the folder loads as the homework's format
     ds = data.load(tmp_path / "a")
     assert ds.X_train.shape == (10, 1, 28, 28) and ds.X_test.shape == (4, 1, 28, 28)
 

@@ -452,7 +452,7 @@ HOMEWORK_CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
 
 
 def torch_cnn():
-    """SPEC's CNN written directly in torch, to compare structure, state_dict and outputs."""
+    """The homework's CNN written directly in torch, to compare structure, state_dict and outputs."""
     return nn.Sequential(
         nn.Conv2d(1, 16, 3),
         nn.ReLU(),

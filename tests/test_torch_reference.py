@@ -1,4 +1,4 @@
-"""Tests of the eager PyTorch baseline: it must itself follow SPEC.md before the JAX engine is
+"""Tests of the eager PyTorch baseline: it must itself follow docs/homework.md before the JAX engine is
 compared with it."""
 
 import numpy as np

@@ -85,7 +85,7 @@ class Trainer:
     @staticmethod
     def load_dataset(dataset=None, data_dir=None, batch_size: int = 128, seed: int = presets.SEED):
         """((X_train, y_train), (X_test, y_test)) as NCHW float32 images and (N, 1) targets; for the
-        loader variant (SVHN, CIFAR-10: SPEC's table), two BatchLoaders of (images, labels) batches
+        loader variant (SVHN, CIFAR-10: docs/homework.md), two BatchLoaders of (images, labels) batches
         instead, the training one shuffled with `seed` (a new order each pass)."""
         ds = data.load(dataset, data_dir=data_dir)
         if ds.variant == "loader":
@@ -277,7 +277,7 @@ class Trainer:
         return state, logs
 
     def test_equivariance(self, path: str = "equivariance.png"):
-        """SPEC's 2x2 figure on the first training image rescaled to [0, 1]; saved to `path`."""
+        """The homework's 2x2 figure (docs/homework.md) on the first training image rescaled to [0, 1]; saved to `path`."""
         image = np.clip(np.asarray(self._arrays()[0][0][0]).mean(axis=0) * 0.5 + 0.5, 0.0, 1.0)
         maps = equivariance_maps(image, seed=self.seed)
         return equivariance_figure(maps, path)

@@ -28,7 +28,7 @@ class Dataset:
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    # How the homework serves it (SPEC's table): "tensor", whole (X, y) tuples, or "loader",
+    # How the homework serves it (docs/homework.md): "tensor", whole (X, y) tuples, or "loader",
     # iterables of (images, labels) batches (SVHN, CIFAR-10).
     variant: str = "tensor"
 

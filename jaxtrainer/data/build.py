@@ -1,4 +1,4 @@
-"""Rotated Fashion-MNIST, built from the four Fashion-MNIST IDX files: SPEC's folder format.
+"""Rotated Fashion-MNIST, built from the four Fashion-MNIST IDX files: docs/data.md's folder format.
 
 The original zip is no longer served. Each image gets one seeded random integer angle in
 [0, max_angle] (default 90, as the embedded digits set: a range short of a full turn, so that no

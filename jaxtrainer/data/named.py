@@ -5,9 +5,9 @@
 files are looked for first (numpy/scipy only); tfds is used only when they are absent and
 `data_dir/<tfds name>/` is a prepared dataset.
 
-- "fashion_mnist", "mnist": the rotation task (SPEC's tensor variant) built in memory from the IDX
+- "fashion_mnist", "mnist": the rotation task (the homework's tensor variant) built in memory from the IDX
   files exactly as `jaxtrainer data build-rotated` builds its folder (same seed, same arrays).
-- "svhn", "cifar10": the class index as a float (N, 1) target, not standardised (SPEC's loader
+- "svhn", "cifar10": the class index as a float (N, 1) target, not standardised (the homework's loader
   variant: the facade serves them as batch loaders).
 """
 
@@ -98,7 +98,7 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         raise FileNotFoundError(
             f"dataset {name!r} is read from files you already have: pass data_dir= (CLI --data-dir, "
             f"or set $JAXTRAINER_DATA_DIR) to a folder with {EXPECTED[name]}, or a prepared "
-            f"tensorflow_datasets data dir. Nothing is downloaded; the README says where to get them."
+            f"tensorflow_datasets data dir. Nothing is downloaded; docs/data.md says where to get them."
         )
     data_dir = os.path.expanduser(os.fspath(data_dir))
     if not os.path.isdir(data_dir):
@@ -145,6 +145,6 @@ def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
     from .build import N_TEST, rotated_splits
     from .rotated import rotation_dataset
 
-    raw = read_idx_source(data_dir, name)  # all training images, the first 2,000 test ones (SPEC)
+    raw = read_idx_source(data_dir, name)  # all training images, the first 2,000 test ones (docs/data.md)
     n_train, n_test = len(raw["train"][0]), min(N_TEST, len(raw["test"][0]))
     return rotation_dataset(name, rotated_splits(raw, seed=seed, n_train=n_train, n_test=n_test))

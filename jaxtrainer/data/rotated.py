@@ -1,4 +1,4 @@
-"""SPEC's rotated-Fashion-MNIST folder: train/ and test/ of grayscale PNGs named <index>_<angle>.png.
+"""The homework's rotated-Fashion-MNIST folder: train/ and test/ of grayscale PNGs named <index>_<angle>.png.
 
 The decoded pixels are cached in the folder (`cache.py`): the second load of 62,000 PNGs reads one
 .npz instead of decoding every file again.
@@ -57,7 +57,7 @@ def _read_split(folder: str):
 
 def rotation_dataset(name: str, splits) -> Dataset:
     """The rotation task from {split: (images uint8 (N, H, W), integer angles (N,))}: pixels to
-    [-1, 1], angles standardised with the train mean and unbiased std (SPEC)."""
+    [-1, 1], angles standardised with the train mean and unbiased std (docs/homework.md)."""
     (X_train, a_train), (X_test, a_test) = splits["train"], splits["test"]
     if X_train.shape[1:] != X_test.shape[1:]:
         raise ValueError(f"train images are {X_train.shape[1:]} and test images {X_test.shape[1:]}")

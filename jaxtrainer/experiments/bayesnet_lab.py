@@ -1,4 +1,4 @@
-"""Lab 1: exact inference with interventions in the student network.
+"""Lab A: exact inference with interventions in the student network.
 
 Variables (axes in this order): S (prepares), D (difficulties), R (passes the
 interview), G (grade), L (honour list).  Graph: S -> R, S -> G, D -> G, G -> L.
@@ -146,7 +146,7 @@ def format_report(results: Sequence[LabResult], net: BayesNet | None = None, dec
     is not among ``results`` as a full distribution (P(G | l1)); it defaults
     to `lab_network`.
     """
-    lines = ["Lab 1: exact inference in the student network (S -> R, S -> G, D -> G, G -> L)", ""]
+    lines = ["Lab A: exact inference in the student network (S -> R, S -> G, D -> G, G -> L)", ""]
     rows = [[f"{i:>2}", r.label, _fmt(r.probs, decimals)] for i, r in enumerate(results, 1)]
     lines += _table(["#", "query", "distribution"], rows)
 
