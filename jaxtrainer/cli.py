@@ -85,6 +85,13 @@ def _training_options(p) -> None:
     )
 
 
+def _distributed_options(p) -> None:
+    g = p.add_argument_group("several processes (docs/cluster.md; default: one, or as SLURM/Open MPI says)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address ($JAXTRAINER_COORDINATOR)")
+    g.add_argument("--num-processes", type=int, help="processes in all ($JAXTRAINER_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, help="this process's rank, 0 first ($JAXTRAINER_PROCESS_ID)")
+
+
 def _add(p, *groups):
     for group, *args in groups:
         group(p, *args)
@@ -136,7 +143,21 @@ def _train(args) -> int:
     return 0
 
 
+def _join(args) -> None:
+    """A multi-process run joins its other processes before any JAX computation; only process 0
+    prints and shows progress (the others' output would repeat it)."""
+    global say
+    from . import distributed
+
+    if (
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        and not distributed.is_writer()
+    ):
+        args.no_progress, say = True, lambda message: None
+
+
 def _sweep(args) -> int:
+    _join(args)
     from .experiments.homework import run_sweep
     from .sweeps import members_of
 
@@ -162,6 +183,7 @@ def _sweep(args) -> int:
 
 
 def _homework(args) -> int:
+    _join(args)
     from .experiments.homework import run_homework
 
     result = run_homework(
@@ -209,6 +231,17 @@ def _lab(args) -> int:
     if summary is not None:
         say(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
     return 0
+
+
+def _launch(args) -> int:
+    from .launch import launch
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command:
+        raise UserError(
+            "launch needs a command to run, e.g. `jaxtrainer launch -n 2 -- sweep --lr 1e-2 1e-3`"
+        )
+    return launch(command, args.processes, args.devices)
 
 
 def _bench(args) -> int:
@@ -261,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pair", action="store_true", help="pair --lr and --seeds element-wise, not their product"
     )
+    _distributed_options(p)
     p.set_defaults(run=_sweep)
 
     p = sub.add_parser(
@@ -268,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(p, (_training_options,), (_data_options,), (_output_options, "runs/homework"), (_progress_options,))
     p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None, help="default: by backend")
+    _distributed_options(p)
     p.set_defaults(run=_homework)
 
     p = sub.add_parser("data", help="datasets from files you have (nothing is downloaded)")
@@ -313,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
         lab.set_defaults(run=_lab)
 
     p = sub.add_parser(
+        "launch",
+        help="run a command as N processes on this machine (a multi-process sweep or homework, to try it)",
+        description="Starts N copies of `jaxtrainer COMMAND ...` joined as one multi-process run "
+        "(coordinator on 127.0.0.1). Clusters use their own launchers: docs/cluster.md.",
+    )
+    p.add_argument("-n", "--processes", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--devices", type=int, default=1, help="CPU devices per process (default 1)")
+    p.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    p.set_defaults(run=_launch)
+
+    p = sub.add_parser(
         "bench",
         help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data "
         "(`jaxtrainer bench --help` for its options)",
@@ -324,9 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- one policy for errors and interrupts ------------------------------------------------------------
+_quiet = False  # processes other than 0 of a multi-process run print nothing
+
+
 def say(message: str) -> None:
     """print, but a closed stdout (`jaxtrainer ... | head -n1`) never stops a run: the rest of
     the output is dropped, the files are still written."""
+    if _quiet:
+        return
     try:
         print(message, flush=True)
     except BrokenPipeError:
@@ -368,6 +419,21 @@ def _run_command(args) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:
+        from . import distributed
+
+        if not distributed.peer_failed(e):
+            raise
+        saved = [f"{folder} ({n} epochs)" for folder, n in runs.saved_epochs() if n]
+        where = f"; saved so far: {', '.join(saved)}" if saved else ""
+        print(
+            f"jaxtrainer: error: another process of this multi-process run stopped ({str(e).splitlines()[0]})"
+            f"{where}. Run the same command on every process again to continue",
+            file=sys.stderr,
+            flush=True,
+        )
+        runs.release_all()
+        os._exit(2)  # a normal exit would wait on the dead process at JAX's shutdown barrier
     except (UserError, ValueError, OSError, ImportError) as e:
         runs.release_all()
         print(f"jaxtrainer: error: {e}", file=sys.stderr)

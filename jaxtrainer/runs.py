@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -30,6 +31,8 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import jax
 import numpy as np
+
+from . import distributed
 
 MANIFEST = "run.json"
 CHECKPOINT = "checkpoint.npz"
@@ -80,7 +83,10 @@ def read_json(path: str) -> dict:
 
 # -- preflight ------------------------------------------------------------------------------------
 def check_writable_folder(folder: str, what: str = "output folder") -> str:
-    """Make `folder` (and its parents) and prove it writable, before anything is computed."""
+    """Make `folder` (and its parents) and prove it writable, before anything is computed (by
+    process 0 only, in a multi-process run: the others never write)."""
+    if not distributed.is_writer():
+        return folder
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise RunError(f"the {what} {folder!r} exists and is not a folder; choose another path")
     try:
@@ -193,18 +199,28 @@ def save_checkpoint(path: str, tree, epoch: int, logs, identity: dict) -> str:
     return atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)
 
 
-def load_checkpoint(path: str, template) -> Tuple[Any, int, Any, dict]:
-    """(tree, epoch, logs, identity) from `path`; `template` is a tree of the same structure."""
+def _read(path: str, leaves: bool):
     try:
         with np.load(path) as f:
             header = json.loads(str(f["header"]))
-            leaves = [f[f"leaf_{i}"] for i in range(len(f.files) - 1)]
-        epoch, logs, identity = int(header["epoch"]), header["logs"], header["identity"]
+            arrays = [f[f"leaf_{i}"] for i in range(len(f.files) - 1)] if leaves else []
+        return int(header["epoch"]), header["logs"], header["identity"], arrays
     except Exception as e:  # zip, JSON, key or type errors: the file is not a whole checkpoint of ours
         raise RunError(
             f"{path} is not a readable jaxtrainer checkpoint ({type(e).__name__}: {e}); "
             "use --overwrite (overwrite=True) to start over"
         ) from None
+
+
+def checkpoint_header(path: str) -> Tuple[int, dict]:
+    """(epoch, identity) of a checkpoint, without reading its arrays."""
+    epoch, _, identity, _ = _read(path, leaves=False)
+    return epoch, identity
+
+
+def load_checkpoint(path: str, template) -> Tuple[Any, int, Any, dict]:
+    """(tree, epoch, logs, identity) from `path`; `template` is a tree of the same structure."""
+    epoch, logs, identity, leaves = _read(path, leaves=True)
     expected = jax.tree.leaves(template)
     if len(leaves) != len(expected) or any(a.shape != b.shape for a, b in zip(leaves, expected)):
         raise RunError(
@@ -224,8 +240,8 @@ class Run:
     epoch count). `mode`: "continue" (the default: a new run, or the same run continued),
     "resume" (there must be a run to continue), "overwrite" (start over). `epochs` is how many
     epochs are asked (None: not checked). After opening, `epochs_done` is what the folder holds.
-    `writer=False` (the processes other than 0 of a multi-process run) checks and reads but never
-    writes nor locks.
+    `writer` (default: this is process 0) reads, writes and locks the folder; in a multi-process
+    run the other processes never touch it and learn its state from process 0.
     """
 
     def __init__(
@@ -236,30 +252,42 @@ class Run:
         mode: str = "continue",
         epochs: int | None = None,
         say: Callable = print,
-        writer: bool = True,
+        writer: bool | None = None,
         hint: str = "--overwrite",
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.folder, self.identity, self.say, self.writer = folder, plain(identity), say, writer
-        self.lock = None
-        if writer:
-            check_writable_folder(folder)
-            self.lock = Lock(folder, say)
+        self.folder, self.identity, self.say = folder, plain(identity), say
+        self.writer = distributed.is_writer() if writer is None else writer
+        self.lock, self.outputs, self.epochs_done, error = None, [], 0, None
         try:
-            self._open(mode, epochs, hint)
-        except BaseException:
+            if self.writer:
+                check_writable_folder(folder)
+                self.lock = Lock(folder, say)
+                self._open(mode, epochs, hint)
+        except BaseException as e:  # every process must learn that process 0 failed
+            error = e
+        self._agree(error)
+        if error is not None:
             self.close()
-            raise
-        if writer:
+            raise error
+        if self.writer:
             _OPENED.append(self)
+
+    def _agree(self, error) -> None:
+        """In a multi-process run, process 0 alone reads and writes the folder: the others learn
+        from it whether the folder could be opened and how many epochs it holds."""
+        if distributed.process_count() == 1:
+            return
+        status = distributed.from_writer({"ok": error is None, "epochs_done": self.epochs_done})
+        self.epochs_done = status["epochs_done"]
+        if not status["ok"] and error is None:
+            raise RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
 
     def _open(self, mode: str, epochs: int | None, hint: str) -> None:
         manifest = self._manifest()
         if manifest is None and os.path.exists(self.path(CHECKPOINT)):
             manifest = {"format": "older", "identity": {}}
-        self.outputs: List[str] = []
-        self.epochs_done = 0
         if manifest is not None and mode == "overwrite":
             self._remove_outputs(manifest)
             manifest = None
@@ -281,7 +309,14 @@ class Run:
                 f"use {hint} to start over, or choose another folder"
             )
         self.outputs = list(manifest.get("outputs", []))
-        self.epochs_done = int(manifest.get("epochs_done", 0))
+        self._remove_stale_temporaries()
+        if os.path.exists(self.path(CHECKPOINT)):  # the checkpoint, written first, says how far the run got
+            self.epochs_done, identity = checkpoint_header(self.path(CHECKPOINT))
+            if differences(identity, self.identity):
+                raise RunError(
+                    f"{self.path(CHECKPOINT)} belongs to another run than {self.path(MANIFEST)}; "
+                    f"use {hint} to start over"
+                )
         if epochs is not None and epochs < self.epochs_done:
             raise RunError(
                 f"{self.folder} already holds {self.epochs_done} epochs of this run and {epochs} were "
@@ -308,14 +343,18 @@ class Run:
     def _write_manifest(self) -> None:
         if self.writer:
             write_json(
-                self.path(MANIFEST),
-                {
-                    "format": FORMAT,
-                    "identity": self.identity,
-                    "epochs_done": self.epochs_done,
-                    "outputs": self.outputs,
-                },
+                self.path(MANIFEST), {"format": FORMAT, "identity": self.identity, "outputs": self.outputs}
             )
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of writers that were killed mid-write (their pid no longer runs)."""
+        if not self.writer:
+            return
+        for name in os.listdir(self.folder):
+            m = re.fullmatch(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp", name)
+            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    os.remove(self.path(name))
 
     def _remove_outputs(self, manifest: dict) -> None:
         """Start over: remove what the old run wrote (its listed outputs, checkpoint, manifest);
@@ -336,6 +375,13 @@ class Run:
             if rel not in self.outputs:
                 self.outputs.append(rel)
                 self._write_manifest()
+        return path
+
+    def figure(self, rel: str, draw: Callable[[str], Any]) -> str:
+        """`draw(path)` draws a figure into the output file `rel` (on the writer only)."""
+        path = self.output(rel)
+        if self.writer:
+            draw(path)
         return path
 
     def write_text(self, rel: str, text: str) -> str:
@@ -363,19 +409,17 @@ class Run:
 
     # -- the checkpoint --------------------------------------------------------------------------
     def restore(self, template) -> Tuple[Any, Any]:
-        """(tree, logs) of the last finished epoch, or (template, None) for a new run."""
-        if not self.epochs_done and not os.path.exists(self.path(CHECKPOINT)):
-            return template, None
+        """(tree, logs) of the last finished epoch, or (template, None) for a new run. In a
+        multi-process run process 0 reads the checkpoint and sends it to the others."""
         path = self.path(CHECKPOINT)
-        if not os.path.exists(path):
-            raise RunError(
-                f"{path} is missing although {MANIFEST} records {self.epochs_done} epochs; "
-                "use --overwrite to start over"
-            )
-        tree, epoch, logs, identity = load_checkpoint(path, template)
-        if differences(identity, self.identity) or epoch != self.epochs_done:
-            raise RunError(f"{path} does not match {self.path(MANIFEST)}; use --overwrite to start over")
-        self.say(f"resuming after epoch {epoch} from {path}")
+        tree, logs = template, None
+        if self.writer and os.path.exists(path):
+            tree, epoch, logs, _ = load_checkpoint(path, template)
+            self.say(f"resuming after epoch {epoch} from {path}")
+        if distributed.process_count() > 1:
+            logs = distributed.from_writer(logs)
+            if logs is not None:
+                tree = distributed.broadcast(tree)
         return tree, logs
 
     def checkpoint(self, tree, epoch: int, logs) -> None:

@@ -42,9 +42,11 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from . import presets
+from . import distributed, presets
 from .config import NetworkConfiguration, check_lr, check_n_epochs, check_seed
+from .data import fingerprint
 from .data import load as load_data
+from .distributed import to_host
 from .models import build_network
 from .settings import Settings
 from .train import TrainState, _evaluate, divergence_epoch, init_state, member_epoch, to_device
@@ -148,9 +150,15 @@ class Placement:
     padded: int  # K after padding (a multiple of the devices used)
 
     def put(self, tree, sharded: bool):
+        """`tree` (the same on every process) placed on the mesh: split along the members, or
+        replicated. A mesh of several processes' devices takes each process's own part."""
         if self.mesh is None:
             return tree
-        return jax.device_put(tree, NamedSharding(self.mesh, P(AXIS) if sharded else P()))
+        sharding = NamedSharding(self.mesh, P(AXIS) if sharded else P())
+        if sharding.is_fully_addressable:
+            return jax.device_put(tree, sharding)
+        host = jax.device_get(tree)
+        return jax.tree.map(lambda a: jax.make_array_from_callback(a.shape, sharding, lambda i: a[i]), host)
 
 
 def devices_used(k: int, n_devices: int) -> Tuple[int, int]:
@@ -227,7 +235,7 @@ def fit_sweep(
     run = place.put(_pad(states, place.padded), sharded=True)
 
     def append(per_set):
-        host = jax.device_get(per_set)
+        host = to_host(per_set)
         for i, member in enumerate(logs):
             for prefix, metrics in zip(settings.names, host):
                 for name, values in metrics.items():
@@ -279,8 +287,14 @@ def fit_sweep(
         )
         bar.set_postfix({last: shown})
         if on_epoch is not None:
-            on_epoch(epoch, _unpad(run, k), logs)
-    return _unpad(run, k), logs
+            on_epoch(epoch, _gathered(run, k), logs)
+    return _gathered(run, k), logs
+
+
+def _gathered(states, k: int):
+    """The K members' states, whole on this process (gathered when they span several)."""
+    states = _unpad(states, k)
+    return to_host(states) if distributed.process_count() > 1 else states
 
 
 def fit(
@@ -363,6 +377,7 @@ def sweep(
     settings = settings or Settings()
     check_n_epochs(n_epochs)
     ds = load_data(dataset)
+    distributed.check_same_data(fingerprint(ds.train, ds.test))
     graphdef, states, _ = init_sweep(
         network,
         ds.image_shape,

@@ -19,7 +19,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .. import data, equivariance, models, plots, presets
+from .. import data, distributed, equivariance, models, plots, presets
 from ..config import NetworkConfiguration, check_n_epochs
 from ..runs import Run, check_writable_folder, read_json
 from ..settings import Settings
@@ -107,13 +107,17 @@ def train_group(
         raise ValueError(f"{name}: two members would share one folder: {folders}")
     if folder.epochs_done == epochs and epochs:
         say(f"{name}: {len(folders)} run(s) already finished in {folder.folder}, skipped")
-        return [_record(group, m, folder, skipped=True) for m in group.members]
+        saved = [
+            read_json(folder.path(m.folder, "logs.json")) if folder.writer else None for m in group.members
+        ]
+        saved = distributed.from_writer(saved)
+        return [_record(group, m, folder, s["logs"], s["config"], True) for m, s in zip(group.members, saved)]
     members = [(m.lr, m.seed) for m in group.members]
     graphdef, states, model = init_sweep(
         group.network, ds.image_shape, group.net_config, members, activation, conv_impl=conv_impl
     )
     states, logs = folder.restore(states)
-    prior = _previous_seconds(folder.path(folders[0], "logs.json")) if logs else 0.0
+    prior = distributed.from_writer(_previous_seconds(folder.path(folders[0], "logs.json")) if logs else 0.0)
     lrs = ", ".join(f"{m.lr:g}" for m in group.members)
     say(f"{name}: {len(folders)} run(s) (lr {lrs}) as one sweep ({settings.strategy}), {epochs} epochs")
     meta = {
@@ -129,16 +133,19 @@ def train_group(
     }
     start = time.perf_counter()
 
+    metas = {}
+
     def save(epoch, states, logs):
         for m, member_logs in zip(group.members, logs):
-            member_meta = {
+            metas[m.folder] = {
                 **meta,
                 "lr": m.lr,
                 "seed": m.seed,
                 "seconds": prior + time.perf_counter() - start,
                 "diverged_at_epoch": divergence_epoch(member_logs),
+                "epochs": epoch,
             }
-            folder.write_logs(m.folder, member_logs, member_meta, epoch)
+            folder.write_logs(m.folder, member_logs, metas[m.folder], epoch)
         folder.checkpoint(states, epoch, logs)
 
     states, logs = fit_sweep(
@@ -156,18 +163,17 @@ def train_group(
     )
     if folder.epochs_done != epochs or not epochs:  # nothing was trained: epoch 0's logs
         save(epochs, states, logs)
-    return [_record(group, m, folder, skipped=False) for m in group.members]
+    return [_record(group, m, folder, lg, metas[m.folder], False) for m, lg in zip(group.members, logs)]
 
 
-def _record(group: Group, member: Member, folder: Run, skipped: bool) -> dict:
-    saved = read_json(folder.path(member.folder, "logs.json"))
+def _record(group: Group, member: Member, folder: Run, logs: dict, meta: dict, skipped: bool) -> dict:
     return {
         "name": _run_name(group, member),
         "lr": member.lr,
         "seed": member.seed,
         "dir": folder.path(member.folder),
-        "logs": saved["logs"],
-        "meta": saved["config"],
+        "logs": logs,
+        "meta": meta,
         "skipped": skipped,
     }
 
@@ -316,6 +322,7 @@ def run_homework(
     start = time.perf_counter()
     ds = data.load(dataset, data_dir=data_dir)
     data_id = data.fingerprint(ds.train, ds.test)
+    distributed.check_same_data(data_id)
     groups, counts = homework_groups(ds.image_shape)
     shallow = groups[3].net_config
     say(
@@ -352,28 +359,25 @@ def _write_homework(folder: Run, ds, groups, counts, by_group, epochs, settings,
     # 4. Equivariance, on the first training image in [0, 1] (channels averaged).
     image01 = (np.asarray(ds.X_train[0]).mean(axis=0) + 1.0) / 2.0
     maps = equivariance.equivariance_maps(image01, seed=presets.SEED)
-    paths = {
-        name: folder.output(f"{name}.png") for name in ("mlp_lr", "cnn_lr", "cnns_train_test", "equivariance")
-    }
+    paths = {}
     for key, group in (("mlp_lr", groups[0]), ("cnn_lr", groups[1])):
-        plots.runs_figure(
-            {f"lr {r['lr']:g}": r["logs"] for r in by_group[group.name]},
-            paths[key],
-            title=f"{group.label} on {ds.name}: test MAE per epoch",
-        )
+        runs = {f"lr {r['lr']:g}": r["logs"] for r in by_group[group.name]}
+        title = f"{group.label} on {ds.name}: test MAE per epoch"
+        paths[key] = folder.figure(f"{key}.png", lambda path: plots.runs_figure(runs, path, title=title))
     cnn_default = next(r for r in by_group["cnn"] if r["lr"] == presets.DEFAULT_LR)
     three = {
         groups[1].label: cnn_default["logs"],
         groups[2].label: by_group["deep_cnn"][0]["logs"],
         groups[3].label: by_group["shallow_cnn"][0]["logs"],
     }
-    plots.runs_figure(
-        three,
-        paths["cnns_train_test"],
-        splits=("train", "test"),
-        title=f"three CNNs on {ds.name}, lr {presets.DEFAULT_LR:g}: train vs test MAE",
+    title = f"three CNNs on {ds.name}, lr {presets.DEFAULT_LR:g}: train vs test MAE"
+    paths["cnns_train_test"] = folder.figure(
+        "cnns_train_test.png",
+        lambda path: plots.runs_figure(three, path, splits=("train", "test"), title=title),
     )
-    plots.equivariance_figure(maps, paths["equivariance"])
+    paths["equivariance"] = folder.figure(
+        "equivariance.png", lambda path: plots.equivariance_figure(maps, path)
+    )
 
     rows = [summary_row(r) for group in groups for r in by_group[group.name]]
     seconds = time.perf_counter() - start
@@ -484,18 +488,17 @@ def run_sweep(
     group = Group(
         "", network, net_config, tuple(Member(lr, seed, f"lr_{lr:g}_seed_{seed}") for lr, seed in members)
     )
-    identity = group_identity(group, settings, activation, data.fingerprint(ds.train, ds.test))
+    data_id = data.fingerprint(ds.train, ds.test)
+    distributed.check_same_data(data_id)
+    identity = group_identity(group, settings, activation, data_id)
     with Run(out_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
         records = train_group(
             group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
         )
         rows = [summary_row(r) for r in records]
-        paths = {"png": folder.output("sweep.png")}
-        plots.runs_figure(
-            {f"lr {r['lr']:g}, seed {r['seed']}": r["logs"] for r in records},
-            paths["png"],
-            title=f"{network} on {ds.name}: test MAE per epoch",
-        )
+        runs = {f"lr {r['lr']:g}, seed {r['seed']}": r["logs"] for r in records}
+        title = f"{network} on {ds.name}: test MAE per epoch"
+        paths = {"png": folder.figure("sweep.png", lambda path: plots.runs_figure(runs, path, title=title))}
         summary = {
             "network": network,
             "net_config": net_config._asdict(),

@@ -94,8 +94,10 @@ def run(
         meta["seconds"] = time.perf_counter() - start
         meta["diverged_at_epoch"] = divergence_epoch(logs)
         paths = folder.write_logs("", logs, meta, epochs)
-        paths["png"] = folder.output("curves.png")
-        plots.training_curves(logs, paths["png"], title=f"{cfg.network} on {ds.name}, lr={cfg.lr:g}")
+        title = f"{cfg.network} on {ds.name}, lr={cfg.lr:g}"
+        paths["png"] = folder.figure(
+            "curves.png", lambda path: plots.training_curves(logs, path, title=title)
+        )
         if export:
             trained = models.state_dict(nnx.merge(graphdef, state.params))
             paths["export"] = state_dict.export_state_dict(trained, export)

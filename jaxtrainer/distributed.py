@@ -1,0 +1,144 @@
+"""Several processes (hosts) as one program, on JAX's own multi-controller runtime.
+
+Every process runs the same command; `jax.distributed.initialize` joins them, after which
+`jax.devices()` lists every process's devices and a sweep's member axis is split over all of them
+(`sweeps.placement`). Each process loads the data itself and checks that it holds the same data as
+process 0; only process 0 writes files (`runs.Run(writer=...)`), from results gathered to it.
+
+How the processes find each other: `--coordinator HOST:PORT --num-processes N --process-id I` (or
+$JAXTRAINER_COORDINATOR, $JAXTRAINER_NUM_PROCESSES, $JAXTRAINER_PROCESS_ID), or, under SLURM or
+Open MPI with more than one task, JAX's own detection. Recipes: docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+ENV = {
+    "coordinator": "JAXTRAINER_COORDINATOR",
+    "num_processes": "JAXTRAINER_NUM_PROCESSES",
+    "process_id": "JAXTRAINER_PROCESS_ID",
+}
+# A dead process is noticed by the others within this many seconds (JAX's default is 100).
+HEARTBEAT_ENV, HEARTBEAT_DEFAULT = "JAXTRAINER_HEARTBEAT_TIMEOUT", 30
+
+
+def _cluster_detected() -> bool:
+    """A launcher JAX detects by itself started several tasks (SLURM's srun, Open MPI's mpirun)."""
+    for var in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        try:
+            if int(os.environ.get(var, "1")) > 1:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
+    """Join the other processes, before any JAX computation. Returns whether there are several.
+    Arguments default to their environment variables; none at all and no cluster launcher: one
+    process, nothing to do."""
+    coordinator = coordinator or os.environ.get(ENV["coordinator"])
+    num_processes = num_processes if num_processes is not None else _env_int("num_processes")
+    process_id = process_id if process_id is not None else _env_int("process_id")
+    explicit = (coordinator, num_processes, process_id)
+    if all(v is None for v in explicit) and not _cluster_detected():
+        return False
+    if any(v is None for v in explicit) and not all(v is None for v in explicit):
+        raise ValueError(
+            "a multi-process run needs --coordinator HOST:PORT, --num-processes N and --process-id I "
+            f"together (got coordinator={coordinator!r}, num_processes={num_processes!r}, "
+            f"process_id={process_id!r})"
+        )
+    if num_processes is not None:
+        if num_processes < 1 or not 0 <= process_id < num_processes:
+            raise ValueError(
+                f"--process-id must be in [0, {num_processes - 1}] for --num-processes "
+                f"{num_processes}, got {process_id}"
+            )
+        if ":" not in coordinator:
+            raise ValueError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
+    if "cpu" in str(jax.config.jax_platforms or "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    jax.distributed.initialize(
+        coordinator,
+        num_processes,
+        process_id,
+        heartbeat_timeout_seconds=int(os.environ.get(HEARTBEAT_ENV, HEARTBEAT_DEFAULT)),
+    )
+    return jax.process_count() > 1
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(ENV[name])
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${ENV[name]} must be an integer, got {value!r}") from None
+
+
+def process_count() -> int:
+    return jax.process_count()
+
+
+def is_writer() -> bool:
+    """Process 0 writes every file; the others compute their share and check."""
+    return jax.process_index() == 0
+
+
+def broadcast(tree):
+    """Process 0's `tree` on every process (the others pass a tree of the same shapes)."""
+    return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
+def broadcast_json(value):
+    """Process 0's JSON-able `value` on every process (the others pass anything)."""
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8) if is_writer() else np.zeros(0, np.uint8)
+    size = int(broadcast(np.array([data.size], np.int64))[0])
+    data = broadcast(data if is_writer() else np.zeros(size, np.uint8))
+    return json.loads(bytes(np.asarray(data, np.uint8)).decode())
+
+
+def peer_failed(error: BaseException) -> bool:
+    """Whether `error` is a collective that broke because another process died (its connection
+    reset, its heartbeats stopped): in a multi-process run that is the other process's fault."""
+    return process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError)
+
+
+def from_writer(value):
+    """Process 0's `value` (JSON-able) on every process; itself in a one-process run."""
+    return value if process_count() == 1 else broadcast_json(value)
+
+
+def check_same_data(fingerprint: dict) -> None:
+    """Every process must hold the data process 0 holds (each loads its own copy)."""
+    if process_count() == 1:
+        return
+    mine = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    theirs = broadcast_json(mine)
+    same = np.asarray(multihost_utils.process_allgather(np.array([mine == theirs]))).reshape(-1)
+    if not same.all():
+        bad = [i for i, ok in enumerate(same) if not ok]
+        raise ValueError(
+            f"process(es) {bad} loaded other data than process 0 (data fingerprints differ): every "
+            "process must read the same dataset"
+        )
+
+
+def to_host(tree):
+    """Every array of `tree` whole, as numpy, on every process (gathered from all of them when
+    the arrays span several processes)."""
+    if process_count() == 1:
+        return jax.device_get(tree)
+    gather = lambda a: multihost_utils.process_allgather(a, tiled=True)
+    return jax.tree.map(lambda a: np.asarray(a if a.is_fully_addressable else gather(a)), tree)

@@ -1,0 +1,99 @@
+"""Start N copies of a `jaxtrainer` command on this machine as one multi-process run.
+
+For trying the multi-process path and for tests: real clusters start their processes with their
+own launchers (`srun`, `mpirun`, a TPU VM's `--worker=all`; docs/cluster.md). Each copy gets the
+coordinator's address (127.0.0.1, a free port), the process count and its rank in the environment,
+and `--devices` host devices. Process 0's output is shown as is, the others' prefixed with their
+rank. When one copy fails, the others are stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import List, Sequence
+
+from .distributed import ENV
+
+DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pump(stream, prefix: str, out) -> None:
+    for line in stream:
+        out.write(prefix + line)
+        out.flush()
+
+
+def launch(command: Sequence[str], processes: int, devices: int = 1, grace: float = 60.0) -> int:
+    """Run `jaxtrainer COMMAND...` as `processes` processes of `devices` CPU devices each; returns
+    the first non-zero exit status, or 0."""
+    if processes < 1 or devices < 1:
+        raise ValueError(f"--processes and --devices must be >= 1, got {processes} and {devices}")
+    port = free_port()
+    procs: List[subprocess.Popen] = []
+    pumps = []
+    for rank in range(processes):
+        env = {
+            **os.environ,
+            ENV["coordinator"]: f"127.0.0.1:{port}",
+            ENV["num_processes"]: str(processes),
+            ENV["process_id"]: str(rank),
+            "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {DEVICES_FLAG}={devices}".strip(),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jaxtrainer", *command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        procs.append(proc)
+        prefix = "" if rank == 0 else f"[process {rank}] "
+        for stream, out in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr)):
+            pump = threading.Thread(target=_pump, args=(stream, prefix, out), daemon=True)
+            pump.start()
+            pumps.append(pump)
+    try:
+        status = _wait(procs, grace)
+    except KeyboardInterrupt:
+        for proc in procs:
+            _signal(proc, signal.SIGINT)
+        status = _wait(procs, grace) or 130
+    for pump in pumps:
+        pump.join(timeout=5)
+    return status
+
+
+def _wait(procs: List[subprocess.Popen], grace: float) -> int:
+    """Wait for all; once one fails, give the others `grace` seconds to notice, then stop them."""
+    failed_at = None
+    while any(p.poll() is None for p in procs):
+        codes = [p.returncode for p in procs if p.returncode not in (None, 0)]
+        if codes and failed_at is None:
+            failed_at = time.monotonic()
+        if failed_at is not None and time.monotonic() - failed_at > grace:
+            for proc in procs:
+                _signal(proc, signal.SIGKILL)
+        time.sleep(0.1)
+    return next((p.returncode for p in procs if p.returncode != 0), 0)
+
+
+def _signal(proc: subprocess.Popen, sig) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
