@@ -2,6 +2,7 @@
 the default source, each with its error messages."""
 
 import io
+import json
 import os
 import random
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jaxtrainer.data import Dataset, load
+from jaxtrainer.data import Dataset, dataset, fingerprint, load
 
 # --- digits -------------------------------------------------------------------------------------
 
@@ -361,6 +362,133 @@ def test_arrays_bad_structure():
         r"\(X_test, y_test\)\)",
     ):
         load((X, y, Xt, yt))
+
+
+@pytest.mark.parametrize(
+    "part, index, value, label, dtype",
+    [
+        (0, 0, np.empty((6, 1, 5, 4), object), "X_train", "object"),
+        (0, 1, np.array(["a"] * 6), "y_train", "<U1"),
+        (1, 0, np.zeros((3, 1, 5, 4), np.complex64), "X_test", "complex64"),
+        (1, 1, np.array(["2020-01-01"] * 3, "datetime64[D]"), "y_test", r"datetime64\[D\]"),
+    ],
+)
+def test_arrays_non_numeric_refused_by_name(part, index, value, label, dtype):
+    with pytest.raises(
+        TypeError, match=rf"^{label} has dtype {dtype}: expected bool, integer or floating-point numbers$"
+    ):
+        load(replaced(part, index, value))
+
+
+def test_arrays_ragged_or_foreign_objects_refused():
+    with pytest.raises(
+        TypeError, match=r"^y_train cannot be read as an array \(.*\): expected bool, integer"
+    ):
+        load(replaced(0, 1, [[1.0], [2.0, 3.0], [4.0], [5.0], [6.0], [7.0]]))
+    with pytest.raises(TypeError, match=r"^X_test has dtype object: expected"):
+        load(replaced(1, 0, {"not": "an array"}))
+    with pytest.raises(TypeError, match=r"^X_train has dtype complex64: expected"):
+        load(replaced(0, 0, torch.zeros((6, 1, 5, 4), dtype=torch.complex64)))
+
+
+def test_arrays_bfloat16_tensor_read_exactly():
+    (X, y), (Xt, yt) = arrays()
+    X16 = torch.from_numpy(X).to(torch.bfloat16)
+    ds = load(((X16, y), (Xt, yt)))
+    np.testing.assert_array_equal(ds.X_train, X16.float().numpy())  # bfloat16 -> float32 is exact
+
+
+def test_arrays_beyond_float32_refused():
+    (X, y), (Xt, yt) = arrays()
+    X = X.astype(np.float64)
+    X[1, 0, 0, 0] = 1e39
+    with pytest.raises(ValueError, match=r"^X_train holds values beyond float32's range"):
+        load(((X, y), (Xt, yt)))
+
+
+def test_load_what_is_not_a_dataset():
+    with pytest.raises(
+        TypeError, match=r"dataset must be a name, a folder, arrays .* or a Dataset, got a int"
+    ):
+        load(5)
+
+
+# --- fingerprint -----------------------------------------------------------------------------------
+
+
+def big_arrays(n=500, nt=40):
+    """More examples than the old every-97th sample looked at, and distinct labels."""
+    rng = np.random.default_rng(3)
+    return (
+        (rng.standard_normal((n, 1, 6, 5)).astype(np.float32), rng.permutation(n).astype(np.float32)),
+        (rng.standard_normal((nt, 1, 6, 5)).astype(np.float32), rng.standard_normal(nt).astype(np.float32)),
+    )
+
+
+def edited(edit):
+    (X, y), (Xt, yt) = (tuple(a.copy() for a in pair) for pair in big_arrays())
+    edit(X, y, Xt, yt)
+    return (X, y), (Xt, yt)
+
+
+def swap_labels(X, y, Xt, yt):
+    y[[201, 202]] = y[[202, 201]]
+
+
+def edit_pixel(X, y, Xt, yt):
+    X[300, 0, 3, 2] = np.nextafter(X[300, 0, 3, 2], np.float32(np.inf))  # one ulp
+
+
+def edit_test_image(X, y, Xt, yt):
+    Xt[17, 0, 5, 4] += 1
+
+
+def edit_test_target(X, y, Xt, yt):
+    yt[33] = -yt[33]
+
+
+@pytest.mark.parametrize("edit", [swap_labels, edit_pixel, edit_test_image, edit_test_target])
+def test_fingerprint_covers_every_value(edit):
+    base = fingerprint(*big_arrays())
+    assert fingerprint(*big_arrays()) == base  # deterministic
+    assert fingerprint(*edited(edit)) != base
+    assert fingerprint(*edited(edit))["train"] == base["train"]  # same shapes, other data
+
+
+def test_fingerprint_dtypes_and_shapes_count():
+    (X, y), test = big_arrays()
+    base = fingerprint((X, y), test)
+    assert fingerprint((X.astype(np.float64), y), test) != base  # the same values in another dtype
+    assert fingerprint((X.reshape(500, 1, 5, 6), y), test) != base  # the same bytes in another shape
+    assert fingerprint((X, y.reshape(-1, 1)), test) != base
+    swapped = fingerprint(test, (X, y))  # train and test exchanged
+    assert swapped != base and swapped["train"] == list(test[0].shape)
+
+
+def test_fingerprint_equal_data_equal_fingerprint(monkeypatch):
+    (X, y), (Xt, yt) = big_arrays()
+    base = fingerprint((X, y), (Xt, yt))
+    assert fingerprint((torch.from_numpy(X), torch.from_numpy(y)), (torch.from_numpy(Xt), yt)) == base
+    assert fingerprint((X.astype(">f4"), y), (Xt, yt)) == base  # big-endian bytes, same values
+    monkeypatch.setattr(dataset, "_HASH_CHUNK_BYTES", 1000)  # several chunks for a strided array
+    strided = np.zeros((500, 1, 6, 10), np.float32)[..., ::2]
+    strided[...] = X
+    assert not strided.flags.c_contiguous
+    assert fingerprint((strided, y), (np.asfortranarray(Xt), yt)) == base
+
+
+def test_fingerprint_is_small_json():
+    fp = fingerprint(*big_arrays())
+    assert json.loads(json.dumps(fp)) == fp
+    assert fp["train"] == [500, 1, 6, 5] and fp["test"] == [40, 1, 6, 5]
+    assert set(fp) == {"train", "test", "sha256"} and len(fp["sha256"]) == 64
+    int(fp["sha256"], 16)
+
+
+def test_fingerprint_refuses_non_numeric():
+    (X, y), test = big_arrays()
+    with pytest.raises(TypeError, match=r"^y_train has dtype object"):
+        fingerprint((X, y.astype(object)), test)
 
 
 # --- default source and names -------------------------------------------------------------------

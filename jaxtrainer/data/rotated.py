@@ -1,4 +1,4 @@
-"""SPEC's rotated-Fashion-MNIST folder: train/ and test/ of grayscale PNGs named <index>_<angle>.png.
+"""The rotated-Fashion-MNIST folder: train/ and test/ of grayscale PNGs named <index>_<angle>.png.
 
 The decoded pixels are cached in the folder (`cache.py`): the second load of 62,000 PNGs reads one
 .npz instead of decoding every file again.
@@ -11,7 +11,9 @@ import re
 
 import numpy as np
 
-from . import Dataset, cache, standardise, uint8_to_unit_range
+from . import cache
+from .dataset import Dataset
+from .rotation import rotation_dataset
 
 NAME = re.compile(r"^(\d+)_(-?\d+)(?:\.\d+)?\.png$", re.IGNORECASE)
 
@@ -53,18 +55,6 @@ def _read_split(folder: str):
             )
         images.append(pixels)
     return np.stack(images), np.array([e[2] for e in entries], dtype=np.int64)
-
-
-def rotation_dataset(name: str, splits) -> Dataset:
-    """The rotation task from {split: (images uint8 (N, H, W), integer angles (N,))}: pixels to
-    [-1, 1], angles standardised with the train mean and unbiased std (SPEC)."""
-    (X_train, a_train), (X_test, a_test) = splits["train"], splits["test"]
-    if X_train.shape[1:] != X_test.shape[1:]:
-        raise ValueError(f"train images are {X_train.shape[1:]} and test images {X_test.shape[1:]}")
-    y_train, y_test = standardise(np.asarray(a_train, np.float64), np.asarray(a_test, np.float64))
-    return Dataset(
-        name, uint8_to_unit_range(X_train[:, None]), y_train, uint8_to_unit_range(X_test[:, None]), y_test
-    )
 
 
 def load_rotated_folder(root: str) -> Dataset:

@@ -2,7 +2,7 @@
 
 tfds is optional and not a dependency: this path is taken only when `data_dir/<tfds name>/` exists
 (a prepared dataset: `<name>/<version>/dataset_info.json`). It never calls `download_and_prepare`:
-offline, tfds retries the network for minutes before failing (shared/NOTES_PERFORMANCE.md).
+offline, tfds retries the network for minutes before failing.
 """
 
 from __future__ import annotations
