@@ -146,14 +146,12 @@ def _train(args) -> int:
 def _join(args) -> None:
     """A multi-process run joins its other processes before any JAX computation; only process 0
     prints and shows progress (the others' output would repeat it)."""
-    global say
+    global _quiet
     from . import distributed
 
-    if (
-        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-        and not distributed.is_writer()
-    ):
-        args.no_progress, say = True, lambda message: None
+    several = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if several and not distributed.is_writer():
+        args.no_progress = _quiet = True
 
 
 def _sweep(args) -> int:

@@ -613,6 +613,89 @@ def test_cache_written_by_build(tmp_path, monkeypatch):
     assert data.load(tmp_path / "out").X_train.shape == (4, 1, 28, 28)
 
 
+def test_cache_of_an_older_version_not_served(tmp_path, monkeypatch):
+    """A cache written under an older decoding rule (VERSION) is ignored even though no file changed."""
+    write_folder(tmp_path / "set")
+    expected = data.load(tmp_path / "set")
+    with monkeypatch.context() as m:
+        m.setattr(cache, "VERSION", cache.VERSION - 1)
+        old_key = cache.folder_key(tmp_path / "set")
+    assert old_key != cache.folder_key(tmp_path / "set")
+    stale = {
+        s: (np.zeros((n, 28, 28), np.uint8), np.arange(n, dtype=np.int64))
+        for s, n in (("train", 6), ("test", 3))
+    }
+    assert cache.write(tmp_path / "set", old_key, stale)
+    again = data.load(tmp_path / "set")
+    np.testing.assert_array_equal(again.X_train, expected.X_train)
+    np.testing.assert_array_equal(again.y_test, expected.y_test)
+
+
+def corruptions(good: bytes):
+    yield b""
+    yield b"not a zip at all"
+    for cut in (10, len(good) // 3, len(good) - 30):
+        yield good[:cut]
+    for at in (len(good) // 4, len(good) // 2, (3 * len(good)) // 4):  # one byte flipped: CRC or header
+        yield good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1 :]
+
+
+def test_cache_corrupt_ignored_and_rewritten(tmp_path, monkeypatch):
+    write_folder(tmp_path / "set")
+    expected = data.load(tmp_path / "set")
+    path = tmp_path / "set" / cache.NAME
+    good = path.read_bytes()
+    for bad in corruptions(good):
+        path.write_bytes(bad)
+        np.testing.assert_array_equal(data.load(tmp_path / "set").X_train, expected.X_train)
+        assert path.read_bytes() == good  # rewritten whole
+    with monkeypatch.context() as m:
+        no_png_reads(m)
+        np.testing.assert_array_equal(data.load(tmp_path / "set").X_train, expected.X_train)
+
+
+def test_cache_with_the_right_key_but_another_layout_ignored(tmp_path):
+    write_folder(tmp_path / "set")
+    expected = data.load(tmp_path / "set")
+    key = cache.folder_key(tmp_path / "set")
+    wrong = {
+        "floats": {s: (np.zeros((2, 28, 28), np.float32), np.zeros(2, np.int64)) for s in cache.SPLITS},
+        "flat": {s: (np.zeros((2, 784), np.uint8), np.zeros(2, np.int64)) for s in cache.SPLITS},
+        "counts": {s: (np.zeros((2, 28, 28), np.uint8), np.zeros(3, np.int64)) for s in cache.SPLITS},
+    }
+    for splits in wrong.values():
+        np.savez(
+            tmp_path / "set" / cache.NAME,
+            key=np.array(key),
+            **{f"{s}_{part}": a for s in cache.SPLITS for part, a in zip(("images", "angles"), splits[s])},
+        )
+        assert cache.read(tmp_path / "set", key) is None
+        np.testing.assert_array_equal(data.load(tmp_path / "set").X_train, expected.X_train)
+
+
+def test_cache_keeps_16bit_pixels(tmp_path, monkeypatch):
+    span = np.linspace(0, 65535, 28 * 28).round().astype(np.uint16).reshape(28, 28)
+    for split in ("train", "test"):
+        os.makedirs(tmp_path / "set" / split)
+    Image.fromarray(span).save(tmp_path / "set" / "train" / "0_10.png")
+    Image.fromarray(span[::-1]).save(tmp_path / "set" / "train" / "1_20.png")
+    Image.fromarray(span).save(tmp_path / "set" / "test" / "0_5.png")
+    first = data.load(tmp_path / "set")
+    np.testing.assert_array_equal(first.X_train[0, 0], ((span / 65535.0 - 0.5) / 0.5).astype(np.float32))
+    with monkeypatch.context() as m:
+        no_png_reads(m)
+        second = data.load(tmp_path / "set")
+    np.testing.assert_array_equal(second.X_train, first.X_train)
+
+
+def test_cache_key_of_an_unlistable_folder_is_none(tmp_path):
+    write_folder(tmp_path / "set")
+    os.symlink("loop.png", tmp_path / "set" / "train" / "loop.png")
+    assert cache.folder_key(tmp_path / "set") is None
+    with pytest.raises(ValueError, match=r"train/loop\.png: the name must be <index>_<angle>\.png"):
+        data.load(tmp_path / "set")
+
+
 # --- the loader variant ---------------------------------------------------------------------------
 
 

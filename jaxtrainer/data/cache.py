@@ -1,10 +1,11 @@
 """A folder's decoded PNGs, kept in one .npz inside the folder so that the next load skips decoding.
 
-The cache holds the uint8 pixels and integer angles (what the PNGs say, before any float mapping)
-under a key: a hash of every PNG's split, name, size and mtime. Any file added, removed, renamed or
-rewritten changes the key, and a cache whose key differs is ignored (and rewritten after the read).
-A cache that cannot be read or written (a read-only folder, a truncated file) is never an error:
-the folder is read as if there were none.
+The cache holds the integer pixels (uint8, or uint16 for a split with a 16-bit image) and angles
+(what the PNGs say, before any float mapping) under a key: a hash of VERSION and of every PNG's
+split, name, size and mtime. Any file added, removed, renamed or rewritten changes the key, and so
+does a new VERSION; a cache whose key differs is ignored (and rewritten after the read). A cache
+that cannot be read or written (a read-only folder, a truncated or corrupt file, arrays of another
+layout) is never an error: the folder is read as if there were none, and the cache rewritten.
 """
 
 from __future__ import annotations
@@ -17,37 +18,57 @@ from typing import Dict, Tuple
 import numpy as np
 
 NAME = ".jaxtrainer-cache.npz"
-VERSION = 1  # bump when what is cached, or how PNGs are decoded, changes
+# Bump when what is cached, or how PNGs are decoded or named, changes. 2: 16-bit PNGs scaled by
+# 65535 (no longer clipped at 255), every image mode decoded or refused, angles -360..360, indices
+# unique.
+VERSION = 2
+PIXEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 SPLITS = ("train", "test")
 
 
 def folder_key(root: str) -> str | None:
-    """The hash of the folder's PNG listing, or None when train/ or test/ is missing."""
+    """The hash of the folder's PNG listing, or None when train/ or test/ is missing or cannot be
+    listed (the read that follows says why)."""
     h = hashlib.sha256(f"jaxtrainer rotated folder cache v{VERSION}\n".encode())
     for split in SPLITS:
         folder = os.path.join(root, split)
         if not os.path.isdir(folder):
             return None
         rows = []
-        with os.scandir(folder) as entries:
-            for e in entries:
-                if e.name.lower().endswith(".png"):
-                    st = e.stat()
-                    rows.append(f"{split}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n")
+        try:
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    if e.name.lower().endswith(".png"):
+                        st = e.stat()
+                        rows.append(f"{split}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n")
+        except OSError:  # a link loop, a dangling link, no permission
+            return None
         for row in sorted(rows):
             h.update(row.encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
 def read(root: str, key: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]] | None:
-    """{split: (images uint8 (N, H, W), angles int64 (N,))} when the cache matches `key`, else None."""
+    """{split: (images uint8 or uint16 (N, H, W), angles int64 (N,))} when the cache matches `key`
+    and holds arrays of that layout, else None."""
     try:
         with np.load(os.path.join(root, NAME), allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
-            return {s: (z[f"{s}_images"], z[f"{s}_angles"]) for s in SPLITS}
-    except Exception:  # absent, truncated, another layout: read the PNGs instead
+            splits = {s: (z[f"{s}_images"], z[f"{s}_angles"]) for s in SPLITS}
+    except Exception:  # absent, truncated, corrupt, not an npz, other members: read the PNGs instead
         return None
+    return splits if all(_well_formed(*splits[s]) for s in SPLITS) else None
+
+
+def _well_formed(images: np.ndarray, angles: np.ndarray) -> bool:
+    return (
+        images.dtype in PIXEL_DTYPES
+        and images.ndim == 3
+        and len(images) > 0
+        and angles.dtype == np.int64
+        and angles.shape == (len(images),)
+    )
 
 
 def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> bool:
@@ -56,7 +77,7 @@ def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]])
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     arrays = {"key": np.array(key)}
     for s in SPLITS:
-        arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0], dtype=np.uint8)
+        arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0])
         arrays[f"{s}_angles"] = np.asarray(splits[s][1], dtype=np.int64)
     try:
         with open(tmp, "wb") as f:

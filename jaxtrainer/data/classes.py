@@ -13,6 +13,8 @@ from typing import Tuple
 
 import numpy as np
 
+from .named import read_idx_source
+
 NAMES = ("digits", "fashion_mnist", "mnist")
 N_TEST_DIGITS = 300
 FASHION_MNIST_CLASSES = (
@@ -96,8 +98,6 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
     if source == "digits":
         return load_digits()
     if source in ("fashion_mnist", "mnist"):
-        from .named import read_idx_source
-
         raw = read_idx_source(data_dir, source)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)

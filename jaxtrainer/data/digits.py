@@ -1,26 +1,22 @@
 """The embedded default: scikit-learn's bundled 8x8 digits made into a rotation-regression task.
 
 Real images that need no download: each digit is upscaled to 20x20, centred in a 28x28 frame (as
-MNIST centres its digits) and rotated by a seeded random integer angle, which is the target.
+MNIST centres its digits) and rotated by a seeded random integer angle in [0, 90], which is the target.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from . import Dataset, standardise, to_unit_range
+from .dataset import Dataset
+from .rotation import MAX_ANGLE, rotate
+from .scaling import standardise, to_unit_range
 
-MAX_ANGLE = 90  # [0, 90]: no digit looks alike at both ends, so the target never wraps around
 N_TEST = 300
 
 
-def rotate(image: np.ndarray, angle: float) -> np.ndarray:
-    """Bilinear rotation about the centre, zero fill, clipped to [0, 1]."""
-    return np.clip(ndimage.rotate(image, angle, reshape=False, order=1, cval=0.0), 0.0, 1.0)
-
-
 def load_digits(seed: int = 0) -> Dataset:
+    from scipy import ndimage
     from sklearn.datasets import load_digits as sklearn_digits
 
     images = sklearn_digits().images.astype(np.float64) / 16.0  # (1797, 8, 8) in [0, 1]

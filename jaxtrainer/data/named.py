@@ -5,10 +5,10 @@
 files are looked for first (numpy/scipy only); tfds is used only when they are absent and
 `data_dir/<tfds name>/` is a prepared dataset.
 
-- "fashion_mnist", "mnist": the rotation task (the homework's tensor variant) built in memory from the IDX
-  files exactly as `jaxtrainer data build-rotated` builds its folder (same seed, same arrays).
-- "svhn", "cifar10": the class index as a float (N, 1) target, not standardised (the homework's loader
-  variant: the facade serves them as batch loaders).
+- "fashion_mnist", "mnist": the rotation task (the homework's tensor variant) built in memory from
+  the IDX files exactly as `jaxtrainer data build-rotated` builds its folder (same seed, same arrays).
+- "svhn", "cifar10": the class index as a float (N, 1) target, not standardised (the homework's
+  loader variant: the facade serves them as batch loaders).
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from . import DATA_DIR_ENV, Dataset, cifar, idx, svhn, uint8_to_unit_range
+from . import cifar, idx, svhn
+from .dataset import Dataset
+from .rotation import N_TEST, rotated_splits, rotation_dataset
+from .scaling import pixels_to_unit_range
 from .tfds import TFDS_NAMES, load_tfds, prepared_folder
+
+DATA_DIR_ENV = "JAXTRAINER_DATA_DIR"  # data_dir's default, as TFDS_DATA_DIR is tfds's
 
 # where each dataset's files sit inside data_dir, by the caches that hold them
 SUBFOLDERS = {
@@ -98,7 +103,7 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         raise FileNotFoundError(
             f"dataset {name!r} is read from files you already have: pass data_dir= (CLI --data-dir, "
             f"or set $JAXTRAINER_DATA_DIR) to a folder with {EXPECTED[name]}, or a prepared "
-            f"tensorflow_datasets data dir. Nothing is downloaded; docs/data.md says where to get them."
+            f"tensorflow_datasets data dir. Nothing is downloaded; the README says where to get them."
         )
     data_dir = os.path.expanduser(os.fspath(data_dir))
     if not os.path.isdir(data_dir):
@@ -136,15 +141,12 @@ def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
             raise ValueError(f"{name}: train images {X.shape[1:]} and test images {Xt.shape[1:]} differ")
         return Dataset(
             name,
-            uint8_to_unit_range(X),
+            pixels_to_unit_range(X),
             y.astype(np.float32).reshape(-1, 1),
-            uint8_to_unit_range(Xt),
+            pixels_to_unit_range(Xt),
             yt.astype(np.float32).reshape(-1, 1),
             variant="loader",
         )
-    from .build import N_TEST, rotated_splits
-    from .rotated import rotation_dataset
-
-    raw = read_idx_source(data_dir, name)  # all training images, the first 2,000 test ones (docs/data.md)
+    raw = read_idx_source(data_dir, name)  # all training images, the first 2,000 test ones
     n_train, n_test = len(raw["train"][0]), min(N_TEST, len(raw["test"][0]))
     return rotation_dataset(name, rotated_splits(raw, seed=seed, n_train=n_train, n_test=n_test))

@@ -2,7 +2,7 @@
 
 tfds is optional and not a dependency: this path is taken only when `data_dir/<tfds name>/` exists
 (a prepared dataset: `<name>/<version>/dataset_info.json`). It never calls `download_and_prepare`:
-offline, tfds retries the network for minutes before failing (docs/data.md).
+offline, tfds retries the network for minutes before failing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarra
         raise ImportError(
             f"{os.path.join(data_dir, tfds_name)} is a tensorflow_datasets data dir, but "
             "tensorflow_datasets is not installed: pip install tensorflow-datasets tensorflow, or "
-            f"point data_dir at the raw files instead (see docs/data.md)"
+            f"point data_dir at the raw files instead (see README, Data)"
         ) from None
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     if not builder.is_prepared():

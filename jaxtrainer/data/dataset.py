@@ -1,0 +1,130 @@
+"""The dataset every loader returns, arrays checked into one, and the fingerprint of its data.
+
+A `Dataset` holds NCHW float32 images and (N, 1) float32 targets. `from_arrays` makes one from the
+user's own numpy arrays or torch tensors and refuses, by name, what would train on wrong numbers:
+non-numeric arrays, NaN or Inf, values beyond float32, shapes that do not fit. `fingerprint` ties a
+checkpoint to the exact data it was trained on, so that resuming on other data is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+NUMERIC_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floating point
+ALLOWED_DTYPES = "bool, integer or floating-point numbers"
+FINGERPRINT_HASH = "sha256"  # with SHA CPU extensions the fastest of hashlib's (blake2b: half as fast)
+_HASH_CHUNK_BYTES = 1 << 24  # the most a non-contiguous array is copied at once to be hashed
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    # How the homework serves it: "tensor", whole (X, y) tuples, or "loader", iterables of
+    # (images, labels) batches (SVHN, CIFAR-10).
+    variant: str = "tensor"
+
+    @property
+    def train(self) -> Tuple[np.ndarray, np.ndarray]:
+        return self.X_train, self.y_train
+
+    @property
+    def test(self) -> Tuple[np.ndarray, np.ndarray]:
+        return self.X_test, self.y_test
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        return tuple(self.X_train.shape[1:])
+
+
+def numeric_array(a, label: str) -> np.ndarray:
+    """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when
+    it is one already; TypeError naming `label`, what it holds and what is allowed otherwise."""
+    if hasattr(a, "detach"):  # a torch tensor, without importing torch
+        a = a.detach().cpu()
+        try:
+            a = a.numpy()
+        except TypeError:  # a dtype numpy lacks: bfloat16 and float8 fit float32 exactly
+            if not a.dtype.is_floating_point:
+                raise TypeError(f"{label} is a torch {a.dtype} tensor: expected {ALLOWED_DTYPES}") from None
+            a = a.float().numpy()
+    try:
+        a = np.asarray(a)
+    except (TypeError, ValueError) as e:  # ragged nested lists, objects numpy cannot read
+        raise TypeError(f"{label} cannot be read as an array ({e}): expected {ALLOWED_DTYPES}") from None
+    if a.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"{label} has dtype {a.dtype}: expected {ALLOWED_DTYPES}")
+    return a
+
+
+def _finite_float32(a: np.ndarray, label: str) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        if np.all(np.isfinite(a)):
+            raise ValueError(f"{label} holds values beyond float32's range (|x| > 3.4e38)")
+        raise ValueError(f"{label} contains NaN or Inf values")
+    return out
+
+
+def from_arrays(arrays, name: str = "arrays") -> Dataset:
+    """Arrays ((X_train, y_train), (X_test, y_test)), checked and converted, otherwise used as given."""
+    try:
+        (X_train, y_train), (X_test, y_test) = arrays
+    except (TypeError, ValueError):
+        raise ValueError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
+    parts = {}
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        X, y = numeric_array(X, f"X_{split}"), numeric_array(y, f"y_{split}")
+        if X.ndim != 4:
+            raise ValueError(f"X_{split} must be images (N, C, H, W), got shape {X.shape}")
+        if len(X) == 0:
+            raise ValueError(f"X_{split} is empty: at least one example is needed")
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if y.shape != (len(X), 1):
+            raise ValueError(f"y_{split} must have shape ({len(X)}, 1) to match X_{split}, got {y.shape}")
+        parts[split] = (_finite_float32(X, f"X_{split}"), _finite_float32(y, f"y_{split}"))
+    if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
+        raise ValueError(
+            f"train images {parts['train'][0].shape[1:]} and test images "
+            f"{parts['test'][0].shape[1:]} differ in shape"
+        )
+    return Dataset(name, *parts["train"], *parts["test"])
+
+
+def _hash_array(h, a: np.ndarray) -> None:
+    """Feed `a`'s dtype, shape and every byte to `h`, little-endian whatever the array's byte order:
+    equal values give equal bytes. A contiguous array is hashed in place, without a copy."""
+    a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    h.update(f"{a.dtype.str} {a.shape}\n".encode())
+    if a.flags.c_contiguous:
+        h.update(a.reshape(-1).view(np.uint8))
+        return
+    rows = max(1, _HASH_CHUNK_BYTES // max(1, a[0].nbytes))
+    for start in range(0, len(a), rows):
+        h.update(np.ascontiguousarray(a[start : start + rows]).reshape(-1).view(np.uint8))
+
+
+def fingerprint(train, test) -> dict:
+    """{"train": X_train's shape, "test": X_test's shape, "sha256": hex digest of X and y of both
+    splits, each its dtype, shape and every byte}: one swapped label or one changed pixel changes it,
+    and numpy arrays and torch tensors of equal values give the same one. About 0.1 s for 60,000
+    28x28 float32 images."""
+    h = hashlib.new(FINGERPRINT_HASH, b"jaxtrainer data fingerprint v2\n")
+    shapes = {}
+    for split, pair in (("train", train), ("test", test)):
+        X, y = pair
+        for label, a in ((f"X_{split}", X), (f"y_{split}", y)):
+            a = numeric_array(a, label)
+            h.update(f"{label}\n".encode())
+            _hash_array(h, a)
+            shapes.setdefault(split, list(a.shape))
+    return {"train": shapes["train"], "test": shapes["test"], FINGERPRINT_HASH: h.hexdigest()}
