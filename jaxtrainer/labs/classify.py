@@ -107,7 +107,7 @@ def train_members(
     graphdef, initial = nnx.split(model, nnx.Param)
     identity = sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient)
     states = stack([init_state(model, lr, factory)[1] for lr in lrs])
-    start = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
+    untrained = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
     settings = Settings(
         batch_size=batch_size,
         task=task,
@@ -118,7 +118,7 @@ def train_members(
         strategy=strategy,
     )
     with Run(folder, identity, mode=mode, epochs=epochs) as run:
-        saved, record = run.restore(start)
+        saved, record = run.restore(untrained)
         best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
         logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
         clock = time.perf_counter()
