@@ -4,8 +4,8 @@ One MLP (784 -> L hidden ReLU layers of width W -> 10, softmax cross-entropy ave
 batch), trained from the same initial θ on the same synthetic data, in the same batch order, with
 the same optimizer, by four loops:
 
-  jax_hand        jaxtrainer, an epoch = `train.train_epoch(..., gradient=handgrad.backprop)`
-  jax_autodiff    the same compiled epoch with `gradient=train.autodiff` (jax.grad)
+  jax_hand        jaxtrainer, an epoch = `train.member_epoch` with `Settings(gradient=handgrad.backprop)`
+  jax_autodiff    the same compiled epoch with `gradient=gradient.autodiff` (jax.grad)
   torch_autograd  a plain PyTorch loop: nn.Linear layers, F.cross_entropy, loss.backward()
   torch_hand      PyTorch without autograd: θ matrices with the bias trick and handgrad.py's
                   backward formulas under torch.no_grad (what the lab's students wrote)
@@ -80,17 +80,21 @@ def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
     """A function that trains one more epoch and returns its per-step (losses, accuracies)."""
     import jax
 
-    from jaxtrainer import handopt, train
+    from jaxtrainer import train
+    from jaxtrainer.labs import handopt
+    from jaxtrainer.settings import Settings
     from jaxtrainer.tasks import Classification
 
-    task, factory = Classification(N_CLASSES), handopt.by_name(optimizer)
+    factory = handopt.by_name(optimizer)
+    settings = Settings(
+        batch_size=batch_size, task=Classification(N_CLASSES), optimizer=factory, gradient=gradient
+    )
     graphdef, state = train.init_state(model, LR, factory)
+    compiled_epoch = jax.jit(train.member_epoch, static_argnames=("graphdef", "settings"))
 
     def epoch():
         nonlocal state
-        state, steps, _ = train.train_epoch(
-            graphdef, state, X, y, (), batch_size=batch_size, task=task, optimizer=factory, gradient=gradient
-        )
+        state, steps, _ = compiled_epoch(graphdef, state, (X, y, None, ()), settings)
         jax.block_until_ready(state)
         return np.asarray(steps["loss"]), np.asarray(steps["accuracy"])
 
@@ -197,13 +201,15 @@ def gradient_differences(model, x, y) -> dict:
     import torch
     from flax import nnx
 
-    from jaxtrainer import handgrad, train
+    from jaxtrainer import train
+    from jaxtrainer.gradient import autodiff
+    from jaxtrainer.labs import handgrad
     from jaxtrainer.tasks import Classification
 
     task = Classification(N_CLASSES)
     graphdef, params = nnx.split(model, nnx.Param)
     xj, yj = train.to_device(x, y, task)
-    reference = [np.asarray(g) for g in jax.tree.leaves(train.autodiff(graphdef, params, xj, yj, task)[0])]
+    reference = [np.asarray(g) for g in jax.tree.leaves(autodiff(graphdef, params, xj, yj, task)[0])]
     thetas = [np.asarray(t) for t in jax.tree.leaves(params)]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
@@ -234,7 +240,9 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
     import torch
     from flax import nnx
 
-    from jaxtrainer import handgrad, train
+    from jaxtrainer import train
+    from jaxtrainer.gradient import autodiff
+    from jaxtrainer.labs import handgrad
     from jaxtrainer.tasks import Classification
 
     model = handgrad.SoftmaxMLP(N_IN, [width] * depth, N_CLASSES, init="glorot", seed=0)
@@ -244,7 +252,7 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     epoch_of = {
         "jax_hand": jax_epoch(model, handgrad.backprop, optimizer, Xj, yj, batch_size),
-        "jax_autodiff": jax_epoch(model, train.autodiff, optimizer, Xj, yj, batch_size),
+        "jax_autodiff": jax_epoch(model, autodiff, optimizer, Xj, yj, batch_size),
         "torch_autograd": torch_epoch(thetas, False, optimizer, Xt, yt, batch_size),
         "torch_hand": torch_epoch(thetas, True, optimizer, Xt, yt, batch_size),
     }

@@ -17,14 +17,9 @@ from typing import Sequence
 
 from . import presets
 from .config import ACTIVATIONS, NetworkConfiguration
+from .labs.commands import LABS
 
 STRATEGIES = ("auto", "vmap", "map")
-LABS = {  # name: (module, help)
-    "bayesnet": ("bayesnet_lab", "Lab A: exact inference with interventions in a Bayesian network"),
-    "logreg": ("logreg_lab", "Lab B: multinomial logistic regression with gradients by hand"),
-    "mlp": ("mlp_lab", "Lab C: an MLP with backpropagation by hand, SGD and Adam grids"),
-    "mnist": ("mnist_lab", "Lab D: MNIST by hand, linear and deep classifiers"),
-}
 
 
 class UserError(Exception):
@@ -224,10 +219,13 @@ def _data(args) -> int:
 
 
 def _lab(args) -> int:
-    module = importlib.import_module(f".experiments.{LABS[args.lab][0]}", __package__)
-    summary = module.run_from_args(args)
-    if summary is not None:
-        say(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
+    lab = LABS[args.lab]
+    module = importlib.import_module(f".labs.{lab.module}", __package__)
+    if lab.dataset is None:  # Lab A answers on the terminal: no data, no run folder
+        module.run_from_args(args)
+        return 0
+    summary = module.run_from_args(args, mode=_mode(args))
+    say(f"wrote {os.path.join(args.out, 'report.md')} ({summary['seconds']:.1f} s)")
     return 0
 
 
@@ -322,28 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lab", help="the course's other labs, A-D")
     lab_sub = p.add_subparsers(dest="lab", required=True, metavar="LAB")
-    for name, (module_name, help_text) in LABS.items():
-        module = importlib.import_module(f".experiments.{module_name}", __package__)
-        lab = lab_sub.add_parser(
+    for name, lab in LABS.items():
+        p = lab_sub.add_parser(
             name,
-            help=help_text,
-            description=module.__doc__,
+            help=lab.help,
+            description=lab.description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if name != "bayesnet":
-            _add(
-                lab,
-                (_data_options, module.DEFAULT_DATASET),
-                (_output_options, f"runs/{name}"),
-                (_progress_options,),
-            )
-            lab.add_argument("--epochs", type=int, default=module.EPOCHS, help=f"default: {module.EPOCHS}")
-            lab.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
-            lab.add_argument(
+        if lab.dataset is not None:
+            _add(p, (_data_options, lab.dataset), (_output_options, f"runs/{name}"), (_progress_options,))
+            p.add_argument("--epochs", type=int, default=lab.epochs, help=f"default: {lab.epochs}")
+            p.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
+            p.add_argument(
                 "--strategy", choices=STRATEGIES, default="auto", help="how the lrs share a program"
             )
-        module.add_arguments(lab)
-        lab.set_defaults(run=_lab)
+        lab.options(p)
+        p.set_defaults(run=_lab)
 
     p = sub.add_parser(
         "launch",

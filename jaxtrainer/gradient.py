@@ -1,5 +1,5 @@
 """The gradient plug: how a batch's gradient is computed. `autodiff` (jax.grad of the task's batch
-loss) is the default; a model with a backward pass written by hand (the labs' `handgrad.backprop`)
+loss) is the default; a model with a backward pass written by hand (the labs' `labs.handgrad.backprop`)
 plugs in a function of the same signature."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for jaxtrainer.bayesnet and the lab's sixteen queries.
+"""Tests for jaxtrainer.labs.bayesnet and Lab A's sixteen queries.
 
 Every lab answer is checked against a brute-force sum over the 48 joint
 entries written here with plain loops (independent of the module's einsum).
@@ -6,18 +6,15 @@ entries written here with plain loops (independent of the module's einsum).
 
 import itertools
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from jaxtrainer.bayesnet import BayesNet, Distribution, Variable
-from jaxtrainer.experiments.bayesnet_lab import (
-    QUERIES,
-    format_report,
-    lab_network,
-    main,
-    run_queries,
-)
+from jaxtrainer.cli import main
+from jaxtrainer.labs.bayesnet import BayesNet, Distribution, Variable
+from jaxtrainer.labs.student_network import QUERIES, format_report, lab_network, run_queries
 
 # ---------------------------------------------------------------------------
 # Brute force over the lab network, written independently of the module.
@@ -313,8 +310,16 @@ def test_format_report(results):
 
 
 def test_main_prints_report(capsys):
-    assert main([]) == 0
+    assert main(["lab", "bayesnet"]) == 0
     out = capsys.readouterr().out
     assert all(q.label in out for q in QUERIES)
-    assert main(["--decimals", "3"]) == 0
+    assert main(["lab", "bayesnet", "--decimals", "3"]) == 0
     assert "g0=0.204  g1=0.232  g2=0.564" in capsys.readouterr().out
+
+
+def test_lab_a_imports_without_jax():
+    """Lab A needs numpy alone: neither the library nor the lab's queries load JAX."""
+    for module in ("jaxtrainer.labs.bayesnet", "jaxtrainer.labs.student_network"):
+        code = f"import sys, {module}; assert 'jax' not in sys.modules, 'jax loaded'"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr

@@ -10,10 +10,11 @@ import optax
 import pytest
 from flax import nnx
 
-from jaxtrainer import handopt, train
+from jaxtrainer import train
 from jaxtrainer.data.classes import load_classes, split_train_val
 from jaxtrainer.gradient import autodiff
-from jaxtrainer.handgrad import SoftmaxMLP, backprop, init_theta
+from jaxtrainer.labs import handopt
+from jaxtrainer.labs.handgrad import SoftmaxMLP, backprop, init_theta
 from jaxtrainer.settings import Settings
 from jaxtrainer.sweeps import fit, fit_sweep, stack
 from jaxtrainer.tasks import Classification, log_keys, log_softmax, one_hot, softmax

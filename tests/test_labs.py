@@ -3,6 +3,8 @@ numbers checked against independent computations (numpy on the saved parameters,
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,7 +54,7 @@ def test_lab_logreg(tmp_path, idx_dir, capsys):
                 "0.001",
                 "--out",
                 str(out),
-                "--quiet",
+                "--no-progress",
             ]
         )
         == 0
@@ -110,7 +112,7 @@ def test_lab_mlp(tmp_path, capsys):
                 "64",
                 "--out",
                 str(out),
-                "--quiet",
+                "--no-progress",
             ]
         )
         == 0
@@ -144,7 +146,7 @@ def test_lab_mnist(tmp_path, idx_dir):
                 "1",
                 "--out",
                 str(out),
-                "--quiet",
+                "--no-progress",
             ]
         )
         == 0
@@ -181,62 +183,117 @@ def test_lab_mnist(tmp_path, idx_dir):
     ],
 )
 def test_lab_bad_input(tmp_path, capsys, argv, message):
-    assert main([*argv, "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxtrainer: error: ") and message in err
     assert not os.path.exists(tmp_path / "bad")
 
 
-def test_interrupted_lab_continues_from_its_finished_sweeps(tmp_path, capsys, monkeypatch):
-    """Ctrl-C in the second sweep: the first is kept; the same command trains only the rest and
-    gives the results of an uninterrupted run; other settings train again."""
-    from jaxtrainer.experiments import classify
+def without_seconds(record):
+    """A member's record but its wall time, the one field two equal runs may differ in."""
+    return {k: v for k, v in record.items() if k != "seconds"}
 
-    argv = [
-        "lab",
-        "logreg",
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1",
-        "--batch-sizes",
-        "100",
-        "--lrs",
-        "0.01",
-        "0.001",
-        "--quiet",
-    ]
-    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
-    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
 
-    real_fit_sweep, calls = classify.fit_sweep, []
+def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the middle of the second sweep's epochs: the same command trains only the epochs
+    not saved yet and gives the results of an uninterrupted run; more epochs continue the sweeps;
+    fewer epochs or another grid are refused with the fields named, unless --overwrite."""
+    from jaxtrainer import runs, sweeps
 
-    def fit_sweep(*args, **kwargs):
-        calls.append(kwargs["optimizer"].__name__)
-        if calls == ["sgd", "adam"] and interrupt:
+    argv = ["lab", "logreg", "--dataset", "digits", "--batch-sizes", "100", "--lrs", "0.01", "0.001"]
+    argv += ["--no-progress"]
+    real_epoch, trained, interrupt_before = sweeps.sweep_epoch, [], None
+
+    def counted_epoch(graphdef, states, data, settings, mesh=None):
+        """Every compiled epoch of a sweep, by optimizer; Ctrl-C before the chosen one."""
+        if len(trained) == interrupt_before:
             raise KeyboardInterrupt
-        return real_fit_sweep(*args, **kwargs)
+        trained.append(settings.optimizer.__name__)
+        return real_epoch(graphdef, states, data, settings, mesh)
 
-    monkeypatch.setattr(classify, "fit_sweep", fit_sweep)
-    out = tmp_path / "cut"
-    interrupt = True
-    assert main([*argv, "--out", str(out)]) == 130
+    def leave(code):  # the CLI leaves an interrupted command by os._exit(130)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(sweeps, "sweep_epoch", counted_epoch)
+    monkeypatch.setattr(os, "_exit", leave)
+    whole, out = tmp_path / "whole", tmp_path / "cut"
+    assert main([*argv, "--epochs", "3", "--out", str(whole)]) == 0
+    assert trained == ["sgd"] * 3 + ["adam"] * 3
+    expected = json.loads((whole / "results.json").read_text())
+
+    monkeypatch.setattr(runs, "_OPENED", [])  # the folders this command opens, for its message
+    trained[:], interrupt_before = [], 4  # after adam's first epoch
+    with pytest.raises(SystemExit) as left:
+        main([*argv, "--epochs", "3", "--out", str(out)])
+    assert left.value.code == 130
+    sgd, adam = out / "sweeps" / "sgd-batch100", out / "sweeps" / "adam-batch100"
     assert (
         capsys.readouterr()
         .err.strip()
-        .endswith(f"the finished sweeps are kept in {out / 'sweeps'}: the same command continues from them")
+        .endswith(
+            f"the last finished epoch is saved in {sgd} (3 epochs), {adam} (1 epoch): "
+            "run the same command again to continue"
+        )
     )
-    assert sorted(p.name for p in (out / "sweeps").iterdir()) == ["sgd-batch100.json", "sgd-batch100.npz"]
-    interrupt, calls[:] = False, []
-    assert main([*argv, "--out", str(out)]) == 0
-    assert calls == ["adam"]  # the SGD sweep was loaded, not trained
+    assert [runs.read_json(f / runs.MANIFEST)["epochs_done"] for f in (sgd, adam)] == [3, 1]
+    assert not (out / "results.json").exists()
+
+    trained[:], interrupt_before = [], None
+    assert main([*argv, "--epochs", "3", "--out", str(out)]) == 0
+    assert trained == ["adam", "adam"]  # SGD read back, Adam's first epoch not trained again
     resumed = json.loads((out / "results.json").read_text())
-    without_time = lambda members: [
-        {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
-        for m in members
+    assert [without_seconds(m) for m in resumed["members"]] == [
+        without_seconds(m) for m in expected["members"]
     ]
-    assert without_time(resumed["members"]) == without_time(whole["members"])
-    assert resumed["test"] == whole["test"] and resumed["best"]["lr"] == whole["best"]["lr"]
-    calls[:] = []
-    assert main([*argv[:5], "2", *argv[6:], "--out", str(out)]) == 0  # --epochs 2
-    assert calls == ["sgd", "adam"]
+    assert without_seconds(resumed["best"]) == without_seconds(expected["best"])
+    assert resumed["test"] == expected["test"]
+    with np.load(out / "best_model.npz") as a, np.load(whole / "best_model.npz") as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+    trained[:] = []
+    assert main([*argv, "--epochs", "4", "--out", str(out)]) == 0  # one more epoch continues each sweep
+    assert trained == ["sgd", "adam"]
+    longer = json.loads((out / "results.json").read_text())
+    for m, before in zip(longer["members"], expected["members"]):
+        assert {k: v[:4] for k, v in m["logs"].items()} == before["logs"] and len(
+            m["logs"]["val_accuracy"]
+        ) == 5
+
+    capsys.readouterr()
+    for changed, message in (
+        (["--epochs", "2"], f"{sgd} already holds 4 epochs of this run and 2 were asked"),
+        (
+            ["--epochs", "4", "--lrs", "0.01", "0.1"],
+            "refusing to continue it with a different configuration "
+            "(lrs: saved [0.01, 0.001], now [0.01, 0.1])",
+        ),
+    ):
+        assert main([*argv, *changed, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert trained == ["sgd", "adam"]  # nothing trained by the refused commands
+    assert main([*argv, "--epochs", "1", "--lrs", "0.01", "0.1", "--out", str(out), "--overwrite"]) == 0
+    assert trained == ["sgd", "adam"] * 2
+    started_over = json.loads((out / "results.json").read_text())
+    assert sorted({m["lr"] for m in started_over["members"]}) == [0.01, 0.1]
+    assert all(len(m["logs"]["val_accuracy"]) == 2 for m in started_over["members"])
+
+
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (["--help"], "the course's other labs, A-D"),
+        (["lab", "--help"], "Lab D: MNIST by hand, linear and deep classifiers"),
+        (["lab", "mlp", "--help"], "Lab C: an MLP whose backward pass is written by hand"),
+        (["lab", "logreg", "--help"], "--no-progress"),
+    ],
+)
+def test_help_loads_no_jax(argv, shown):
+    """The parser reads each lab's options and description without importing the lab."""
+    code = (
+        "import sys\nfrom jaxtrainer.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "assert 'jax' not in sys.modules, 'jax loaded'"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout

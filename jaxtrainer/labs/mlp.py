@@ -12,7 +12,6 @@ on a batch of training examples. Which is faster, by hand or autodiff: `benchmar
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Dict, Sequence
 
@@ -21,21 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .. import handopt
 from ..config import check_batch_size, check_lr, check_n_epochs
+from ..data.classes import load_classes, split_train_val
 from ..gradient import autodiff
-from ..handgrad import SoftmaxMLP, backprop
+from ..runs import Run
+from ..settings import Settings
 from ..tasks import Classification
 from ..train import to_device
-from . import classify
+from . import classify, handopt
+from .commands import LABS, MLP_BATCH_SIZE, MLP_DEPTHS, MLP_LRS, MLP_WIDTHS
+from .handgrad import SoftmaxMLP, backprop
 
-DEFAULT_DATASET = "fashion_mnist"
-EPOCHS = 5
-DEPTHS = (1, 3, 5)
-WIDTHS = (25, 100, 300, 500, 1000)
-LRS = {"sgd": (0.1, 0.01), "adam": (1e-3, 1e-4)}
-BATCH_SIZE = 100
-CHECK_BATCH = 100
+CHECK_BATCH = 100  # examples in the gradient check
 
 
 def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float:
@@ -48,23 +44,24 @@ def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float
 
 
 def run_mlp(
-    dataset="fashion_mnist",
+    dataset=LABS["mlp"].dataset,
     out_dir: str = "runs/mlp",
     *,
     data_dir=None,
-    epochs: int = EPOCHS,
-    depths: Sequence[int] = DEPTHS,
-    widths: Sequence[int] = WIDTHS,
-    lrs: Dict[str, Sequence[float]] = LRS,
-    batch_size: int = BATCH_SIZE,
+    epochs: int = LABS["mlp"].epochs,
+    depths: Sequence[int] = MLP_DEPTHS,
+    widths: Sequence[int] = MLP_WIDTHS,
+    lrs: Dict[str, Sequence[float]] = MLP_LRS,
+    batch_size: int = MLP_BATCH_SIZE,
     seed: int = 0,
     strategy: str = "auto",
     progress: bool = True,
+    mode: str = "continue",
 ) -> dict:
-    """The grid; writes report.md, results.json and best_curves.png; returns the summary."""
-    from ..data.classes import load_classes, split_train_val
-    from ..settings import Settings
-
+    """The grid in the run folder `out_dir` (each (depth, width, optimizer) sweep in
+    `out_dir/sweeps/`, opened with `mode`); writes report.md, results.json, best_curves.png and
+    best_model.npz; returns the summary."""
+    check_n_epochs(epochs)
     start = time.perf_counter()
     strategy = Settings(strategy=strategy).strategy
     check_batch_size(batch_size)
@@ -80,53 +77,56 @@ def run_mlp(
     ds = load_classes(dataset, data_dir=data_dir)
     train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
     task = Classification(ds.n_classes)
+    config = {"depths": depths, "widths": widths, "lrs": lrs, "batch_size": batch_size, "seed": seed}
     gaps, members, where = {}, [], {}
-    for depth in depths:
-        for width in widths:
+    with Run(out_dir, classify.lab_identity("mlp", config, ds), mode=mode) as run:
+        for depth in depths:
+            for width in widths:
 
-            def build():
-                return SoftmaxMLP(ds.n_features, [width] * depth, ds.n_classes, init="kaiming", seed=seed)
+                def build():
+                    return SoftmaxMLP(ds.n_features, [width] * depth, ds.n_classes, init="kaiming", seed=seed)
 
-            if depth not in gaps:
-                gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH], task)
-            for optimizer, rates in lrs.items():
-                graphdef, trained = classify.train_members(
-                    build(),
-                    optimizer,
-                    rates,
-                    batch_size,
-                    train,
-                    val,
-                    epochs=epochs,
-                    task=task,
-                    gradient=backprop,
-                    strategy=strategy,
-                    progress=progress,
-                    desc=f"depth {depth} width {width} {optimizer}",
-                    store=os.path.join(out_dir, "sweeps", f"depth{depth}-width{width}-{optimizer}"),
-                )
-                for m in trained:
-                    where[id(m)] = (depth, width, graphdef)
-                    members.append((depth, width, m))
-    best = classify.best_member([m for _, _, m in members])
-    depth, width, graphdef = where[id(best)]
-    test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-    classify.write_best(
-        out_dir, best, f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}", "best model"
-    )
-    summary = {
-        **classify.data_record(ds, train, val),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "strategy": strategy,
-        "gradient_check": {str(d): g for d, g in gaps.items()},
-        "best": {"depth": depth, "width": width, **classify.member_record(best)},
-        "test": test,
-        "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, m in members],
-        "seconds": time.perf_counter() - start,
-    }
-    classify.write_outputs(out_dir, summary, _report(summary, depths, widths, lrs))
+                if depth not in gaps:
+                    gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH], task)
+                for optimizer, rates in lrs.items():
+                    graphdef, trained = classify.train_members(
+                        build(),
+                        optimizer,
+                        rates,
+                        batch_size,
+                        train,
+                        val,
+                        epochs=epochs,
+                        task=task,
+                        folder=run.path("sweeps", f"depth{depth}-width{width}-{optimizer}"),
+                        gradient=backprop,
+                        strategy=strategy,
+                        mode=mode,
+                        progress=progress,
+                        desc=f"depth {depth} width {width} {optimizer}",
+                    )
+                    for m in trained:
+                        where[id(m)] = (depth, width, graphdef)
+                        members.append((depth, width, m))
+        best = classify.best_member([m for _, _, m in members])
+        depth, width, graphdef = where[id(best)]
+        test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
+        classify.write_best(
+            run, best, f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}", "best model"
+        )
+        summary = {
+            **classify.data_record(ds, train, val),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "strategy": strategy,
+            "gradient_check": {str(d): g for d, g in gaps.items()},
+            "best": {"depth": depth, "width": width, **classify.member_record(best)},
+            "test": test,
+            "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, m in members],
+            "seconds": time.perf_counter() - start,
+        }
+        classify.write_outputs(run, summary, _report(summary, depths, widths, lrs))
     return summary
 
 
@@ -172,28 +172,7 @@ def _report(summary: dict, depths, widths, lrs) -> list:
     return lines
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="default: 1 3 5")
-    p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS), help="default: 25 100 300 500 1000")
-    p.add_argument(
-        "--sgd-lrs",
-        type=float,
-        nargs="*",
-        default=list(LRS["sgd"]),
-        help="SGD's learning rates (default: 0.1 0.01; none: no SGD)",
-    )
-    p.add_argument(
-        "--adam-lrs",
-        type=float,
-        nargs="*",
-        default=list(LRS["adam"]),
-        help="Adam's learning rates (default: 0.001 0.0001; none: no Adam)",
-    )
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-
-
-def run_from_args(args) -> dict:
-    check_n_epochs(args.epochs)
+def run_from_args(args, mode: str = "continue") -> dict:
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
     return run_mlp(
         args.dataset,
@@ -207,4 +186,5 @@ def run_from_args(args) -> dict:
         seed=args.seed,
         strategy=args.strategy,
         progress=not args.no_progress,
+        mode=mode,
     )

@@ -10,42 +10,37 @@ the learning rates; batch size 1 is a scan of single-example steps inside that p
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 from typing import Sequence
 
-from .. import handopt
 from ..config import check_batch_size, check_lr, check_n_epochs
-from ..handgrad import SoftmaxMLP, backprop
+from ..data.classes import load_classes, split_train_val
+from ..runs import Run
+from ..settings import Settings
 from ..tasks import Classification
-from . import classify
-
-DEFAULT_DATASET = "fashion_mnist"
-EPOCHS = 5
-LRS = (0.1, 0.01, 0.001)
-BATCH_SIZES = (1, 20, 200, 1000)
-OPTIMIZERS = ("sgd", "adam")
+from . import classify, handopt
+from .commands import LABS, LOGREG_BATCH_SIZES, LOGREG_LRS, OPTIMIZERS
+from .handgrad import SoftmaxMLP, backprop
 
 
 def run_logreg(
-    dataset="fashion_mnist",
+    dataset=LABS["logreg"].dataset,
     out_dir: str = "runs/logreg",
     *,
     data_dir=None,
-    epochs: int = EPOCHS,
-    lrs: Sequence[float] = LRS,
-    batch_sizes: Sequence[int] = BATCH_SIZES,
+    epochs: int = LABS["logreg"].epochs,
+    lrs: Sequence[float] = LOGREG_LRS,
+    batch_sizes: Sequence[int] = LOGREG_BATCH_SIZES,
     optimizers: Sequence[str] = OPTIMIZERS,
     seed: int = 0,
     strategy: str = "auto",
     progress: bool = True,
+    mode: str = "continue",
 ) -> dict:
-    """The whole grid; writes report.md, results.json and best_curves.png to `out_dir` and returns
-    the summary written to results.json."""
-    from ..data.classes import load_classes, split_train_val
-    from ..settings import Settings
-
+    """The whole grid in the run folder `out_dir` (each (optimizer, batch size) sweep in
+    `out_dir/sweeps/`, opened with `mode`); writes report.md, results.json, best_curves.png and
+    best_model.npz and returns the summary written to results.json."""
+    check_n_epochs(epochs)
     start = time.perf_counter()
     strategy = Settings(strategy=strategy).strategy
     lrs, batch_sizes = [check_lr(lr) for lr in lrs], [check_batch_size(b) for b in batch_sizes]
@@ -54,44 +49,47 @@ def run_logreg(
     ds = load_classes(dataset, data_dir=data_dir)
     train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
     task = Classification(ds.n_classes, reduction="sum")
-    members, graphdef = [], None
-    for optimizer in optimizers:
-        for batch_size in batch_sizes:
-            model = SoftmaxMLP(ds.n_features, [], ds.n_classes, init="normal", seed=seed)
-            graphdef, trained = classify.train_members(
-                model,
-                optimizer,
-                lrs,
-                batch_size,
-                train,
-                val,
-                epochs=epochs,
-                task=task,
-                gradient=backprop,
-                strategy=strategy,
-                progress=progress,
-                desc=f"{optimizer} batch {batch_size}",
-                store=os.path.join(out_dir, "sweeps", f"{optimizer}-batch{batch_size}"),
-            )
-            members += trained
-    best = classify.best_member(members)
-    test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-    classify.write_best(
-        out_dir, best, f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}", "best configuration"
-    )
-    summary = {
-        **classify.data_record(ds, train, val),
-        "epochs": epochs,
-        "seed": seed,
-        "strategy": strategy,
-        "loss": "NLL summed over the batch",
-        "init": "N(0, 0.01^2)",
-        "best": classify.member_record(best),
-        "test": test,
-        "members": [classify.member_record(m) for m in members],
-        "seconds": time.perf_counter() - start,
-    }
-    classify.write_outputs(out_dir, summary, _report(summary, lrs, batch_sizes, optimizers))
+    config = {"lrs": lrs, "batch_sizes": batch_sizes, "optimizers": list(optimizers), "seed": seed}
+    with Run(out_dir, classify.lab_identity("logreg", config, ds), mode=mode) as run:
+        members, graphdef = [], None
+        for optimizer in optimizers:
+            for batch_size in batch_sizes:
+                model = SoftmaxMLP(ds.n_features, [], ds.n_classes, init="normal", seed=seed)
+                graphdef, trained = classify.train_members(
+                    model,
+                    optimizer,
+                    lrs,
+                    batch_size,
+                    train,
+                    val,
+                    epochs=epochs,
+                    task=task,
+                    folder=run.path("sweeps", f"{optimizer}-batch{batch_size}"),
+                    gradient=backprop,
+                    strategy=strategy,
+                    mode=mode,
+                    progress=progress,
+                    desc=f"{optimizer} batch {batch_size}",
+                )
+                members += trained
+        best = classify.best_member(members)
+        test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
+        classify.write_best(
+            run, best, f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}", "best configuration"
+        )
+        summary = {
+            **classify.data_record(ds, train, val),
+            "epochs": epochs,
+            "seed": seed,
+            "strategy": strategy,
+            "loss": "NLL summed over the batch",
+            "init": "N(0, 0.01^2)",
+            "best": classify.member_record(best),
+            "test": test,
+            "members": [classify.member_record(m) for m in members],
+            "seconds": time.perf_counter() - start,
+        }
+        classify.write_outputs(run, summary, _report(summary, lrs, batch_sizes, optimizers))
     return summary
 
 
@@ -131,16 +129,7 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
     return lines
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lrs", type=float, nargs="+", default=list(LRS), help="default: 0.1 0.01 0.001")
-    p.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES), help="default: 1 20 200 1000"
-    )
-    p.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
-
-
-def run_from_args(args) -> dict:
-    check_n_epochs(args.epochs)
+def run_from_args(args, mode: str = "continue") -> dict:
     return run_logreg(
         args.dataset,
         args.out,
@@ -152,4 +141,5 @@ def run_from_args(args) -> dict:
         seed=args.seed,
         strategy=args.strategy,
         progress=not args.no_progress,
+        mode=mode,
     )

@@ -7,8 +7,7 @@ The sixteen queries use the lab's shorthand: a value name stands for
 "that variable takes that value" (value names are unique in this network),
 so ``P(G | r1, s0)`` is P(G | R=r1, S=s0) and ``do(g2)`` is do(G=g2).
 
-Run it with ``jaxtrainer lab bayesnet`` (or ``python -m
-jaxtrainer.experiments.bayesnet_lab``).
+Run it with ``jaxtrainer lab bayesnet``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from jaxtrainer.bayesnet import BayesNet, Distribution
+from .bayesnet import BayesNet, Distribution
 
 __all__ = [
     "LabQuery",
@@ -26,7 +25,6 @@ __all__ = [
     "lab_network",
     "run_queries",
     "format_report",
-    "add_arguments",
     "run_from_args",
 ]
 
@@ -161,17 +159,6 @@ def format_report(results: Sequence[LabResult], net: BayesNet | None = None, dec
     lines += ["", EXPLANATION]
     lines += [f"  - {seen.label} vs {forced.label}: {comment}" for seen, forced, comment in CONTRASTS]
     return "\n".join(lines)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument(
-        "--decimals",
-        type=int,
-        default=5,
-        choices=range(1, 11),
-        metavar="N",
-        help="decimals shown (1-10, default 5)",
-    )
 
 
 def run_from_args(args) -> None:

@@ -1,7 +1,7 @@
 """Softmax classifiers whose gradients are written by hand: the labs' linear model and MLP.
 
 Each layer holds one matrix θ (out, in + 1) and computes θ x̃ with x̃ = [x, 1] (the bias trick).
-`backprop` is the engine's gradient plug (`train.fit(..., gradient=backprop)`): the backward pass
+`backprop` is the engine's gradient plug (`Settings(gradient=backprop)`): the backward pass
 in matrix form, no `jax.grad` anywhere on that path; tests compare it with `jax.grad` in float64.
 For a batch of B examples (rows), with p̂ = softmax(z_L) and Y the one-hot labels:
   δ_L = (p̂ − Y) · c            (c = 1 for a summed loss, 1/B for a mean)
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from .tasks import Classification, one_hot, softmax
+from ..tasks import Classification, one_hot, softmax
 
 INITS = ("normal", "glorot", "kaiming")
 ACTIVATIONS = {
@@ -105,7 +105,7 @@ class SoftmaxMLP(nnx.Module):
 
 
 def backprop(graphdef, params, x, y, task):
-    """The engine's gradient plug for a `SoftmaxMLP`: `train.autodiff`'s signature and results,
+    """The engine's gradient plug for a `SoftmaxMLP`: `gradient.autodiff`'s signature and results,
     the gradient from `SoftmaxMLP.backward`."""
     if not isinstance(task, Classification):
         raise ValueError(

@@ -1,16 +1,20 @@
-"""What the classification labs share: training a model at several learning rates as one sweep
-while keeping each member's best epoch, scoring on the test set once, confusion matrices, tables.
+"""What the classification labs (B-D) share: a model trained at several learning rates as one sweep,
+kept in a run folder with each member's best epoch; the test set scored once; confusion matrices,
+tables and the lab's outputs.
 
 Model selection follows the labs: the validation split (from the training set) picks the epoch
 and the configuration; the test set is used once, by the selected parameters.
+
+A lab's folder OUT is a run folder (`runs.Run`: its identity is the lab's settings and data), and
+each of its sweeps is one under OUT/sweeps/, checkpointed every epoch: the same command continues
+an interrupted lab from the last finished epoch of the sweep it was in; another configuration is
+refused, with the differing fields named, unless the lab is started over (mode "overwrite").
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 import zlib
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -20,12 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .. import handopt
+from .. import plots
 from ..config import check_batch_size, check_lr
+from ..data import fingerprint
 from ..gradient import apply, autodiff
+from ..runs import Run, atomic_write
 from ..settings import Settings
 from ..sweeps import fit_sweep, stack, unstack
 from ..train import evaluate, init_state, to_device
+from . import handopt
 
 SETS = ("train", "val")
 
@@ -51,10 +58,9 @@ class Member:
         return self.logs["val_accuracy"][self.best_epoch]
 
 
-def _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient) -> dict:
-    """Everything a finished sweep's results depend on, JSON-comparable."""
-    from ..data import fingerprint
-
+def sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient) -> dict:
+    """Everything a sweep's results depend on, JSON-comparable (the epoch count aside: asking more
+    epochs continues the sweep)."""
     params = jax.tree.leaves(initial)
     crc = zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in params))
     return {
@@ -64,48 +70,10 @@ def _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, ta
         "optimizer": optimizer,
         "lrs": list(lrs),
         "batch_size": batch_size,
-        "epochs": epochs,
         "task": repr(task),
         "gradient": f"{gradient.__module__}.{gradient.__qualname__}",
         "data": fingerprint(train, val),
     }
-
-
-def _load_finished(store: str, identity: dict, params_like) -> List[Member] | None:
-    """The members a previous run of this very sweep saved under `store`, or None."""
-    try:
-        with open(f"{store}.json") as f:
-            saved = json.load(f)
-        if saved["identity"] != identity:
-            return None
-        structure = jax.tree.structure(params_like)
-        with np.load(f"{store}.npz") as arrays:
-            members = []
-            for i, record in enumerate(saved["members"]):
-                leaves = [jnp.asarray(arrays[f"member{i}_{j}"]) for j in range(structure.num_leaves)]
-                members.append(Member(**record, params=jax.tree.unflatten(structure, leaves)))
-        return members
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _save_finished(store: str, identity: dict, members: Sequence[Member]) -> None:
-    """The parameters first, then the JSON that marks the sweep finished (each written to a
-    temporary name and renamed, so an interruption never leaves half a file)."""
-    os.makedirs(os.path.dirname(store) or ".", exist_ok=True)
-    with open(f"{store}.tmp.npz", "wb") as f:
-        np.savez(
-            f,
-            **{
-                f"member{i}_{j}": np.asarray(leaf)
-                for i, m in enumerate(members)
-                for j, leaf in enumerate(jax.tree.leaves(m.params))
-            },
-        )
-    os.replace(f"{store}.tmp.npz", f"{store}.npz")
-    with open(f"{store}.tmp.json", "w") as f:
-        json.dump({"identity": identity, "members": [member_record(m) for m in members]}, f)
-    os.replace(f"{store}.tmp.json", f"{store}.json")
 
 
 def train_members(
@@ -118,64 +86,86 @@ def train_members(
     *,
     epochs: int,
     task,
+    folder: str,
     gradient: Callable = autodiff,
     strategy: str = "auto",
+    mode: str = "continue",
     progress: bool = True,
     desc: str = "sweep",
-    store: str | None = None,
 ) -> Tuple[nnx.GraphDef, List[Member]]:
     """`model` (its initial parameters shared by every member) trained with `optimizer` at each
     of `lrs` as one compiled sweep, logging loss and accuracy on the whole training split and on
     the validation split before training and after each epoch.
 
-    With `store` (a path without extension), the finished sweep is saved there, and a later call
-    with the same model, data and settings loads it instead of training again: an interrupted lab
-    loses at most the sweep it was in."""
+    The sweep is the run folder `folder` (`runs.Run`, opened with `mode`): after every epoch its
+    checkpoint holds the members' training state, their best epochs and the parameters of those,
+    so the same call continues an interrupted sweep from its last finished epoch, with the results
+    of an uninterrupted one, and reads a finished sweep back instead of training it again."""
     factory = handopt.by_name(optimizer)
     check_batch_size(batch_size)
     lrs = [check_lr(lr) for lr in lrs]
     graphdef, initial = nnx.split(model, nnx.Param)
-    identity = _identity(model, initial, optimizer, lrs, batch_size, train, val, epochs, task, gradient)
-    if store is not None:
-        finished = _load_finished(store, identity, initial)
-        if finished is not None:
-            return graphdef, finished
+    identity = sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient)
     states = stack([init_state(model, lr, factory)[1] for lr in lrs])
-    best = [(0, unstack(states.params, i)) for i in range(len(lrs))]  # (epoch, its parameters)
-
-    def keep_best(epoch, states, logs):
-        for i, member_logs in enumerate(logs):
-            accuracies = member_logs["val_accuracy"]
-            if accuracies[-1] > accuracies[best[i][0]]:
-                best[i] = (epoch, unstack(states.params, i))
-
-    start = time.perf_counter()
-    _, logs = fit_sweep(
-        graphdef,
-        states,
-        train,
-        val,
-        epochs,
-        Settings(
-            batch_size=batch_size,
-            task=task,
-            optimizer=factory,
-            gradient=gradient,
-            train_eval_size=len(train[0]),
-            names=SETS,
-            strategy=strategy,
-        ),
-        progress=progress,
-        on_epoch=keep_best,
-        labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
-        desc=desc,
+    untrained = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
+    settings = Settings(
+        batch_size=batch_size,
+        task=task,
+        optimizer=factory,
+        gradient=gradient,
+        train_eval_size=len(train[0]),
+        names=SETS,
+        strategy=strategy,
     )
-    seconds = (time.perf_counter() - start) / len(lrs)
+    with Run(folder, identity, mode=mode, epochs=epochs) as run:
+        saved, record = run.restore(untrained)
+        best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
+        logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
+        clock = time.perf_counter()
+
+        def keep_best(epoch, states, logs):
+            """Each member's parameters at its best validation accuracy so far (the earliest of
+            ties), then the checkpoint."""
+            nonlocal best_params, best_epochs
+            improved = np.array(
+                [m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)]
+            )
+            best_epochs = np.where(improved, epoch, best_epochs)
+            best_params = jax.tree.map(
+                lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
+                best_params,
+                states.params,
+            )
+            tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
+            run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
+
+        if logs is None or run.epochs_done < epochs:
+            _, logs = fit_sweep(
+                graphdef,
+                saved["state"],
+                train,
+                val,
+                epochs,
+                settings,
+                logs=logs,
+                progress=progress,
+                on_epoch=keep_best,
+                labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
+                desc=desc,
+            )
+            seconds += time.perf_counter() - clock
     members = [
-        Member(optimizer, float(lr), batch_size, logs[i], *best[i], seconds) for i, lr in enumerate(lrs)
+        Member(
+            optimizer,
+            lr,
+            batch_size,
+            logs[i],
+            int(best_epochs[i]),
+            unstack(best_params, i),
+            seconds / len(lrs),
+        )
+        for i, lr in enumerate(lrs)
     ]
-    if store is not None:
-        _save_finished(store, identity, members)
     return graphdef, members
 
 
@@ -198,14 +188,13 @@ def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
     return np.asarray(jnp.argmax(logits, axis=1))
 
 
-def write_best(out_dir: str, member: Member, label: str, title: str) -> None:
-    """The selected model's parameters (best_model.npz) and curves (best_curves.png)."""
-    from .. import plots
-
-    os.makedirs(out_dir, exist_ok=True)
-    save_params(member, os.path.join(out_dir, "best_model.npz"))
+def write_best(run: Run, member: Member, label: str, title: str) -> None:
+    """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
+    curves (best_curves.png)."""
+    thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
+    atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)
     plots.classification_curves(
-        {label: member.logs}, os.path.join(out_dir, "best_curves.png"), title=f"{title}: {label}"
+        {label: member.logs}, run.output("best_curves.png"), title=f"{title}: {label}"
     )
 
 
@@ -231,23 +220,19 @@ def markdown_table(
     return lines
 
 
-def save_params(member: Member, path: str) -> None:
-    """The θ's of `member`'s best epoch as theta0, theta1, ... (layer order) in an .npz file."""
-    np.savez(
-        path, **{f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
-    )
-
-
 def data_record(ds, train: Tuple, val: Tuple) -> dict:
     return {"dataset": ds.name, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(ds.X_test)}
 
 
-def write_outputs(out_dir: str, summary: dict, report_lines: Sequence[str]) -> None:
+def lab_identity(lab: str, config: dict, ds) -> dict:
+    """A lab's run folder's identity: the lab, its settings (the epoch count aside) and its data."""
+    return {"lab": lab, **config, "data": fingerprint((ds.X_train, ds.y_train), (ds.X_test, ds.y_test))}
+
+
+def write_outputs(run: Run, summary: dict, report_lines: Sequence[str]) -> None:
     """results.json (the summary) and report.md."""
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("\n".join(report_lines))
+    run.write_json("results.json", summary)
+    run.write_text("report.md", "\n".join(report_lines))
 
 
 def member_record(member: Member) -> dict:
