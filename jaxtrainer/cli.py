@@ -394,48 +394,69 @@ def _interrupted_message(args) -> str:
     return f"jaxtrainer: interrupted before any epoch was saved{where}; nothing to continue from{finished}"
 
 
-def _run_command(args) -> int:
-    from . import runs
+_hard_exit = False  # set when the process must leave without unwinding the interpreter (`entry`)
 
+
+def _run_command(args) -> int:
+    global _hard_exit
+    if "jaxtrainer.runs" in sys.modules:  # a new command: earlier commands' runs (in-process) are not its own
+        sys.modules["jaxtrainer.runs"].saved_epochs_reset()
     try:
         return args.run(args)
     except KeyboardInterrupt:
+        from . import runs
+
         message = _interrupted_message(args)
         runs.release_all()
         print(message, file=sys.stderr, flush=True)
-        # Not a normal exit: unwinding the interpreter while XLA's compile threads still run can
-        # crash it; every file is already whole on disk (atomic writes), so leave at once.
-        os._exit(130)
+        # Unwinding the interpreter while XLA's compile threads still run can crash it; every file
+        # is already whole on disk (atomic writes), so the command leaves at once.
+        _hard_exit = True
+        return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (UserError, ValueError, OSError, ImportError) as e:
+        from . import runs
+
+        runs.release_all()
+        print(f"jaxtrainer: error: {e}", file=sys.stderr)
+        return 2
     except Exception as e:
-        from . import distributed
+        from . import distributed, runs
 
         if not distributed.peer_failed(e):
-            raise
+            raise  # a bug: its traceback is wanted
         saved = [f"{folder} ({n} epochs)" for folder, n in runs.saved_epochs() if n]
         where = f"; saved so far: {', '.join(saved)}" if saved else ""
         print(
-            f"jaxtrainer: error: another process of this multi-process run stopped ({str(e).splitlines()[0]})"
-            f"{where}. Run the same command on every process again to continue",
+            f"jaxtrainer: error: another process of this multi-process run stopped "
+            f"({str(e).splitlines()[0]}){where}. Run the same command on every process again to continue",
             file=sys.stderr,
             flush=True,
         )
         runs.release_all()
-        os._exit(2)  # a normal exit would wait on the dead process at JAX's shutdown barrier
-    except (UserError, ValueError, OSError, ImportError) as e:
-        runs.release_all()
-        print(f"jaxtrainer: error: {e}", file=sys.stderr)
+        _hard_exit = True  # a normal exit would wait for the dead process at JAX's shutdown barrier
         return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command, callable in-process (tests): returns the exit status."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     args = build_parser().parse_args(argv)
     return _run_command(args)
 
 
+def entry() -> int:
+    """The `jaxtrainer` executable and `python -m jaxtrainer`."""
+    status = main()
+    if _hard_exit:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

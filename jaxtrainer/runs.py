@@ -438,13 +438,19 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.close()
+        if exc_type is None and self in _OPENED:  # only interrupted runs are reported
+            _OPENED.remove(self)
 
 
-_OPENED: List[Run] = []  # every run this process opened, for what an interrupt leaves behind
+_OPENED: List[Run] = []  # the runs open (or left by an exception) in this process
 
 
 def saved_epochs() -> List[Tuple[str, int]]:
-    """(folder, epochs saved) of every run this process opened: what an interrupt leaves."""
+    """(folder, epochs saved) of the runs an interrupt cut short: what it leaves on disk."""
     return [(run.folder, run.epochs_done) for run in _OPENED]
+
+
+def saved_epochs_reset() -> None:
+    _OPENED.clear()

@@ -277,7 +277,8 @@ class Trainer:
         return state, logs
 
     def test_equivariance(self, path: str = "equivariance.png"):
-        """The homework's 2x2 figure (docs/homework.md) on the first training image rescaled to [0, 1]; saved to `path`."""
+        """The homework's 2x2 figure (docs/homework.md) on the first training image rescaled to
+        [0, 1]; saved to `path`."""
         image = np.clip(np.asarray(self._arrays()[0][0][0]).mean(axis=0) * 0.5 + 0.5, 0.0, 1.0)
         maps = equivariance_maps(image, seed=self.seed)
         return equivariance_figure(maps, path)
