@@ -292,9 +292,12 @@ def fit_sweep(
 
 
 def _gathered(states, k: int):
-    """The K members' states, whole on this process (gathered when they span several)."""
-    states = _unpad(states, k)
-    return to_host(states) if distributed.process_count() > 1 else states
+    """The K members' states, whole on this process. Several processes gather the padded arrays
+    and drop the padding on the host: slicing an array spread over processes would be one more
+    program with collectives, whose order could differ between processes."""
+    if distributed.process_count() == 1:
+        return _unpad(states, k)
+    return jax.tree.map(lambda a: a[:k], to_host(states))
 
 
 def fit(
