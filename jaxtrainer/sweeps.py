@@ -3,7 +3,7 @@
 The K members' parameters and Adam states are stacked along a leading "sweep" axis; the learning
 rate is part of each member's optimizer state (`optax.inject_hyperparams`), so it is data: a sweep
 over new values reuses the compiled program. Each epoch is one jitted call that runs every member's
-epoch (train.py's `_epoch` and `_evaluate`, unchanged) either
+epoch (`train.member_epoch`) either
 
 - `"vmap"`: batched over the members, one wide program (pays where one small model leaves the
   device idle: GPU/TPU), or
@@ -11,15 +11,19 @@ epoch (train.py's `_epoch` and `_evaluate`, unchanged) either
   already fills the cores, and the batched matmuls vmap makes are slower there than the same
   matmuls one member at a time: measured in docs/performance.md, "Sweeps").
 
-`strategy="auto"` picks per backend (`auto_strategy`). Members stay independent: a
-member whose parameters hold NaN or Inf stops training (its epoch becomes a no-op logged as NaN,
-exactly as `train.fit` logs it) while the others go on; there is no global check that stops all.
+`Settings(strategy="auto")` picks per backend (`settings.auto_strategy`). Members stay independent:
+a member whose parameters hold NaN or Inf stops training (its epoch becomes a no-op logged as NaN)
+while the others go on; there is no global check that stops all.
+
+`fit_sweep` is the one epoch loop (progress, divergence reports, logs, the per-epoch hook); a single
+run is a sweep of one member (`fit`), whose program has no member axis at all.
 
 With several devices visible the sweep axis is split over a 1-D `Mesh` ("sweep") with `shard_map`:
 each device runs its share of members locally (no communication), the data replicated. A K that
 the device count does not divide is padded with copies of member 0, whose results are dropped;
 the number of devices used is the fewest that still gives the fewest members per device
-(K=3 on 4 devices uses 3 devices, no padding; K=5 uses 3 devices, padded to 6).
+(K=3 on 4 devices uses 3 devices, no padding; K=5 uses 3 devices, padded to 6). The devices may
+belong to several processes (`distributed.py`): each process then runs its own members' share.
 """
 
 from __future__ import annotations
