@@ -8,6 +8,7 @@ import sys
 from typing import Sequence
 
 from .config import NetworkConfiguration
+from .grade import cli as grade_cli
 
 
 def _network_and_data_options(p) -> None:
@@ -366,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _sweep_parser(sub)
     _homework_parser(sub)
     _bench_parser(sub)
+    grade_cli.add_parser(sub)
     lab = sub.add_parser("lab", help="the course's other labs", add_help=False)
     lab.add_argument("name", choices=LABS)
     args, rest = parser.parse_known_args(argv)
@@ -381,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "data":
         return _data(args)
+    if args.command == "grade":
+        return grade_cli.run(args)
     try:
         return {"sweep": _sweep, "homework": _homework}.get(args.command, _train)(args)
     except (ValueError, FileNotFoundError, ImportError) as e:
