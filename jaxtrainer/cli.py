@@ -17,6 +17,7 @@ from typing import Sequence
 
 from . import presets
 from .config import ACTIVATIONS, NetworkConfiguration
+from .grade import cli as grade_cli
 from .labs.commands import LABS
 
 STRATEGIES = ("auto", "vmap", "map")
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         lab.options(p)
         p.set_defaults(run=_lab)
 
+    grade_cli.add_parser(sub)
+
     p = sub.add_parser(
         "launch",
         help="run a command as N processes on this machine (a multi-process sweep or homework, to try it)",
@@ -381,6 +384,8 @@ def _interrupt(signum, frame):
 def _interrupted_message(args) -> str:
     from . import runs
 
+    if hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
+        return f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
     saved = [f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in runs.saved_epochs() if n]
     if saved:
         return (

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from jaxtrainer import data
 from jaxtrainer.cli import main
-from jaxtrainer.data import build, cache
+from jaxtrainer.data import build, cache, digits
 from jaxtrainer.data.loader import BatchLoader
 from torch_compat import NetworkConfiguration, Trainer
 
@@ -531,6 +531,27 @@ def test_build_rotated_interrupted_leaves_nothing(tmp_path, monkeypatch, capsys,
     assert sorted(os.listdir(tmp_path)) == ["src"]  # the partial folder is removed too
     with pytest.raises(ValueError, match=r"unknown dataset"):
         data.load(str(tmp_path / "out"))
+
+
+def test_digits_written_as_a_rotated_folder(tmp_path):
+    info = digits.write_folder(tmp_path / "rotated_fashion_mnist")
+    assert (info["n_train"], info["n_test"]) == (1497, 300)
+    ds = data.load(str(tmp_path / "rotated_fashion_mnist"))
+    assert ds.X_train.shape == (1497, 1, 28, 28) and ds.X_test.shape == (300, 1, 28, 28)
+    # each PNG is a digit's frame, rounded to uint8, split by a seed-0 permutation, rotated by the
+    # angle in its name
+    frames = np.rint(digits.frames() * 255).astype(np.uint8)
+    order = np.random.default_rng(0).permutation(len(frames))
+    angles = []
+    for split, offset in (("train", digits.N_TEST), ("test", 0)):
+        for name in sorted(os.listdir(tmp_path / "rotated_fashion_mnist" / split))[:20]:
+            index, angle = map(int, name[:-4].split("_"))
+            angles.append(angle)
+            with Image.open(tmp_path / "rotated_fashion_mnist" / split / name) as image:
+                pixels = np.asarray(image)
+            expected = build.rotate_uint8(frames[order[offset + index]], angle)
+            np.testing.assert_array_equal(pixels, expected, err_msg=f"{split}/{name}")
+    assert 0 <= min(angles) and max(angles) <= 90 and len(set(angles)) > 10
 
 
 def build_cli_rc(tmp_path):

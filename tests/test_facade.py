@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import random_dataset
+from flax import nnx
 
+from jaxtrainer import models
 from torch_compat import NetworkConfiguration, Trainer, from_torch, nn, to_torch
 
 MLP_CFG = NetworkConfiguration(dense_hiddens=(256, 256))
@@ -177,6 +179,49 @@ def test_from_torch_round_trip(rng):
     np.testing.assert_allclose(np.asarray(net(X)), torch_net(torch.from_numpy(X)).detach().numpy(), atol=1e-5)
     with pytest.raises(ValueError, match=r"layer 1: Dropout is not one of the homework's layers"):
         from_torch(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout()))
+
+
+def test_from_torch_runs_a_shared_activation_at_each_position():
+    torch.manual_seed(0)
+    relu = torch.nn.ReLU()
+    module = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 5), relu, torch.nn.Linear(5, 5), relu
+    )
+    assert len(list(module.children())) == 4
+    network = from_torch(module)
+    assert [type(layer).__name__ for layer in network.layers] == [
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+    ]
+    x = np.random.default_rng(0).standard_normal((3, 1, 3, 4)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(np.asarray(network(x)), module(torch.from_numpy(x)).numpy(), atol=1e-6)
+
+
+def test_to_torch_without_weights_draws_torch_default_init_from_an_abstract_network():
+    cfg = NetworkConfiguration((2, 3), (3, 2), (1, 2), (4,))
+    abstract = nnx.eval_shape(lambda: models.build_cnn(1, cfg, "tanh", rngs=nnx.Rngs(0)))
+    torch.manual_seed(2)
+    module = to_torch(abstract, copy_weights=False)
+    torch.manual_seed(2)
+    expected = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3),
+        torch.nn.Tanh(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(2, 3, 2, stride=2),
+        torch.nn.Tanh(),
+        torch.nn.AdaptiveMaxPool2d((4, 4)),
+        torch.nn.Flatten(),
+        torch.nn.Linear(48, 4),
+        torch.nn.Tanh(),
+        torch.nn.Linear(4, 1),
+    )
+    assert [type(layer) for layer in module] == [type(layer) for layer in expected]
+    for key, value in expected.state_dict().items():
+        assert torch.equal(module.state_dict()[key], value), key
 
 
 def test_trainer_rejects_unknown_network_type():

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
+from flax import nnx
 
 from . import nn
 
 _ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid")
 
 
-def to_torch(network: nn.Sequential):
-    """A real ``torch.nn.Sequential`` with the same layers and weights."""
+def to_torch(network: nn.Sequential, copy_weights: bool = True):
+    """A real ``torch.nn.Sequential`` with the same layers and weights.
+
+    ``copy_weights=False`` keeps the weights the torch layers' constructors draw (PyTorch's default
+    initialisation from torch's generator, in layer order); the network may then be abstract
+    (``nnx.eval_shape``), which draws nothing in JAX."""
     import torch
 
     layers = []
@@ -32,39 +38,58 @@ def to_torch(network: nn.Sequential):
         else:
             layers.append(getattr(torch.nn, type(layer).__name__)())
     module = torch.nn.Sequential(*layers)
-    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in network.state_dict().items()})
+    if copy_weights:
+        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in network.state_dict().items()})
     return module
 
 
 def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
-    """The facade network equivalent to a ``torch.nn.Sequential`` of the homework's layer types."""
+    """The facade network equivalent to a ``torch.nn.Sequential`` of the homework's layer types.
+
+    Read by position, as the Sequential's forward runs it: a module instance placed at several
+    positions (one shared activation) is a layer at each, where ``children()`` lists it once."""
     import torch
 
-    rngs = nn.default_rngs()
-    layers = []
-    for i, child in enumerate(module.children()):
+    makers = []  # each layer as a function of rngs, built below without drawing any weights
+    for i, child in enumerate(module):
         if isinstance(child, torch.nn.Linear):
-            layers.append(nn.Linear(child.in_features, child.out_features, rngs=rngs))
+            makers.append(lambda rngs, c=child: nn.Linear(c.in_features, c.out_features, rngs=rngs))
         elif isinstance(child, torch.nn.Conv2d):
             (kh, kw), (sh, sw) = child.kernel_size, child.stride
             if kh != kw or sh != sw or child.padding not in ((0, 0), "valid") or child.bias is None:
                 raise ValueError(
                     f"layer {i}: only square, unpadded Conv2d with bias is supported, got {child}"
                 )
-            layers.append(nn.Conv2d(child.in_channels, child.out_channels, kh, sh, rngs=rngs, impl=conv_impl))
+            makers.append(
+                lambda rngs, c=child, k=kh, s=sh: nn.Conv2d(
+                    c.in_channels, c.out_channels, k, s, rngs=rngs, impl=conv_impl
+                )
+            )
         elif isinstance(child, torch.nn.MaxPool2d):
-            layers.append(nn.MaxPool2d(child.kernel_size))
+            makers.append(lambda rngs, c=child: nn.MaxPool2d(c.kernel_size))
         elif isinstance(child, torch.nn.AdaptiveMaxPool2d):
-            layers.append(nn.AdaptiveMaxPool2d(child.output_size))
+            makers.append(lambda rngs, c=child: nn.AdaptiveMaxPool2d(c.output_size))
         elif isinstance(child, torch.nn.Flatten):
-            layers.append(nn.Flatten())
+            makers.append(lambda rngs: nn.Flatten())
         elif type(child).__name__ in _ACTIVATIONS:
-            layers.append(getattr(nn, type(child).__name__)())
+            makers.append(lambda rngs, c=child: getattr(nn, type(c).__name__)())
         else:
             raise ValueError(
                 f"layer {i}: {type(child).__name__} is not one of the homework's layers "
                 "(Linear, Conv2d, MaxPool2d, AdaptiveMaxPool2d, Flatten, ReLU, Tanh, Sigmoid)"
             )
-    network = nn.Sequential(*layers)
+
+    def build():
+        rngs = nnx.Rngs(params=0)
+        return nn.Sequential(*(make(rngs) for make in makers))
+
+    network = _with_zero_weights(build)
     network.load_state_dict(module.state_dict())
     return network
+
+
+def _with_zero_weights(build) -> nn.Sequential:
+    """`build()` with zeros for weights: traced abstractly, so no random draw is compiled (each new
+    weight shape drawn eagerly would compile a program; here the weights are overwritten anyway)."""
+    graphdef, state = nnx.split(nnx.eval_shape(build))
+    return nnx.merge(graphdef, jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype)), state))

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import uuid
+from typing import Dict
 
 import numpy as np
 
@@ -32,6 +33,14 @@ def _write_png(path: str, pixels: np.ndarray) -> None:
         f.write(buffer.getvalue())
 
 
+def _check_new_folder(out) -> str:
+    """`out` as an absolute path, refused if it exists (a build never overwrites)."""
+    out = os.path.abspath(os.fspath(out))
+    if os.path.exists(out):
+        raise FileExistsError(f"{out} already exists: remove it or choose another --out")
+    return out
+
+
 def build_rotated(
     source: str,
     out: str,
@@ -42,7 +51,34 @@ def build_rotated(
     n_test: int = N_TEST,
     progress: bool = True,
 ) -> dict:
-    """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`.
+    """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`."""
+    check_args(seed, max_angle, n_train, n_test)
+    out = _new_folder(out)
+    raw = read_idx_source(os.fspath(source), "fashion_mnist")
+    return write_rotated(
+        raw, out, seed=seed, max_angle=max_angle, n_train=n_train, n_test=n_test, progress=progress
+    )
+
+
+def _new_folder(out) -> str:
+    out = os.path.abspath(os.fspath(out))
+    if os.path.exists(out):
+        raise FileExistsError(f"{out} already exists: remove it or choose another --out")
+    return out
+
+
+def write_rotated(
+    raw: Dict,
+    out: str,
+    *,
+    seed: int = 0,
+    max_angle: int = MAX_ANGLE,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    progress: bool = True,
+) -> dict:
+    """Write the folder `out` (train/, test/, and the load cache) from raw uint8 images
+    {split: (images (n, H, W), labels)}, the first n_train and n_test of each split rotated.
 
     Everything is written to a hidden temporary folder next to `out` and renamed to `out` at the
     end: an interrupted or failed build leaves no `out` (and removes its temporary folder, unless
@@ -51,10 +87,7 @@ def build_rotated(
     from tqdm.auto import tqdm
 
     check_args(seed, max_angle, n_train, n_test)
-    out = os.path.abspath(os.fspath(out))
-    if os.path.exists(out):
-        raise FileExistsError(f"{out} already exists: remove it or choose another --out")
-    raw = read_idx_source(os.fspath(source), "fashion_mnist")
+    out = _new_folder(out)
     for split, n in (("train", n_train), ("test", n_test)):
         take(raw, split, n)  # fail on counts before writing anything
     parent, name = os.path.split(out)

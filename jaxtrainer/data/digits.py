@@ -15,18 +15,37 @@ from .scaling import standardise, to_unit_range
 N_TEST = 300
 
 
-def load_digits(seed: int = 0) -> Dataset:
+def frames() -> np.ndarray:
+    """The 1,797 digits upscaled to 20x20 and centred in 28x28 frames, (N, 28, 28) in [0, 1]."""
     from scipy import ndimage
     from sklearn.datasets import load_digits as sklearn_digits
 
     images = sklearn_digits().images.astype(np.float64) / 16.0  # (1797, 8, 8) in [0, 1]
+    out = np.zeros((len(images), 28, 28))
+    out[:, 4:24, 4:24] = ndimage.zoom(images, (1, 2.5, 2.5), order=1)
+    return out
+
+
+def load_digits(seed: int = 0) -> Dataset:
+    images = frames()
     rng = np.random.default_rng(seed)
     angles = rng.integers(0, MAX_ANGLE + 1, size=len(images))
-    frames = np.zeros((len(images), 28, 28))
-    frames[:, 4:24, 4:24] = ndimage.zoom(images, (1, 2.5, 2.5), order=1)
-    rotated = np.stack([rotate(f, a) for f, a in zip(frames, angles)])
+    rotated = np.stack([rotate(f, a) for f, a in zip(images, angles)])
     order = rng.permutation(len(images))
     test, train = order[:N_TEST], order[N_TEST:]
     X = to_unit_range(rotated[:, None])
     y_train, y_test = standardise(angles[train].astype(np.float64), angles[test].astype(np.float64))
     return Dataset("digits", X[train], y_train, X[test], y_test)
+
+
+def write_folder(out, *, seed: int = 0) -> dict:
+    """The digits as a rotated-PNG folder (train/ and test/ of `<index>_<angle>.png`, 1,497 and 300
+    images): what the homework's own code reads from ./rotated_fashion_mnist, for tools that run
+    students' code offline. The frames are rounded to uint8 and rotated by `build.write_rotated`
+    (so pixels and angles differ from `load_digits`'s float images; the task is the same)."""
+    from .build import write_rotated
+
+    images = np.rint(frames() * 255.0).astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(len(images))
+    raw = {"test": (images[order[:N_TEST]], None), "train": (images[order[N_TEST:]], None)}
+    return write_rotated(raw, out, seed=seed, n_train=len(images) - N_TEST, n_test=N_TEST, progress=False)
