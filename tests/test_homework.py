@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from jaxtrainer import presets
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.experiments import homework
 
@@ -111,7 +112,7 @@ def test_parameter_counts_and_the_matching_shallow_cnn(homework_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parameters"] == {"cnn": 110_222, "deep_cnn": 331_265, "shallow_cnn": 110_234}
     assert summary["shallow_cnn"]["n_channels"] == [9] and summary["shallow_cnn"]["kernel_sizes"] == [28]
-    count = lambda c: homework.parameter_count("cnn", homework.shallow_cnn(c, 28), (1, 28, 28))  # noqa
+    count = lambda c: homework.parameter_count("cnn", presets.shallow_cnn(c, 28), (1, 28, 28))  # noqa
     assert abs(count(9) - 110_222) < min(abs(count(8) - 110_222), abs(count(10) - 110_222))
 
 
@@ -147,7 +148,7 @@ def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, t
     )
     run(tmp_path / "a", 1)
     resumed = run(tmp_path / "a", 2)
-    assert "g: resuming the sweep after epoch 1" in capsys.readouterr().out
+    assert f"resuming after epoch 1 from {tmp_path / 'a' / 'g' / 'checkpoint.npz'}" in capsys.readouterr().out
     straight = run(tmp_path / "b", 2)
     assert [r["logs"] for r in resumed] == [r["logs"] for r in straight]
     assert [r["name"] for r in resumed] == ["g/lr_0.01", "g/lr_0.001"]
