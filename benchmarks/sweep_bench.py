@@ -16,7 +16,8 @@ import platform
 import statistics
 import time
 
-from benchmarks.output import write_results
+from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.presets import NETWORKS
 
 
 def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
@@ -24,13 +25,11 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
     change in the machine's load (it is shared) falls on all of them alike."""
     import jax
 
-    from benchmarks.compare import MODELS, synthetic
-    from jaxtrainer import NetworkConfiguration, build_network, init_state, train_epoch
+    from jaxtrainer import build_network, init_state, train_epoch
     from jaxtrainer.sweep import init_sweep, sweep_epoch
     from jaxtrainer.train import to_device
 
-    network, fields = MODELS[model]
-    cfg = NetworkConfiguration(*fields)
+    network, cfg, _ = NETWORKS[model]
     (X, y), test = synthetic(n_train, n_test)
     X, y = to_device(X, y)
     evals = ((X[:2000], y[:2000]), to_device(*test))
@@ -80,9 +79,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--models", nargs="+", choices=("mlp", "cnn", "deep_cnn", "shallow_cnn"), default=["mlp", "cnn"]
-    )
+    p.add_argument("--models", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
     p.add_argument("--k", type=int, default=3, help="members per sweep")
     p.add_argument("--strategies", nargs="+", choices=("vmap", "map"), default=["vmap", "map"])
     p.add_argument("--epochs", type=int, default=3, help="epochs per timing (>= 2)")

@@ -277,26 +277,19 @@ def _homework(args) -> int:
 
 
 def _bench_parser(sub) -> None:
-    # Its options are benchmarks.compare's own; everything after `bench` goes there (--help too).
+    # Its options are jaxtrainer.bench's own; everything after `bench` goes there (--help too).
     sub.add_parser(
         "bench",
         add_help=False,
         help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data "
-        "(benchmarks/compare.py; `jaxtrainer bench --help` for its options)",
+        "(`jaxtrainer bench --help` for its options)",
     )
 
 
 def _bench(rest) -> int:
-    try:
-        from benchmarks import compare
-    except ImportError as e:
-        print(
-            f"jaxtrainer: error: `bench` needs the `benchmarks` package of the source checkout "
-            f"({e}); run it from a clone of the repository",
-            file=sys.stderr,
-        )
-        return 2
-    return compare.main(rest, prog="jaxtrainer bench")
+    from . import bench
+
+    return bench.main(rest, prog="jaxtrainer bench")
 
 
 CLASSIFICATION_LABS = {"logreg": "logreg_lab", "mlp": "mlp_lab", "mnist": "mnist_lab"}
