@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from benchmarks.output import write_results
+from jaxtrainer.bench import write_results
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"

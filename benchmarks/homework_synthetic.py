@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    from benchmarks.compare import synthetic
+    from jaxtrainer.bench import synthetic
     from jaxtrainer.data import Dataset
     from jaxtrainer.experiments.homework import run_homework
 

@@ -1,7 +1,7 @@
 """Sweeps on this machine: one run's epoch against K runs' epoch by `vmap` and by `lax.map`.
 
 Synthetic data (random pixels and targets, 1x28x28; only the timing means anything), batch 128,
-Adam, MSE, logging evaluations included (as `train.fit` and `sweep.fit_sweep` run them). Each
+Adam, MSE, logging evaluations included (as `jaxtrainer.fit` and `fit_sweep` run them). Each
 timing is the median epoch after the first (the first one carries compilation).
 
     python -m benchmarks.sweep_bench --models mlp cnn --k 3 --epochs 3
@@ -16,7 +16,8 @@ import platform
 import statistics
 import time
 
-from benchmarks.output import write_results
+from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.presets import NETWORKS
 
 
 def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
@@ -24,27 +25,23 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
     change in the machine's load (it is shared) falls on all of them alike."""
     import jax
 
-    from benchmarks.compare import MODELS, synthetic
-    from jaxtrainer import NetworkConfiguration, build_network, init_state, train_epoch
+    from jaxtrainer.settings import Settings
     from jaxtrainer.sweeps import init_sweep, sweep_epoch
     from jaxtrainer.train import to_device
 
-    network, fields = MODELS[model]
-    cfg = NetworkConfiguration(*fields)
+    network, cfg, _ = NETWORKS[model]
     (X, y), test = synthetic(n_train, n_test)
     X, y = to_device(X, y)
     evals = ((X[:2000], y[:2000]), to_device(*test))
-    graphdef, state = init_state(build_network(network, (1, 28, 28), cfg, seed=0), 1e-3)
-    states = {"solo": state}
+    graphdef, solo, _ = init_sweep(network, (1, 28, 28), cfg, [(1e-3, 0)])  # one run: a sweep of one
+    states = {"solo": solo}
     members = [(lr, 0) for lr in (1e-2, 1e-4, 1e-8, 1e-3, 3e-3, 3e-4, 1e-5, 1e-6)[:k]]
     for strategy in strategies:
         states[strategy] = init_sweep(network, (1, 28, 28), cfg, members)[1]
 
     def epoch(key):
-        if key == "solo":
-            states[key], _, out = train_epoch(graphdef, states[key], X, y, evals, batch_size=128)
-        else:
-            states[key], out = sweep_epoch(graphdef, states[key], X, y, evals, batch_size=128, strategy=key)
+        settings = Settings(batch_size=128, strategy="map" if key == "solo" else key)
+        states[key], _, out = sweep_epoch(graphdef, states[key], (X, y, None, evals), settings)
         return out
 
     row = {"model": model, "k": k, **{key: [] for key in states}}
@@ -80,9 +77,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--models", nargs="+", choices=("mlp", "cnn", "deep_cnn", "shallow_cnn"), default=["mlp", "cnn"]
-    )
+    p.add_argument("--models", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
     p.add_argument("--k", type=int, default=3, help="members per sweep")
     p.add_argument("--strategies", nargs="+", choices=("vmap", "map"), default=["vmap", "map"])
     p.add_argument("--epochs", type=int, default=3, help="epochs per timing (>= 2)")

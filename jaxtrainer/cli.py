@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Sequence
 
-from . import presets
+from . import bench, presets
 from .config import ACTIVATIONS, NetworkConfiguration
 from .grade import cli as grade_cli
 from .labs.commands import LABS
@@ -241,16 +241,6 @@ def _launch(args) -> int:
     return launch(command, args.processes, args.devices)
 
 
-def _bench(args) -> int:
-    try:
-        from benchmarks import compare
-    except ImportError as e:
-        raise UserError(
-            f"`bench` needs the `benchmarks` package of the source checkout ({e}); run it from a clone"
-        ) from None
-    return compare.main(args.args, prog="jaxtrainer bench")
-
-
 # -- the grammar ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__.splitlines()[0])
@@ -353,12 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data "
-        "(`jaxtrainer bench --help` for its options)",
-        add_help=False,
+        help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(run=_bench)
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
     return parser
 
 

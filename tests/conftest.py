@@ -1,5 +1,20 @@
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
+
+# The tests must not depend on what earlier runs left in the compilation cache: this session (and
+# the subprocesses it starts) gets an empty one of its own, removed at the end.
+SESSION_CACHE = tempfile.mkdtemp(prefix="jaxtrainer-test-xla-")
+os.environ["JAXTRAINER_CACHE_DIR"] = SESSION_CACHE
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
+
 
 HOMEWORK_CONFIGS = {
     # name: (network_type, NetworkConfiguration fields)

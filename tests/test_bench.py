@@ -1,31 +1,40 @@
-"""`jaxtrainer bench` (benchmarks/compare.py) end to end on tiny data, and its argument errors."""
+"""`jaxtrainer bench` (jaxtrainer/bench.py) end to end on tiny data, and its argument errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from jaxtrainer.cli import main
 from jaxtrainer.settings import Settings
 
+# The command in a fresh interpreter, which must not have imported torch by its end: PyTorch runs
+# only in the workers the command starts.
+BENCH_WITHOUT_TORCH = (
+    "import sys; from jaxtrainer.cli import main; rc = main(sys.argv[1:]); "
+    "assert 'torch' not in sys.modules, 'jaxtrainer bench imported torch'; raise SystemExit(rc)"
+)
 
-def test_bench_writes_both_frameworks_and_the_ratio(tmp_path, capsys):
+
+def test_bench_writes_both_frameworks_and_the_ratio(tmp_path):
     models = ["mlp", "cnn_sweep3"]
-    rc = main(
-        [
-            "bench",
-            "--models",
-            *models,
-            "--n-train",
-            "512",
-            "--n-test",
-            "128",
-            "--epochs",
-            "2",
-            "--out",
-            str(tmp_path),
-        ]
+    args = [
+        "--models",
+        *models,
+        "--n-train",
+        "512",
+        "--n-test",
+        "128",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", BENCH_WITHOUT_TORCH, "bench", *args], capture_output=True, text=True
     )
-    assert rc == 0
+    assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "compare.json").read_text())
     table = (tmp_path / "compare.md").read_text()
     assert report["meta"]["models"] == models

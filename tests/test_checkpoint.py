@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import torch_reference as ref
 from jaxtrainer import data, models, runs, state_dict, train
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.experiments.single import RunConfig, run
+from torch_compat import reference as ref
 
 CNN_ARGS = [
     "--network",

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from conftest import random_dataset
 
-from benchmarks import torch_reference as ref
 from torch_compat import grading
+from torch_compat import reference as ref
 from torch_compat import trainer as facade
 from torch_compat.grading import NetworkConfiguration, Trainer
 

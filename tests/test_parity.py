@@ -1,4 +1,4 @@
-"""The engine against the PyTorch reference (benchmarks/torch_reference.py), weight for weight."""
+"""The engine against the PyTorch reference (torch_compat/reference.py), weight for weight."""
 
 import jax
 import jax.numpy as jnp
@@ -8,10 +8,10 @@ import torch
 from conftest import HOMEWORK_CONFIGS, random_dataset
 from flax import nnx
 
-from benchmarks import torch_reference as ref
 from jaxtrainer import models, train
 from jaxtrainer.gradient import apply
 from torch_compat import NetworkConfiguration, Trainer
+from torch_compat import reference as ref
 
 torch.set_num_threads(2)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.torch_reference import NetworkConfiguration, Trainer
+from torch_compat.reference import NetworkConfiguration, Trainer
 
 
 def tiny_dataset(n_train=300, n_test=100, shape=(1, 28, 28), seed=0):

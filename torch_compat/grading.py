@@ -12,7 +12,7 @@ Only the builders and the base Trainer's hooks differ from the facade (``torch_c
   the initial weights are then redrawn with PyTorch's own default initialisation from torch's global
   generator, exactly the draws a PyTorch solution makes, so ``torch.manual_seed(s)`` before a builder
   gives the reference solution's numbers, and ``Trainer(seed=s)`` those of a PyTorch Trainer seeded
-  with ``s`` in its constructor (``benchmarks/torch_reference.py``);
+  with ``s`` in its constructor (``torch_compat/reference.py``);
 - the engine trains an NNX copy of the module (``bridge.from_torch``), pulled from the module before
   each engine call and pushed back after it.
 

@@ -1,15 +1,23 @@
-"""The homework's ``Trainer`` in plain, eager PyTorch, written from docs/homework.md.
+"""The homework's ``Trainer`` in plain, eager PyTorch, written from the homework's statement.
 
 It is the program a user would otherwise run, kept independent of the JAX engine so it can serve as
 the baseline both for parity tests and for speed benchmarks. Only the tensor variant (whole tensors
 in ``self.train`` / ``self.test``) is implemented, and the data are always passed in: this module
 never downloads or reads folders.
+
+Run as a file, it is the PyTorch side of ``jaxtrainer bench`` (``main``): as a file, not with
+``-m``, so that the ``torch_compat`` package (which loads JAX) stays out of the process whose time
+and memory are measured.
 """
 
+import argparse
 import copy
+import json
 import math
 import os
 import random
+import resource
+import time
 from typing import NamedTuple, Tuple
 
 import numpy as np
@@ -43,7 +51,7 @@ def set_threads() -> int:
 def _dense_head(layers: list, in_features: int, dense_hiddens, activation: nn.Module) -> nn.Sequential:
     """Append the dense part shared by the MLP and the CNN and wrap everything in a Sequential."""
     for hidden in dense_hiddens:
-        # A fresh copy per position: children() lists a shared module only once (docs/homework.md).
+        # A fresh copy per position: children() lists a shared module only once (SPEC).
         layers += [nn.Linear(in_features, hidden), copy.deepcopy(activation)]
         in_features = hidden
     layers.append(nn.Linear(in_features, 1))
@@ -80,9 +88,12 @@ class Trainer:
         dataset=None,
         seed: int = 197331,
         progress: bool = True,
+        device: str = "cpu",
     ):
         """``dataset`` is ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
-        shape (N, C, H, W) and y of shape (N, 1); ``progress`` shows a tqdm bar over epochs."""
+        shape (N, C, H, W) and y of shape (N, 1); ``progress`` shows a tqdm bar over epochs;
+        ``device`` holds the network and the data ("cuda" for a GPU; the weights are drawn on the
+        CPU first, so a seed gives the same initial network on every device)."""
         if dataset is None:
             raise ValueError(
                 "a dataset must be passed as dataset=((X_train, y_train), (X_test, y_test)); "
@@ -97,7 +108,7 @@ class Trainer:
         self.batch_size = batch_size
         self.progress = progress
         self.train, self.test = (
-            tuple(torch.as_tensor(a, dtype=torch.float32) for a in split) for split in dataset
+            tuple(torch.as_tensor(a, dtype=torch.float32).to(device) for a in split) for split in dataset
         )
 
         activation = self.create_activation_function(activation_name)
@@ -108,6 +119,7 @@ class Trainer:
             self.network = self.create_cnn(input_shape[0], net_config, activation)
         else:
             raise ValueError(f"network_type must be 'mlp' or 'cnn', got {network_type!r}")
+        self.network.to(device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
         self.train_logs = {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
 
@@ -193,7 +205,9 @@ class Trainer:
         """Show that a random two-layer conv net commutes with a shift (away from the borders) but not
         with a 90-degree rotation. The figure is drawn without pyplot, so no global backend is changed,
         and saved to ``path`` (default 'equivariance_torch.png' in the working directory)."""
-        image = self.train[0][0].mean(dim=0, keepdim=True)[None]  # (1, 1, H, W); grey if several channels
+        image = (
+            self.train[0][0].cpu().mean(dim=0, keepdim=True)[None]
+        )  # (1, 1, H, W); grey if several channels
         image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
 
         conv = nn.Conv2d(1, 1, kernel_size=3)
@@ -220,3 +234,52 @@ class Trainer:
             axis.axis("off")
         figure.savefig("equivariance_torch.png" if path is None else path)
         return figure
+
+
+def epoch_seconds(trainer: Trainer, n_epochs: int) -> list:
+    """The seconds of each epoch of ``trainer.train_loop(n_epochs)``, read between its log_metrics
+    calls (each ends with ``.item()``, which waits for the device), so logging is included."""
+    stamps, log = [], trainer.log_metrics
+
+    def timed_log(*args):
+        log(*args)
+        stamps.append(time.perf_counter())
+
+    trainer.log_metrics = timed_log
+    trainer.train_loop(n_epochs)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def main(argv=None) -> int:
+    """One benchmark worker: the runs (one per learning rate, one after another) on the arrays of
+    ``--data`` (an .npz with X_train, y_train, X_test, y_test), on the GPU when there is one; prints
+    one JSON line: each run's epoch seconds, the device and this process's peak RSS."""
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--data", required=True)
+    p.add_argument("--network-type", choices=("mlp", "cnn"), required=True)
+    p.add_argument("--net-config", required=True, help="NetworkConfiguration's four fields as JSON lists")
+    p.add_argument("--lrs", type=float, nargs="+", required=True)
+    p.add_argument("--epochs", type=int, required=True)
+    args = p.parse_args(argv)
+    with np.load(args.data) as arrays:
+        dataset = ((arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"]))
+    net_config = NetworkConfiguration(*(tuple(field) for field in json.loads(args.net_config)))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    runs = [
+        epoch_seconds(
+            Trainer(args.network_type, net_config, lr, dataset=dataset, progress=False, device=device),
+            args.epochs,
+        )
+        for lr in args.lrs
+    ]
+    report = {
+        "runs": runs,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""One table for a GPU machine (run through benchmarks/device_check.sh, which sets the environment):
+
+- per-epoch time of the homework's four networks, jaxtrainer against the PyTorch reference on the
+  same device (`jaxtrainer bench`'s workers, 60,000 synthetic 1x28x28 images, batch 128);
+- the K=8 learning-rate sweep of the CNN as one program, against 8 sequential runs of jaxtrainer
+  (8 x the CNN row: a run's epoch does not depend on its learning rate) and of PyTorch (run);
+- the whole homework (experiments 1-4) on 60,000 synthetic images (benchmarks/homework_synthetic.py),
+  the command's wall time, compilation included.
+
+`--dry-run` runs the same on the CPU at tiny sizes (256 images, 2 epochs; the homework 1 epoch), to
+check the script, not the machine: about 100 s of CPU time, nearly all of it JAX compiling. A step that
+fails or runs past its time leaves "failed" in its cells (the reason on stderr); the table is
+printed and written (device_check.json, device_check.md) either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from jaxtrainer import bench
+
+NETWORK_ROWS = ("mlp", "cnn", "deep_cnn", "shallow_cnn")
+SWEEP_ROW = "cnn_sweep8"
+SWEEP_BASE, SWEEP_LRS = bench.runs_of(SWEEP_ROW)
+SIZES = {
+    # n_train, n_test, epochs per timed run (the first is warm-up), homework epochs
+    "gpu": (60_000, 2_000, 3, 50),
+    "dry-run": (256, 64, 2, 1),
+}
+# Past these a step is stopped and its cells read "failed" (on the GPU: the whole within 8 minutes).
+WORKER_TIMEOUT_S = {"gpu": 180, "dry-run": 300}
+HOMEWORK_TIMEOUT_S = {"gpu": 240, "dry-run": 400}
+# Which devices JAX and torch see, asked in a child so that this process holds no GPU memory.
+PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cuda.is_available() else 'cpu')"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def gpu_missing() -> str | None:
+    """Why the GPU table cannot be made here (no GPU for JAX or torch), or None."""
+    done = subprocess.run([sys.executable, "-c", PREFLIGHT], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"jax and torch must both import:\n{done.stderr[-2000:]}"
+    jax_backend, torch_device = done.stdout.strip().splitlines()[-1].split()
+    if jax_backend != "gpu" or torch_device != "cuda":
+        return (
+            f"JAX sees {jax_backend} and torch {torch_device}, not a GPU "
+            "(--dry-run checks the script on a CPU)"
+        )
+    return None
+
+
+def framework_rows(n_train: int, n_test: int, epochs: int, timeout: float) -> dict:
+    """(framework, row) -> `jaxtrainer bench`'s result; a row whose worker failed is left out."""
+    results = {}
+    for row in (*NETWORK_ROWS, SWEEP_ROW):
+        try:
+            for result in bench.measure([row], epochs, n_train, n_test, say=say, timeout=timeout):
+                results[(result["framework"], row)] = result
+        except RuntimeError as e:
+            say(f"device_check: {row} failed: {e}")
+    return results
+
+
+def homework_seconds(n_train: int, n_test: int, epochs: int, timeout: float) -> float | None:
+    """Wall time of `python -m benchmarks.homework_synthetic` (start-up and compilation included)."""
+    with tempfile.TemporaryDirectory(prefix="device-check-homework-") as out:
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.homework_synthetic",
+            *("--epochs", str(epochs), "--n-train", str(n_train), "--n-test", str(n_test)),
+            *("--out", out, "--no-progress"),
+        ]
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            say(f"device_check: the homework ran past {timeout} s")
+            return None
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        say(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        return None
+    say(f"homework {seconds:.1f} s")
+    return seconds
+
+
+def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_train: int) -> list:
+    """(measurement, jaxtrainer, baseline, baseline is); times in seconds, None where a step failed."""
+
+    def median(framework, row):
+        result = results.get((framework, row))
+        return None if result is None else result["median_epoch_s"]
+
+    rows = [
+        (
+            f"{row}: {bench.describe(row)}, s/epoch",
+            median("jax", row),
+            median("torch", row),
+            "PyTorch reference",
+        )
+        for row in NETWORK_ROWS
+    ]
+    sweep = results.get(("jax", SWEEP_ROW))
+    k = len(SWEEP_LRS)
+    strategy = sweep["strategy"] if sweep else "?"
+    label = f"K={k} lr sweep, {bench.NETWORKS[SWEEP_BASE].label}: one program ({strategy}), s/epoch"
+    one_run = median("jax", SWEEP_BASE)
+    rows += [
+        (
+            label,
+            median("jax", SWEEP_ROW),
+            None if one_run is None else k * one_run,
+            f"{k} sequential jaxtrainer runs ({k} x {SWEEP_BASE})",
+        ),
+        (
+            label,
+            median("jax", SWEEP_ROW),
+            median("torch", SWEEP_ROW),
+            f"{k} sequential PyTorch reference runs",
+        ),
+        (
+            f"whole homework (experiments 1-4), {n_train:,} synthetic images, {homework_epochs} epochs, s",
+            homework_s,
+            None,
+            "",
+        ),
+    ]
+    return rows
+
+
+def markdown(rows: list, header: str) -> str:
+    def cell(seconds):
+        return "failed" if seconds is None else f"{seconds:.2f}"
+
+    lines = [
+        header,
+        "",
+        "| measurement | jaxtrainer | baseline | baseline is | jaxtrainer / baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for measurement, jax_s, base_s, baseline in rows:
+        if not baseline:
+            lines.append(f"| {measurement} | {cell(jax_s)} | | | |")
+            continue
+        ratio = "failed" if jax_s is None or base_s is None else f"{jax_s / base_s:.2f}x"
+        lines.append(f"| {measurement} | {cell(jax_s)} | {cell(base_s)} | {baseline} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dry-run", action="store_true", help="CPU only, tiny sizes: checks the script itself")
+    p.add_argument("--out", default="benchmarks/results", help="folder for device_check.json and .md")
+    args = p.parse_args(argv)
+    mode = "dry-run" if args.dry_run else "gpu"
+    missing = None if args.dry_run else gpu_missing()
+    if missing:
+        p.error(missing)
+    n_train, n_test, epochs, homework_epochs = SIZES[mode]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="device-check-xla-") as cache:
+        # The workers and the homework inherit these. On the GPU every process compiles cold, so the
+        # first epochs and the homework's time include compilation; the dry run checks the script,
+        # and its steps share one fresh compilation cache to run sooner.
+        if args.dry_run:
+            os.environ.update(JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", JAXTRAINER_CACHE_DIR=cache)
+            os.environ.pop("JAXTRAINER_NO_CACHE", None)
+        else:
+            os.environ["JAXTRAINER_NO_CACHE"] = "1"
+        results = framework_rows(n_train, n_test, epochs, WORKER_TIMEOUT_S[mode])
+        homework_s = homework_seconds(n_train, n_test, homework_epochs, HOMEWORK_TIMEOUT_S[mode])
+    rows = table_rows(results, homework_s, homework_epochs, n_train)
+    devices = {framework: result["device"] for (framework, _), result in results.items()}
+    header = (
+        f"device_check{' --dry-run' if args.dry_run else ''}: JAX on {devices.get('jax', '?')}, PyTorch on "
+        f"{devices.get('torch', '?')}; {n_train:,} synthetic 1x28x28 images ({n_test:,} test), batch 128; "
+        f"s/epoch is the median of epochs 2..{epochs}, logging included; "
+        f"{time.perf_counter() - start:.0f} s in all"
+    )
+    data = {
+        "mode": mode,
+        "devices": devices,
+        "sizes": {"n_train": n_train, "n_test": n_test, "epochs": epochs, "homework_epochs": homework_epochs},
+        "rows": [dict(zip(("measurement", "jaxtrainer_s", "baseline_s", "baseline"), row)) for row in rows],
+        "bench": list(results.values()),
+    }
+    bench.write_results(args.out, "device_check", data, markdown(rows, header))
+    return 0 if all(row[1] is not None and (row[2] is not None or not row[3]) for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

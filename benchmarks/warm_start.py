@@ -1,0 +1,137 @@
+"""Warm starts: each command run twice in a fresh interpreter, first with an empty compilation cache
+folder (cold), then again with what the first run left there (warm); jaxtrainer/compile_cache.py.
+
+- `jaxtrainer homework --dataset digits --epochs 3` (the README's first command);
+- for each of the homework's four networks, `Trainer(...).train_loop(1)` on synthetic 1x28x28
+  images (the facade, as a student's script would run it).
+
+The table gives each process's wall time and CPU time (interpreter start-up and imports included)
+and, for the Trainer rows, the seconds of building the Trainer and its train_loop(1) alone.
+
+    python -m benchmarks.warm_start --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.presets import NETWORKS
+
+HOMEWORK = "jaxtrainer homework --dataset digits --epochs 3"
+
+
+def trainer_child(network: str, n_train: int, n_test: int) -> dict:
+    """In the child: build the facade's Trainer and train one epoch; the seconds that took."""
+    from torch_compat import Trainer
+
+    dataset = synthetic(n_train, n_test)
+    net = NETWORKS[network]
+    start = time.perf_counter()
+    Trainer(net.network_type, net.net_config, dataset=dataset, progress=False).train_loop(1)
+    return {"in_process_s": time.perf_counter() - start}
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list, cache: str) -> dict:
+    """Run `command` with the compilation cache in `cache`: its wall time, its CPU time (which other
+    work on a shared machine changes less) and the JSON line it printed last, if any."""
+    env = {**os.environ, "JAXTRAINER_CACHE_DIR": cache}
+    env.pop("JAXTRAINER_NO_CACHE", None)
+    cpu = _children_cpu_s()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    cpu = _children_cpu_s() - cpu
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return {"process_s": seconds, "cpu_s": cpu, **report}
+
+
+def measure(name: str, command_for, tmp: str) -> dict:
+    """Cold then warm, on a cache folder of this case's own; `command_for(tag)` is the command."""
+    cache = os.path.join(tmp, f"cache-{name}")
+    cold = timed(command_for("cold"), cache)
+    entries = len(os.listdir(cache)) if os.path.isdir(cache) else 0
+    warm = timed(command_for("warm"), cache)
+    print(
+        f"{name}: cold {cold['process_s']:.1f} s, warm {warm['process_s']:.1f} s", file=sys.stderr, flush=True
+    )
+    return {"name": name, "cold": cold, "warm": warm, "cache_entries": entries}
+
+
+def markdown(rows: list, meta: dict) -> str:
+    lines = [
+        f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
+        f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}",
+        "",
+        "| run | cold s | warm s | cold / warm | cold CPU s | warm CPU s | cold s, in process "
+        "| warm s, in process | cache files |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cold, warm = r["cold"], r["warm"]
+        inner = " | "
+        if "in_process_s" in cold:
+            inner = f"{cold['in_process_s']:.1f} | {warm['in_process_s']:.1f}"
+        lines.append(
+            f"| {r['name']} | {cold['process_s']:.1f} | {warm['process_s']:.1f} | "
+            f"{cold['process_s'] / warm['process_s']:.1f}x | {cold['cpu_s']:.1f} | {warm['cpu_s']:.1f} | "
+            f"{inner} | {r['cache_entries']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-train", type=int, default=2_000, help="synthetic images for the Trainer rows")
+    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--out", default="benchmarks/results", help="folder for warm_start.json and .md")
+    p.add_argument("--child", choices=list(NETWORKS), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(trainer_child(args.child, args.n_train, args.n_test)))
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="warm-start-") as tmp:
+        homework = HOMEWORK.split()[1:]
+        rows.append(
+            measure(
+                HOMEWORK,
+                lambda tag: [
+                    sys.executable,
+                    "-m",
+                    "jaxtrainer",
+                    *homework,
+                    "--no-progress",
+                    "--out",
+                    f"{tmp}/{tag}",
+                ],
+                tmp,
+            )
+        )
+        for network in NETWORKS:
+            child = [sys.executable, "-m", "benchmarks.warm_start", "--child", network]
+            sizes = ["--n-train", str(args.n_train), "--n-test", str(args.n_test)]
+            rows.append(measure(f"Trainer({network!r}).train_loop(1)", lambda tag: child + sizes, tmp))
+    meta = {"n_train": args.n_train, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    write_results(args.out, "warm_start", {"meta": meta, "rows": rows}, markdown(rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

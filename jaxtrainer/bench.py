@@ -1,0 +1,316 @@
+"""`jaxtrainer bench`: the PyTorch reference against jaxtrainer on the same synthetic data, per-epoch
+time with logging included; and what every benchmark script shares (`synthetic`, `write_results`).
+
+Each (framework, row) runs in its own subprocess (peak RSS is per process), frameworks alternate,
+and the table reports the median epoch after the first (the first one carries compilation) and the
+JAX/PyTorch ratio. The PyTorch side is torch_compat/reference.py run as a file, on the GPU when
+torch sees one; this module never imports torch. A sweep row trains one architecture at several
+learning rates: PyTorch runs the reference Trainer once per learning rate, one run after another
+(what a user would do), its epoch being the sum of the runs' epochs; jaxtrainer trains all of them
+as one compiled program (`jaxtrainer.sweep`, strategy "auto").
+
+    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4 --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
+
+# name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
+SWEEPS = {
+    "cnn_sweep3": ("cnn", (1e-2, 1e-3, 1e-4)),
+    "cnn_sweep8": ("cnn", (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)),
+}
+ROWS = (*NETWORKS, *SWEEPS)
+
+
+def runs_of(row: str):
+    """(network name, learning rates) that a row of the table trains."""
+    return SWEEPS[row] if row in SWEEPS else (row, (DEFAULT_LR,))
+
+
+def describe(row: str) -> str:
+    network, lrs = runs_of(row)
+    if row not in SWEEPS:
+        return NETWORKS[network].label
+    return (
+        f"{NETWORKS[network].label} x {len(lrs)} learning rates ({', '.join(f'{lr:g}' for lr in lrs)}), "
+        "one program"
+    )
+
+
+def synthetic(n_train: int, n_test: int, seed: int = 0):
+    """Random 1x28x28 images in [-1, 1] and standard-normal targets: only the timing means anything."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n_train + n_test, 1, 28, 28)).astype(np.float32)
+    y = rng.standard_normal((n_train + n_test, 1)).astype(np.float32)
+    return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
+
+
+def write_results(out_dir: str, stem: str, data: dict, table: str) -> None:
+    """Where every benchmark puts its results: STEM.json (the data), STEM.md (the table), and the
+    table on stdout."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"{stem}.json"), "w") as f:
+        json.dump(data, f, indent=2)
+    with open(os.path.join(out_dir, f"{stem}.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+def train_members(
+    network: str,
+    lrs: Sequence[float],
+    dataset,
+    epochs: int,
+    *,
+    on_epoch: Callable | None = None,
+    progress: bool = False,
+):
+    """The benchmarks' one call into the training API: the homework network `network` at each
+    learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
+    single run. Returns `jaxtrainer.sweep`'s SweepResult."""
+    from .sweep import sweep
+
+    net = NETWORKS[network]
+    return sweep(
+        net.network_type,
+        net.net_config,
+        dataset,
+        lrs=tuple(lrs),
+        seeds=(SEED,),
+        n_epochs=epochs,
+        batch_size=BATCH_SIZE,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+
+
+def _load_npz(path: str):
+    with np.load(path) as arrays:
+        return (arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"])
+
+
+def jax_worker(row: str, epochs: int, data_file: str) -> dict:
+    """jaxtrainer's side of a row, in this process: the seconds of each epoch (read after each
+    epoch's logs reached the host), the device and this process's peak RSS."""
+    import jax
+
+    network, lrs = runs_of(row)
+    dataset = _load_npz(data_file)
+    stamps = [time.perf_counter()]
+    result = train_members(
+        network, lrs, dataset, epochs, on_epoch=lambda *_: stamps.append(time.perf_counter())
+    )
+    return {
+        "runs": [[b - a for a, b in zip(stamps, stamps[1:])]],
+        "device": str(jax.devices()[0].device_kind),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "strategy": result.strategy,
+    }
+
+
+def _reference_file() -> str:
+    """torch_compat/reference.py, found without importing torch_compat (which loads JAX)."""
+    spec = importlib.util.find_spec("torch_compat")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the PyTorch side needs the torch_compat package (pip install 'jaxtrainer[torch]')"
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], "reference.py")
+
+
+def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
+    if framework == "jax":
+        return [
+            sys.executable,
+            "-m",
+            "jaxtrainer.bench",
+            "--worker",
+            row,
+            "--data",
+            data_file,
+            "--epochs",
+            str(epochs),
+        ]
+    network, lrs = runs_of(row)
+    net = NETWORKS[network]
+    return [
+        sys.executable,
+        _reference_file(),
+        "--data",
+        data_file,
+        "--network-type",
+        net.network_type,
+        "--net-config",
+        json.dumps([list(field) for field in net.net_config]),
+        "--lrs",
+        *(repr(lr) for lr in lrs),
+        "--epochs",
+        str(epochs),
+    ]
+
+
+def _result(framework: str, row: str, report: dict) -> dict:
+    """A table row from a worker's report; sequential runs (PyTorch's sweep rows) add up epoch by epoch."""
+    times = [sum(epoch) for epoch in zip(*report["runs"])]
+    result = {
+        "framework": framework,
+        "model": row,
+        "epoch_s": times,
+        "first_epoch_s": times[0],
+        "median_epoch_s": statistics.median(times[1:]),
+        "peak_rss_mb": report["peak_rss_mb"],
+        "device": report["device"],
+    }
+    if row in SWEEPS:
+        result["lrs"] = list(SWEEPS[row][1])
+    if "strategy" in report:
+        result["strategy"] = report["strategy"]
+    return result
+
+
+def measure(
+    rows: Sequence[str], epochs: int, n_train: int, n_test: int, say=print, timeout: float | None = None
+) -> list:
+    """Every row on both frameworks, each in a fresh subprocess (stopped after `timeout` seconds),
+    on one synthetic set written once."""
+    if epochs < 2:
+        raise ValueError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
+        data_file = os.path.join(tmp, "synthetic.npz")
+        (X, y), (Xt, yt) = synthetic(n_train, n_test)
+        np.savez(data_file, X_train=X, y_train=y, X_test=Xt, y_test=yt)
+        for i, row in enumerate(rows):
+            for framework in ("torch", "jax") if i % 2 == 0 else ("jax", "torch"):
+                command = _command(framework, row, epochs, data_file)
+                try:
+                    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    raise RuntimeError(f"{framework} {row}: the worker ran past {timeout} s") from None
+                if done.returncode != 0:
+                    raise RuntimeError(
+                        f"{framework} {row}: the worker failed (exit {done.returncode}):\n"
+                        f"{done.stderr[-4000:]}"
+                    )
+                results.append(_result(framework, row, json.loads(done.stdout.strip().splitlines()[-1])))
+                say(f"{framework:5s} {row:12s} {results[-1]['median_epoch_s']:.2f} s/epoch")
+    return results
+
+
+def ratios(rows: list) -> dict:
+    """model: jaxtrainer's median epoch / PyTorch's."""
+    by = {(r["framework"], r["model"]): r for r in rows}
+    return {
+        m: by[("jax", m)]["median_epoch_s"] / by[("torch", m)]["median_epoch_s"]
+        for f, m in by
+        if f == "torch" and ("jax", m) in by
+    }
+
+
+def machine(rows: list) -> str:
+    devices = {r["framework"]: r["device"] for r in rows}
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, JAX on {devices['jax']}, "
+        f"PyTorch on {devices['torch']}"
+    )
+
+
+def markdown(rows: list, meta: dict) -> str:
+    lines = [
+        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
+        f"(median of epochs 2..{meta['epochs']}), logging included; {meta['machine']}",
+        "",
+        "| model | PyTorch s/epoch | jaxtrainer s/epoch | ratio | PyTorch 1st epoch | "
+        "jaxtrainer 1st epoch | PyTorch RSS MB | jaxtrainer RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by = {(r["framework"], r["model"]): r for r in rows}
+    ratio = ratios(rows)
+    for model in meta["models"]:
+        t, j = by[("torch", model)], by[("jax", model)]
+        lines.append(
+            f"| {model} | {t['median_epoch_s']:.2f} | {j['median_epoch_s']:.2f} | "
+            f"{ratio[model]:.2f}x | {t['first_epoch_s']:.2f} | "
+            f"{j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} |"
+        )
+    notes = [
+        f"{model}: {describe(model)}. PyTorch: the reference Trainer once per learning "
+        "rate, one run after another, its epoch the sum of the runs' epochs; jaxtrainer: the "
+        f"members as one compiled program (`jaxtrainer.sweep`, strategy {by[('jax', model)]['strategy']})."
+        for model in meta["models"]
+        if model in SWEEPS
+    ]
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(p) -> None:
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(ROWS),
+        default=["mlp", "cnn"],
+        help="rows of the table (default: mlp cnn); "
+        + "; ".join(f"{row}: {describe(row)}" for row in SWEEPS),
+    )
+    p.add_argument("--epochs", type=int, default=4, help="epochs per run (>= 2; the first is warm-up)")
+    p.add_argument("--n-train", type=int, default=60_000, help="synthetic training images")
+    p.add_argument("--n-test", type=int, default=2_000, help="synthetic test images")
+    p.add_argument("--out", default="benchmarks/results", help="folder for compare.json and compare.md")
+    p.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+
+
+def run(args) -> int:
+    """`jaxtrainer bench`: both frameworks, one subprocess per (framework, model), the table."""
+    if args.epochs < 2:
+        raise ValueError(f"--epochs must be at least 2 (the first is warm-up), got {args.epochs}")
+    if args.worker:
+        print(json.dumps(jax_worker(args.worker, args.epochs, args.data)))
+        return 0
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
+    try:
+        rows = measure(
+            args.models, args.epochs, args.n_train, args.n_test, say=lambda s: print(s, flush=True)
+        )
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 1
+    meta = {"models": args.models, "epochs": args.epochs, "n_train": args.n_train, "machine": machine(rows)}
+    write_results(
+        args.out, "compare", {"meta": meta, "rows": rows, "ratios": ratios(rows)}, markdown(rows, meta)
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    """The worker's entry (`python -m jaxtrainer.bench --worker ...`)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

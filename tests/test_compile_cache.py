@@ -1,0 +1,85 @@
+"""The persistent compilation cache (jaxtrainer/compile_cache.py): where it goes, and that the
+environment variables move it and turn it off, in fresh interpreters (the cache is set up when
+jaxtrainer is imported)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxtrainer.compile_cache import cache_dir
+
+# Import jaxtrainer (which sets the cache up), compile one small program, print the folder in use.
+COMPILE_ONE = (
+    "import jax, jax.numpy as jnp, jaxtrainer; "
+    "jax.jit(lambda x: x * 2.0 + 1.0)(jnp.arange(3.0)).block_until_ready(); "
+    "print(jax.config.values['jax_compilation_cache_dir'])"
+)
+VARIABLES = ("JAXTRAINER_CACHE_DIR", "JAXTRAINER_NO_CACHE", "JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME")
+
+
+def compile_one(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILE_ONE],
+        capture_output=True,
+        text=True,
+        env={**clean, "HOME": str(tmp_path / "home"), **env},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def files(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_the_folder_follows_the_variables_and_the_xdg_default():
+    home = os.path.expanduser("~")
+    assert cache_dir({}) == os.path.join(home, ".cache", "jaxtrainer", "xla")
+    assert cache_dir({"XDG_CACHE_HOME": "/var/c"}) == "/var/c/jaxtrainer/xla"
+    assert cache_dir({"XDG_CACHE_HOME": "relative"}) == os.path.join(home, ".cache", "jaxtrainer", "xla")
+    assert cache_dir({"XDG_CACHE_HOME": "/var/c", "JAXTRAINER_CACHE_DIR": "/elsewhere"}) == "/elsewhere"
+    assert cache_dir({"JAXTRAINER_CACHE_DIR": "~/x"}) == os.path.join(home, "x")
+    for off in ("1", "yes", "true"):
+        assert cache_dir({"JAXTRAINER_NO_CACHE": off, "JAXTRAINER_CACHE_DIR": "/elsewhere"}) is None
+    for on in ("", "0", "false"):
+        assert cache_dir({"JAXTRAINER_NO_CACHE": on, "JAXTRAINER_CACHE_DIR": "/elsewhere"}) == "/elsewhere"
+
+
+def test_a_compiled_program_lands_in_jaxtrainer_cache_dir(tmp_path):
+    cache = tmp_path / "xla"
+    done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache))
+    assert done.stdout.strip() == str(cache)
+    assert files(cache), "nothing was written to the cache folder"
+
+
+def test_the_default_folder_is_under_xdg_cache_home(tmp_path):
+    compile_one(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert files(tmp_path / "xdg" / "jaxtrainer" / "xla")
+    assert not (tmp_path / "home" / ".cache" / "jaxtrainer").exists()
+
+
+def test_jaxtrainer_no_cache_writes_nothing(tmp_path):
+    cache = tmp_path / "xla"
+    done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache), JAXTRAINER_NO_CACHE="1")
+    assert done.stdout.strip() == "None"
+    assert files(cache) == [] and not (tmp_path / "home" / ".cache" / "jaxtrainer").exists()
+
+
+def test_a_folder_chosen_through_jax_is_left_alone(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(ours), JAX_COMPILATION_CACHE_DIR=str(theirs))
+    assert done.stdout.strip() == str(theirs)
+    assert files(ours) == []  # (nor is JAX's one-second threshold changed: the tiny program stays out)
+    assert files(theirs) == []
+
+
+@pytest.mark.parametrize("blocker", ["a file where the folder should be", "a file as its parent"])
+def test_an_unwritable_folder_warns_once_and_compiles_anyway(tmp_path, blocker):
+    (tmp_path / "taken").write_text("not a folder")
+    cache = tmp_path / "taken" if blocker.startswith("a file where") else tmp_path / "taken" / "xla"
+    done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache))
+    assert done.stdout.strip() == "None"
+    assert done.stderr.count(f"the compilation cache folder {cache} cannot be written") == 1
