@@ -1,6 +1,6 @@
 """The persistent compilation cache (jaxtrainer/compile_cache.py): where it goes, and that the
 environment variables move it and turn it off, in fresh interpreters (the cache is set up when
-jaxtrainer is imported)."""
+the engine, jaxtrainer.train, is imported)."""
 
 import os
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 
 from jaxtrainer.compile_cache import cache_dir
 
-# Import jaxtrainer (which sets the cache up), compile one small program, print the folder in use.
+# Import the engine (which sets the cache up), compile one small program, print the folder in use.
 COMPILE_ONE = (
-    "import jax, jax.numpy as jnp, jaxtrainer; "
+    "import jax, jax.numpy as jnp, jaxtrainer.train; "
     "jax.jit(lambda x: x * 2.0 + 1.0)(jnp.arange(3.0)).block_until_ready(); "
     "print(jax.config.values['jax_compilation_cache_dir'])"
 )
