@@ -9,6 +9,7 @@ what is saved on disk and exits 130. Anything else is a bug and keeps its traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 from typing import Sequence
 
 from . import bench, presets
-from .config import ACTIVATIONS, NetworkConfiguration
+from .config import ACTIVATIONS, NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
 
@@ -94,6 +95,18 @@ def _add(p, *groups):
     return p
 
 
+def _seed(text: str) -> int:
+    """A seed option, checked by argparse against the one seed range (`config.check_seed`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = text
+    try:
+        return check_seed(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _net_config(args) -> NetworkConfiguration:
     return NetworkConfiguration(
         tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
@@ -151,7 +164,6 @@ def _join(args) -> None:
 
 
 def _sweep(args) -> int:
-    _join(args)
     from .experiments.homework import run_sweep
     from .sweeps import members_of
 
@@ -177,7 +189,6 @@ def _sweep(args) -> int:
 
 
 def _homework(args) -> int:
-    _join(args)
     from .experiments.homework import run_homework
 
     result = run_homework(
@@ -244,6 +255,7 @@ def _launch(args) -> int:
 # -- the grammar ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__.splitlines()[0])
+    parser.set_defaults(backend=True)  # the command runs JAX: its backend is checked first
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train one MLP or CNN: logs.json, logs.csv, curves.png, checkpoint.npz")
@@ -256,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         (_progress_options,),
     )
     p.add_argument("--lr", type=float, default=presets.DEFAULT_LR)
-    p.add_argument("--seed", type=int, default=presets.SEED, help="initialisation seed, 0 to 2**32 - 1")
+    p.add_argument("--seed", type=_seed, default=presets.SEED, help="initialisation seed, 0 to 2**32 - 1")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -277,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         (_progress_options,),
     )
     p.add_argument("--lr", type=float, nargs="+", default=[presets.DEFAULT_LR], help="learning rates")
-    p.add_argument("--seeds", type=int, nargs="+", default=[presets.SEED], help="initialisation seeds")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[presets.SEED], help="initialisation seeds")
     p.add_argument(
         "--pair", action="store_true", help="pair --lr and --seeds element-wise, not their product"
     )
@@ -301,13 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_options(b)
     b.add_argument("--source", required=True, help="folder with the four IDX files (plain or .gz)")
     b.add_argument("--out", required=True, help="the folder to create (train/, test/)")
-    b.add_argument("--seed", type=int, default=0, help="draws the angles (default 0)")
+    b.add_argument("--seed", type=_seed, default=0, help="draws the angles (default 0)")
     b.add_argument(
         "--max-angle", type=int, default=None, help="angles are integers in [0, max-angle] (default 90)"
     )
     b.add_argument("--n-train", type=int, default=None, help="first N training images (default 60000)")
     b.add_argument("--n-test", type=int, default=None, help="first N t10k images (default 2000)")
-    b.set_defaults(run=_data)
+    b.set_defaults(run=_data, backend=False)
 
     p = sub.add_parser("lab", help="the course's other labs, A-D")
     lab_sub = p.add_subparsers(dest="lab", required=True, metavar="LAB")
@@ -321,12 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         if lab.dataset is not None:
             _add(p, (_data_options, lab.dataset), (_output_options, f"runs/{name}"), (_progress_options,))
             p.add_argument("--epochs", type=int, default=lab.epochs, help=f"default: {lab.epochs}")
-            p.add_argument("--seed", type=int, default=0, help="initialisation and validation split")
+            p.add_argument("--seed", type=_seed, default=0, help="initialisation and validation split")
             p.add_argument(
                 "--strategy", choices=STRATEGIES, default="auto", help="how the lrs share a program"
             )
         lab.options(p)
-        p.set_defaults(run=_lab)
+        p.set_defaults(run=_lab, backend=lab.dataset is not None)
 
     grade_cli.add_parser(sub)
 
@@ -339,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--processes", type=int, default=2, help="processes (default 2)")
     p.add_argument("--devices", type=int, default=1, help="CPU devices per process (default 1)")
     p.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
-    p.set_defaults(run=_launch)
+    p.set_defaults(run=_launch, backend=False)  # its processes run JAX, not itself
 
     p = sub.add_parser(
         "bench",
@@ -348,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_arguments(p)
-    p.set_defaults(run=bench.run)
+    p.set_defaults(run=bench.run, backend=False)  # the frameworks run in their own processes
     return parser
 
 
@@ -357,101 +369,185 @@ _quiet = False  # processes other than 0 of a multi-process run print nothing
 
 
 def say(message: str) -> None:
-    """print, but a closed stdout (`jaxtrainer ... | head -n1`) never stops a run: the rest of
-    the output is dropped, the files are still written."""
-    if _quiet:
-        return
-    try:
+    if not _quiet:
         print(message, flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class _Output:
+    """stdout or stderr, whose reader may go away (`jaxtrainer train ... | head -n1`): from then on
+    the rest of the output is dropped and the run goes on writing its files. Flushed at each line,
+    so nothing said is lost when an interrupt leaves at once."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            n = self._stream.write(text)
+            if "\n" in text:
+                self._stream.flush()
+            return n
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
-def _interrupted_message(args) -> str:
-    from . import runs
+_RUNNING: dict = {}  # the command running now ("args", "opened" run folders), for an interrupt
 
-    if hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
-        return f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
-    saved = [f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in runs.saved_epochs() if n]
-    if saved:
-        return (
-            "jaxtrainer: interrupted; the last finished epoch is saved in "
-            + ", ".join(saved)
-            + ": run the same command again to continue"
-        )
+
+def _interrupted(signum, frame) -> None:
+    """SIGINT or SIGTERM. A command that runs JAX leaves at once, from wherever it is (a compile, a
+    write, a garbage collector's callback that would swallow a KeyboardInterrupt): nothing
+    unwinds, so nothing half-done runs on while XLA's threads do. Every file on disk is whole
+    (atomic writes; the checkpoint is the truth of the epochs done); the temporary file of a write
+    in progress and the locks are removed, and the message says what is saved. A command without
+    JAX (`data`, Lab A) unwinds as usual, so that its own clean-ups run."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    args = _RUNNING.get("args")
+    if args is not None and not args.backend:
+        raise KeyboardInterrupt
+    runs = sys.modules.get(f"{__package__}.runs")
+    if getattr(runs, "abandon", None) is None:  # not imported yet (or half): nothing was written
+        runs = None
+    message = _interrupted_message(args, _RUNNING.get("opened", []), runs)
+    if runs is not None:
+        runs.abandon()
+    with contextlib.suppress(OSError):  # stderr closed too: the exit status still says it
+        os.write(2, f"{message}\n".encode(errors="replace"))
+    os._exit(130)
+
+
+def _interrupted_message(args, opened, runs) -> str:
+    """What is on disk, read from the checkpoints of the runs this command opened (or, when it
+    opened none yet, of the runs already in --out and its sub-folders, which it did not touch)."""
+    if args is None:
+        return "jaxtrainer: interrupted before the command started; nothing was written"
     out = getattr(args, "out", None)
-    finished = " (runs finished earlier are kept there)" if args.command == "homework" else ""
-    where = f" in {out}" if out else ""
-    return f"jaxtrainer: interrupted before any epoch was saved{where}; nothing to continue from{finished}"
+    if out is None:  # `bench`: no run folder
+        return "jaxtrainer: interrupted"
+    if runs is None:
+        return "jaxtrainer: interrupted before anything was written"
+
+    def saved(folders):
+        epochs = [(folder, runs.epochs_on_disk(folder)) for folder in folders]
+        return ", ".join(f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in epochs if n)
+
+    listed = opened and saved(opened)
+    if listed:
+        return (
+            f"jaxtrainer: interrupted; the last finished epoch is saved in {listed}: "
+            "run the same command again to continue"
+        )
+    present = not opened and saved([out, *_sub_folders(out)])
+    if present:
+        return f"jaxtrainer: interrupted before training started; unchanged: {present}"
+    return f"jaxtrainer: interrupted before any epoch was saved in {out}; nothing to continue from"
 
 
-_hard_exit = False  # set when the process must leave without unwinding the interpreter (`entry`)
-
-
-def _run_command(args) -> int:
-    global _hard_exit
-    if "jaxtrainer.runs" in sys.modules:  # a new command: earlier commands' runs (in-process) are not its own
-        sys.modules["jaxtrainer.runs"].saved_epochs_reset()
+def _sub_folders(folder: str):
     try:
-        return args.run(args)
-    except KeyboardInterrupt:
+        return sorted(entry.path for entry in os.scandir(folder) if entry.is_dir())
+    except OSError:
+        return []
+
+
+def _check_backend() -> None:
+    """JAX starts its backend on first use; a JAX_PLATFORMS naming a platform this machine lacks
+    (or a broken accelerator plugin) is an environment error, said in one line."""
+    import jax
+
+    try:
+        jax.devices()
+    except RuntimeError as e:
+        platforms = os.environ.get("JAX_PLATFORMS", "")
+        raise UserError(
+            f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {str(e).splitlines()[0]}"
+        ) from None
+
+
+def _run_command(argv) -> int:
+    _RUNNING.clear()
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        _RUNNING["args"] = args
+        if hasattr(args, "coordinator"):
+            _join(args)  # before anything starts JAX's backend
+        if args.backend:
+            _check_backend()
         from . import runs
 
-        message = _interrupted_message(args)
-        runs.release_all()
-        print(message, file=sys.stderr, flush=True)
-        # Unwinding the interpreter while XLA's compile threads still run can crash it; every file
-        # is already whole on disk (atomic writes), so the command leaves at once.
-        _hard_exit = True
-        return 130
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        with runs.tracking() as opened:
+            _RUNNING["opened"] = opened
+            return args.run(args)
     except (UserError, ValueError, OSError, ImportError) as e:
-        from . import runs
-
-        runs.release_all()
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # unwound: a command without JAX, or an interrupt raised in-process
+        if hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
+            message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
+        else:
+            message = _interrupted_message(
+                args, _RUNNING.get("opened", []), sys.modules.get(f"{__package__}.runs")
+            )
+        print(message, file=sys.stderr)
+        return 130
     except Exception as e:
-        from . import distributed, runs
+        _peer_failed(e)
+        raise  # a bug: its traceback is wanted
+    finally:
+        _RUNNING.clear()
 
-        if not distributed.peer_failed(e):
-            raise  # a bug: its traceback is wanted
-        saved = [f"{folder} ({n} epochs)" for folder, n in runs.saved_epochs() if n]
-        where = f"; saved so far: {', '.join(saved)}" if saved else ""
-        print(
-            f"jaxtrainer: error: another process of this multi-process run stopped "
-            f"({str(e).splitlines()[0]}){where}. Run the same command on every process again to continue",
-            file=sys.stderr,
-            flush=True,
-        )
-        runs.release_all()
-        _hard_exit = True  # a normal exit would wait for the dead process at JAX's shutdown barrier
-        return 2
+
+def _peer_failed(error: Exception) -> None:
+    """A collective that broke because another process of a multi-process run died: one line, and
+    leave at once (a normal exit would wait for the dead process at JAX's shutdown barrier)."""
+    distributed = sys.modules.get(f"{__package__}.distributed")
+    if distributed is None or not distributed.peer_failed(error):
+        return
+    runs = sys.modules[f"{__package__}.runs"]
+    saved = [
+        f"{f} ({runs.epochs_on_disk(f)} epochs)" for f in _RUNNING.get("opened", []) if runs.epochs_on_disk(f)
+    ]
+    where = f"; saved so far: {', '.join(saved)}" if saved else ""
+    print(
+        f"jaxtrainer: error: another process of this multi-process run stopped ({str(error).splitlines()[0]})"
+        f"{where}. Run the same command on every process again to continue",
+        file=sys.stderr,
+        flush=True,
+    )
+    runs.abandon()
+    os._exit(2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command, callable in-process (tests): returns the exit status."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    args = build_parser().parse_args(argv)
-    return _run_command(args)
-
-
-def entry() -> int:
-    """The `jaxtrainer` executable and `python -m jaxtrainer`."""
-    status = main()
-    if _hard_exit:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
+    """The command line's entry point. Interrupts leave the process (exit 130); called in-process,
+    the caller's signal handlers and streams are restored on return."""
+    handlers = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
+    try:
+        return _run_command(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
-    raise SystemExit(entry())
+    raise SystemExit(main())

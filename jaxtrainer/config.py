@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import NamedTuple, Tuple
 
 NETWORK_TYPES = ("mlp", "cnn")
@@ -43,8 +44,18 @@ def _positive_ints(field: str, values) -> Tuple[int, ...]:
     return tuple(int(v) for v in values)
 
 
+def check_network_configuration(cfg) -> NetworkConfiguration:
+    """Any object with the four fields (a student's own NamedTuple too), as ours; anything else
+    is refused by name rather than failing on a missing attribute."""
+    if not all(hasattr(cfg, field) for field in NetworkConfiguration._fields):
+        raise TypeError(
+            f"net_config must be a NetworkConfiguration{NetworkConfiguration._fields}, got {cfg!r}"
+        )
+    return NetworkConfiguration(*(getattr(cfg, field) for field in NetworkConfiguration._fields))
+
+
 def check_dense(cfg: NetworkConfiguration) -> None:
-    _positive_ints("dense_hiddens", cfg.dense_hiddens)
+    _positive_ints("dense_hiddens", check_network_configuration(cfg).dense_hiddens)
 
 
 def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None) -> None:
@@ -53,6 +64,7 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
     PyTorch reports a too-small input deep inside the forward pass with an obscure message; here the
     failing layer and the size it would get are named up front.
     """
+    cfg = check_network_configuration(cfg)
     channels = _positive_ints("n_channels", cfg.n_channels)
     kernels = _positive_ints("kernel_sizes", cfg.kernel_sizes)
     strides = _positive_ints("strides", cfg.strides)
@@ -121,3 +133,27 @@ def check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
         raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {seed!r}")
     return int(seed)
+
+
+BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two moments
+
+
+def training_memory() -> int:
+    """Bytes the default device can hold: its own memory on an accelerator, the machine's on CPU."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return int(stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_parameter_memory(n_parameters: int) -> int:
+    """A network whose training state cannot fit in memory is refused by its size before any
+    weight is drawn (not as an allocation failure minutes later, deep inside XLA)."""
+    need, have = BYTES_PER_PARAMETER * n_parameters, training_memory()
+    if need > have:
+        raise ValueError(
+            f"the network has {n_parameters:,} parameters: training it needs {need / 2**30:,.1f} GiB "
+            f"(weights, gradients and Adam's two moments), more than the {have / 2**30:,.1f} GiB here; "
+            "choose smaller layers"
+        )
+    return n_parameters

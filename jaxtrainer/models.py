@@ -14,6 +14,7 @@ from .config import (
     check_cnn,
     check_dense,
     check_network_type,
+    check_parameter_memory,
     check_seed,
 )
 from .layers import ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d
@@ -87,6 +88,12 @@ def make_activation(name: str) -> nnx.Module:
     return ACTIVATION_MODULES[check_activation(name)]()
 
 
+def _dense_parameters(d: int, hiddens: Sequence[int]) -> int:
+    """The parameters `_dense_head` draws (weights and biases of each Linear)."""
+    sizes = [d, *hiddens, 1]
+    return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+
+
 def _dense_head(d: int, hiddens: Sequence[int], activation: str, rngs: nnx.Rngs) -> list:
     layers = []
     for h in hiddens:
@@ -100,6 +107,7 @@ def build_mlp(
 ) -> Sequential:
     """Flatten, then Linear + activation per hidden size, then Linear(d, 1). Only dense_hiddens is used."""
     check_dense(cfg)
+    check_parameter_memory(_dense_parameters(input_dim, cfg.dense_hiddens))
     return Sequential(Flatten(), *_dense_head(input_dim, cfg.dense_hiddens, activation, rngs))
 
 
@@ -115,6 +123,9 @@ def build_cnn(
     AdaptiveMaxPool2d((4, 4)) and Flatten; then the dense head from 16 * n_channels[-1] features.
     Every activation position is its own module instance, as graders count children()."""
     check_cnn(cfg)
+    channels = [in_channels, *cfg.n_channels]
+    convs = sum((k * k * a + 1) * b for a, b, k in zip(channels, channels[1:], cfg.kernel_sizes))
+    check_parameter_memory(convs + _dense_parameters(16 * channels[-1], cfg.dense_hiddens))
     layers, c = [], in_channels
     n = len(cfg.n_channels)
     for i, (out, k, s) in enumerate(zip(cfg.n_channels, cfg.kernel_sizes, cfg.strides)):

@@ -12,6 +12,12 @@ from matplotlib.ticker import MaxNLocator
 from .runs import atomic_write
 
 
+def _printable(text: str) -> str:
+    """A title as matplotlib can draw it: names from the file system may hold bytes that are not
+    UTF-8 (Python keeps them as lone surrogates), shown as the replacement character."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _save(fig: Figure, path: str) -> Figure:
     """As PNG, atomically: an interrupted run never leaves half a figure."""
     fig.tight_layout()
@@ -34,7 +40,7 @@ def training_curves(logs: dict, path: str, title: str = "") -> Figure:
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_printable(title))
     return _save(fig, path)
 
 
@@ -88,7 +94,7 @@ def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric
     ax.set_ylabel(f"{' / '.join(splits)} {metric.upper()}")
     ax.legend(fontsize=9)
     if title:
-        ax.set_title(title)
+        ax.set_title(_printable(title))
     return _save(fig, path)
 
 
@@ -101,7 +107,7 @@ def classification_curves(runs: dict, path: str, title: str = "", sets=("train",
         ax.set_ylabel("mean NLL" if metric == "loss" else "accuracy")
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(_printable(title))
     return _save(fig, path)
 
 

@@ -5,29 +5,35 @@ write through a `Run`. A run folder holds:
 
     run.json           the manifest: what run this is (its identity), epochs done, files written
     checkpoint.npz     the training state after the last finished epoch, and the logs so far
-    .jaxtrainer.lock   while a process owns the folder: its pid and host
+    .jaxtrainer.lock   the owner's lock (pid and host inside)
     <member>/logs.json, logs.csv, figures, report.md ...   the run's outputs
 
 The resume rule, the same everywhere: a folder holding a run of the same identity continues it
 (the same command after an interruption gives the logs of an uninterrupted run); a different
 identity is refused with the differing fields named; `overwrite` starts over. Asking fewer epochs
-than a run already holds is refused too (its logs would disagree with what was asked).
+than a run already holds is refused too (its logs would disagree with what was asked). A folder
+holding files but no run is refused as well: a run never writes over files it did not make.
 
 Every file is written to a temporary name unique to its writer, flushed, fsynced and renamed over
 the old one, so each file on disk is always whole; a failed write (a full disk) removes its
-temporary file and leaves the previous version in place.
+temporary file and leaves the previous version in place. The checkpoint is written before the
+manifest and is the truth of how many epochs are done: a process killed between the two renames
+loses nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import re
 import socket
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Tuple
+import zipfile
+from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
 
 import jax
 import numpy as np
@@ -47,10 +53,15 @@ class RunError(ValueError):
 
 
 # -- atomic writes --------------------------------------------------------------------------------
+_TEMPS: Set[str] = set()  # temporary files being written now, removed by an interrupt (`abandon`)
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # .NAME.PID.RANDOM.tmp
+
+
 def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) -> str:
     """`write(file)` to a temporary name unique to this writer, then renamed over `path`."""
     folder, name = os.path.split(os.path.abspath(path))
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    _TEMPS.add(tmp)
     try:
         with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
             write(f)
@@ -65,6 +76,8 @@ def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) 
                 f"could not write {path}: {e.strerror or e}; the previous version, if any, is kept"
             ) from None
         raise
+    finally:
+        _TEMPS.discard(tmp)
     return path
 
 
@@ -76,9 +89,23 @@ def write_json(path: str, obj) -> str:
     return atomic_write(path, lambda f: json.dump(obj, f, indent=2))
 
 
-def read_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+def read_json(path: str):
+    """A JSON file we wrote; unreadable or not JSON is a RunError naming the file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is not readable JSON ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _remove_stale_temps(folder: str) -> None:
+    """Temporary files another process left (it was killed mid-write) in a folder we now own."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            match = _TEMP_NAME.match(name)
+            if match and int(match.group(1)) != os.getpid():
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
 
 
 # -- preflight ------------------------------------------------------------------------------------
@@ -104,60 +131,75 @@ def check_writable_folder(folder: str, what: str = "output folder") -> str:
 _HELD: Dict[str, Lock] = {}  # released on exit, also by the CLI's interrupt path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Lock:
-    """One owner per run folder: a file holding the owner's pid and host, created exclusively. A
-    lock whose pid no longer runs on this host is stale and taken over, with a message."""
+    """One owner per run folder. The kernel's lock (flock) on `.jaxtrainer.lock` decides who owns
+    the folder, so an owner that died (even by SIGKILL, even if its pid was reused since) never
+    blocks it; the file holds the owner's pid and host, for the messages. A lock file left by a
+    dead owner is stale: it is taken over, with a message."""
 
     def __init__(self, folder: str, say: Callable = print):
         self.path = os.path.join(folder, LOCK)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(3):
+        for _ in range(5):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                fd = None
-            if fd is not None:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(me, f)
-                _HELD[self.path] = self
-                return
-            owner = self._owner()
-            if owner is None or (owner.get("host") == me["host"] and not _alive(int(owner["pid"]))):
-                who = "an unreadable lock" if owner is None else f"pid {owner['pid']}, no longer running"
-                say(f"{folder}: taking over a stale lock ({who})")
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path)
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as e:
+                raise RunError(f"cannot lock {folder}: {e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                owner = _read_owner(fd)
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise RunError(
+                        f"cannot lock {folder} ({e.strerror}); choose a folder on a file system with locks"
+                    ) from None
+                raise RunError(_in_use(folder, owner, me)) from None
+            if not _same_file(fd, self.path):  # its owner removed it meanwhile: lock the new one
+                os.close(fd)
                 continue
-            if owner.get("pid") == me["pid"] and owner.get("host") == me["host"]:
-                raise RunError(f"{folder} is already open in this process; close that run first")
-            raise RunError(
-                f"{folder} is in use by pid {owner['pid']} on {owner.get('host')} (since "
-                f"{time.ctime(owner.get('since', 0))}); wait for it to finish or choose another folder"
-            )
+            self.fd = fd
+            _HELD[self.path] = self
+            stale = _read_owner(fd)
+            if stale is not None:
+                say(f"{folder}: taking over a stale lock (pid {stale['pid']}, no longer running)")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+            return
         raise RunError(f"{folder}: could not take its lock {self.path}")
-
-    def _owner(self) -> dict | None:
-        try:
-            owner = read_json(self.path)
-            int(owner["pid"])
-            return owner
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     def release(self) -> None:
         if _HELD.pop(self.path, None) is not None:
             with contextlib.suppress(OSError):
-                os.remove(self.path)
+                os.remove(self.path)  # before unlocking: whoever opened it meanwhile retries
+            os.close(self.fd)
+
+
+def _read_owner(fd: int) -> dict | None:
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0))
+        int(owner["pid"])
+        return owner
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _in_use(folder: str, owner: dict | None, me: dict) -> str:
+    if owner is None:
+        return f"{folder} is in use by another process (its lock is being written); try again"
+    if owner.get("pid") == me["pid"] and owner.get("host") == me["host"]:
+        return f"{folder} is already open in this process; close that run first"
+    return (
+        f"{folder} is in use by pid {owner['pid']} on {owner.get('host')} (since "
+        f"{time.ctime(owner.get('since', 0))}); wait for it to finish or choose another folder"
+    )
 
 
 def release_all() -> None:
@@ -165,10 +207,25 @@ def release_all() -> None:
         lock.release()
 
 
+def abandon() -> None:
+    """What an interrupted process leaves: no temporary file, no lock (every file is whole)."""
+    for tmp in list(_TEMPS):
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    release_all()
+
+
 # -- identities -----------------------------------------------------------------------------------
+def _jsonable(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"cannot record {value!r} ({type(value).__name__}) in a run's identity")
+
+
 def plain(value):
-    """JSON round-trip, so tuples and lists (and ints and floats) compare as they were saved."""
-    return json.loads(json.dumps(value))
+    """JSON round-trip, so tuples and lists (and ints and floats, numpy's or Python's) compare as
+    they were saved."""
+    return json.loads(json.dumps(value, default=_jsonable))
 
 
 def _flat(config: Dict, prefix: str = "") -> Dict:
@@ -194,45 +251,84 @@ def differences(saved: Dict, current: Dict) -> List[str]:
 # -- the checkpoint file ----------------------------------------------------------------------------
 def save_checkpoint(path: str, tree, epoch: int, logs, identity: dict) -> str:
     """Every leaf of `tree` and a JSON header (epoch, logs, identity), in one .npz."""
-    header = json.dumps({"epoch": epoch, "logs": logs, "identity": identity})
+    header = json.dumps({"epoch": epoch, "logs": logs, "identity": identity}, default=_jsonable)
     leaves = {f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(tree))}
     return atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)
 
 
-def _read(path: str, leaves: bool):
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+
+
+def _unreadable(path: str, e: BaseException, hint: str) -> RunError:
+    return RunError(
+        f"{path} is not a readable jaxtrainer checkpoint ({type(e).__name__}: {e}); use {hint} to start over"
+    )
+
+
+def read_header(path: str, hint: str = "--overwrite") -> Tuple[int, Any, dict]:
+    """(epoch, logs, identity) of the checkpoint at `path`, without its arrays."""
     try:
         with np.load(path) as f:
             header = json.loads(str(f["header"]))
-            arrays = [f[f"leaf_{i}"] for i in range(len(f.files) - 1)] if leaves else []
-        return int(header["epoch"]), header["logs"], header["identity"], arrays
-    except Exception as e:  # zip, JSON, key or type errors: the file is not a whole checkpoint of ours
-        raise RunError(
-            f"{path} is not a readable jaxtrainer checkpoint ({type(e).__name__}: {e}); "
-            "use --overwrite (overwrite=True) to start over"
-        ) from None
+        epoch, logs, identity = header["epoch"], header["logs"], header["identity"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r} is not a count")
+        if not isinstance(identity, dict):
+            raise TypeError(f"identity {identity!r} is not a JSON object")
+    except _UNREADABLE as e:
+        raise _unreadable(path, e, hint) from None
+    return epoch, logs, identity
 
 
-def checkpoint_header(path: str) -> Tuple[int, dict]:
-    """(epoch, identity) of a checkpoint, without reading its arrays."""
-    epoch, _, identity, _ = _read(path, leaves=False)
-    return epoch, identity
-
-
-def load_checkpoint(path: str, template) -> Tuple[Any, int, Any, dict]:
-    """(tree, epoch, logs, identity) from `path`; `template` is a tree of the same structure."""
-    epoch, logs, identity, leaves = _read(path, leaves=True)
+def load_checkpoint(path: str, template, hint: str = "--overwrite") -> Tuple[Any, int, Any, dict]:
+    """(tree, epoch, logs, identity) from `path`; `template` is a tree of the same structure,
+    shapes and dtypes."""
+    epoch, logs, identity = read_header(path, hint)
     expected = jax.tree.leaves(template)
-    if len(leaves) != len(expected) or any(a.shape != b.shape for a, b in zip(leaves, expected)):
-        raise RunError(
-            f"{path} holds a state of another shape than this run's; use --overwrite to start over"
-        )
-    tree = jax.tree.unflatten(
-        jax.tree.structure(template), [jax.numpy.asarray(a, dtype=b.dtype) for a, b in zip(leaves, expected)]
-    )
+    try:
+        with np.load(path) as f:
+            if sorted(f.files) != sorted(["header", *(f"leaf_{i}" for i in range(len(expected)))]):
+                raise RunError(
+                    f"{path} holds {len(f.files) - 1} arrays, this run's state has {len(expected)}; "
+                    f"use {hint} to start over"
+                )
+            leaves = [f[f"leaf_{i}"] for i in range(len(expected))]
+    except _UNREADABLE as e:
+        raise _unreadable(path, e, hint) from None
+    for i, (a, b) in enumerate(zip(leaves, expected)):
+        if a.shape != np.shape(b) or a.dtype != np.asarray(b).dtype:
+            expected_array = f"{np.asarray(b).dtype}{list(np.shape(b))}"
+            raise RunError(
+                f"{path} holds a state of another shape than this run's (array {i}: "
+                f"{a.dtype}{list(a.shape)}, expected {expected_array}); use {hint} to start over"
+            )
+    tree = jax.tree.unflatten(jax.tree.structure(template), [jax.numpy.asarray(a) for a in leaves])
     return tree, epoch, logs, identity
 
 
+def epochs_on_disk(folder: str) -> int:
+    """The epochs saved in `folder`'s checkpoint (0 when it holds none or it is unreadable)."""
+    try:
+        return read_header(os.path.join(folder, CHECKPOINT))[0]
+    except RunError:
+        return 0
+
+
 # -- the run --------------------------------------------------------------------------------------
+_OPENED: List[List[str]] = []  # the folders opened inside each active `tracking()` block
+
+
+@contextlib.contextmanager
+def tracking() -> Iterator[List[str]]:
+    """The folders of the runs opened inside the block: what an interrupt reports on."""
+    folders: List[str] = []
+    _OPENED.append(folders)
+    try:
+        yield folders
+    finally:
+        _OPENED.remove(folders)
+
+
 class Run:
     """A run folder owned by this process, opened under the one resume rule.
 
@@ -241,7 +337,8 @@ class Run:
     "resume" (there must be a run to continue), "overwrite" (start over). `epochs` is how many
     epochs are asked (None: not checked). After opening, `epochs_done` is what the folder holds.
     `writer` (default: this is process 0) reads, writes and locks the folder; in a multi-process
-    run the other processes never touch it and learn its state from process 0.
+    run the other processes never touch it and learn its state from process 0. `hint` is how the
+    caller asks to start over (`--overwrite`, `overwrite=True`).
     """
 
     def __init__(
@@ -257,14 +354,14 @@ class Run:
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.folder, self.identity, self.say = folder, plain(identity), say
+        self.folder, self.identity, self.say, self.hint = folder, plain(identity), say, hint
         self.writer = distributed.is_writer() if writer is None else writer
         self.lock, self.outputs, self.epochs_done, error = None, [], 0, None
         try:
             if self.writer:
                 check_writable_folder(folder)
                 self.lock = Lock(folder, say)
-                self._open(mode, epochs, hint)
+                self._open(mode, epochs)
         except BaseException as e:  # every process must learn that process 0 failed
             error = e
         self._agree(error)
@@ -272,7 +369,10 @@ class Run:
             self.close()
             raise error
         if self.writer:
-            _OPENED.append(self)
+            for sub in {os.path.dirname(rel) for rel in self.outputs} | {""}:
+                _remove_stale_temps(self.path(sub))
+        for folders in _OPENED:
+            folders.append(folder)
 
     def _agree(self, error) -> None:
         """In a multi-process run, process 0 alone reads and writes the folder: the others learn
@@ -284,44 +384,69 @@ class Run:
         if not status["ok"] and error is None:
             raise RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
 
-    def _open(self, mode: str, epochs: int | None, hint: str) -> None:
-        manifest = self._manifest()
+    def _open(self, mode: str, epochs: int | None) -> None:
+        try:
+            manifest = self._manifest()
+        except RunError:
+            if mode != "overwrite":
+                raise
+            manifest = {}  # unreadable: what it listed cannot be removed, what it is can
         if manifest is None and os.path.exists(self.path(CHECKPOINT)):
             manifest = {"format": "older", "identity": {}}
+        self.outputs: List[str] = []
+        self.epochs_done = 0
         if manifest is not None and mode == "overwrite":
             self._remove_outputs(manifest)
             manifest = None
         if manifest is None:
             if mode == "resume":
                 raise RunError(f"no run to resume in {self.folder}: it holds no {MANIFEST}")
+            if mode == "continue":
+                self._refuse_foreign_files()
             self._write_manifest()
             return
         if manifest.get("format") != FORMAT:
             raise RunError(
                 f"{self.folder} holds a run written by another version of jaxtrainer; "
-                f"use {hint} to start over, or choose another folder"
+                f"use {self.hint} to start over, or choose another folder"
             )
-        diffs = differences(manifest.get("identity", {}), self.identity)
+        self._check_manifest(manifest)
+        saved = manifest["identity"]
+        if saved.get("kind") != self.identity.get("kind"):
+            raise RunError(
+                f"{self.folder} holds a {saved.get('kind')!r} run, not a {self.identity.get('kind')!r} "
+                f"one; use {self.hint} to replace it, or choose another folder"
+            )
+        diffs = differences(saved, self.identity)
         if diffs:
             raise RunError(
                 f"{self.folder} holds another run; refusing to continue it with a different "
                 f"configuration ({'; '.join(diffs)}). Run the command that made it to continue it, "
-                f"use {hint} to start over, or choose another folder"
+                f"use {self.hint} to start over, or choose another folder"
             )
-        self.outputs = list(manifest.get("outputs", []))
-        self._remove_stale_temporaries()
-        if os.path.exists(self.path(CHECKPOINT)):  # the checkpoint, written first, says how far the run got
-            self.epochs_done, identity = checkpoint_header(self.path(CHECKPOINT))
-            if differences(identity, self.identity):
-                raise RunError(
-                    f"{self.path(CHECKPOINT)} belongs to another run than {self.path(MANIFEST)}; "
-                    f"use {hint} to start over"
-                )
+        self.outputs = list(manifest["outputs"])
+        self.epochs_done = self._checkpointed_epochs(manifest["epochs_done"])
         if epochs is not None and epochs < self.epochs_done:
             raise RunError(
                 f"{self.folder} already holds {self.epochs_done} epochs of this run and {epochs} were "
-                f"asked: ask {self.epochs_done} or more to continue it, or use {hint} to start over"
+                f"asked: ask {self.epochs_done} or more to continue it, or use {self.hint} to start over"
             )
+
+    def _checkpointed_epochs(self, recorded: int) -> int:
+        """The epochs the checkpoint holds: it is renamed into place before the manifest is
+        rewritten, so the manifest may record one epoch less (a kill between the two renames)."""
+        path = self.path(CHECKPOINT)
+        if not os.path.exists(path):
+            if recorded:
+                raise RunError(
+                    f"{path} is missing although {MANIFEST} records {recorded} epochs; "
+                    f"use {self.hint} to start over"
+                )
+            return 0
+        epoch, _, identity = read_header(path, self.hint)
+        if differences(identity, self.identity):
+            raise RunError(f"{path} does not match {self.path(MANIFEST)}; use {self.hint} to start over")
+        return epoch
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.folder, *parts)
@@ -332,46 +457,84 @@ class Run:
             return None
         try:
             manifest = read_json(path)
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-            return manifest
-        except (OSError, ValueError) as e:
+        except RunError as e:
+            raise RunError(f"{e}; use {self.hint} to start over") from None
+        if not isinstance(manifest, dict):
+            raise RunError(f"{path} is not a run manifest (not a JSON object); use {self.hint} to start over")
+        return manifest
+
+    def _check_manifest(self, manifest: dict) -> None:
+        """A manifest of our format whose fields are garbled (edited by hand, another tool) is
+        refused by name: its outputs are what `overwrite` removes, so each must lie inside."""
+        outputs, epochs = manifest.get("outputs"), manifest.get("epochs_done")
+        problem = None
+        if not isinstance(manifest.get("identity"), dict):
+            problem = "its identity is not a JSON object"
+        elif isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            problem = f"epochs_done {epochs!r} is not a count"
+        elif not isinstance(outputs, list) or not all(_inside(rel) for rel in outputs):
+            problem = f"outputs {outputs!r} are not paths inside the folder"
+        if problem:
             raise RunError(
-                f"{path} is not a readable run manifest ({e}); use --overwrite to start over"
-            ) from None
+                f"{self.path(MANIFEST)} is not a valid run manifest ({problem}); "
+                f"use {self.hint} to start over"
+            )
+
+    def _refuse_foreign_files(self) -> None:
+        """A new run goes to a new or empty folder, never over files it did not write."""
+        if not self.writer:
+            return
+        foreign = sorted(name for name in os.listdir(self.folder) if not name.startswith("."))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise RunError(
+                f"{self.folder} holds files but no jaxtrainer run ({shown}); choose a new or empty "
+                f"folder, or use {self.hint} to write over them"
+            )
 
     def _write_manifest(self) -> None:
         if self.writer:
             write_json(
-                self.path(MANIFEST), {"format": FORMAT, "identity": self.identity, "outputs": self.outputs}
+                self.path(MANIFEST),
+                {
+                    "format": FORMAT,
+                    "identity": self.identity,
+                    "epochs_done": self.epochs_done,
+                    "outputs": self.outputs,
+                },
             )
 
-    def _remove_stale_temporaries(self) -> None:
-        """Temporary files of writers that were killed mid-write (their pid no longer runs)."""
-        if not self.writer:
-            return
-        for name in os.listdir(self.folder):
-            m = re.fullmatch(r"\..+\.(\d+)\.[0-9a-f]{8}\.tmp", name)
-            if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
-                with contextlib.suppress(OSError):
-                    os.remove(self.path(name))
-
     def _remove_outputs(self, manifest: dict) -> None:
-        """Start over: remove what the old run wrote (its listed outputs, checkpoint, manifest);
-        anything else in the folder is not ours and stays."""
+        """Start over: remove what the old run wrote (its listed outputs, checkpoint, manifest, the
+        folders that leaves empty); anything else in the folder is not ours and stays."""
         if not self.writer:
             return
-        for rel in [*manifest.get("outputs", []), CHECKPOINT, MANIFEST]:
+        outputs = manifest.get("outputs")
+        listed = [rel for rel in outputs if _inside(rel)] if isinstance(outputs, list) else []
+        for rel in [*listed, CHECKPOINT, MANIFEST]:
             with contextlib.suppress(OSError):
                 os.remove(self.path(rel))
-        self.say(f"{self.folder}: the previous run's files were removed (--overwrite)")
+        subs = set()
+        for rel in listed:
+            sub = os.path.dirname(os.path.normpath(rel))
+            while sub:
+                subs.add(sub)
+                sub = os.path.dirname(sub)
+        for sub in sorted(subs, key=len, reverse=True):  # the deepest first; only those left empty
+            _remove_stale_temps(self.path(sub))
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path(sub))
+        self.say(f"{self.folder}: the previous run's files were removed ({self.hint})")
 
     # -- writing -----------------------------------------------------------------------------
     def output(self, rel: str) -> str:
         """The path of an output file `rel` (made, and recorded as this run's)."""
         path = self.path(rel)
         if self.writer:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            except OSError as e:
+                raise RunError(f"could not make {os.path.dirname(path)}: {e.strerror or e}") from None
             if rel not in self.outputs:
                 self.outputs.append(rel)
                 self._write_manifest()
@@ -411,10 +574,10 @@ class Run:
     def restore(self, template) -> Tuple[Any, Any]:
         """(tree, logs) of the last finished epoch, or (template, None) for a new run. In a
         multi-process run process 0 reads the checkpoint and sends it to the others."""
-        path = self.path(CHECKPOINT)
         tree, logs = template, None
-        if self.writer and os.path.exists(path):
-            tree, epoch, logs, _ = load_checkpoint(path, template)
+        if self.writer and self.epochs_done:
+            path = self.path(CHECKPOINT)
+            tree, epoch, logs, _ = load_checkpoint(path, template, self.hint)
             self.say(f"resuming after epoch {epoch} from {path}")
         if distributed.process_count() > 1:
             logs = distributed.from_writer(logs)
@@ -423,7 +586,7 @@ class Run:
         return tree, logs
 
     def checkpoint(self, tree, epoch: int, logs) -> None:
-        """The state after `epoch` and the logs so far, then the manifest that points to them."""
+        """The state after `epoch` and the logs so far, then the manifest that records them."""
         if not self.writer:
             return
         save_checkpoint(self.path(CHECKPOINT), tree, epoch, logs, self.identity)
@@ -438,19 +601,15 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type, *exc) -> None:
+    def __exit__(self, *exc) -> None:
         self.close()
-        if exc_type is None and self in _OPENED:  # only interrupted runs are reported
-            _OPENED.remove(self)
 
 
-_OPENED: List[Run] = []  # the runs open (or left by an exception) in this process
-
-
-def saved_epochs() -> List[Tuple[str, int]]:
-    """(folder, epochs saved) of the runs an interrupt cut short: what it leaves on disk."""
-    return [(run.folder, run.epochs_done) for run in _OPENED]
-
-
-def saved_epochs_reset() -> None:
-    _OPENED.clear()
+def _inside(rel) -> bool:
+    """A relative path that stays inside its folder."""
+    return (
+        isinstance(rel, str)
+        and bool(rel)
+        and not os.path.isabs(rel)
+        and os.path.normpath(rel).split(os.sep)[0] not in ("..", ".")
+    )

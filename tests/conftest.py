@@ -34,3 +34,25 @@ def random_dataset(rng, n_train=300, n_test=100, shape=(1, 28, 28)):
     X = rng.uniform(-1, 1, (n_train + n_test, *shape)).astype(np.float32)
     y = rng.standard_normal((n_train + n_test, 1)).astype(np.float32)
     return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
+
+
+def write_png_folder(root, n_train=48, n_test=16, size=28):
+    """A rotated-PNG dataset folder (train/ and test/ of <i>_<angle>.png, 8-bit grey)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (size, size), dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / split / f"{i}_{rng.integers(0, 91)}.png")
+    return root
+
+
+def compiled_programs():
+    """How many programs the engine's jitted functions hold: unchanged when bad input is refused
+    before anything compiles."""
+    from jaxtrainer import train
+    from jaxtrainer.sweeps import sweep_epoch, sweep_evaluate
+
+    return sum(f._cache_size() for f in (train.train_step, sweep_epoch, sweep_evaluate, train.evaluate))

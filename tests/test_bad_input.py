@@ -2,18 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import random_dataset
+from conftest import compiled_programs, random_dataset
 
-from jaxtrainer import train
-from jaxtrainer.sweeps import sweep_epoch, sweep_evaluate
 from torch_compat import NetworkConfiguration as NC
 from torch_compat import Trainer
 
 CNN = NC((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
-
-
-def compiled_programs():
-    return sum(f._cache_size() for f in (train.train_step, sweep_epoch, sweep_evaluate, train.evaluate))
 
 
 def dataset(n_train=40, n_test=10, shape=(1, 28, 28)):

@@ -145,7 +145,7 @@ def test_a_killed_process_stops_the_other_with_a_clear_error_and_the_same_comman
         .startswith("jaxtrainer: error: another process of this multi-process run stopped (")
     )
     assert err.strip().endswith("Run the same command on every process again to continue")
-    epochs, _ = runs.checkpoint_header(str(out / runs.CHECKPOINT))
+    epochs = runs.read_header(str(out / runs.CHECKPOINT))[0]
     assert 1 <= epochs < 12
     resumed = launch(args)
     assert resumed.returncode == 0, resumed.stderr

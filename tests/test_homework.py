@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import write_png_folder
 
 from jaxtrainer import presets
 from jaxtrainer.cli import main as cli_main
@@ -27,16 +28,7 @@ RUNS = [
 
 @pytest.fixture(scope="module")
 def png_folder(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("rotated")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 48), ("test", 16)):
-        (root / split).mkdir()
-        for i in range(n):
-            pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
-            Image.fromarray(pixels, mode="L").save(root / split / f"{i}_{rng.integers(0, 91)}.png")
-    return root
+    return write_png_folder(tmp_path_factory.mktemp("rotated"))
 
 
 @pytest.fixture(scope="module")

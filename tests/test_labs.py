@@ -224,10 +224,11 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
         capsys.readouterr()
         .err.strip()
         .endswith(
-            f"the last finished epoch is saved in {adam} (1 epoch): run the same command again to continue"
+            f"the last finished epoch is saved in {sgd} (3 epochs), {adam} (1 epoch): "
+            "run the same command again to continue"
         )
     )
-    assert [runs.checkpoint_header(str(f / runs.CHECKPOINT))[0] for f in (sgd, adam)] == [3, 1]
+    assert [runs.read_header(str(f / runs.CHECKPOINT))[0] for f in (sgd, adam)] == [3, 1]
     assert not (out / "results.json").exists()
 
     trained[:], interrupt_before = [], None

@@ -38,9 +38,17 @@ class Adam:
         return [{"lr": float(self.state.hyperparams["learning_rate"])}]
 
 
-def _array(x):
+def _array(x, name: str = "the batch"):
+    """A batch as float32, refused by name when it holds no numbers (object, string, complex
+    arrays) or no example."""
     if hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
+    if not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    if np.dtype(x.dtype).kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
+    if not np.shape(x) or np.shape(x)[0] == 0:
+        raise ValueError(f"{name} must hold at least one example, got shape {tuple(np.shape(x))}")
     return jnp.asarray(x, dtype=jnp.float32)
 
 
@@ -62,7 +70,7 @@ class Trainer:
     ):
         config.check_network_type(network_type)
         self.network_type = network_type
-        self.net_config = net_config
+        self.net_config = config.check_network_configuration(net_config)
         self.lr = config.check_lr(lr)
         self.batch_size = config.check_batch_size(batch_size)
         self.seed = config.check_seed(seed)
@@ -156,12 +164,13 @@ class Trainer:
 
     def compute_loss_and_mae(self, X, y) -> Tuple:
         """MSE and MAE of the batch; differentiate them with jax.grad over the network's parameters."""
-        metrics = train.REGRESSION.per_example(self._engine_network()(_array(X)), _array(y))
+        metrics = train.REGRESSION.per_example(self._engine_network()(_array(X, "X")), _array(y, "y"))
         return jnp.mean(metrics["loss"]), jnp.mean(metrics["mae"])
 
     def _identity(self) -> dict:
         """What a checkpoint must match to be resumed by this trainer."""
         return {
+            "kind": "trainer",
             "network_type": self.network_type,
             "net_config": self.net_config._asdict(),
             "lr": self.lr,
@@ -173,14 +182,14 @@ class Trainer:
 
     def training_step(self, X_batch, y_batch) -> Tuple:
         """One Adam step; returns the batch's (loss, mae) before the update."""
-        X_batch, y_batch = _array(X_batch), _array(y_batch)
+        X_batch, y_batch = _array(X_batch, "X_batch"), _array(y_batch, "y_batch")
         models.check_batch(self._engine_network(), X_batch.shape, y_batch.shape)
         state, metrics = train.train_step(self.optimizer.graphdef, self._state(), X_batch, y_batch)
         self._commit(state)
         return metrics["loss"], metrics["mae"]
 
     def evaluate(self, X, y) -> Tuple:
-        X, y = _array(X), _array(y)
+        X, y = _array(X, "X"), _array(y, "y")
         models.check_batch(self._engine_network(), X.shape, y.shape)
         metrics = train.evaluate(self.optimizer.graphdef, self._params(), X, y)
         return metrics["loss"], metrics["mae"]
@@ -219,6 +228,12 @@ class Trainer:
                 state, saved = folder.restore(state)
                 if saved is not None:
                     previous, logs = saved["previous"], saved["current"]
+                    ran = self._epochs_in(logs)
+                    if ran > n_epochs:
+                        raise runs.RunError(
+                            f"{self.checkpoint_dir}: the checkpoint's call ran {ran} epochs, {n_epochs} were "
+                            f"asked: ask {ran} or more to continue it, or pass overwrite=True to start over"
+                        )
             base = folder.epochs_done - self._epochs_in(logs)
 
             def save(epoch, state, logs):

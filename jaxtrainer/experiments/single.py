@@ -45,7 +45,12 @@ class RunConfig:
 
 
 def run(
-    cfg: RunConfig, out_dir: str, progress: bool = True, mode: str = "continue", export: str | None = None
+    cfg: RunConfig,
+    out_dir: str,
+    progress: bool = True,
+    mode: str = "continue",
+    export: str | None = None,
+    say=print,
 ) -> dict:
     """Train and write logs.json, logs.csv, curves.png and checkpoint.npz under `out_dir` (and the
     weights as a PyTorch state_dict to `export`). Arguments and outputs are checked before any data
@@ -54,9 +59,9 @@ def run(
     check_n_epochs(cfg.epochs)
     check_seed(cfg.seed)
     settings = Settings(batch_size=cfg.batch_size)
-    check_writable_folder(out_dir)
     if export:
         state_dict.check_export_path(export)
+    check_writable_folder(out_dir)
     ds = data.load(cfg.dataset, data_dir=cfg.data_dir)
     model = models.build_network(
         cfg.network, ds.image_shape, cfg.net_config, cfg.activation, seed=cfg.seed, conv_impl=cfg.conv_impl
@@ -69,7 +74,7 @@ def run(
         "n_test": len(ds.X_test),
         "parameters": models.count_parameters(model),
     }
-    with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs) as folder:
+    with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs, say=say) as folder:
         state, logs = folder.restore(state)
         start = time.perf_counter()
 
