@@ -85,7 +85,8 @@ def train_members(
     """The benchmarks' one call into the training API: the homework network `network` at each
     learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
     single run. Returns `jaxtrainer.sweep`'s SweepResult."""
-    from .sweep import sweep
+    from .settings import Settings
+    from .sweeps import sweep
 
     net = NETWORKS[network]
     return sweep(
@@ -95,7 +96,7 @@ def train_members(
         lrs=tuple(lrs),
         seeds=(SEED,),
         n_epochs=epochs,
-        batch_size=BATCH_SIZE,
+        settings=Settings(batch_size=BATCH_SIZE),
         progress=progress,
         on_epoch=on_epoch,
     )
