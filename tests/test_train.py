@@ -2,6 +2,7 @@
 
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,11 +32,6 @@ def epoch(graphdef, state, X, y, settings):
     return unstack(states, 0), unstack(steps, 0)
 
 
-def params_close(a, b, atol):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
-
-
 @pytest.mark.parametrize("n", [100, 96, 20])
 def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
     (X, y), _ = random_dataset(rng, n_train=n, n_test=1)
@@ -47,7 +43,7 @@ def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
         losses.append(float(m["loss"]))
     assert len(metrics["loss"]) == -(-n // 32) == len(losses)
     np.testing.assert_allclose(np.asarray(metrics["loss"]), losses, rtol=1e-5)
-    params_close(scanned.params, stepped.params, atol=1e-6)
+    chex.assert_trees_all_close(scanned.params, stepped.params, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
