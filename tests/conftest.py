@@ -1,5 +1,14 @@
+import jax
 import numpy as np
 import pytest
+
+# Four CPU devices for the whole session, so that sharded sweeps are tested in this process. Set
+# through jax's config rather than XLA_FLAGS (what chex.set_n_cpu_devices writes): the processes
+# the tests start (test_distributed's one-process reference, the killed CLI runs) inherit the
+# environment and must keep their one device. A multi-member sweep shards over all visible
+# devices by default; tests about the member axis on one device pass `devices=ONE_DEVICE`.
+jax.config.update("jax_num_cpu_devices", 4)
+ONE_DEVICE = jax.devices()[:1]
 
 HOMEWORK_CONFIGS = {
     # name: (network_type, NetworkConfiguration fields)

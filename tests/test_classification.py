@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import ONE_DEVICE
 from flax import nnx
 
 from jaxtrainer import train
@@ -188,7 +189,7 @@ def test_sweep_member_equals_its_solo_run():
         batch_size=1, task=task, optimizer=handopt.sgd, gradient=backprop, names=("train", "val")
     )
     states = stack([s for _, s in pairs])
-    _, logs = fit_sweep(pairs[0][0], states, train_set, val, 2, settings, progress=False)
+    _, logs = fit_sweep(pairs[0][0], states, train_set, val, 2, settings, devices=ONE_DEVICE, progress=False)
     _, solo = fit(*pairs[1], train_set, val, 2, settings, progress=False)
     chex.assert_trees_all_close(logs[1], solo, rtol=1e-5, atol=1e-6)
 

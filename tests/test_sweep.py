@@ -1,16 +1,12 @@
 """Sweeps: K configurations of one network in one compiled program, each equal to its solo run."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import chex
 import jax
 import numpy as np
 import pytest
-from conftest import random_dataset
+from conftest import ONE_DEVICE, random_dataset
 
 from jaxtrainer import models, train
 from jaxtrainer.cli import main as cli_main
@@ -70,7 +66,7 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
         n_epochs=EPOCHS,
         settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
-        devices=None,
+        devices=ONE_DEVICE,
     )
     assert result.strategy == strategy and len(result.logs) == 4
     for (lr, seed), logs in zip(members, result.logs):
@@ -90,6 +86,7 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
         n_epochs=EPOCHS,
         settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
+        devices=ONE_DEVICE,
     )
     assert result.diverged_at_epoch == [None, 1, None]
     assert all(np.isnan(result.logs[1][k][1:]).all() for k in LOG_KEYS)
@@ -100,6 +97,7 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
 
 
 def test_new_learning_rates_do_not_recompile(tiny):
+
     def run(lrs):
         return sweep(
             "mlp",
@@ -110,6 +108,7 @@ def test_new_learning_rates_do_not_recompile(tiny):
             n_epochs=1,
             settings=Settings(batch_size=BATCH, strategy="vmap"),
             progress=False,
+            devices=ONE_DEVICE,
         )
 
     first = run([1e-2, 1e-3])
@@ -137,60 +136,40 @@ def test_members_and_devices_arithmetic():
     assert devices_used(3, 1) == (1, 3)
 
 
-SHARDED = textwrap.dedent("""
-    import json, os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    import jax
-    import numpy as np
-    sys.path.insert(0, os.getcwd())
-    sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
-    from conftest import random_dataset
-    from jaxtrainer.config import NetworkConfiguration
-    from jaxtrainer.settings import Settings
-    from jaxtrainer.sweeps import sweep
-
-    assert len(jax.devices()) == 4, jax.devices()
+@pytest.mark.parametrize(
+    "network,strategy,k", [("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5), ("cnn", "map", 5)]
+)
+def test_sharded_over_four_host_devices_equals_one_device(network, strategy, k):
+    cpus = jax.devices("cpu")  # four: conftest
+    assert len(cpus) == 4, cpus
     data = random_dataset(np.random.default_rng(0), n_train=70, n_test=20)
-    nets = {"mlp": NetworkConfiguration(dense_hiddens=(16,)),
-            "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))}
-    out = []
-    for network, strategy, k in (("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5),
-                                 ("cnn", "map", 5)):
-        members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
-        members[-1] = (1e25, 9)  # diverges, on whichever device holds it
-        run = lambda devices: sweep(network, nets[network], data, members=members, n_epochs=2,
-                                    settings=Settings(batch_size=32, strategy=strategy), progress=False,
-                                    devices=devices)
-        sharded, single = run(None), run(jax.devices()[:1])
-        diff = max(abs(a - b) for x, y in zip(sharded.logs, single.logs) for key in x
-                   for a, b in zip(x[key], y[key]) if np.isfinite(a) or np.isfinite(b))
-        leaf = jax.tree.leaves(sharded.state.params)[0]
-        out.append({"network": network, "strategy": strategy, "k": k, "diff": diff,
-                    "devices": sharded.n_devices, "leaf_devices": len(leaf.sharding.device_set),
-                    "leading": leaf.shape[0], "diverged": sharded.diverged_at_epoch,
-                    "diverged_single": single.diverged_at_epoch})
-    print("RESULT " + json.dumps(out))
-""")
+    members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
+    members[-1] = (1e25, 9)  # diverges, on whichever device holds it
 
+    def run(devices):
+        settings = Settings(batch_size=BATCH, strategy=strategy)
+        return sweep(
+            network,
+            NETS[network],
+            data,
+            members=members,
+            n_epochs=EPOCHS,
+            settings=settings,
+            progress=False,
+            devices=devices,
+        )
 
-def test_sharded_over_four_host_devices_equals_one_device():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    rows = json.loads(line[len("RESULT ") :])
-    assert len(rows) == 4
-    for row in rows:
-        assert row["devices"] == {3: 3, 4: 4, 5: 3}[row["k"]], row  # K=5: 3 devices, padded to 6
-        assert row["leaf_devices"] == row["devices"], row
-        assert row["leading"] == row["k"], row  # the padding copy is dropped
-        assert row["diverged"] == row["diverged_single"] == [None] * (row["k"] - 1) + [1], row
-        # lax.map runs each member's own program: bit for bit. vmap batches members differently
-        # on one device (K) than on each of several (K/devices): rounding-level differences only.
-        assert row["diff"] <= (0.0 if row["strategy"] == "map" else 1e-5), row
+    sharded, single = run(cpus), run(cpus[:1])
+    n_devices = {3: 3, 4: 4, 5: 3}[k]  # K=5: 3 devices, padded to 6
+    leaf = jax.tree.leaves(sharded.state.params)[0]
+    assert sharded.n_devices == len(leaf.sharding.device_set) == n_devices
+    assert single.n_devices == 1
+    assert leaf.shape[0] == k  # the padding copy is dropped
+    assert sharded.diverged_at_epoch == single.diverged_at_epoch == [None] * (k - 1) + [1]
+    # lax.map runs each member's own program: bit for bit. vmap batches members differently on one
+    # device (K) than on each of several (K/devices): rounding-level differences only.
+    for a, b in zip(sharded.logs, single.logs):
+        assert_logs_close(a, b, atol=0.0 if strategy == "map" else 1e-5)
 
 
 def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, capsys):
