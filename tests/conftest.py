@@ -1,3 +1,4 @@
+import chex
 import jax
 import numpy as np
 import pytest
@@ -28,3 +29,13 @@ def random_dataset(rng, n_train=300, n_test=100, shape=(1, 28, 28)):
     X = rng.uniform(-1, 1, (n_train + n_test, *shape)).astype(np.float32)
     y = rng.standard_normal((n_train + n_test, 1)).astype(np.float32)
     return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
+
+
+def traced_at_most(n, *programs):
+    """Each of the sweep's compiled `programs` (sweeps.sweep_epoch, sweeps.sweep_evaluate) under a
+    fresh jit with their static arguments: its cache is empty, so the first call traces, and
+    chex.assert_max_traces (which wraps a function before jit) fails when one is traced more than
+    n times. The trace counts start from zero."""
+    chex.clear_trace_counter()
+    static = ("graphdef", "settings", "mesh")
+    return [jax.jit(chex.assert_max_traces(p.__wrapped__, n=n), static_argnames=static) for p in programs]
