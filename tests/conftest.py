@@ -2,8 +2,12 @@ import os
 import shutil
 import tempfile
 
+import chex
+import jax
 import numpy as np
 import pytest
+
+from jaxtrainer.presets import NETWORKS
 
 # The tests must not depend on what earlier runs left in the compilation cache: this session (and
 # the subprocesses it starts) gets an empty one of its own, removed at the end.
@@ -16,13 +20,16 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
-HOMEWORK_CONFIGS = {
-    # name: (network_type, NetworkConfiguration fields)
-    "mlp": ("mlp", ((16, 32, 48), (3, 3, 3), (1, 1, 1), (128, 128))),
-    "cnn": ("cnn", ((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))),
-    "deep_cnn": ("cnn", ((8, 16, 32, 64), (1, 1, 1, 1), (1, 1, 1, 1), (256, 256))),
-    "shallow_cnn": ("cnn", ((9,), (28,), (1,), (256, 256))),
-}
+# Four CPU devices for the whole session, so that sharded sweeps are tested in this process. Set
+# through jax's config rather than XLA_FLAGS (what chex.set_n_cpu_devices writes): the processes
+# the tests start (test_distributed's one-process reference, the killed CLI runs) inherit the
+# environment and must keep their one device. A multi-member sweep shards over all visible
+# devices by default; tests about the member axis on one device pass `devices=ONE_DEVICE`.
+jax.config.update("jax_num_cpu_devices", 4)
+ONE_DEVICE = jax.devices()[:1]
+
+# name: (network_type, NetworkConfiguration fields) of the homework's four networks
+HOMEWORK_CONFIGS = {name: (net.network_type, tuple(net.net_config)) for name, net in NETWORKS.items()}
 
 
 @pytest.fixture
@@ -56,3 +63,13 @@ def compiled_programs():
     from jaxtrainer.sweeps import sweep_epoch, sweep_evaluate
 
     return sum(f._cache_size() for f in (train.train_step, sweep_epoch, sweep_evaluate, train.evaluate))
+
+
+def traced_at_most(n, *programs):
+    """Each of the sweep's compiled `programs` (sweeps.sweep_epoch, sweeps.sweep_evaluate) under a
+    fresh jit with their static arguments: its cache is empty, so the first call traces, and
+    chex.assert_max_traces (which wraps a function before jit) fails when one is traced more than
+    n times. The trace counts start from zero."""
+    chex.clear_trace_counter()
+    static = ("graphdef", "settings", "mesh")
+    return [jax.jit(chex.assert_max_traces(p.__wrapped__, n=n), static_argnames=static) for p in programs]

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from conftest import compiled_programs, random_dataset
 
+from jaxtrainer import presets
 from torch_compat import NetworkConfiguration as NC
 from torch_compat import Trainer
 
-CNN = NC((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
+CNN = presets.CNN
 
 
 def dataset(n_train=40, n_test=10, shape=(1, 28, 28)):

@@ -3,11 +3,13 @@ computations: numpy, jax.grad, optax."""
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import ONE_DEVICE
 from flax import nnx
 
 from jaxtrainer import train
@@ -102,9 +104,9 @@ def test_hand_gradient_equals_jax_grad_float64(x64, depth, activation, reduction
     hand, hand_metrics = backprop(graphdef, params, x, y, task)
     auto, auto_metrics = autodiff(graphdef, params, x, y, task)
     assert len(jax.tree.leaves(hand)) == depth + 1
-    for h, a in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)):
-        assert h.dtype == jnp.float64 and h.shape == a.shape
-        np.testing.assert_allclose(np.asarray(h), np.asarray(a), rtol=1e-10, atol=1e-12)
+    chex.assert_type(jax.tree.leaves(hand), jnp.float64)
+    chex.assert_trees_all_equal_shapes(hand, auto)
+    chex.assert_trees_all_close(hand, auto, rtol=1e-10, atol=1e-12)
     assert float(hand_metrics["loss"]) == pytest.approx(float(auto_metrics["loss"]), rel=1e-12)
 
 
@@ -147,8 +149,7 @@ def test_hand_optimizers_equal_optax_over_20_steps(name, reference):
         u_hand, s_hand = hand.update(grads, s_hand, p_hand)
         u_ref, s_ref = ref.update(grads, s_ref, p_ref)
         p_hand, p_ref = optax.apply_updates(p_hand, u_hand), optax.apply_updates(p_ref, u_ref)
-        for a, b in zip(jax.tree.leaves(p_hand), jax.tree.leaves(p_ref)):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6, rtol=0)
+        chex.assert_trees_all_close(p_hand, p_ref, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match=r"optimizer must be one of \('sgd', 'adam'\), got 'rmsprop'"):
         handopt.by_name("rmsprop")
 
@@ -172,11 +173,9 @@ def test_training_by_hand_follows_autodiff_with_optax():
         runs[key] = fit(graphdef, state, train_set, val, 2, settings, progress=False)
     (hand_state, hand_logs), (auto_state, auto_logs) = runs["hand"], runs["auto"]
     assert list(hand_logs) == list(log_keys(task, ("train", "val")))
-    for key in hand_logs:
-        np.testing.assert_allclose(hand_logs[key], auto_logs[key], rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(hand_logs, auto_logs, rtol=1e-4, atol=1e-5)
     assert hand_logs["val_accuracy"][-1] > 0.8 > hand_logs["val_accuracy"][0]
-    for a, b in zip(jax.tree.leaves(hand_state.params), jax.tree.leaves(auto_state.params)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    chex.assert_trees_all_close(hand_state.params, auto_state.params, rtol=1e-7, atol=1e-4)
 
 
 def test_sweep_member_equals_its_solo_run():
@@ -189,12 +188,10 @@ def test_sweep_member_equals_its_solo_run():
     settings = Settings(
         batch_size=1, task=task, optimizer=handopt.sgd, gradient=backprop, names=("train", "val")
     )
-    _, logs = fit_sweep(
-        pairs[0][0], stack([s for _, s in pairs]), train_set, val, 2, settings, progress=False
-    )
+    states = stack([s for _, s in pairs])
+    _, logs = fit_sweep(pairs[0][0], states, train_set, val, 2, settings, devices=ONE_DEVICE, progress=False)
     _, solo = fit(*pairs[1], train_set, val, 2, settings, progress=False)
-    for key in solo:
-        np.testing.assert_allclose(logs[1][key], solo[key], rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(logs[1], solo, rtol=1e-5, atol=1e-6)
 
 
 def test_split_sizes_and_seeding():

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from jaxtrainer import presets
 from jaxtrainer.config import (
     NetworkConfiguration,
     check_activation,
@@ -18,7 +19,7 @@ from jaxtrainer.config import (
     cnn_output_size,
 )
 
-HOMEWORK_CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
+HOMEWORK_CNN = presets.CNN
 
 
 def re_escape_repr(value):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from flax import nnx
 from torch import nn
 
+from jaxtrainer import presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.layers import (
     AdaptiveMaxPool2d,
@@ -448,7 +449,7 @@ def test_activations():
 
 # --- models ---------------------------------------------------------------------------------------
 
-HOMEWORK_CNN = NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,))
+HOMEWORK_CNN = presets.CNN
 
 
 def torch_cnn():

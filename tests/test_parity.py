@@ -1,5 +1,6 @@
 """The engine against the PyTorch reference (torch_compat/reference.py), weight for weight."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,8 +78,8 @@ def test_forward_loss_and_gradients_match_torch(name, impl, rng):
     grad_by_key = {
         k: np.asarray(p[...]) for k, p in models.named_parameters(nnx.merge(graphdef, grads)).items()
     }
-    for key, p in torch_net.named_parameters():
-        np.testing.assert_allclose(grad_by_key[key], p.grad.numpy(), atol=1e-5, rtol=1e-4, err_msg=key)
+    torch_grads = {key: p.grad.numpy() for key, p in torch_net.named_parameters()}
+    chex.assert_trees_all_close(grad_by_key, torch_grads, atol=1e-5, rtol=1e-4)
 
 
 def adam_100_steps_torch(torch_net, batches):
@@ -112,9 +113,8 @@ def test_parameters_after_100_adam_steps_match_torch(name, rng):
     trainer.optimizer = type(trainer.optimizer)(jax_net, 1e-3)
     losses = [trainer.training_step(xb, yb)[0].item() for xb, yb in batches]
     assert abs(losses[0] - torch_losses[0]) <= 1e-6 * max(1.0, torch_losses[0])
-    jax_state = jax_net.state_dict()
-    for key, p in torch_net.state_dict().items():
-        np.testing.assert_allclose(jax_state[key], p.numpy(), atol=1e-4, rtol=0, err_msg=key)
+    torch_state = {key: p.numpy() for key, p in torch_net.state_dict().items()}
+    chex.assert_trees_all_close(dict(jax_net.state_dict()), torch_state, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(HOMEWORK_CONFIGS))
@@ -140,9 +140,9 @@ def test_parameters_after_100_adam_steps_match_torch_in_float64(name, rng):
             k: np.asarray(p[...])
             for k, p in models.named_parameters(nnx.merge(graphdef, state.params)).items()
         }
-    for key, p in torch_net.state_dict().items():
-        assert trained[key].dtype == np.float64
-        np.testing.assert_allclose(trained[key], p.numpy(), atol=1e-9, rtol=0, err_msg=key)
+    chex.assert_type(list(trained.values()), np.float64)
+    torch_state = {key: p.numpy() for key, p in torch_net.state_dict().items()}
+    chex.assert_trees_all_close(trained, torch_state, atol=1e-9, rtol=0)
 
 
 def test_train_loop_logs_match_the_torch_reference(rng):
@@ -170,6 +170,5 @@ def test_train_loop_logs_match_the_torch_reference(rng):
     ours.network.load_state_dict(reference.network.state_dict())
     ref_logs = reference.train_loop(2)
     our_logs = ours.train_loop(2)
-    for key in ref_logs:
-        assert len(our_logs[key]) == 3
-        np.testing.assert_allclose(our_logs[key], ref_logs[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    assert all(len(values) == 3 for values in our_logs.values())
+    chex.assert_trees_all_close(dict(our_logs), dict(ref_logs), rtol=1e-4, atol=1e-5)

@@ -1,20 +1,18 @@
 """Sweeps: K configurations of one network in one compiled program, each equal to its solo run."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
+import chex
+import jax
 import numpy as np
 import pytest
-from conftest import random_dataset
+from conftest import ONE_DEVICE, random_dataset, traced_at_most
 
-from jaxtrainer import models, train
+from jaxtrainer import models, sweeps, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.settings import Settings
-from jaxtrainer.sweeps import devices_used, fit, members_of, sweep, sweep_epoch, sweep_evaluate
+from jaxtrainer.sweeps import devices_used, fit, members_of, sweep
 
 LOG_KEYS = Settings().log_keys
 
@@ -45,12 +43,14 @@ def solo(network, lr, seed, data):
 
 
 def assert_logs_close(a, b, atol=1e-5):
+    """The same entries finite (a diverged member's NaN and inf alike) and the finite ones within
+    atol (0: bit for bit)."""
     assert set(a) == set(b) == set(LOG_KEYS)
-    for key in a:
-        x, y = np.array(a[key]), np.array(b[key])
-        assert x.shape == y.shape == (EPOCHS + 1,)
-        np.testing.assert_array_equal(np.isfinite(x), np.isfinite(y))
-        np.testing.assert_allclose(x[np.isfinite(x)], y[np.isfinite(y)], atol=atol, rtol=0, err_msg=key)
+    a, b = ({key: np.array(values) for key, values in logs.items()} for logs in (a, b))
+    chex.assert_shape([*a.values(), *b.values()], (EPOCHS + 1,))
+    chex.assert_trees_all_equal(jax.tree.map(np.isfinite, a), jax.tree.map(np.isfinite, b))
+    finite = lambda x: np.where(np.isfinite(x), x, 0.0)
+    chex.assert_trees_all_close(jax.tree.map(finite, a), jax.tree.map(finite, b), atol=atol, rtol=0)
 
 
 @pytest.mark.parametrize("strategy", ["vmap", "map"])
@@ -66,7 +66,7 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
         n_epochs=EPOCHS,
         settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
-        devices=None,
+        devices=ONE_DEVICE,
     )
     assert result.strategy == strategy and len(result.logs) == 4
     for (lr, seed), logs in zip(members, result.logs):
@@ -86,6 +86,7 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
         n_epochs=EPOCHS,
         settings=Settings(batch_size=BATCH, strategy=strategy),
         progress=False,
+        devices=ONE_DEVICE,
     )
     assert result.diverged_at_epoch == [None, 1, None]
     assert all(np.isnan(result.logs[1][k][1:]).all() for k in LOG_KEYS)
@@ -95,7 +96,12 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
     assert_logs_close(result.logs[1], solo("mlp", 1e25, 0, tiny))
 
 
-def test_new_learning_rates_do_not_recompile(tiny):
+def test_new_learning_rates_do_not_recompile(tiny, monkeypatch):
+    """The second run, with other learning rates, traces neither program again."""
+    epoch, evaluate = traced_at_most(1, sweeps.sweep_epoch, sweeps.sweep_evaluate)
+    monkeypatch.setattr(sweeps, "sweep_epoch", epoch)
+    monkeypatch.setattr(sweeps, "sweep_evaluate", evaluate)
+
     def run(lrs):
         return sweep(
             "mlp",
@@ -106,12 +112,11 @@ def test_new_learning_rates_do_not_recompile(tiny):
             n_epochs=1,
             settings=Settings(batch_size=BATCH, strategy="vmap"),
             progress=False,
+            devices=ONE_DEVICE,
         )
 
     first = run([1e-2, 1e-3])
-    sizes = sweep_epoch._cache_size(), sweep_evaluate._cache_size()
     second = run([5e-4, 2e-1])
-    assert (sweep_epoch._cache_size(), sweep_evaluate._cache_size()) == sizes
     assert second.logs[0]["test_loss"][1] != first.logs[0]["test_loss"][1]  # the new lr was used
     np.testing.assert_allclose(
         np.asarray(second.state.opt_state.hyperparams["learning_rate"]), [5e-4, 2e-1], rtol=1e-7
@@ -133,60 +138,40 @@ def test_members_and_devices_arithmetic():
     assert devices_used(3, 1) == (1, 3)
 
 
-SHARDED = textwrap.dedent("""
-    import json, os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    import jax
-    import numpy as np
-    sys.path.insert(0, os.getcwd())
-    sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
-    from conftest import random_dataset
-    from jaxtrainer.config import NetworkConfiguration
-    from jaxtrainer.settings import Settings
-    from jaxtrainer.sweeps import sweep
-
-    assert len(jax.devices()) == 4, jax.devices()
+@pytest.mark.parametrize(
+    "network,strategy,k", [("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5), ("cnn", "map", 5)]
+)
+def test_sharded_over_four_host_devices_equals_one_device(network, strategy, k):
+    cpus = jax.devices("cpu")  # four: conftest
+    assert len(cpus) == 4, cpus
     data = random_dataset(np.random.default_rng(0), n_train=70, n_test=20)
-    nets = {"mlp": NetworkConfiguration(dense_hiddens=(16,)),
-            "cnn": NetworkConfiguration((4, 8), (3, 3), (1, 1), (16,))}
-    out = []
-    for network, strategy, k in (("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5),
-                                 ("cnn", "map", 5)):
-        members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
-        members[-1] = (1e25, 9)  # diverges, on whichever device holds it
-        run = lambda devices: sweep(network, nets[network], data, members=members, n_epochs=2,
-                                    settings=Settings(batch_size=32, strategy=strategy), progress=False,
-                                    devices=devices)
-        sharded, single = run(None), run(jax.devices()[:1])
-        diff = max(abs(a - b) for x, y in zip(sharded.logs, single.logs) for key in x
-                   for a, b in zip(x[key], y[key]) if np.isfinite(a) or np.isfinite(b))
-        leaf = jax.tree.leaves(sharded.state.params)[0]
-        out.append({"network": network, "strategy": strategy, "k": k, "diff": diff,
-                    "devices": sharded.n_devices, "leaf_devices": len(leaf.sharding.device_set),
-                    "leading": leaf.shape[0], "diverged": sharded.diverged_at_epoch,
-                    "diverged_single": single.diverged_at_epoch})
-    print("RESULT " + json.dumps(out))
-""")
+    members = [((1e-2, 1e-3)[i % 2], i) for i in range(k)]
+    members[-1] = (1e25, 9)  # diverges, on whichever device holds it
 
+    def run(devices):
+        settings = Settings(batch_size=BATCH, strategy=strategy)
+        return sweep(
+            network,
+            NETS[network],
+            data,
+            members=members,
+            n_epochs=EPOCHS,
+            settings=settings,
+            progress=False,
+            devices=devices,
+        )
 
-def test_sharded_over_four_host_devices_equals_one_device():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], cwd=root, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    rows = json.loads(line[len("RESULT ") :])
-    assert len(rows) == 4
-    for row in rows:
-        assert row["devices"] == {3: 3, 4: 4, 5: 3}[row["k"]], row  # K=5: 3 devices, padded to 6
-        assert row["leaf_devices"] == row["devices"], row
-        assert row["leading"] == row["k"], row  # the padding copy is dropped
-        assert row["diverged"] == row["diverged_single"] == [None] * (row["k"] - 1) + [1], row
-        # lax.map runs each member's own program: bit for bit. vmap batches members differently
-        # on one device (K) than on each of several (K/devices): rounding-level differences only.
-        assert row["diff"] <= (0.0 if row["strategy"] == "map" else 1e-5), row
+    sharded, single = run(cpus), run(cpus[:1])
+    n_devices = {3: 3, 4: 4, 5: 3}[k]  # K=5: 3 devices, padded to 6
+    leaf = jax.tree.leaves(sharded.state.params)[0]
+    assert sharded.n_devices == len(leaf.sharding.device_set) == n_devices
+    assert single.n_devices == 1
+    assert leaf.shape[0] == k  # the padding copy is dropped
+    assert sharded.diverged_at_epoch == single.diverged_at_epoch == [None] * (k - 1) + [1]
+    # lax.map runs each member's own program: bit for bit. vmap batches members differently on one
+    # device (K) than on each of several (K/devices): rounding-level differences only.
+    for a, b in zip(sharded.logs, single.logs):
+        assert_logs_close(a, b, atol=0.0 if strategy == "map" else 1e-5)
 
 
 def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, capsys):
