@@ -142,7 +142,7 @@ def training_memory() -> int:
     """Bytes the default device can hold: its own memory on an accelerator, the machine's on CPU."""
     import jax
 
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     return int(stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 

@@ -109,10 +109,19 @@ def broadcast_json(value):
     return json.loads(bytes(np.asarray(data, np.uint8)).decode())
 
 
+# What a collective says when the process at the other end died or stopped answering.
+PEER_GONE = ("gloo", "connection", "heartbeat", "unavailable", "coordination", "barrier", "deadline")
+
+
 def peer_failed(error: BaseException) -> bool:
     """Whether `error` is a collective that broke because another process died (its connection
-    reset, its heartbeats stopped): in a multi-process run that is the other process's fault."""
-    return process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError)
+    reset, its heartbeats stopped): in a multi-process run that is the other process's fault. Any
+    other runtime error stays a bug, with its traceback."""
+    return (
+        process_count() > 1
+        and isinstance(error, jax.errors.JaxRuntimeError)
+        and any(word in str(error).lower() for word in PEER_GONE)
+    )
 
 
 def from_writer(value):

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from jaxtrainer import data
 from jaxtrainer.cli import main
-from jaxtrainer.data import build, cache, digits
+from jaxtrainer.data import build, cache, digits, rotation
 from jaxtrainer.data.loader import BatchLoader
 from torch_compat import NetworkConfiguration, Trainer
 
@@ -549,7 +549,7 @@ def test_digits_written_as_a_rotated_folder(tmp_path):
             angles.append(angle)
             with Image.open(tmp_path / "rotated_fashion_mnist" / split / name) as image:
                 pixels = np.asarray(image)
-            expected = build.rotate_uint8(frames[order[offset + index]], angle)
+            expected = rotation.rotate_uint8(frames[order[offset + index]], angle)
             np.testing.assert_array_equal(pixels, expected, err_msg=f"{split}/{name}")
     assert 0 <= min(angles) and max(angles) <= 90 and len(set(angles)) > 10
 
