@@ -49,10 +49,6 @@ def init_state(model: nnx.Module, lr: float, optimizer=optax.adam) -> Tuple[nnx.
     return graphdef, TrainState(params, opt_state)
 
 
-def learning_rate(state: TrainState) -> float:
-    return float(state.opt_state.hyperparams["learning_rate"])
-
-
 def _step(graphdef, state: TrainState, x, y, settings: Settings):
     grads, metrics = settings.gradient(graphdef, state.params, x, y, settings.task)
     tx = _hyperparam_optimizer(settings.optimizer)

@@ -53,18 +53,11 @@ def build_rotated(
 ) -> dict:
     """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`."""
     check_args(seed, max_angle, n_train, n_test)
-    out = _new_folder(out)
+    out = _check_new_folder(out)
     raw = read_idx_source(os.fspath(source), "fashion_mnist")
     return write_rotated(
         raw, out, seed=seed, max_angle=max_angle, n_train=n_train, n_test=n_test, progress=progress
     )
-
-
-def _new_folder(out) -> str:
-    out = os.path.abspath(os.fspath(out))
-    if os.path.exists(out):
-        raise FileExistsError(f"{out} already exists: remove it or choose another --out")
-    return out
 
 
 def write_rotated(
@@ -87,7 +80,7 @@ def write_rotated(
     from tqdm.auto import tqdm
 
     check_args(seed, max_angle, n_train, n_test)
-    out = _new_folder(out)
+    out = _check_new_folder(out)
     for split, n in (("train", n_train), ("test", n_test)):
         take(raw, split, n)  # fail on counts before writing anything
     parent, name = os.path.split(out)
