@@ -29,7 +29,9 @@ import fcntl
 import json
 import os
 import re
+import signal
 import socket
+import threading
 import time
 import uuid
 import zipfile
@@ -139,6 +141,10 @@ class Lock:
 
     def __init__(self, folder: str, say: Callable = print):
         self.path = os.path.join(folder, LOCK)
+        with _signals_held():  # an interrupt between creating the file and `_HELD` would leave it
+            self._take(folder, say)
+
+    def _take(self, folder: str, say: Callable) -> None:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         for _ in range(5):
             try:
@@ -169,10 +175,30 @@ class Lock:
         raise RunError(f"{folder}: could not take its lock {self.path}")
 
     def release(self) -> None:
-        if _HELD.pop(self.path, None) is not None:
-            with contextlib.suppress(OSError):
-                os.remove(self.path)  # before unlocking: whoever opened it meanwhile retries
-            os.close(self.fd)
+        with _signals_held():  # unregistered, it must be gone too
+            if _HELD.pop(self.path, None) is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(self.path)  # before unlocking: whoever opened it meanwhile retries
+                os.close(self.fd)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends, then act as they would have: whatever the block
+    creates is registered for clean-up before an interrupt can leave the process."""
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, sigs):
+        yield  # only the main thread handles signals; a handler set outside Python is left alone
+        return
+    caught: List[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def _read_owner(fd: int) -> dict | None:

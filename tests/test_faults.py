@@ -565,6 +565,27 @@ def test_a_folder_open_in_this_process_is_refused(tmp_path, capfd):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("step", ["the lock file is created", "it is locked"])
+def test_an_interrupt_while_the_lock_is_taken_leaves_no_lock_file(step, tmp_path, monkeypatch):
+    """The signal lands between the lock file's creation (or its flock) and its registration for
+    clean-up: it is held until the lock is registered, so the interrupt's clean-up removes it."""
+    call = {"the lock file is created": "open", "it is locked": "flock"}[step]
+    module = {"open": runs.os, "flock": runs.fcntl}[call]
+    real = getattr(module, call)
+
+    def then_interrupted(*args):
+        result = real(*args)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(module, call, then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runs.Lock(str(tmp_path))
+    monkeypatch.undo()
+    runs.abandon()  # what the command line's interrupt does
+    assert leftovers(tmp_path) == []
+
+
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "run"
