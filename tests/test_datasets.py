@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import pickle
+import socket
+import subprocess
 import sys
 import types
 
@@ -531,6 +533,24 @@ def test_build_rotated_interrupted_leaves_nothing(tmp_path, monkeypatch, capsys,
     assert sorted(os.listdir(tmp_path)) == ["src"]  # the partial folder is removed too
     with pytest.raises(ValueError, match=r"unknown dataset"):
         data.load(str(tmp_path / "out"))
+
+
+def test_build_rotated_removes_the_folders_of_killed_builds_and_keeps_a_running_ones(tmp_path):
+    make_idx_set(tmp_path / "src", n_train=12, n_test=6)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    prefix = f".out.partial-{socket.gethostname()}-"
+    other_host = f".out.partial-elsewhere-{dead.pid}-0000aaaa"
+    try:
+        for pid in (dead.pid, alive.pid):
+            (tmp_path / f"{prefix}{pid}-0000aaaa" / "train").mkdir(parents=True)
+        (tmp_path / other_host).mkdir()
+        assert build_cli_rc(tmp_path) == 0
+    finally:
+        alive.kill()
+        alive.wait()
+    assert sorted(os.listdir(tmp_path)) == sorted(["src", "out", f"{prefix}{alive.pid}-0000aaaa", other_host])
 
 
 def test_digits_written_as_a_rotated_folder(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import uuid
 from typing import Dict
 
@@ -60,6 +61,30 @@ def build_rotated(
     )
 
 
+def _partial_prefix(name: str) -> str:
+    return f".{name}.partial-{socket.gethostname()}-"  # then PID-RANDOM
+
+
+def _remove_dead_partials(parent: str, name: str) -> None:
+    """The temporary folders of builds of `name` killed outright on this host (their pid is gone).
+    A build still running, or one on another host sharing the folder, keeps its own."""
+    prefix = _partial_prefix(name)
+    for entry in os.scandir(parent):
+        pid = entry.name[len(prefix) :].split("-")[0]
+        if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_rotated(
     raw: Dict,
     out: str,
@@ -74,8 +99,8 @@ def write_rotated(
     {split: (images (n, H, W), labels)}, the first n_train and n_test of each split rotated.
 
     Everything is written to a hidden temporary folder next to `out` and renamed to `out` at the
-    end: an interrupted or failed build leaves no `out` (and removes its temporary folder, unless
-    the process is killed outright, which leaves a `.<name>.partial-*` folder that nothing loads).
+    end: an interrupted or failed build leaves no `out` and removes its temporary folder. A process
+    killed outright leaves it; the next build of `out` removes it (`_remove_dead_partials`).
     """
     from tqdm.auto import tqdm
 
@@ -85,7 +110,8 @@ def write_rotated(
         take(raw, split, n)  # fail on counts before writing anything
     parent, name = os.path.split(out)
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:8]}")
+    _remove_dead_partials(parent, name)
+    tmp = os.path.join(parent, f"{_partial_prefix(name)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.mkdir(tmp)
     try:
         for split in ("train", "test"):
