@@ -266,6 +266,17 @@ def solution_of(tmp_path, monkeypatch):
         ),
         ("no_zero_grad", "training_step", "the gradients accumulate across steps: optimizer.zero_grad()"),
         (
+            "adamw",
+            "training_step",
+            "trainer.optimizer is AdamW with weight_decay=0.01 (Adam's: 0); the homework's is "
+            f"torch.optim.Adam(network.parameters(), lr={TRAINING.lr:g})",
+        ),
+        (  # three steps cannot tell it from Adam: its settings can
+            "amsgrad",
+            "training_step",
+            "trainer.optimizer is Adam with amsgrad=True (Adam's: False)",
+        ),
+        (
             "relu_hard_coded",
             "structure.mlp",
             "Tanh there (the builder was given Tanh(): is the activation argument ignored?)",

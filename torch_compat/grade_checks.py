@@ -554,6 +554,25 @@ def _likely_step_cause(initial: torch.nn.Module, batches, student_weights, lr: f
     return None
 
 
+def _optimizer_problem(trainer, lr: float) -> str | None:
+    """The settings of the trainer's Adam-family optimizer that make it other than Adam(lr): a few
+    steps cannot tell AdamW's decay (lr * 0.01 of each weight per step), fifty epochs can."""
+    found = [(name, v) for name, v in vars(trainer).items() if isinstance(v, torch.optim.Optimizer)]
+    if len(found) != 1 or not isinstance(found[0][1], (torch.optim.Adam, torch.optim.AdamW)):
+        return None  # none, several, or not Adam's family: the steps above say what they match
+    name, optimizer = found[0]
+    adam = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr).defaults
+    group = optimizer.param_groups[0]
+    settings = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    differ = [f"{key}={group[key]!r} (Adam's: {adam[key]!r})" for key in settings if group[key] != adam[key]]
+    if not differ:
+        return None
+    return (
+        f"trainer.{name} is {type(optimizer).__name__} with {', '.join(differ)}; the homework's is "
+        f"torch.optim.Adam(network.parameters(), lr={lr:g})"
+    )
+
+
 def _returned_problem(value, loss: float, mae: float) -> str | None:
     """What is wrong with the first step's return value, against the batch's MSE and MAE before
     the update."""
@@ -588,15 +607,18 @@ def check_training_step(ctx: Context) -> None:
         first = first or tuple(float(v) for v in loss_mae)
         reference_weights.append(_weights(reference.network))
     problems, start = [], _weights(initial)
+    settings = _optimizer_problem(trainer, s.lr)
     for k, (weights, expected) in enumerate(zip(student_weights, reference_weights), start=1):
         if _relative_gap(weights, expected, start) > plan.STEP_TOLERANCE:
             gap, key = _largest_gap(weights, expected)
-            cause = _likely_step_cause(initial, batches, student_weights, s.lr)
+            cause = _likely_step_cause(initial, batches, student_weights, s.lr) or settings
             problems.append(
                 f"after step {k} of {s.steps}, the weights differ from Adam's (lr={s.lr:g}) by up to "
                 f"{gap:.3g} (in {key}): " + (cause or "they match neither SGD, RMSprop nor Adagrad either")
             )
             break
+    if settings and not problems:  # steps within the tolerance, but not Adam's settings
+        problems.append(settings)
     returned_problem = _returned_problem(returned[0], *first)
     if returned_problem:
         problems.insert(0, returned_problem)

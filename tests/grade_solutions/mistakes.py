@@ -59,6 +59,8 @@ MISTAKES["widely_copied"] = [
 MORE_MISTAKES: Dict[str, List[Tuple[str, str]]] = {
     "lr_ignored": [(_ADAM, "self.optimizer = torch.optim.Adam(self.network.parameters())")],
     "no_zero_grad": [("        self.optimizer.zero_grad()\n", "")],
+    "adamw": [(_ADAM, _ADAM.replace("Adam", "AdamW"))],
+    "amsgrad": [(_ADAM, _ADAM.replace("lr=lr", "lr=lr, amsgrad=True"))],
     "relu_hard_coded": [("copy.deepcopy(activation)", "nn.ReLU()")],
     "strides_ignored": [("kernel_size=kernel, stride=stride", "kernel_size=kernel")],
     "loss_swapped": [
