@@ -47,8 +47,8 @@ def initialize(
     Arguments default to their environment variables; none at all and no cluster launcher: one
     process, nothing to do."""
     coordinator = coordinator or os.environ.get(ENV["coordinator"])
-    num_processes = num_processes if num_processes is not None else _env_int("num_processes")
-    process_id = process_id if process_id is not None else _env_int("process_id")
+    num_processes = num_processes if num_processes is not None else _int_variable(ENV["num_processes"])
+    process_id = process_id if process_id is not None else _int_variable(ENV["process_id"])
     explicit = (coordinator, num_processes, process_id)
     if all(v is None for v in explicit) and not _cluster_detected():
         return False
@@ -59,32 +59,45 @@ def initialize(
             f"process_id={process_id!r})"
         )
     if num_processes is not None:
-        if num_processes < 1 or not 0 <= process_id < num_processes:
+        if num_processes < 1:
+            raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
+        if not 0 <= process_id < num_processes:
             raise ValueError(
                 f"--process-id must be in [0, {num_processes - 1}] for --num-processes "
                 f"{num_processes}, got {process_id}"
             )
-        if ":" not in coordinator:
-            raise ValueError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"--coordinator must be HOST:PORT (a port in 1..65535), got {coordinator!r}")
+    heartbeat = _heartbeat_timeout()
     if "cpu" in str(jax.config.jax_platforms or "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
     jax.distributed.initialize(
         coordinator,
         num_processes,
         process_id,
-        heartbeat_timeout_seconds=int(os.environ.get(HEARTBEAT_ENV, HEARTBEAT_DEFAULT)),
+        heartbeat_timeout_seconds=heartbeat,
     )
     return jax.process_count() > 1
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(ENV[name])
+def _heartbeat_timeout() -> int:
+    seconds = _int_variable(HEARTBEAT_ENV)
+    if seconds is None:
+        return HEARTBEAT_DEFAULT
+    if seconds < 1:
+        raise ValueError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {seconds}")
+    return seconds
+
+
+def _int_variable(variable: str) -> int | None:
+    value = os.environ.get(variable)
     if value is None:
         return None
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"${ENV[name]} must be an integer, got {value!r}") from None
+        raise ValueError(f"${variable} must be an integer, got {value!r}") from None
 
 
 def process_count() -> int:

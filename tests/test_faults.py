@@ -861,3 +861,29 @@ def test_distinct_seeds_in_the_range_draw_distinct_weights():
         for seed in (0, 1, 2**31, 2**32 - 1)
     }
     assert len({w.tobytes() for w in draws.values()}) == 4
+
+
+# -- a multi-process run asked wrong: refused before joining anything ---------------------------------
+JOIN = ["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "0"]
+
+
+@pytest.mark.parametrize(
+    "args,environment,message",
+    [
+        (JOIN[:2], {}, "a multi-process run needs --coordinator HOST:PORT, --num-processes N and --process"),
+        ([*JOIN[:3], "0", *JOIN[4:]], {}, "--num-processes must be >= 1, got 0"),
+        ([*JOIN[:5], "2"], {}, "--process-id must be in [0, 1] for --num-processes 2, got 2"),
+        (["--coordinator", "localhost", *JOIN[2:]], {}, "--coordinator must be HOST:PORT (a port in 1..6"),
+        (["--coordinator", "h:99999", *JOIN[2:]], {}, "got 'h:99999'"),
+        ([], {"JAXTRAINER_NUM_PROCESSES": "two"}, "$JAXTRAINER_NUM_PROCESSES must be an integer, got 'two'"),
+        (JOIN, {"JAXTRAINER_HEARTBEAT_TIMEOUT": "30s"}, "$JAXTRAINER_HEARTBEAT_TIMEOUT must be an integer"),
+        (JOIN, {"JAXTRAINER_HEARTBEAT_TIMEOUT": "0"}, "must be a whole number of seconds >= 1, got 0"),
+    ],
+)
+def test_a_multi_process_run_asked_wrong_is_one_line(
+    args, environment, message, tmp_path, monkeypatch, capfd
+):
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    refused([*SWEEP, "--epochs", "1", "--out", tmp_path / "run", *args], capfd, message)
+    assert not (tmp_path / "run").exists()
