@@ -14,6 +14,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 from typing import Sequence
 
 from . import bench, presets
@@ -535,16 +536,30 @@ def _peer_failed(error: Exception) -> None:
     os._exit(2)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Our own warnings as the line they say (Python's format adds a path and a line of source);
+    the others keep Python's format, which says where they come from."""
+    text = str(message)
+    if text.startswith("jaxtrainer: "):
+        return f"jaxtrainer: warning: {text.removeprefix('jaxtrainer: ')}\n"
+    return _PYTHON_FORMAT_WARNING(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMAT_WARNING = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line's entry point. Interrupts leave the process (exit 130); called in-process,
     the caller's signal handlers and streams are restored on return."""
     handlers = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
-    streams = sys.stdout, sys.stderr
+    streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
     sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
+    warnings.formatwarning = _one_line_warning
     try:
         return _run_command(argv)
     finally:
         sys.stdout, sys.stderr = streams
+        warnings.formatwarning = format_warning
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 

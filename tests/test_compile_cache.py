@@ -83,3 +83,21 @@ def test_an_unwritable_folder_warns_once_and_compiles_anyway(tmp_path, blocker):
     done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache))
     assert done.stdout.strip() == "None"
     assert done.stderr.count(f"the compilation cache folder {cache} cannot be written") == 1
+
+
+def test_the_command_line_says_the_warning_in_one_line(tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxtrainer", "train", "--hidden", "8", "--epochs", "1", "--no-progress"]
+        + ["--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env={**clean, "JAXTRAINER_CACHE_DIR": str(tmp_path / "taken")},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.splitlines() == [
+        f"jaxtrainer: warning: the compilation cache folder {tmp_path / 'taken'} cannot be written, so "
+        "programs are compiled anew each time; set JAXTRAINER_CACHE_DIR to another folder, or "
+        "JAXTRAINER_NO_CACHE=1 to turn the cache off"
+    ]
