@@ -65,11 +65,11 @@ def synthetic(n_train: int, n_test: int, seed: int = 0):
 def write_results(out_dir: str, stem: str, data: dict, table: str) -> None:
     """Where every benchmark puts its results: STEM.json (the data), STEM.md (the table), and the
     table on stdout."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"{stem}.json"), "w") as f:
-        json.dump(data, f, indent=2)
-    with open(os.path.join(out_dir, f"{stem}.md"), "w") as f:
-        f.write(table)
+    from .runs import check_writable_folder, write_json, write_text
+
+    check_writable_folder(out_dir)
+    write_json(os.path.join(out_dir, f"{stem}.json"), data)
+    write_text(os.path.join(out_dir, f"{stem}.md"), table)
     print(table)
 
 
@@ -292,6 +292,9 @@ def run(args) -> int:
         return 0
     if importlib.util.find_spec("torch") is None:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
+    from .runs import check_writable_folder
+
+    check_writable_folder(args.out)  # before the minutes of measuring
     try:
         rows = measure(
             args.models, args.epochs, args.n_train, args.n_test, say=lambda s: print(s, flush=True)

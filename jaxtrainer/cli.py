@@ -361,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench.add_arguments(p)
-    p.set_defaults(run=bench.run, backend=False)  # the frameworks run in their own processes
+    p.set_defaults(  # the frameworks run in their own processes
+        run=bench.run, backend=False, interrupted="nothing written: the table goes to {out} at the end"
+    )
     return parser
 
 
@@ -439,7 +441,7 @@ def _interrupted_message(args, opened, runs) -> str:
     if args is None:
         return "jaxtrainer: interrupted before the command started; nothing was written"
     out = getattr(args, "out", None)
-    if out is None:  # `bench`: no run folder
+    if out is None:  # a command without a run folder
         return "jaxtrainer: interrupted"
     if runs is None:
         return "jaxtrainer: interrupted before anything was written"

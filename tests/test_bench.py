@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from jaxtrainer import bench
 from jaxtrainer.cli import main
 from jaxtrainer.settings import Settings
 
@@ -62,6 +63,29 @@ def test_bench_unknown_model_is_an_argparse_error(tmp_path, capsys):
     for choice in ("mlp", "cnn", "deep_cnn", "shallow_cnn", "cnn_sweep3"):
         assert choice in err
     assert not (tmp_path / "compare.json").exists()
+
+
+def test_bench_an_out_it_cannot_write_is_refused_before_measuring(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    assert main(["bench", "--models", "mlp", "--out", str(tmp_path / "taken")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing measured
+    assert err == (
+        f"jaxtrainer: error: the output folder '{tmp_path / 'taken'}' exists and is not a folder; "
+        "choose another path\n"
+    )
+
+
+def test_bench_interrupted_says_nothing_was_written(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "measure", interrupted)
+    assert main(["bench", "--out", str(tmp_path / "results")]) == 130
+    assert capsys.readouterr().err == (
+        f"jaxtrainer: interrupted; nothing written: the table goes to {tmp_path / 'results'} at the end\n"
+    )
+    assert list((tmp_path / "results").iterdir()) == []
 
 
 def test_bench_help_lists_its_options(capsys):
