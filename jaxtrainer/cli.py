@@ -512,9 +512,30 @@ def _run_command(argv) -> int:
         return 130
     except Exception as e:
         _peer_failed(e)
+        if _out_of_memory(e):
+            print(
+                f"jaxtrainer: error: out of memory ({str(e).splitlines()[0] if str(e) else 'MemoryError'})"
+                f"{_saved_so_far()}; try a smaller --batch-size, smaller layers or fewer sweep members",
+                file=sys.stderr,
+            )
+            return 2
         raise  # a bug: its traceback is wanted
     finally:
         _RUNNING.clear()
+
+
+def _saved_so_far() -> str:
+    """'; saved so far: FOLDER (N epochs), ...' for the runs this command opened ('' for none)."""
+    runs = sys.modules.get(f"{__package__}.runs")
+    epochs = [(f, runs.epochs_on_disk(f)) for f in _RUNNING.get("opened", [])] if runs else []
+    saved = [f"{f} ({n} epochs)" for f, n in epochs if n]
+    return f"; saved so far: {', '.join(saved)}" if saved else ""
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """A program bigger than the memory (XLA's RESOURCE_EXHAUSTED, or the host's MemoryError) is
+    the environment's limit, not a bug."""
+    return isinstance(error, MemoryError) or str(error).startswith("RESOURCE_EXHAUSTED")
 
 
 def _peer_failed(error: Exception) -> None:
@@ -523,18 +544,13 @@ def _peer_failed(error: Exception) -> None:
     distributed = sys.modules.get(f"{__package__}.distributed")
     if distributed is None or not distributed.peer_failed(error):
         return
-    runs = sys.modules[f"{__package__}.runs"]
-    saved = [
-        f"{f} ({runs.epochs_on_disk(f)} epochs)" for f in _RUNNING.get("opened", []) if runs.epochs_on_disk(f)
-    ]
-    where = f"; saved so far: {', '.join(saved)}" if saved else ""
     print(
         f"jaxtrainer: error: another process of this multi-process run stopped ({str(error).splitlines()[0]})"
-        f"{where}. Run the same command on every process again to continue",
+        f"{_saved_so_far()}. Run the same command on every process again to continue",
         file=sys.stderr,
         flush=True,
     )
-    runs.abandon()
+    sys.modules[f"{__package__}.runs"].abandon()
     os._exit(2)
 
 

@@ -887,3 +887,35 @@ def test_a_multi_process_run_asked_wrong_is_one_line(
         monkeypatch.setenv(variable, value)
     refused([*SWEEP, "--epochs", "1", "--out", tmp_path / "run", *args], capfd, message)
     assert not (tmp_path / "run").exists()
+
+
+# -- the memory runs out: the environment's limit, said in one line ----------------------------------
+@pytest.mark.parametrize(
+    "error,said",
+    [
+        (jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 24393397224 bytes."), None),
+        (MemoryError(), "MemoryError"),
+        (RuntimeError("a bug"), "traceback"),
+    ],
+)
+def test_out_of_memory_mid_run_is_one_line_saying_what_is_saved(error, said, tmp_path, monkeypatch, capfd):
+    checkpoint = runs.Run.checkpoint
+
+    def then_out_of_memory(self, tree, epoch, logs):
+        checkpoint(self, tree, epoch, logs)
+        if epoch == 2:
+            raise error
+
+    monkeypatch.setattr(runs.Run, "checkpoint", then_out_of_memory)
+    out = tmp_path / "run"
+    if said == "traceback":  # anything else is a bug, and keeps its traceback
+        with pytest.raises(RuntimeError, match="a bug"):
+            main(train_argv(out))
+        return
+    refused(
+        train_argv(out),
+        capfd,
+        f"jaxtrainer: error: out of memory ({said or str(error)}); saved so far: {out} (2 epochs); "
+        "try a smaller --batch-size, smaller layers or fewer sweep members",
+    )
+    assert saved_epochs(out) == 2
