@@ -58,8 +58,9 @@ def check_dense(cfg: NetworkConfiguration) -> None:
     _positive_ints("dense_hiddens", check_network_configuration(cfg).dense_hiddens)
 
 
-def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None) -> None:
-    """Validate the conv fields; with an image size, also check that no conv gets an empty input.
+def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None) -> Tuple[int, int] | None:
+    """Validate the conv fields; with an image size, also check that no conv gets an empty input
+    and return the spatial size entering AdaptiveMaxPool2d (3x3 for the homework's CNN on 28x28).
 
     PyTorch reports a too-small input deep inside the forward pass with an obscure message; here the
     failing layer and the size it would get are named up front.
@@ -77,7 +78,7 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
             f"{len(channels)}, {len(kernels)} and {len(strides)} ({cfg!r})"
         )
     if image_hw is None:
-        return
+        return None
     h, w = image_hw
     for i, (k, s) in enumerate(zip(kernels, strides)):
         if h < k or w < k:
@@ -92,15 +93,6 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
                     f"max-pool after conv layer {i} gets a {h}x{w} input and would output "
                     f"{h // 2}x{w // 2}: the image is too small for this configuration"
                 )
-            h, w = h // 2, w // 2
-
-
-def cnn_output_size(cfg: NetworkConfiguration, image_hw: Tuple[int, int]) -> Tuple[int, int]:
-    """Spatial size entering AdaptiveMaxPool2d (the homework's (16,32,45) CNN gives 3x3 on 28x28)."""
-    h, w = image_hw
-    for i, (k, s) in enumerate(zip(cfg.kernel_sizes, cfg.strides)):
-        h, w = (h - k) // s + 1, (w - k) // s + 1
-        if i < len(cfg.kernel_sizes) - 1:
             h, w = h // 2, w // 2
     return h, w
 

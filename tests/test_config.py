@@ -16,7 +16,6 @@ from jaxtrainer.config import (
     check_lr,
     check_n_epochs,
     check_network_type,
-    cnn_output_size,
 )
 
 HOMEWORK_CNN = presets.CNN
@@ -190,10 +189,10 @@ def test_smallest_image_that_fits():
         with pytest.raises(ValueError, match=r"conv layer 2 \(kernel 3\) gets a 2x2 input"):
             check_cnn(HOMEWORK_CNN, (side, side))
     check_cnn(HOMEWORK_CNN, (18, 18))
-    assert cnn_output_size(HOMEWORK_CNN, (18, 18)) == (1, 1)
+    assert check_cnn(HOMEWORK_CNN, (18, 18)) == (1, 1)
 
 
-# --- cnn_output_size ---------------------------------------------------------------------------------
+# --- check_cnn's output size -------------------------------------------------------------------------
 
 
 def reference_output_size(cfg, hw):
@@ -221,7 +220,7 @@ def reference_output_size(cfg, hw):
     ],
 )
 def test_cnn_output_size(cfg, hw, expected):
-    assert cnn_output_size(cfg, hw) == expected
+    assert check_cnn(cfg, hw) == expected
     assert reference_output_size(cfg, hw) == expected
 
 

@@ -14,10 +14,6 @@ class Submission(NamedTuple):
     name: str
     path: str  # the .py file or the folder, absolute
 
-    @property
-    def solution(self) -> str:
-        return self.path if os.path.isfile(self.path) else os.path.join(self.path, SOLUTION_FILE)
-
     def copy_to(self, folder: str) -> None:
         """Write the submission into a work folder as `solution.py`; a folder's other top-level
         `.py` files (modules solution.py imports) come along, nothing else (no data sets)."""

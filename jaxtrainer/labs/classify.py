@@ -50,10 +50,6 @@ class Member:
     seconds: float  # the member's share of its sweep's wall time
 
     @property
-    def final_val_accuracy(self) -> float:
-        return self.logs["val_accuracy"][-1]
-
-    @property
     def best_val_accuracy(self) -> float:
         return self.logs["val_accuracy"][self.best_epoch]
 
