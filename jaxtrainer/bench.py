@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import files
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
 
 # name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
@@ -65,11 +66,9 @@ def synthetic(n_train: int, n_test: int, seed: int = 0):
 def write_results(out_dir: str, stem: str, data: dict, table: str) -> None:
     """Where every benchmark puts its results: STEM.json (the data), STEM.md (the table), and the
     table on stdout."""
-    from .runs import check_writable_folder, write_json, write_text
-
-    check_writable_folder(out_dir)
-    write_json(os.path.join(out_dir, f"{stem}.json"), data)
-    write_text(os.path.join(out_dir, f"{stem}.md"), table)
+    files.check_writable_folder(out_dir)
+    files.write_json(os.path.join(out_dir, f"{stem}.json"), data)
+    files.write_text(os.path.join(out_dir, f"{stem}.md"), table)
     print(table)
 
 
@@ -292,9 +291,7 @@ def run(args) -> int:
         return 0
     if importlib.util.find_spec("torch") is None:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
-    from .runs import check_writable_folder
-
-    check_writable_folder(args.out)  # before the minutes of measuring
+    files.check_writable_folder(args.out)  # before the minutes of measuring
     try:
         rows = measure(
             args.models, args.epochs, args.n_train, args.n_test, say=lambda s: print(s, flush=True)

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .runs import atomic_write
+from . import files
 
 
 def _printable(text: str) -> str:
@@ -21,7 +21,7 @@ def _printable(text: str) -> str:
 def _save(fig: Figure, path: str) -> Figure:
     """As PNG, atomically: an interrupted run never leaves half a figure."""
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
+    files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     return fig
 
 

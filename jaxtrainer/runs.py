@@ -1,4 +1,4 @@
-"""THE run folder: its layout, its owner, its atomic writes, its checkpoint and its one resume rule.
+"""THE run folder: its layout, its owner, its checkpoint and its one resume rule.
 
 Every command that trains (`train`, `sweep`, `homework`, the labs) and `Trainer(checkpoint_dir=)`
 write through a `Run`. A run folder holds:
@@ -14,11 +14,9 @@ identity is refused with the differing fields named; `overwrite` starts over. As
 than a run already holds is refused too (its logs would disagree with what was asked). A folder
 holding files but no run is refused as well: a run never writes over files it did not make.
 
-Every file is written to a temporary name unique to its writer, flushed, fsynced and renamed over
-the old one, so each file on disk is always whole; a failed write (a full disk) removes its
-temporary file and leaves the previous version in place. The checkpoint is written before the
-manifest and is the truth of how many epochs are done: a process killed between the two renames
-loses nothing.
+Every file is written whole or not at all (`files.atomic_write`). The checkpoint is written before
+the manifest and is the truth of how many epochs are done: a process killed between the two
+renames loses nothing.
 """
 
 from __future__ import annotations
@@ -28,19 +26,17 @@ import errno
 import fcntl
 import json
 import os
-import re
 import signal
 import socket
 import threading
 import time
-import uuid
 import zipfile
-from typing import Any, Callable, Dict, Iterator, List, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import jax
 import numpy as np
 
-from . import distributed
+from . import distributed, files
 
 MANIFEST = "run.json"
 CHECKPOINT = "checkpoint.npz"
@@ -49,46 +45,9 @@ MODES = ("continue", "resume", "overwrite")
 FORMAT = 2  # the manifest's format; folders of other formats are refused, not misread
 
 
-class RunError(ValueError):
-    """A run folder cannot be used as asked (another run's, in use, unwritable, corrupt): the
-    message says why and what to do."""
-
-
-# -- atomic writes --------------------------------------------------------------------------------
-_TEMPS: Set[str] = set()  # temporary files being written now, removed by an interrupt (`abandon`)
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # .NAME.PID.RANDOM.tmp
-
-
-def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) -> str:
-    """`write(file)` to a temporary name unique to this writer, then renamed over `path`."""
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    _TEMPS.add(tmp)
-    try:
-        with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if isinstance(e, OSError):
-            raise RunError(
-                f"could not write {path}: {e.strerror or e}; the previous version, if any, is kept"
-            ) from None
-        raise
-    finally:
-        _TEMPS.discard(tmp)
-    return path
-
-
-def write_text(path: str, text: str) -> str:
-    return atomic_write(path, lambda f: f.write(text))
-
-
-def write_json(path: str, obj) -> str:
-    return atomic_write(path, lambda f: json.dump(obj, f, indent=2))
+class RunError(files.FileError):
+    """A run folder cannot be used as asked (another run's, in use, corrupt): the message says why
+    and what to do."""
 
 
 def read_json(path: str):
@@ -100,33 +59,10 @@ def read_json(path: str):
         raise RunError(f"{path} is not readable JSON ({getattr(e, 'strerror', None) or e})") from None
 
 
-def _remove_stale_temps(folder: str) -> None:
-    """Temporary files another process left (it was killed mid-write) in a folder we now own."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(folder):
-            match = _TEMP_NAME.match(name)
-            if match and int(match.group(1)) != os.getpid():
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(folder, name))
-
-
-# -- preflight ------------------------------------------------------------------------------------
 def check_writable_folder(folder: str, what: str = "output folder") -> str:
-    """Make `folder` (and its parents) and prove it writable, before anything is computed (by
-    process 0 only, in a multi-process run: the others never write)."""
-    if not distributed.is_writer():
-        return folder
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise RunError(f"the {what} {folder!r} exists and is not a folder; choose another path")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".jaxtrainer-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise RunError(f"the {what} {folder!r} is not writable: {e.strerror or e}") from None
-    return folder
+    """`files.check_writable_folder` by process 0 only: in a multi-process run the others never
+    write."""
+    return files.check_writable_folder(folder, what) if distributed.is_writer() else folder
 
 
 # -- the owner's lock -----------------------------------------------------------------------------
@@ -235,9 +171,7 @@ def release_all() -> None:
 
 def abandon() -> None:
     """What an interrupted process leaves: no temporary file, no lock (every file is whole)."""
-    for tmp in list(_TEMPS):
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    files.remove_temporaries()
     release_all()
 
 
@@ -279,7 +213,7 @@ def save_checkpoint(path: str, tree, epoch: int, logs, identity: dict) -> str:
     """Every leaf of `tree` and a JSON header (epoch, logs, identity), in one .npz."""
     header = json.dumps({"epoch": epoch, "logs": logs, "identity": identity}, default=_jsonable)
     leaves = {f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(tree))}
-    return atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)
+    return files.atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)
 
 
 _UNREADABLE = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
@@ -396,7 +330,7 @@ class Run:
             raise error
         if self.writer:
             for sub in {os.path.dirname(rel) for rel in self.outputs} | {""}:
-                _remove_stale_temps(self.path(sub))
+                files.remove_stale_temporaries(self.path(sub))
         for folders in _OPENED:
             folders.append(folder)
 
@@ -520,7 +454,7 @@ class Run:
 
     def _write_manifest(self) -> None:
         if self.writer:
-            write_json(
+            files.write_json(
                 self.path(MANIFEST),
                 {
                     "format": FORMAT,
@@ -547,7 +481,7 @@ class Run:
                 subs.add(sub)
                 sub = os.path.dirname(sub)
         for sub in sorted(subs, key=len, reverse=True):  # the deepest first; only those left empty
-            _remove_stale_temps(self.path(sub))
+            files.remove_stale_temporaries(self.path(sub))
             with contextlib.suppress(OSError):
                 os.rmdir(self.path(sub))
         self.say(f"{self.folder}: the previous run's files were removed ({self.hint})")
@@ -574,10 +508,10 @@ class Run:
         return path
 
     def write_text(self, rel: str, text: str) -> str:
-        return write_text(self.output(rel), text) if self.writer else self.path(rel)
+        return files.write_text(self.output(rel), text) if self.writer else self.path(rel)
 
     def write_json(self, rel: str, obj) -> str:
-        return write_json(self.output(rel), obj) if self.writer else self.path(rel)
+        return files.write_json(self.output(rel), obj) if self.writer else self.path(rel)
 
     def write_logs(self, rel: str, logs: dict, meta: dict, epochs: int) -> Dict[str, str]:
         """`rel`/logs.json ({"config": meta, "logs": logs}) and `rel`/logs.csv (one row per
@@ -593,7 +527,7 @@ class Run:
             for epoch, values in enumerate(zip(*logs.values())):
                 f.write(",".join([str(epoch), *(repr(v) for v in values)]) + "\n")
 
-        atomic_write(self.output(os.path.join(rel, "logs.csv")), rows)
+        files.atomic_write(self.output(os.path.join(rel, "logs.csv")), rows)
         return paths
 
     # -- the checkpoint --------------------------------------------------------------------------

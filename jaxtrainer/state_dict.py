@@ -7,7 +7,8 @@ from typing import Dict
 
 import numpy as np
 
-from .runs import atomic_write, check_writable_folder
+from . import files
+from .runs import check_writable_folder
 
 STATE_DICT_FORMATS = (".pt", ".npz", ".safetensors")
 
@@ -28,7 +29,7 @@ def export_state_dict(tensors: Dict[str, np.ndarray], path: str) -> str:
         from safetensors.numpy import save
 
         write = lambda f: f.write(save(arrays))
-    return atomic_write(path, write, binary=True)
+    return files.atomic_write(path, write, binary=True)
 
 
 def check_export_path(path: str) -> str:

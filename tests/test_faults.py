@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 from conftest import compiled_programs, write_png_folder
 
-from jaxtrainer import data, models, plots, presets, runs, state_dict, train
+from jaxtrainer import data, files, models, presets, runs, state_dict, train
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.sweeps import init_sweep
@@ -104,7 +104,7 @@ def csv_bytes(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("logs.csv"))}
 
 
-def files(folder: Path) -> dict:
+def contents(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -360,8 +360,8 @@ class FillsUp:
 
 def fault_in_write(monkeypatch, when, fault, room=64):
     """The first atomic write for which `when(path)` holds runs `fault()` part-way, after `room`
-    bytes (every writer goes through runs.atomic_write)."""
-    real = runs.atomic_write
+    bytes (every writer goes through files.atomic_write)."""
+    real = files.atomic_write
     fired = []
 
     def atomic_write(path, write, binary=False):
@@ -370,8 +370,7 @@ def fault_in_write(monkeypatch, when, fault, room=64):
             return real(path, lambda f: write(FillsUp(f, room, fault)), binary)
         return real(path, write, binary)
 
-    for module in (runs, plots, state_dict):
-        monkeypatch.setattr(module, "atomic_write", atomic_write)
+    monkeypatch.setattr(files, "atomic_write", atomic_write)
     return fired
 
 
@@ -598,12 +597,12 @@ def test_train_into_a_sweeps_folder_is_refused_and_overwrite_replaces_it(
 ):
     out = tmp_path / "run"
     shutil.copytree(finished_sweep, out)
-    before = files(out)
+    before = contents(out)
     refused(train_argv(out), capfd, f"{out} holds a 'sweep' run, not a 'train' one", "--overwrite")
-    assert files(out) == before
+    assert contents(out) == before
     code, printed, _ = run_main(train_argv(out, SHORT, "--overwrite"), capfd)
     assert code == 0 and f"{out}: the previous run's files were removed (--overwrite)" in printed
-    assert sorted(files(out)) == sorted(
+    assert sorted(contents(out)) == sorted(
         [runs.MANIFEST, runs.CHECKPOINT, "logs.json", "logs.csv", "curves.png"]
     )
     assert csv_bytes(out) == csv_bytes(reference)
@@ -612,7 +611,7 @@ def test_train_into_a_sweeps_folder_is_refused_and_overwrite_replaces_it(
 def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tmp_path, capfd):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
-    before = files(out)
+    before = contents(out)
     refused(
         [*train_argv(out), "--lr", "0.01"],
         capfd,
@@ -624,7 +623,7 @@ def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tm
         capfd,
         f"(seed: saved {presets.SEED}, now 7)",
     )
-    assert files(out) == before
+    assert contents(out) == before
     code, _, _ = run_main([*train_argv(out, 1), "--lr", "0.01", "--overwrite"], capfd)
     logs = json.loads((out / "logs.json").read_text())
     assert code == 0 and logs["config"]["lr"] == 0.01 and len(logs["logs"]["test_mae"]) == 2
@@ -635,14 +634,14 @@ def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tm
 def test_fewer_epochs_than_a_run_holds_are_refused(flags, reference, tmp_path, capfd):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
-    before = files(out)
+    before = contents(out)
     refused(
         [*train_argv(out, 1), *flags],
         capfd,
         f"{out} already holds 3 epochs of this run and 1 were asked: ask 3 or more",
         "--overwrite",
     )
-    assert files(out) == before and json.loads((out / "logs.json").read_text())["config"]["epochs"] == 3
+    assert contents(out) == before and json.loads((out / "logs.json").read_text())["config"]["epochs"] == 3
 
 
 def test_files_that_are_no_run_are_never_written_over(tmp_path, capfd):
@@ -743,9 +742,9 @@ def test_a_corrupted_run_folder_is_one_line_naming_the_file_and_left_as_it_is(
     (tmp_path / "precious").write_text("mine")
     name, corrupt = CORRUPTIONS[corruption]
     corrupt(out / name)
-    before = files(out)
+    before = contents(out)
     refused(train_argv(out), capfd, str(out / name), "use --overwrite to start over")
-    assert files(out) == before
+    assert contents(out) == before
     if corruption in STARTED_OVER:
         code, _, _ = run_main(train_argv(out, SHORT, "--overwrite"), capfd)
         assert code == 0 and csv_bytes(out) == csv_bytes(reference) and leftovers(out) == []

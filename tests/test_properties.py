@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from jaxtrainer import models
+from jaxtrainer import files, models
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.experiments import homework, single
@@ -119,7 +119,7 @@ NAMES = re.compile(
 def assert_clear(error: Exception) -> None:
     """A ValueError or TypeError of one line that names what it refuses."""
     event(f"refused: {NAMES.search(str(error))[0] if NAMES.search(str(error)) else str(error)}")
-    assert type(error) in (ValueError, TypeError) or type(error).__name__ == "RunError", repr(error)
+    assert type(error) in (ValueError, TypeError) or isinstance(error, files.FileError), repr(error)
     message = str(error)
     assert message and "\n" not in message and NAMES.search(message), repr(error)
 

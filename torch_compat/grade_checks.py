@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
-import json
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from flax import nnx
 
-from jaxtrainer import models, presets
+from jaxtrainer import files, models, presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.grade import plan
 
@@ -749,10 +748,7 @@ CHECKS: Dict[str, Callable[[Context], None]] = {
 
 
 def _write(path: str, checks: list, running: str | None) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"checks": checks, "running": running}, f)
-    os.replace(tmp, path)
+    files.write_json(path, {"checks": checks, "running": running})
 
 
 def run_checks(result_path: str) -> list:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from typing import Dict, Tuple
 
 import numpy as np
+
+from .. import files
 
 NAME = ".jaxtrainer-cache.npz"
 # Bump when what is cached, or how PNGs are decoded or named, changes. 2: 16-bit PNGs scaled by
@@ -72,21 +73,13 @@ def _well_formed(images: np.ndarray, angles: np.ndarray) -> bool:
 
 
 def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> bool:
-    """Write the cache (temporary name, then rename: never half a cache); False if it could not be."""
-    path = os.path.join(root, NAME)
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    """Write the cache (whole or not at all); False if it could not be."""
     arrays = {"key": np.array(key)}
     for s in SPLITS:
         arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0])
         arrays[f"{s}_angles"] = np.asarray(splits[s][1], dtype=np.int64)
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
+        files.atomic_write(os.path.join(root, NAME), lambda f: np.savez(f, **arrays), binary=True)
         return True
-    except OSError:  # a read-only folder, a full disk: loading still works, only slower
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+    except files.FileError:  # a read-only folder, a full disk: loading still works, only slower
         return False

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from typing import List, Sequence
 
+from .. import files
 from .plan import CHECK_IDS
 from .runner import LOG_FILE
 
@@ -45,9 +45,7 @@ def report_text(graded: dict) -> str:
 def write_report(graded: dict, out: str) -> str:
     path = os.path.join(out, graded["name"], REPORT_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(report_text(graded))
-    return path
+    return files.write_text(path, report_text(graded))
 
 
 def _test_ids(results: Sequence[dict]) -> List[str]:
@@ -63,10 +61,10 @@ def write_grades(results: Sequence[dict], out: str) -> List[str]:
     """grades.json and grades.csv; check columns hold 1 (passed) or 0, test columns the outcome."""
     os.makedirs(out, exist_ok=True)
     json_path, csv_path = os.path.join(out, "grades.json"), os.path.join(out, "grades.csv")
-    with open(json_path, "w") as f:
-        json.dump({"submissions": list(results)}, f, indent=2)
+    files.write_json(json_path, {"submissions": list(results)})
     test_ids = _test_ids(results)
-    with open(csv_path, "w", newline="") as f:
+
+    def rows(f):
         writer = csv.writer(f)
         writer.writerow(["name", "score", "status", *CHECK_IDS, *(f"test:{t}" for t in test_ids)])
         for graded in results:
@@ -81,4 +79,6 @@ def write_grades(results: Sequence[dict], out: str) -> List[str]:
                     *(outcomes.get(t, "") for t in test_ids),
                 ]
             )
+
+    files.atomic_write(csv_path, rows)
     return [json_path, csv_path]

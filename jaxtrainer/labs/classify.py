@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .. import plots
+from .. import files, plots
 from ..config import check_batch_size, check_lr
 from ..data import fingerprint
 from ..gradient import apply, autodiff
-from ..runs import Run, atomic_write
+from ..runs import Run
 from ..settings import Settings
 from ..sweeps import fit_sweep, stack, unstack
 from ..train import evaluate, init_state, to_device
@@ -188,7 +188,7 @@ def write_best(run: Run, member: Member, label: str, title: str) -> None:
     """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
     curves (best_curves.png)."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
-    atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)
+    files.atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)
     plots.classification_curves(
         {label: member.logs}, run.output("best_curves.png"), title=f"{title}: {label}"
     )

@@ -1,0 +1,89 @@
+"""Whole files or none: the one writer of every file jaxtrainer, its grader and its benchmarks write.
+
+Each file is written to a temporary name unique to its writer (`.NAME.PID.RANDOM.tmp`), flushed,
+fsynced and renamed over the old one, so a file on disk is always whole. A failed write (a full
+disk) removes its temporary file and keeps the previous version. An interrupt removes the
+temporary files being written (`remove_temporaries`); a folder's new owner removes those a killed
+writer left (`remove_stale_temporaries`). No JAX here: the grader and `bench` start without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from typing import Any, Callable, Set
+
+
+class FileError(ValueError):
+    """A file or folder cannot be written as asked: the message names it and says what to do."""
+
+
+_TEMPS: Set[str] = set()  # temporary files being written now
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # .NAME.PID.RANDOM.tmp
+
+
+def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) -> str:
+    """`write(file)` to a temporary name unique to this writer, then renamed over `path`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    _TEMPS.add(tmp)
+    try:
+        with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise FileError(
+                f"could not write {path}: {e.strerror or e}; the previous version, if any, is kept"
+            ) from None
+        raise
+    finally:
+        _TEMPS.discard(tmp)
+    return path
+
+
+def write_text(path: str, text: str) -> str:
+    return atomic_write(path, lambda f: f.write(text))
+
+
+def write_json(path: str, obj) -> str:
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=2))
+
+
+def remove_temporaries() -> None:
+    """The temporary files of the writes in progress (an interrupt leaves at once)."""
+    for tmp in list(_TEMPS):
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
+def remove_stale_temporaries(folder: str) -> None:
+    """Temporary files another process left (it was killed mid-write) in a folder we now own."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            match = _TEMP_NAME.match(name)
+            if match and int(match.group(1)) != os.getpid():
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
+
+
+def check_writable_folder(folder: str, what: str = "output folder") -> str:
+    """Make `folder` (and its parents) and prove it writable, before anything is computed."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise FileError(f"the {what} {folder!r} exists and is not a folder; choose another path")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".jaxtrainer-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise FileError(f"the {what} {folder!r} is not writable: {e.strerror or e}") from None
+    return folder
