@@ -554,16 +554,17 @@ def _peer_failed(error: Exception) -> None:
     os._exit(2)
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+def _one_line_warnings(format_warning):
     """Our own warnings as the line they say (Python's format adds a path and a line of source);
-    the others keep Python's format, which says where they come from."""
-    text = str(message)
-    if text.startswith("jaxtrainer: "):
-        return f"jaxtrainer: warning: {text.removeprefix('jaxtrainer: ')}\n"
-    return _PYTHON_FORMAT_WARNING(message, category, filename, lineno, line)
+    the others keep `format_warning`, which says where they come from."""
 
+    def formatted(message, category, filename, lineno, line=None) -> str:
+        text = str(message)
+        if text.startswith("jaxtrainer: "):
+            return f"jaxtrainer: warning: {text.removeprefix('jaxtrainer: ')}\n"
+        return format_warning(message, category, filename, lineno, line)
 
-_PYTHON_FORMAT_WARNING = warnings.formatwarning
+    return formatted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -572,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
     sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
-    warnings.formatwarning = _one_line_warning
+    warnings.formatwarning = _one_line_warnings(format_warning)
     try:
         return _run_command(argv)
     finally:

@@ -70,8 +70,10 @@ def _remove_dead_partials(parent: str, name: str) -> None:
     A build still running, or one on another host sharing the folder, keeps its own."""
     prefix = _partial_prefix(name)
     for entry in os.scandir(parent):
+        if not entry.name.startswith(prefix):
+            continue
         pid = entry.name[len(prefix) :].split("-")[0]
-        if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
