@@ -1,41 +1,43 @@
-"""The checks of `jaxtrainer grade` that run inside one submission's own process.
+"""The verdicts of `jaxtrainer grade`, decided in the grader's own process from the raw values a
+submission's sandboxed run handed back (`jaxtrainer/grade/collector.py`).
 
-Run as ``python -m torch_compat.grade_checks --result PATH`` in a folder holding the submission as
-``solution.py`` and the data as ``./rotated_fashion_mnist``. The JAX engine is the reference: the
-student's layers are compared position by position with the engine's builders, the student's
-weights are loaded into the engine (``bridge.from_torch``) and both run on the same batches, and the
-first place where they part is reported in the student's terms. A structural mistake is counted
-once, by ``structure.*``: the later checks run the reference on the student's own layer sequence.
-Where a training check fails, short PyTorch re-enactments of the usual mistakes (SGD, an ignored
-lr, shuffled batches, ...) name the likely cause: they explain, the engine judges.
+The JAX engine is the reference. The student's networks come back as plain data (each position's
+layer type, attributes and weights, in the order forward runs them); they are rebuilt here as
+clean ``torch.nn`` modules (an activation the student wrote is recognised by what it computes),
+loaded into the engine (``bridge.from_torch``), and run on the same inputs, which the grader drew
+from a fresh seed. The first place where the student's values part from the reference's is reported
+in the student's terms. A check that fails only because an earlier one did is "not graded" and
+names that check. Where a training check fails, short PyTorch re-enactments of the usual mistakes
+(SGD, an ignored lr, a loss of another kind, ...) name the likely cause: they explain, the engine
+judges.
 
-The result file is rewritten after each check, so a run killed at its timeout still reports the
-checks it finished and the one it was in.
+Nothing from the submission is trusted: every value is read through `Collected`, which checks its
+type and shape; anything else raises `Malformed`, and the run is then "crashed".
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import copy
-import importlib
+import json
 import os
-import sys
-import time
-import traceback
-from typing import Callable, Dict, List, Tuple
+import warnings
+from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from flax import nnx
 
-from jaxtrainer import files, models, presets
+from jaxtrainer import models, presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.grade import plan
 
 from . import bridge, grading
 
-SOLUTION = "solution"
+RESULT_FILE = "result.json"
+MAX_JSON_BYTES = 64 << 20
+MAX_ARRAY_BYTES = 256 << 20
 LOG_KEYS = ("train_loss", "test_loss", "train_mae", "test_mae")
 _ATTRIBUTES = {  # what must match, per layer type (PyTorch's attribute names)
     "Linear": ("in_features", "out_features"),
@@ -44,122 +46,213 @@ _ATTRIBUTES = {  # what must match, per layer type (PyTorch's attribute names)
     "AdaptiveMaxPool2d": ("output_size",),
     "Flatten": ("start_dim", "end_dim"),
 }
-_PAIRS = ("kernel_size", "stride", "padding", "output_size")
-_ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid")
+_PAIRS = ("kernel_size", "stride", "padding", "output_size", "dilation")
+_ACTIVATIONS = {"ReLU": torch.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid}
+_NAME_OF = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+
+
+class Malformed(Exception):
+    """The run handed back something that is not what the collector writes."""
 
 
 class Mistake(Exception):
     """A failed check; the message says where and how, in the student's terms."""
 
 
-# -- calling the student's code ----------------------------------------------------------------
+class NotGraded(Exception):
+    """The check cannot be judged because an earlier one failed; the message names it."""
 
 
-def _exception(e: BaseException) -> str:
-    """``TypeError: ... (solution.py, line 12)``: the error and the last line of solution.py it
-    went through."""
-    line = None
-    for frame, lineno in traceback.walk_tb(e.__traceback__):
-        if os.path.basename(frame.f_code.co_filename) == f"{SOLUTION}.py":
-            line = lineno
-    lines = str(e).strip().splitlines()
-    text = lines[0] if lines else ""
-    where = f" ({SOLUTION}.py, line {line})" if line is not None else ""
-    return f"{type(e).__name__}{': ' + text if text else ''}{where}"
+class Verdict(NamedTuple):
+    id: str
+    result: str  # passed, failed, not graded, not applicable
+    message: str = ""
+    fraction: float = 1.0  # of its configurations that passed (partial credit where the rubric asks)
 
 
-def _call(what: str, fn: Callable, *args, **kwargs):
-    """The student's `fn(*args)`; anything it raises (exit() too) becomes this check's failure."""
+# -- reading what came back ----------------------------------------------------------------------
+
+
+class Collected:
+    """The result folder of one run, read strictly."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        path = os.path.join(folder, RESULT_FILE)
+        if not os.path.lexists(path):  # the run ended before it wrote anything
+            self.sections, self.running = {}, "import"
+            return
+        try:
+            if os.path.getsize(path) > MAX_JSON_BYTES:
+                raise Malformed(f"{RESULT_FILE} is over {MAX_JSON_BYTES >> 20} MB")
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise Malformed(f"{RESULT_FILE} is not readable JSON ({type(e).__name__})") from None
+        self.sections = need(need(data, dict, "the result").get("sections", {}), dict, "sections")
+        unknown = set(self.sections) - set(SECTIONS)
+        if unknown:
+            raise Malformed(f"unknown sections {sorted(unknown)[:3]}")
+        running = data.get("running")
+        if running is not None and running not in SECTIONS:
+            raise Malformed("an unknown running section")
+        self.running = running
+
+    def section(self, name: str) -> dict | None:
+        value = self.sections.get(name)
+        return None if value is None else need(value, dict, name)
+
+    def array(self, ref, what: str, shape=None) -> np.ndarray:
+        if not (isinstance(ref, str) and ref.startswith("@") and ref[1:].isdigit() and len(ref) < 12):
+            raise Malformed(f"{what} is not an array reference")
+        path = os.path.join(self.folder, f"{int(ref[1:])}.npy")
+        try:
+            if os.path.islink(path) or os.path.getsize(path) > MAX_ARRAY_BYTES:
+                raise Malformed(f"{what}: not a regular file under {MAX_ARRAY_BYTES >> 20} MB")
+            value = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise Malformed(f"{what} is not a readable array ({type(e).__name__})") from None
+        if value.dtype != np.float32:
+            raise Malformed(f"{what} is {value.dtype}, not float32")
+        if shape is not None and tuple(value.shape) != tuple(shape):
+            raise Malformed(f"{what} has shape {value.shape}, expected {tuple(shape)}")
+        return value
+
+
+def need(value, kind, what: str):
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise Malformed(f"{what} is a {type(value).__name__}")
+    return value
+
+
+SECTIONS = (
+    "import",
+    "activation",
+    "builds",
+    "trainer",
+    "loss",
+    "evaluate",
+    "steps",
+    "train_loop",
+    "equivariance",
+)
+
+
+# -- networks as plain data ------------------------------------------------------------------------
+
+
+def _behaves_as(collected: Collected, entry: dict, what: str) -> str | None:
+    """ReLU, Tanh or Sigmoid when the module's output on the probe is that function's."""
+    if "probe" not in entry:
+        return None
+    probe = torch.tensor(plan.PROBE, dtype=torch.float32)
+    got = torch.from_numpy(collected.array(entry["probe"], what, (len(plan.PROBE),)))
+    for name, fn in _ACTIVATIONS.items():
+        if torch.allclose(got, fn(probe), rtol=1e-5, atol=1e-6):
+            return name
+    return None
+
+
+class Layer(NamedTuple):
+    name: str  # the layer type as graded: a torch.nn name, or the student's class name
+    attributes: dict
+    parameters: Dict[str, np.ndarray]
+    instance: int
+    given: bool
+    written_as: str  # the class as the student wrote it (a home-made ReLU shows here)
+
+
+def _pair(value):
+    if isinstance(value, int):
+        return (value, value)
+    if value == "valid":
+        return (0, 0)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def layers_of(collected: Collected, description: dict, what: str) -> List[Layer]:
+    layers = []
+    for i, entry in enumerate(need(description.get("layers", []), list, f"{what} layers")[:1000]):
+        need(entry, dict, f"{what} layer {i}")
+        cls = need(entry.get("type"), str, f"{what} layer {i} type")[:100]
+        known = entry.get("torch") is True and (cls in _ATTRIBUTES or cls in _ACTIVATIONS)
+        name = cls if known else (_behaves_as(collected, entry, f"{what} layer {i} probe") or cls)
+        attributes = need(entry.get("attributes", {}), dict, f"{what} layer {i} attributes")
+        parameters = {
+            str(k)[:50]: collected.array(v, f"{what} layer {i} {k}")
+            for k, v in need(entry.get("parameters", {}), dict, f"{what} layer {i} parameters").items()
+        }
+        instance = need(entry.get("instance"), int, f"{what} layer {i} instance")
+        layers.append(Layer(name, attributes, parameters, instance, entry.get("given") is True, cls))
+    return layers
+
+
+def _signature(layer: Layer) -> Tuple[str, Dict]:
+    attrs = {}
+    for attr in _ATTRIBUTES.get(layer.name, ()):
+        value = layer.attributes.get(attr, 0 if attr == "padding" else None)
+        attrs[attr] = _pair(value) if attr in _PAIRS else value
+    return layer.name, attrs
+
+
+def _given(value):
+    """An attribute as the constructor takes it (JSON lists back to tuples)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def rebuild(layers: List[Layer], where: str, weights: bool = True) -> torch.nn.Sequential:
+    """The student's network as a clean torch Sequential of the homework's layer types with the
+    student's weights (or, `weights=False`, with those its constructors draw now); Mistake names a
+    layer the homework's networks cannot hold."""
+    modules = []
+    for i, layer in enumerate(layers):
+        a = {k: _given(v) for k, v in layer.attributes.items()}
+        try:
+            if layer.name == "Linear":
+                module = torch.nn.Linear(a["in_features"], a["out_features"])
+            elif layer.name == "Conv2d":
+                if _pair(layer.attributes.get("padding", 0)) != (0, 0) or _pair(
+                    layer.attributes.get("dilation", 1)
+                ) != (1, 1):
+                    raise Mistake(f"{where}: position {i} is a Conv2d with padding or dilation")
+                module = torch.nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel_size"], a["stride"])
+            elif layer.name == "MaxPool2d":
+                module = torch.nn.MaxPool2d(a["kernel_size"], a["stride"])
+            elif layer.name == "AdaptiveMaxPool2d":
+                module = torch.nn.AdaptiveMaxPool2d(a["output_size"])
+            elif layer.name == "Flatten":
+                module = torch.nn.Flatten(a.get("start_dim", 1), a.get("end_dim", -1))
+            elif layer.name in _ACTIVATIONS:
+                module = getattr(torch.nn, layer.name)()
+            else:
+                raise Mistake(
+                    f"{where}: position {i} is {layer.written_as}, which is none of the homework's layers "
+                    "and computes none of ReLU, Tanh and Sigmoid"
+                )
+            if weights:
+                expected = {k: tuple(v.shape) for k, v in module.named_parameters()}
+                got = {k: tuple(v.shape) for k, v in layer.parameters.items()}
+                if got != expected:
+                    raise Mistake(
+                        f"{where}: position {i} ({layer.name}) has parameters {got}, expected {expected}"
+                    )
+                with torch.no_grad():
+                    for k, p in module.named_parameters():
+                        p.copy_(torch.from_numpy(layer.parameters[k]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise Mistake(f"{where}: position {i} ({layer.name}) cannot be rebuilt ({e})") from None
+        modules.append(module)
+    return torch.nn.Sequential(*modules)
+
+
+def _engine(model: torch.nn.Module, where: str, depends: str):
     try:
-        return fn(*args, **kwargs)
-    except (Exception, SystemExit) as e:
-        raise Mistake(f"{what} raised {_exception(e)}") from e
+        return bridge.from_torch(model)
+    except ValueError as e:
+        raise NotGraded(f"depends on {depends}: the reference cannot run {where} ({e})") from None
 
 
-def _attribute(owner, name: str, owner_name: str):
-    if not hasattr(owner, name):
-        raise Mistake(f"{owner_name} has no {name}")
-    return getattr(owner, name)
-
-
-class Context:
-    """What the checks share: the student's module, their Trainer, and the verdicts so far (a
-    later check names an earlier failure as the likely cause)."""
-
-    def __init__(self):
-        self.module = None
-        self.passed: Dict[str, bool] = {}
-        self._trainer = self._pristine = None
-
-    def _construct(self):
-        """The student's Trainer with the training settings, on ./rotated_fashion_mnist."""
-        s = plan.TRAINING
-        config = _student_config(self, s.config)
-        call = (
-            f"Trainer({s.network_type!r}, {_config_text(s.config)}, lr={s.lr:g}, "
-            f"batch_size={s.batch_size}, activation_name={s.activation!r})"
-        )
-        return _call(call, self.module.Trainer, s.network_type, config, s.lr, s.batch_size, s.activation)
-
-    def trainer(self):
-        """One student Trainer shared by the checks that may use it up."""
-        if self._trainer is None:
-            self._trainer = self._construct()
-            try:  # kept as constructed, so the student's loader (slow on 60,000 PNGs) runs once
-                self._pristine = copy.deepcopy(self._trainer)
-            except Exception:
-                self._pristine = None
-        return self._trainer
-
-    def fresh_trainer(self):
-        """A student Trainer as constructed, never trained."""
-        self.trainer()
-        return copy.deepcopy(self._pristine) if self._pristine is not None else self._construct()
-
-
-def _config_text(config) -> str:
-    default = NetworkConfiguration()
-    fields = [f"{k}={v}" for k, v in config._asdict().items() if getattr(default, k) != v]
-    return f"NetworkConfiguration({', '.join(fields)})"
-
-
-def _student_config(ctx: Context, config):
-    """The case's configuration as the student's own NetworkConfiguration."""
-    return _call(f"{_config_text(config)}", ctx.module.NetworkConfiguration, **config._asdict())
-
-
-# -- networks: the student's, the reference's --------------------------------------------------
-
-
-def _builder(case: plan.Case) -> str:
-    return f"create_{case.network_type}"
-
-
-def _where(case: plan.Case) -> str:
-    return f"{_builder(case)} ({case.label})"
-
-
-def _build(ctx: Context, case: plan.Case, seed: int | None = None) -> torch.nn.Sequential:
-    """The student's network for a case, under `torch.manual_seed(seed)` when a seed is given."""
-    c, h, w = case.input_shape
-    builder = _attribute(ctx.module.Trainer, _builder(case), "Trainer")
-    config = _student_config(ctx, case.config)
-    if seed is not None:
-        torch.manual_seed(seed)
-    first = c * h * w if case.network_type == "mlp" else c
-    activation = getattr(torch.nn, case.activation)()
-    model = _call(
-        f"Trainer.{_builder(case)}({first}, ...) ({case.label})", builder, first, config, activation
-    )
-    if not isinstance(model, torch.nn.Sequential):
-        raise Mistake(f"{_where(case)} returned a {type(model).__name__}, not a torch.nn.Sequential")
-    return model
-
-
-def _positions(model: torch.nn.Sequential) -> list:
-    """The layer at each position, as forward runs them: `_modules`, where `children()` would list
-    a module placed at several positions once."""
-    return list(model._modules.values())
+_apply = nnx.jit(lambda network, x: network(x))  # one program per network (eagerly: one per op)
 
 
 def _reference_network(case: plan.Case) -> models.Sequential:
@@ -173,32 +266,13 @@ def _reference_network(case: plan.Case) -> models.Sequential:
     return nnx.eval_shape(build)
 
 
-def _engine(model: torch.nn.Module, where: str):
-    """The engine's network running the student's layer sequence with the student's weights."""
-    try:
-        return bridge.from_torch(model)
-    except ValueError as e:
-        raise Mistake(f"{where}: the reference cannot run this network: {e}") from None
-
-
-_apply = nnx.jit(lambda network, x: network(x))  # one program per network (eagerly: one per op)
-
-
-def _pair(value):
-    if isinstance(value, int):
-        return (value, value)
-    if value == "valid":
-        return (0, 0)
-    return tuple(value) if isinstance(value, (tuple, list)) else value
-
-
-def _signature(layer) -> Tuple[str, Dict]:
-    name = type(layer).__name__
-    attrs = {}
-    for attr in _ATTRIBUTES.get(name, ()):
-        value = getattr(layer, attr, 0 if attr == "padding" else None)  # the engine never pads
-        attrs[attr] = _pair(value) if attr in _PAIRS else value
-    return name, attrs
+def _reference_signatures(case: plan.Case) -> List[Tuple[str, Dict]]:
+    module = bridge.to_torch(_reference_network(case), copy_weights=False)
+    return [
+        (type(m).__name__, {a: (_pair(getattr(m, a)) if a in _PAIRS else getattr(m, a)) for a in attrs})
+        for m in module
+        for attrs in [_ATTRIBUTES.get(type(m).__name__, ())]
+    ]
 
 
 def _type_hint(i: int, student: list, reference: list) -> str:
@@ -216,6 +290,8 @@ def _type_hint(i: int, student: list, reference: list) -> str:
         return " (an activation follows every hidden Linear)"
     if theirs in _ACTIVATIONS and ours == "Linear" and i == len(reference) - 1:
         return " (no activation before the output Linear)"
+    if ours == "AdaptiveMaxPool2d" and theirs.startswith("Adaptive"):
+        return " (the homework pools with AdaptiveMaxPool2d, the maximum, not the average)"
     return ""
 
 
@@ -226,14 +302,16 @@ def _attribute_hint(name: str, attr: str) -> str:
         ("Conv2d", "padding"): " (the reference's convolutions have no padding)",
         ("MaxPool2d", "kernel_size"): " (the reference pools with MaxPool2d(2))",
         ("AdaptiveMaxPool2d", "output_size"): " (the reference pools to (4, 4) after the last conv)",
+        (
+            "Linear",
+            "out_features",
+        ): " (the output layer has 1 feature; hidden sizes are net_config.dense_hiddens)",
     }
     return hints.get((name, attr), "")
 
 
-def _structure_difference(student_layers: list, reference_layers: list) -> str | None:
+def _structure_difference(student: list, reference: list) -> str | None:
     """The first position where the student's layer sequence parts from the reference's."""
-    student = [_signature(layer) for layer in student_layers]
-    reference = [_signature(layer) for layer in reference_layers]
     for i, ((name, attrs), (ref_name, ref_attrs)) in enumerate(zip(student, reference)):
         if name != ref_name:
             hint = _type_hint(i, student, reference)
@@ -263,112 +341,580 @@ def _first_of(failures: List[str], n_cases: int) -> str:
     return f"{failures[0]}; {others} of the other {n_cases - 1} configurations differ too"
 
 
-# -- the checks ---------------------------------------------------------------------------------
+# -- the checks -----------------------------------------------------------------------------------
 
 
-def check_import(ctx: Context) -> None:
-    module = _call(f"importing {SOLUTION}.py", importlib.import_module, SOLUTION)
-    missing = [name for name in ("Trainer", "NetworkConfiguration") if not hasattr(module, name)]
-    if missing:
-        raise Mistake(f"{SOLUTION}.py defines no {' and no '.join(missing)}")
-    ctx.module = module
+class Judge:
+    """Every verdict of one run, from its collected values and the request that produced them."""
 
+    def __init__(self, collected: Collected, request: dict):
+        self.c, self.request, self.verdicts = collected, request, {}
+        self.variant = None
+        self._builds = None
 
-def _check_structure(ctx: Context, cases) -> None:
-    failures = []
-    for case in cases:
-        reference = list(_reference_network(case).layers)
-        difference = _structure_difference(_positions(_build(ctx, case)), reference)
-        if difference is not None:
-            failures.append(f"{_where(case)}: {difference}")
-    if failures:
-        raise Mistake(_first_of(failures, len(cases)))
+    # helpers
+    def section(self, name: str, needs: str | None = None) -> dict:
+        value = self.c.section(name)
+        if value is None:
+            raise Mistake(self._missing(name))
+        if value.get("error") is not None and needs is not None:
+            raise Mistake(f"{needs} raised {need(value['error'], str, 'error')}")
+        return value
 
+    def _missing(self, name: str) -> str:
+        if self.c.running == name:
+            return "the run ended during this check (see output.log)"
+        return f"not run: the run ended during {self.c.running or 'an earlier step'}"
 
-def check_structure_mlp(ctx: Context) -> None:
-    _check_structure(ctx, plan.MLP_CASES)
+    def case(self, k: int) -> plan.Case:
+        return plan.CASES[k]
 
+    def where(self, case: plan.Case) -> str:
+        return f"create_{case.network_type} ({case.label})"
 
-def check_structure_cnn(ctx: Context) -> None:
-    _check_structure(ctx, plan.CNN_CASES)
+    def builds(self) -> list:
+        if self._builds is None:
+            self._builds = need(self.section("builds").get("cases"), list, "builds")
+            if len(self._builds) > len(plan.CASES):
+                raise Malformed("more builds than cases")
+        return self._builds
 
-
-def check_activation_instances(ctx: Context) -> None:
-    for case in (plan.MLP_CASES[0], plan.CNN_CASES[0]):
-        model = _build(ctx, case)
-        layers = _positions(model)
-        at: Dict[int, List[int]] = {}
-        for i, layer in enumerate(layers):
-            if type(layer).__module__ == torch.nn.modules.activation.__name__:
-                at.setdefault(id(layer), []).append(i)
-        shared = [positions for positions in at.values() if len(positions) > 1]
-        if shared:
-            positions = shared[0]
-            name = type(layers[positions[0]]).__name__
-            children = list(model.children())
-            listed = sum(type(child).__name__ == name for child in children)
+    def build(self, k: int, seed_index: int = 0):
+        """(description, layers, built_with_class) of case k under its seed_index-th seed."""
+        case = self.case(k)
+        builds = self.builds()
+        if k >= len(builds):
+            raise Mistake(self._missing("builds"))
+        entry = need(builds[k], dict, "build")
+        seeds = need(entry.get("seeds", {}), dict, "build seeds")
+        seed = self.request["cases"][k]["seeds"][seed_index]
+        if str(seed) not in seeds:
+            error = entry.get("error")
             raise Mistake(
-                f"{_where(case)}: positions {', '.join(map(str, positions))} hold one and the same "
-                f"{name} instance. torch's children() lists a module once, so list(model.children()) "
-                f"has {len(children)} entries for the network's {len(layers)} positions and shows "
-                f"{listed} {name} where there are {sum(len(p) for p in at.values())} activations; "
-                "give each position its own instance (copy.deepcopy(activation))"
+                f"Trainer.create_{case.network_type}(...) ({case.label}) raised "
+                f"{need(error, str, 'error') if error else 'nothing, but the run ended'}"
+                + _builder_hint(error or "")
             )
-
-
-def check_init(ctx: Context) -> None:
-    for case in plan.INIT_CASES:
-        for seed in plan.INIT_SEEDS:
-            student = list(_build(ctx, case, seed).state_dict().items())
-            torch.manual_seed(seed)  # the torch layers' constructors draw PyTorch's default init
-            reference = list(
-                bridge.to_torch(_reference_network(case), copy_weights=False).state_dict().items()
+        description = need(seeds[str(seed)], dict, "description")
+        if description.get("module") is not True:
+            raise Mistake(
+                f"{self.where(case)} returned a {str(description.get('type'))[:50]}, not a torch.nn.Module"
             )
-            if [tuple(v.shape) for _, v in student] != [tuple(v.shape) for _, v in reference]:
-                raise Mistake(
-                    f"{_where(case)}: the parameters' shapes differ from the reference's, so their "
-                    f"initial values cannot be compared (see structure.{case.network_type})"
+        return (
+            description,
+            layers_of(self.c, description, self.where(case)),
+            entry.get("built_with_class") is True,
+        )
+
+    # Q1
+    def check_activation_function(self):
+        found = need(self.section("activation").get("names"), dict, "activation names")
+        problems = []
+        for name in plan.ACTIVATION_NAMES:
+            entry = found.get(name)
+            call = f"create_activation_function({name!r})"
+            if entry is None:
+                problems.append(f"{call} was not run")
+                continue
+            need(entry, dict, "activation")
+            if entry.get("error") and entry.get("kind") is None:
+                problems.append(f"{call} raised {need(entry['error'], str, 'error')}")
+                continue
+            expected = _NAME_OF[name.lower()]
+            if entry.get("kind") == "class":
+                problems.append(
+                    f"{call} returned the class {str(entry.get('returned'))[:50]}, not a module instance "
+                    f"({str(entry.get('returned'))[:50]}())"
                 )
-            for (key, value), (_, expected) in zip(student, reference):
-                if not torch.equal(value, expected):
-                    gap = (value - expected).abs().max().item()
-                    raise Mistake(
-                        f"{_where(case)} under torch.manual_seed({seed}): {key} is not PyTorch's "
-                        f"default initialisation drawn in the homework's layer order (max difference "
-                        f"{gap:.3g}): layers created in another order, the seed reset, or weights "
-                        "initialised by hand?"
-                    )
+                continue
+            if entry.get("kind") != "module":
+                problems.append(f"{call} returned a {str(entry.get('returned'))[:50]}, not a torch.nn.Module")
+                continue
+            if entry.get("error"):
+                problems.append(
+                    f"{call}: calling the module on a tensor raised {need(entry['error'], str, 'error')}"
+                )
+                continue
+            behaves = _behaves_as(self.c, entry, "activation probe")
+            if behaves != expected:
+                problems.append(
+                    f"{call} returned a {str(entry.get('returned'))[:50]} that computes "
+                    f"{behaves or 'none of ReLU, Tanh and Sigmoid'}, not {expected}"
+                )
+        if problems:
+            raise Mistake(
+                "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            )
 
+    # Q2, Q3
+    def _structure(self, network_type: str):
+        failures, cases, notes = (
+            [],
+            [k for k, c in enumerate(plan.CASES) if c.network_type == network_type],
+            [],
+        )
+        for k in cases:
+            case = self.case(k)
+            try:
+                description, layers, with_class = self.build(k)
+            except Mistake as e:
+                failures.append(str(e))
+                continue
+            if with_class:
+                notes.append(
+                    f"create_{network_type} fails when given a module instance, as the statement does, and "
+                    "works when given a class: the builder calls the activation module it was given "
+                    "(activation()); use copy.deepcopy(activation)"
+                )
+                failures.append(f"{self.where(case)}: {notes[-1]}")
+                continue
+            if description.get("forward_error"):
+                failures.append(
+                    f"the network of {self.where(case)} raised {str(description['forward_error'])[:300]}"
+                )
+                continue
+            difference = _structure_difference([_signature(l) for l in layers], _reference_signatures(case))
+            if difference is not None:
+                failures.append(f"{self.where(case)}: {difference}")
+        if failures:
+            raise Mistake(_first_of(failures, len(cases)), 1 - len(failures) / len(cases))
 
-def check_forward(ctx: Context) -> None:
-    rng = np.random.default_rng(0)
-    failures = []
-    cases = (*plan.MLP_CASES, *plan.CNN_CASES)
-    for case in cases:
-        model = _build(ctx, case, presets.SEED)
-        x = rng.standard_normal((plan.FORWARD_BATCH, *case.input_shape)).astype(np.float32)
+    def check_structure_mlp(self):
+        self._structure("mlp")
+
+    def check_structure_cnn(self):
+        self._structure("cnn")
+
+    def check_activation_instances(self):
+        for k in (0, 3):
+            case = self.case(k)
+            try:
+                description, layers, _ = self.build(k)
+            except Mistake as e:
+                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+            at: Dict[int, List[int]] = {}
+            for i, layer in enumerate(layers):
+                if layer.name in _ACTIVATIONS:
+                    at.setdefault(layer.instance, []).append(i)
+            shared = [positions for positions in at.values() if len(positions) > 1]
+            if shared:
+                positions = shared[0]
+                name = layers[positions[0]].name
+                children = need(description.get("children"), int, "children")
+                raise Mistake(
+                    f"{self.where(case)}: positions {', '.join(map(str, positions))} hold one and the same "
+                    f"{name} instance. torch's children() lists a module once, so list(model.children()) "
+                    f"has {children} entries for the network's {len(layers)} positions; give each position "
+                    "its own instance (copy.deepcopy(activation))"
+                )
+
+    def check_init(self):
+        problems = []
+        for k in plan.INIT_CASES:
+            case = self.case(k)
+            for seed_index, seed in enumerate(self.request["cases"][k]["seeds"]):
+                try:
+                    _, layers, _ = self.build(k, seed_index)
+                    student = rebuild(layers, self.where(case))
+                except Mistake as e:
+                    raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+                torch.manual_seed(seed)  # the torch layers' constructors draw PyTorch's default init
+                expected = rebuild_fresh(layers)
+                for (key, value), (_, reference) in zip(
+                    student.state_dict().items(), expected.state_dict().items()
+                ):
+                    if not torch.equal(value, reference):
+                        gap = (value - reference).abs().max().item()
+                        problems.append(
+                            f"{self.where(case)} under torch.manual_seed({seed}): {key} is not PyTorch's "
+                            f"default initialisation drawn in the network's layer order (max difference "
+                            f"{gap:.3g}): layers created in another order, the seed reset, or weights "
+                            "initialised by hand?"
+                        )
+                        break
+        if problems:
+            raise Mistake(problems[0])
+
+    def check_forward(self):
+        failures = []
+        for k, case in enumerate(plan.CASES):
+            try:
+                description, layers, _ = self.build(k)
+            except Mistake as e:
+                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+            if description.get("forward_error"):
+                failures.append(
+                    f"the network of {self.where(case)} raised {str(description['forward_error'])[:300]}"
+                )
+                continue
+            try:
+                model = rebuild(layers, self.where(case))
+            except Mistake as e:
+                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+            x = plan.inputs(self.request["seed"], f"forward{k}", (plan.FORWARD_BATCH, *case.input_shape))
+            engine = _engine(model, self.where(case), f"structure.{case.network_type}")
+            try:
+                expected = np.asarray(_apply(engine, x))
+            except Exception as e:  # the student's layer chain does not fit these images
+                failures.append(
+                    f"{self.where(case)}: its layers cannot take {case.input_shape} images ({str(e)[:200]})"
+                )
+                continue
+            out = self.c.array(need(description.get("output"), str, "output"), "output")
+            if out.shape != expected.shape:
+                failures.append(
+                    f"{self.where(case)}: the network returns shape {out.shape} for {len(x)} images, the "
+                    f"reference {expected.shape}"
+                )
+            elif not np.all(np.abs(out - expected) <= plan.TOLERANCE * np.maximum(1.0, np.abs(expected))):
+                failures.append(
+                    f"{self.where(case)}: with the same weights, the output differs from the reference's "
+                    f"by up to {np.abs(out - expected).max():.3g} (relative tolerance {plan.TOLERANCE:g})"
+                )
+        if failures:
+            raise Mistake(_first_of(failures, len(plan.CASES)), 1 - len(failures) / len(plan.CASES))
+
+    # the trainer
+    def trainer_network(self, section: dict, what: str) -> torch.nn.Sequential:
+        description = section.get("network")
+        if description is None:
+            raise Mistake(f"{what}: trainer.network is not a torch.nn.Module")
+        description = need(description, dict, "network")
+        if description.get("module") is not True:
+            raise Mistake(f"{what}: trainer.network is not a torch.nn.Module")
+        try:
+            return rebuild(layers_of(self.c, description, "trainer.network"), "trainer.network")
+        except Mistake as e:
+            raise NotGraded(f"depends on structure.mlp: {e}") from None
+
+    def targets(self, key: str, n: int) -> np.ndarray:
+        y = plan.inputs(self.request["seed"], key, (n, 1), -2.0, 2.0)
+        return y if self.variant == "tensor" else y.reshape(n)
+
+    def image_shape(self) -> tuple:
+        trainer = self.section("trainer", needs=_trainer_call())
+        shape = tuple(need(trainer.get("image_shape"), list, "image_shape"))
+        if len(shape) != 3 or not all(isinstance(v, int) and 0 < v <= 512 for v in shape):
+            raise Malformed("image_shape")
+        variant = trainer.get("variant")
+        if variant not in plan.VARIANTS:
+            raise Malformed("variant")
+        self.variant = variant
+        return shape
+
+    def _reference(self, network, X, y):
+        return _Reference(copy.deepcopy(network), ((X, y), (X, y)))
+
+    def check_loss_and_mae(self):
+        shape = self.image_shape()
+        section = self.section("loss", needs=_trainer_call())
+        network = self.trainer_network(section, "compute_loss_and_mae")
+        n = plan.LOSS_ROWS
+        X = plan.inputs(self.request["seed"], "loss-x", (n, *shape))
+        y = self.targets("loss-y", n)
+        what = f"Trainer.compute_loss_and_mae on {n} rows"
+        got, grads = _two_floats(self.returned(section, what), what)
+        loss, mae = self._expected(network, X, y)
+        if _close(got[0], loss) and _close(got[1], mae):
+            if not all(grads):
+                raise Mistake(
+                    f"{what}: the values are right, but "
+                    + ("the loss" if not grads[0] else "the MAE")
+                    + " is not a tensor that keeps the graph (computed under no_grad, detached or .item()?): "
+                    "loss.backward() cannot run on it"
+                )
+            return
+        cause = self._loss_cause(network, X, y, got)
+        raise Mistake(
+            f"{what} returned loss {got[0]:.6g} and mae {got[1]:.6g}, the reference's MSE and MAE "
+            f"are {loss:.6g} and {mae:.6g}" + (f": {cause}" if cause else "")
+        )
+
+    def _expected(self, network, X, y) -> Tuple[float, float]:
+        reference = self._reference(network, torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1)))
+        return tuple(
+            float(v) for v in reference.evaluate(torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1)))
+        )
+
+    def _loss_cause(self, network, X, y, got) -> str | None:
         with torch.no_grad():
-            out = _call(f"the network of {_where(case)}", model, torch.from_numpy(x))
-        expected = np.asarray(_apply(_engine(model, _where(case)), x))
-        out = np.asarray(out.detach() if isinstance(out, torch.Tensor) else out, dtype=np.float32)
-        if out.shape != expected.shape:
-            failures.append(
-                f"{_where(case)}: the network returns shape {out.shape} for {len(x)} images, the "
-                f"reference {expected.shape}"
+            prediction = network(torch.from_numpy(X)).numpy().astype(np.float64)
+        for cause, (loss, mae) in _loss_candidates(prediction, y, self.variant).items():
+            if _close(got[0], loss) and _close(got[1], mae):
+                return cause
+        return None
+
+    def returned(self, section: dict, what: str):
+        returned = need(section.get("returned"), dict, "returned")
+        if "error" in returned:
+            raise Mistake(f"{what} raised {need(returned['error'], str, 'error')}")
+        return returned
+
+    def check_evaluate(self):
+        shape = self.image_shape()
+        section = self.section("evaluate", needs=_trainer_call())
+        network = self.trainer_network(section, "evaluate")
+        n = plan.EVALUATE_ROWS
+        X = plan.inputs(self.request["seed"], "eval-x", (n, *shape))
+        y = self.targets("eval-y", n)
+        given = "a DataLoader" if section.get("called_with") == "loader" else "tensors"
+        what = f"Trainer.evaluate on a set of {n} rows ({given}, batches of {plan.EVALUATE_BATCH})"
+        got, _ = _two_floats(self.returned(section, what), what)
+        loss, mae = self._expected(network, X, y)
+        if _close(got[0], loss) and _close(got[1], mae):
+            return
+        cause = self._loss_cause(network, X, y, got)
+        loss_failed = self.verdicts.get("loss_and_mae", Verdict("", "passed")).result == "failed"
+        if cause and loss_failed:
+            raise NotGraded(
+                f"depends on loss_and_mae: evaluate gives the same values as compute_loss_and_mae ({cause})"
             )
-        elif not np.abs(out - expected).max() <= plan.TOLERANCE:
-            failures.append(
-                f"{_where(case)}: with the same weights, the output differs from the reference's "
-                f"by up to {np.abs(out - expected).max():.3g}"
+        raise Mistake(
+            f"{what} returned loss {got[0]:.6g} and mae {got[1]:.6g}, the mean MSE and MAE over the set "
+            f"are {loss:.6g} and {mae:.6g}" + (f": {cause}" if cause else "")
+        )
+
+    def check_training_step(self):
+        shape = self.image_shape()
+        section = self.section("steps", needs=_trainer_call())
+        network = self.trainer_network(section, "training_step")
+        s = plan.TRAINING
+        steps = need(section.get("steps"), list, "steps")
+        if not steps:
+            raise Mistake(self._missing("steps"))
+        batches = [
+            (
+                torch.from_numpy(plan.inputs(self.request["seed"], f"step-x{k}", (s.step_batch, *shape))),
+                torch.from_numpy(self.targets(f"step-y{k}", s.step_batch)),
             )
-    if failures:
-        raise Mistake(_first_of(failures, len(cases)))
+            for k in range(s.steps)
+        ]
+        first = need(steps[0], dict, "step")
+        if "error" in first:
+            raise Mistake(f"Trainer.training_step raised {need(first['error'], str, 'error')}")
+        student_weights = []
+        for step in steps:
+            step = need(step, dict, "step")
+            if "error" in step:
+                raise Mistake(
+                    f"Trainer.training_step raised {need(step['error'], str, 'error')} "
+                    f"at step {len(student_weights) + 1}"
+                )
+            positions = need(step.get("weights"), list, "weights")
+            student_weights.append(_flatten_weights(self.c, positions))
+        start = _weights(network)
+        if [tuple(v.shape) for _, v in student_weights[0]] != [tuple(v.shape) for _, v in start]:
+            raise Mistake("trainer.network changed shape during training_step")
+        reference = _Reference(copy.deepcopy(network), ((batches[0][0], batches[0][1].reshape(-1, 1)),) * 2)
+        reference_weights, first_loss = [], None
+        for xb, yb in batches[: len(student_weights)]:
+            loss_mae = reference.training_step(xb, yb.reshape(-1, 1))
+            first_loss = first_loss or tuple(float(v) for v in loss_mae)
+            reference_weights.append(_weights(reference.network))
+        problems = []
+        optimizers = need(section.get("optimizers", []), list, "optimizers")
+        settings = _optimizer_problem(optimizers, s.lr)
+        for k, (weights, expected) in enumerate(zip(student_weights, reference_weights), start=1):
+            if _relative_gap(weights, expected, start) > plan.STEP_TOLERANCE:
+                gap, key = _largest_gap(weights, expected)
+                cause = _likely_step_cause(network, batches, student_weights, s.lr) or settings
+                if (
+                    cause
+                    and cause.startswith("the steps minimise")
+                    and self.verdicts.get("loss_and_mae", Verdict("", "")).result == "failed"
+                ):
+                    raise NotGraded(f"depends on loss_and_mae: {cause}")
+                problems.append(
+                    f"after step {k} of {s.steps}, the weights differ from Adam's (lr={s.lr:g}) by up to "
+                    f"{gap:.3g} (in {key}): "
+                    + (cause or "they match neither SGD, RMSprop nor Adagrad either")
+                )
+                break
+        if settings and not problems:
+            problems.append(settings)
+        returned_problem = _returned_problem(self.c, first, *first_loss)
+        if returned_problem:
+            problems.insert(0, returned_problem)
+        if problems:
+            raise Mistake("; ".join(problems))
+
+    def check_train_loop_logs(self):
+        section = self.c.section("train_loop")
+        if section is not None and "not_applicable" in section:
+            raise NotApplicable(str(section["not_applicable"])[:200])
+        self.image_shape()
+        if self.variant != "tensor":
+            raise NotApplicable("the loader year's train_loop is given by the template")
+        section = self.section("train_loop", needs=_trainer_call())
+        trainer = self.section("trainer")
+        if "data" not in trainer:
+            raise NotGraded("depends on the data: trainer.train and trainer.test are too large to hand back")
+        arrays = [self.c.array(ref, "data") for ref in need(trainer["data"], list, "data")[:4]]
+        if len(arrays) != 4:
+            raise Malformed("data")
+        X, y, X_test, y_test = (torch.from_numpy(a) for a in arrays)
+        network = self.trainer_network(section, "train_loop")
+        s = plan.TRAINING
+        what = f"Trainer.train_loop({s.epochs})"
+        if "error" in section:
+            raise Mistake(f"{what} raised {need(section['error'], str, 'error')}")
+        if "logs" not in section:
+            raise Mistake(
+                f"{what} returned {str(section.get('returned'))[:50]}, not the dict of logs (self.train_logs)"
+            )
+        logs = need(section["logs"], dict, "logs")
+        if set(logs) != set(LOG_KEYS):
+            raise Mistake(f"{what} returned the keys {sorted(logs)[:8]}, expected {sorted(LOG_KEYS)}")
+        for key in LOG_KEYS:
+            values = need(logs[key], list, key)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise Malformed(f"logs {key}")
+        lengths = {key: len(logs[key]) for key in LOG_KEYS}
+        problems, offset = [], 0
+        if set(lengths.values()) == {s.epochs}:
+            problems.append(
+                f"{what} logged {s.epochs} entries per key, the reference {s.epochs + 1}: no log entry "
+                "before training (log_metrics must also run once before the first epoch)"
+            )
+            offset = 1
+        elif set(lengths.values()) != {s.epochs + 1}:
+            raise Mistake(
+                f"{what} logged {lengths} entries, expected {s.epochs + 1} per key (one before training, "
+                "one per epoch)"
+            )
+        expected = _Reference(copy.deepcopy(network), ((X, y), (X_test, y_test))).train_loop(s.epochs)
+        batches = [
+            [i if isinstance(i, int) and i >= 0 else None for i in b]
+            for b in need(section.get("batches", []), list, "batches")
+        ]
+        for j in range(s.epochs + 1 - offset):
+            key = next(
+                (
+                    k
+                    for k in LOG_KEYS
+                    if not _close(float(logs[k][j]), expected[k][j + offset], plan.LOGS_TOLERANCE)
+                ),
+                None,
+            )
+            if key is None:
+                continue
+            causes = _batch_problems(batches, len(X), s.batch_size, s.epochs)
+            if self.verdicts.get("training_step", Verdict("", "passed")).result != "passed" and not causes:
+                causes = ["the training steps differ from the reference's (see training_step)"]
+            when = "before training" if j + offset == 0 else f"after epoch {j + offset}"
+            problems.append(
+                f"{key} {when} is {float(logs[key][j]):.6g}, the reference's {expected[key][j + offset]:.6g}"
+                + (f": {'; '.join(causes)}" if causes else "")
+            )
+            break
+        if problems:
+            raise Mistake("; ".join(problems))
+
+    def check_equivariance(self):
+        section = self.c.section("equivariance")
+        if section is not None and "not_applicable" in section:
+            raise NotApplicable(str(section["not_applicable"])[:200])
+        self.image_shape()
+        if self.variant != "tensor":
+            raise NotApplicable("the loader year has no equivariance question")
+        section = self.section("equivariance", needs=_trainer_call())
+        if section.get("missing"):
+            raise Mistake("Trainer has no test_equivariance method")
+        if section.get("error") is not None:
+            raise Mistake(f"Trainer.test_equivariance() raised {need(section['error'], str, 'error')}")
+        images = [self.c.array(r, "image") for r in need(section.get("images", []), list, "images")]
+        returned = [self.c.array(r, "map") for r in need(section.get("returned", []), list, "returned")]
+        drawn = [image for image in images if image.size > 1 and np.ptp(image) > 0]
+        if len(images) >= 4 and len(drawn) >= 2:
+            return
+        if len(returned) >= 2:
+            raise Mistake(
+                f"Trainer.test_equivariance() computes {len(returned)} maps but draws nothing: the question "
+                "asks for the 2x2 figure (the image, the output, and the shift and rotation differences)"
+            )
+        if images:
+            raise Mistake(
+                f"Trainer.test_equivariance() draws {len(images)} images ({len(drawn)} not blank), "
+                "the figure has 4"
+            )
+        raise Mistake("Trainer.test_equivariance() draws nothing and returns nothing: it is still a stub")
+
+    # the import
+    def check_import(self):
+        section = self.c.section("import")
+        if section is None:
+            raise Mistake(
+                "importing solution.py " + ("did not finish" if self.c.running == "import" else "was not run")
+            )
+        if "error" in section:
+            raise Mistake(f"importing solution.py raised {need(section['error'], str, 'error')}")
+        names = need(section.get("names", []), list, "names")
+        missing = [n for n in ("Trainer", "NetworkConfiguration") if n not in names]
+        if missing:
+            raise Mistake(f"solution.py defines no {' and no '.join(missing)}")
+
+    def run(self) -> List[Verdict]:
+        for check_id in plan.CHECK_IDS:
+            if check_id != "import" and self.verdicts["import"].result != "passed":
+                self.verdicts[check_id] = Verdict(
+                    check_id, "failed", "not run: solution.py did not import", 0.0
+                )
+                continue
+            method = getattr(self, "check_" + check_id.replace(".", "_"))
+            try:
+                method()
+                verdict = Verdict(check_id, "passed")
+            except Mistake as e:
+                fraction = e.args[1] if len(e.args) > 1 else 0.0
+                verdict = Verdict(check_id, "failed", str(e.args[0]), max(0.0, min(1.0, fraction)))
+            except NotGraded as e:
+                verdict = Verdict(check_id, "not graded", f"not graded: {e}")
+            except NotApplicable as e:
+                verdict = Verdict(check_id, "not applicable", f"not applicable: {e}")
+            self.verdicts[check_id] = verdict
+        return [self.verdicts[c] for c in plan.CHECK_IDS]
+
+
+class NotApplicable(Exception):
+    """The check does not apply to this year of the homework."""
+
+
+def _trainer_call() -> str:
+    s = plan.TRAINING
+    config = NetworkConfiguration(**{k: v for k, v in s.config._asdict().items()})
+    default = NetworkConfiguration()
+    fields = [f"{k}={v}" for k, v in config._asdict().items() if getattr(default, k) != v]
+    return (
+        f"Trainer({s.network_type!r}, NetworkConfiguration({', '.join(fields)}), lr={s.lr:g}, "
+        f"batch_size={s.batch_size}, activation_name={s.activation!r})"
+    )
+
+
+def _builder_hint(error: str) -> str:
+    if "forward() missing 1 required positional argument" in error:
+        return (
+            ": the builder calls the activation module it was given (activation()); it is already a "
+            "module instance: use copy.deepcopy(activation) for each position"
+        )
+    return ""
+
+
+def rebuild_fresh(layers: List[Layer]) -> torch.nn.Sequential:
+    """The same layer types and sizes, constructed now: PyTorch's default initialisation drawn from
+    torch's global generator in the network's layer order (instances shared in the student's network
+    are constructed once, as there)."""
+    made: Dict[int, torch.nn.Module] = {}
+    modules = []
+    for layer in layers:
+        if layer.instance not in made:
+            made[layer.instance] = rebuild([layer], "", weights=False)[0]
+        modules.append(made[layer.instance])
+    return torch.nn.Sequential(*modules)
 
 
 class _Reference(grading.Trainer):
-    """The engine's Trainer on a given torch network (the student's layers and weights) and the
-    student's data, with the training settings; the grading flavour keeps the network a torch
-    module, trained by the engine."""
+    """The engine's Trainer on a given torch network and data, with the training settings; the
+    grading flavour keeps the network a torch module, trained by the engine."""
 
     def __init__(self, network: torch.nn.Module, data):
         self._given = network
@@ -378,7 +924,7 @@ class _Reference(grading.Trainer):
                 s.network_type, s.config, s.lr, s.batch_size, s.activation, dataset=data, progress=False
             )
         except ValueError as e:
-            raise Mistake(f"the reference cannot train on trainer.train and trainer.test: {e}") from None
+            raise Mistake(f"the reference cannot train on these data: {e}") from None
 
     def create_mlp(self, *args, **kwargs):
         return self._given
@@ -386,91 +932,63 @@ class _Reference(grading.Trainer):
     create_cnn = create_mlp
 
 
-def _network(trainer) -> torch.nn.Module:
-    network = _attribute(trainer, "network", "the Trainer")
-    if not isinstance(network, torch.nn.Module):
-        raise Mistake(f"trainer.network is a {type(network).__name__}, not a torch.nn.Module")
-    return network
+def _flatten_weights(collected: Collected, positions: list) -> List[Tuple[str, torch.Tensor]]:
+    """[(key, tensor)] in state_dict order ('<position>.weight'), from the weights per position."""
+    found = []
+    for i, parameters in enumerate(positions[:1000]):
+        for key, ref in need(parameters, dict, "weights").items():
+            found.append((f"{i}.{str(key)[:50]}", torch.from_numpy(collected.array(ref, "weight"))))
+    return found
 
 
-def _data(trainer):
-    """(X_train, y_train), (X_test, y_test) of the student's Trainer, as float32 tensors."""
-    try:
-        (X, y), (X_test, y_test) = trainer.train, trainer.test
-        return tuple(
-            tuple(torch.as_tensor(a, dtype=torch.float32) for a in split)
-            for split in ((X, y), (X_test, y_test))
-        )
-    except (AttributeError, TypeError, ValueError, RuntimeError):
-        raise Mistake("trainer.train and trainer.test must be (X, y) pairs of tensors") from None
-
-
-def _two_floats(value, what: str) -> Tuple[float, float]:
-    """`(loss, mae)` as floats; anything else is named."""
-    if isinstance(value, torch.Tensor):
-        raise Mistake(
-            f"{what} returned one tensor of shape {tuple(value.shape)} (the loss alone?), not (loss, mae)"
-        )
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        kind = (
-            f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else repr(value)
-        )
-        raise Mistake(f"{what} returned {kind}, not the pair (loss, mae)")
-    try:
-        return tuple(float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for v in value)
-    except (TypeError, ValueError, RuntimeError):
-        raise Mistake(f"{what} returned {value!r}: loss and mae must be scalars") from None
+def _two_floats(returned: dict, what: str) -> Tuple[Tuple[float, float], Tuple[bool, bool]]:
+    """`(loss, mae)` as floats, and whether each keeps the graph; anything else is named."""
+    kind = returned.get("kind")
+    if kind == "single":
+        item = need(returned.get("item"), dict, "item")
+        if item.get("kind") == "tensor":
+            raise Mistake(
+                f"{what} returned one tensor of shape {tuple(item.get('shape', []))} (the loss alone?), "
+                "not (loss, mae)"
+            )
+        raise Mistake(f"{what} returned {str(item.get('kind'))[:50]}, not the pair (loss, mae)")
+    items = need(returned.get("items"), list, "items")
+    length = need(returned.get("length"), int, "length")
+    if length != 2:
+        raise Mistake(f"{what} returned a {str(kind)[:20]} of {length}, not the pair (loss, mae)")
+    values, grads = [], []
+    for item in items[:2]:
+        item = need(item, dict, "item")
+        value = item.get("value")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise Mistake(f"{what} returned a {str(item.get('kind'))[:50]}: loss and mae must be scalars")
+        values.append(float(value))
+        grads.append(item.get("grad") is True)
+    return (values[0], values[1]), (grads[0], grads[1])
 
 
 def _close(a: float, b: float, tolerance: float = plan.TOLERANCE) -> bool:
     return abs(a - b) <= tolerance * max(1.0, abs(b))
 
 
-def _loss_candidates(prediction: np.ndarray, y: np.ndarray) -> Dict[str, Tuple[float, float]]:
+def _loss_candidates(
+    prediction: np.ndarray, y: np.ndarray, variant: str | None
+) -> Dict[str, Tuple[float, float]]:
     """(loss, mae) as the usual mistakes compute them, from the same predictions."""
     error = prediction - y.reshape(prediction.shape)
     broadcast = prediction - y.reshape(-1)[None, :]  # (N, 1) against (N,): an N x N table
     mse, mae = float(np.mean(error**2)), float(np.mean(np.abs(error)))
+    n = len(y)
+    shape = "(B,)" if variant == "loader" else f"({n},)"
     return {
         "(mae, loss): the two are swapped": (mae, mse),
         "the loss is the RMSE (the square root of the MSE)": (float(np.sqrt(mse)), mae),
         "sums over the batch instead of averaging": (float(np.sum(error**2)), float(np.sum(np.abs(error)))),
-        "predictions (N, 1) and targets (N,) broadcast to an N x N table: reshape y to (N, 1)": (
+        f"labels of shape {shape} broadcast against predictions (B, 1) to a B x B table; use y.view(-1, 1)": (
             float(np.mean(broadcast**2)),
             float(np.mean(np.abs(broadcast))),
         ),
     }
-
-
-def check_loss_and_mae(ctx: Context) -> None:
-    trainer = ctx.trainer()
-    (X, y), (X_test, y_test) = _data(trainer)
-    network = _network(trainer)
-    reference = _Reference(copy.deepcopy(network), ((X, y), (X_test, y_test)))
-    n = min(64, len(X))
-    calls = (
-        ("compute_loss_and_mae", f"the first {n} training rows", X[:n], y[:n]),
-        ("evaluate", f"the first {n} training rows", X[:n], y[:n]),
-        ("evaluate", "the test set", X_test, y_test),
-    )
-    for method, rows, Xa, ya in calls:
-        what = f"Trainer.{method} on {rows}"
-        got = _two_floats(_call(what, _attribute(trainer, method, "Trainer"), Xa, ya), what)
-        loss, mae = (float(v) for v in reference.evaluate(Xa, ya.reshape(-1, 1)))
-        if _close(got[0], loss) and _close(got[1], mae):
-            continue
-        with torch.no_grad():
-            prediction = network(Xa).numpy().astype(np.float64)
-        causes = [
-            c
-            for c, v in _loss_candidates(prediction, ya.numpy()).items()
-            if _close(got[0], v[0]) and _close(got[1], v[1])
-        ]
-        cause = f": {causes[0]}" if causes else ""
-        raise Mistake(
-            f"{what} returned loss {got[0]:.6g} and mae {got[1]:.6g}, the reference's MSE and MAE "
-            f"are {loss:.6g} and {mae:.6g}{cause}"
-        )
 
 
 def _weights(network: torch.nn.Module) -> List[Tuple[str, torch.Tensor]]:
@@ -478,7 +996,6 @@ def _weights(network: torch.nn.Module) -> List[Tuple[str, torch.Tensor]]:
 
 
 def _largest_gap(weights, expected) -> Tuple[float, str]:
-    """The largest absolute difference between two weight lists, and the key where it is."""
     gaps = [((a - b).abs().max().item(), key) for (key, a), (_, b) in zip(weights, expected)]
     return max(gaps)
 
@@ -499,6 +1016,7 @@ def _optimizer_mistakes(lr: float):
     default = presets.DEFAULT_LR
     mse = lambda p, y: F.mse_loss(p, y.view_as(p))  # noqa: E731
     mae = lambda p, y: F.l1_loss(p, y.view_as(p))  # noqa: E731
+    adam = lambda p: torch.optim.Adam(p, lr=lr)  # noqa: E731
     return (
         ("matches SGD, not Adam", lambda p: torch.optim.SGD(p, lr=lr), mse, True),
         (
@@ -522,13 +1040,20 @@ def _optimizer_mistakes(lr: float):
         ),
         ("matches RMSprop, not Adam", lambda p: torch.optim.RMSprop(p, lr=lr), mse, True),
         ("matches Adagrad, not Adam", lambda p: torch.optim.Adagrad(p, lr=lr), mse, True),
+        ("the gradients accumulate across steps: optimizer.zero_grad() is not called", adam, mse, False),
+        ("the steps minimise the MAE, not the MSE", adam, mae, True),
         (
-            "the gradients accumulate across steps: optimizer.zero_grad() is not called",
-            lambda p: torch.optim.Adam(p, lr=lr),
-            mse,
-            False,
+            "two backward calls: the gradient is that of MSE + MAE (call backward() on the MSE only)",
+            adam,
+            lambda p, y: mse(p, y) + mae(p, y),
+            True,
         ),
-        ("the steps minimise the MAE, not the MSE", lambda p: torch.optim.Adam(p, lr=lr), mae, True),
+        (
+            "the steps minimise a broadcast MSE: labels (B,) against predictions (B, 1); use y.view(-1, 1)",
+            adam,
+            lambda p, y: F.mse_loss(p, y.reshape(-1)) if y.dim() == 1 else mse(p, y),
+            True,
+        ),
     )
 
 
@@ -544,7 +1069,8 @@ def _likely_step_cause(initial: torch.nn.Module, batches, student_weights, lr: f
         for (xb, yb), expected in zip(batches, student_weights):
             if zero_grad:
                 optimizer.zero_grad()
-            loss_fn(network(xb), yb).backward()
+            with _quiet():
+                loss_fn(network(xb), yb).backward()
             optimizer.step()
             if _relative_gap(_weights(network), expected, start) > plan.STEP_TOLERANCE:
                 break
@@ -553,100 +1079,54 @@ def _likely_step_cause(initial: torch.nn.Module, batches, student_weights, lr: f
     return None
 
 
-def _optimizer_problem(trainer, lr: float) -> str | None:
+@contextlib.contextmanager
+def _quiet():
+    """Re-enacting the broadcast mistake makes torch warn about the shapes: that is the point."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _optimizer_problem(optimizers: list, lr: float) -> str | None:
     """The settings of the trainer's Adam-family optimizer that make it other than Adam(lr): a few
     steps cannot tell AdamW's decay (lr * 0.01 of each weight per step), fifty epochs can."""
-    found = [(name, v) for name, v in vars(trainer).items() if isinstance(v, torch.optim.Optimizer)]
-    if len(found) != 1 or not isinstance(found[0][1], (torch.optim.Adam, torch.optim.AdamW)):
-        return None  # none, several, or not Adam's family: the steps above say what they match
-    name, optimizer = found[0]
+    if len(optimizers) != 1:
+        return None
+    found = need(optimizers[0], dict, "optimizer")
+    if found.get("type") not in ("Adam", "AdamW"):
+        return None
+    name = str(found.get("attribute"))[:50]
+    group = need(found.get("settings", {}), dict, "settings")
     adam = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr).defaults
-    group = optimizer.param_groups[0]
-    settings = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
-    differ = [f"{key}={group[key]!r} (Adam's: {adam[key]!r})" for key in settings if group[key] != adam[key]]
+    keys = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    plain_adam = {k: (list(v) if isinstance(v, tuple) else v) for k, v in adam.items()}
+    differ = [
+        f"{key}={group.get(key)!r} (Adam's: {adam[key]!r})"
+        for key in keys
+        if group.get(key) != plain_adam[key]
+    ]
     if not differ:
         return None
     return (
-        f"trainer.{name} is {type(optimizer).__name__} with {', '.join(differ)}; the homework's is "
+        f"trainer.{name} is {found.get('type')} with {', '.join(differ)}; the homework's is "
         f"torch.optim.Adam(network.parameters(), lr={lr:g})"
     )
 
 
-def _returned_problem(value, loss: float, mae: float) -> str | None:
-    """What is wrong with the first step's return value, against the batch's MSE and MAE before
-    the update."""
+def _returned_problem(collected: Collected, first: dict, loss: float, mae: float) -> str | None:
+    what = "Trainer.training_step"
     try:
-        got = _two_floats(value, "Trainer.training_step")
+        got, _ = _two_floats(need(first.get("returned"), dict, "returned"), what)
     except Mistake as e:
         return str(e)
     if _close(got[0], loss) and _close(got[1], mae):
         return None
     if _close(got[0], mae) and _close(got[1], loss):
-        return "Trainer.training_step returned (mae, loss): the two are swapped"
+        return f"{what} returned (mae, loss): the two are swapped"
     return (
-        f"Trainer.training_step returned loss {got[0]:.6g} and mae {got[1]:.6g} for the first batch, "
+        f"{what} returned loss {got[0]:.6g} and mae {got[1]:.6g} for the first batch, "
         f"whose MSE and MAE before the update are {loss:.6g} and {mae:.6g}"
     )
-
-
-def check_training_step(ctx: Context) -> None:
-    s = plan.TRAINING
-    trainer = ctx.trainer()
-    (X, y), test = _data(trainer)
-    size = max(1, min(s.step_batch, len(X) // s.steps))
-    batches = [(X[i * size : (i + 1) * size], y[i * size : (i + 1) * size]) for i in range(s.steps)]
-    initial = copy.deepcopy(_network(trainer))
-    reference = _Reference(copy.deepcopy(initial), ((X, y), test))
-    step = _attribute(trainer, "training_step", "Trainer")
-    returned, student_weights, reference_weights, first = [], [], [], None
-    for xb, yb in batches:
-        returned.append(_call("Trainer.training_step", step, xb, yb))
-        student_weights.append(_weights(_network(trainer)))
-        loss_mae = reference.training_step(xb, yb.reshape(-1, 1))
-        first = first or tuple(float(v) for v in loss_mae)
-        reference_weights.append(_weights(reference.network))
-    problems, start = [], _weights(initial)
-    settings = _optimizer_problem(trainer, s.lr)
-    for k, (weights, expected) in enumerate(zip(student_weights, reference_weights), start=1):
-        if _relative_gap(weights, expected, start) > plan.STEP_TOLERANCE:
-            gap, key = _largest_gap(weights, expected)
-            cause = _likely_step_cause(initial, batches, student_weights, s.lr) or settings
-            problems.append(
-                f"after step {k} of {s.steps}, the weights differ from Adam's (lr={s.lr:g}) by up to "
-                f"{gap:.3g} (in {key}): " + (cause or "they match neither SGD, RMSprop nor Adagrad either")
-            )
-            break
-    if settings and not problems:  # steps within the tolerance, but not Adam's settings
-        problems.append(settings)
-    returned_problem = _returned_problem(returned[0], *first)
-    if returned_problem:
-        problems.insert(0, returned_problem)
-    if problems:
-        raise Mistake("; ".join(problems))
-
-
-def _row_keys(X) -> List[int]:
-    """A key per row of images (a hash of its bytes): which training row a batch row is."""
-    rows = np.ascontiguousarray(torch.as_tensor(X).detach().numpy(), dtype=np.float32)
-    return [hash(row.tobytes()) for row in rows.reshape(len(rows), -1)]
-
-
-class _BatchRecorder:
-    """Stands in for the student's `trainer.training_step` (an instance attribute shadows the
-    method their train_loop calls as `self.training_step`) and keeps, for each batch, the indices
-    in X_train of its rows (None for a row that is not one of them)."""
-
-    def __init__(self, trainer, X_train):
-        self.step = trainer.training_step
-        self.index: Dict[int, int] = {}
-        for i, key in enumerate(_row_keys(X_train)):
-            self.index.setdefault(key, i)
-        self.batches: List[List[int | None]] = []
-        trainer.training_step = self
-
-    def __call__(self, X_batch, y_batch):
-        self.batches.append([self.index.get(key) for key in _row_keys(X_batch)])
-        return self.step(X_batch, y_batch)
 
 
 def _batch_problems(batches: List[List[int | None]], n: int, batch_size: int, epochs: int) -> List[str]:
@@ -675,115 +1155,16 @@ def _batch_problems(batches: List[List[int | None]], n: int, batch_size: int, ep
     return problems
 
 
-def check_train_loop_logs(ctx: Context) -> None:
-    s = plan.TRAINING
-    trainer = ctx.fresh_trainer()
-    data = _data(trainer)
-    initial = copy.deepcopy(_network(trainer))
-    _attribute(trainer, "training_step", "Trainer")
-    recorder = _BatchRecorder(trainer, data[0][0])
-    what = f"Trainer.train_loop({s.epochs})"
-    logs = _call(what, _attribute(trainer, "train_loop", "Trainer"), s.epochs)
-    if not isinstance(logs, dict):
-        raise Mistake(f"{what} returned {type(logs).__name__}, not the dict of logs (self.train_logs)")
-    if set(logs) != set(LOG_KEYS):
-        raise Mistake(f"{what} returned the keys {sorted(logs)}, expected {sorted(LOG_KEYS)}")
-    lengths = {key: len(logs[key]) for key in LOG_KEYS}
-    problems, offset = [], 0
-    if set(lengths.values()) == {s.epochs}:
-        problems.append(
-            f"{what} logged {s.epochs} entries per key, the reference {s.epochs + 1}: no log entry "
-            "before training (log_metrics must also run once before the first epoch)"
-        )
-        offset = 1
-    elif set(lengths.values()) != {s.epochs + 1}:
-        raise Mistake(
-            f"{what} logged {lengths} entries, expected {s.epochs + 1} per key (one before training, "
-            "one per epoch)"
-        )
-    expected = _Reference(initial, data).train_loop(s.epochs)
-    for j in range(s.epochs + 1 - offset):
-        key = next(
-            (
-                k
-                for k in LOG_KEYS
-                if not _close(float(logs[k][j]), expected[k][j + offset], plan.LOGS_TOLERANCE)
-            ),
-            None,
-        )
-        if key is None:
-            continue
-        causes = _batch_problems(recorder.batches, len(data[0][0]), s.batch_size, s.epochs)
-        if not ctx.passed.get("training_step") and not causes:
-            causes = ["the training steps differ from the reference's (see training_step)"]
-        when = "before training" if j + offset == 0 else f"after epoch {j + offset}"
-        problems.append(
-            f"{key} {when} is {float(logs[key][j]):.6g}, the reference's {expected[key][j + offset]:.6g}"
-            + (f": {'; '.join(causes)}" if causes else "")
-        )
-        break
-    if problems:
-        raise Mistake("; ".join(problems))
-
-
-def check_equivariance(ctx: Context) -> None:
-    trainer = ctx.trainer()
-    _call("Trainer.test_equivariance()", _attribute(trainer, "test_equivariance", "Trainer"))
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
-
-
-CHECKS: Dict[str, Callable[[Context], None]] = {
-    "import": check_import,
-    "structure.mlp": check_structure_mlp,
-    "structure.cnn": check_structure_cnn,
-    "activation_instances": check_activation_instances,
-    "init": check_init,
-    "forward": check_forward,
-    "loss_and_mae": check_loss_and_mae,
-    "training_step": check_training_step,
-    "train_loop_logs": check_train_loop_logs,
-    "equivariance": check_equivariance,
-}
-
-
-def _write(path: str, checks: list, running: str | None) -> None:
-    files.write_json(path, {"checks": checks, "running": running})
-
-
-def run_checks(result_path: str) -> list:
-    """Every check in plan.CHECK_IDS order; the results so far are in `result_path` at all times."""
-    ctx, results = Context(), []
-    for check_id in plan.CHECK_IDS:
-        _write(result_path, results, running=check_id)
-        start = time.perf_counter()
-        try:
-            if check_id != "import" and ctx.module is None:
-                raise Mistake(f"not run: {SOLUTION}.py did not import")
-            CHECKS[check_id](ctx)
-            passed, message = True, ""
-        except Mistake as e:
-            passed, message = False, str(e)
-        except Exception as e:  # the grader's own failure: said as such, the other checks still run
-            passed, message = False, f"the grader could not finish this check ({type(e).__name__}: {e})"
-            traceback.print_exc()
-        ctx.passed[check_id] = passed
-        results.append({"id": check_id, "passed": passed, "message": message})
-        print(
-            f"[grade] {check_id}: {'passed' if passed else 'failed'} ({time.perf_counter() - start:.1f} s)",
-            file=sys.stderr,
-        )
-    _write(result_path, results, running=None)
-    return results
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m torch_compat.grade_checks", description=__doc__)
-    parser.add_argument("--result", required=True, help="the JSON file to write the results to")
-    args = parser.parse_args(argv)
-    run_checks(os.path.abspath(args.result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def judge(folder: str, request: dict) -> Tuple[List[Verdict], str | None, str | None]:
+    """(verdicts, None, the year) of one run; when what it handed back is malformed, every check
+    fails with the reason (the second item): the run then counts as crashed."""
+    judge = None
+    try:
+        judge = Judge(Collected(folder), request)
+        return judge.run(), None, judge.variant
+    except Malformed as e:
+        reason = f"the run handed back values the grader cannot read ({e})"
+        verdicts = [Verdict(c, "failed", reason, 0.0) for c in plan.CHECK_IDS]
+        if judge is not None and judge.verdicts.get("import", Verdict("", "")).result == "passed":
+            verdicts[0] = judge.verdicts["import"]
+        return verdicts, reason, None

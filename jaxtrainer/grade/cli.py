@@ -49,16 +49,49 @@ def add_parser(subparsers) -> None:
         metavar="GRADER_TESTS.py",
         help="also run this unittest/pytest file against each submission (imported as solution)",
     )
+    p.add_argument(
+        "--variant",
+        choices=("tensor", "loader"),
+        help="the homework's year for every submission: tensor (rotated Fashion-MNIST tensors) or "
+        "loader (SVHN/CIFAR-10 DataLoaders) (default: detected per submission)",
+    )
+    p.add_argument(
+        "--rubric", metavar="FILE.toml", help="points per check and question (default: the statement's 25)"
+    )
+    p.add_argument(
+        "--template",
+        metavar="FILE.py",
+        help="the starter code every student got: left out of the similarity comparison",
+    )
+    p.add_argument(
+        "--similarity-threshold",
+        default="0.5",
+        metavar="FRACTION",
+        help="pairs sharing at least this fraction of code go to similarity.csv/html (default: 0.5)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("report", "gradescope"),
+        default="report",
+        help="also write OUT/submissions/<name>/results.json in Gradescope's autograder format "
+        "(default: report, the Markdown report only)",
+    )
+    p.add_argument(
+        "--sandbox",
+        choices=("bwrap", "none"),
+        default="bwrap",
+        help="bwrap: each submission in a bubblewrap sandbox (default); none: no sandbox, for code you trust",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run, interrupted="the finished reports are in {out}")
+    p.set_defaults(run=run, backend=False)
 
 
-def _number(text: str, option: str, kind, lowest, allowed: str):
+def _number(text: str, option: str, kind, lowest, allowed: str, highest=math.inf):
     try:
         value = kind(text)
     except ValueError:
         value = None
-    if value is None or not math.isfinite(value) or value < lowest:
+    if value is None or not math.isfinite(value) or value < lowest or value > highest:
         raise ValueError(f"{option} must be {allowed}, got {text!r}")
     return value
 
@@ -71,11 +104,15 @@ def _check_data(data: str | None) -> str | None:
     return data
 
 
+def _check_file(path: str | None, option: str, suffix: str) -> str | None:
+    if path is not None and (not os.path.isfile(path) or not path.endswith(suffix)):
+        raise ValueError(f"{option} {path!r} is not a {suffix} file")
+    return path
+
+
 def _check_tests(tests: str | None) -> str | None:
-    if tests is None:
+    if _check_file(tests, "--tests", ".py") is None:
         return None
-    if not os.path.isfile(tests) or not tests.endswith(".py"):
-        raise ValueError(f"--tests {tests!r} is not a .py file")
     if os.path.basename(tests) == SOLUTION_FILE:
         raise ValueError(
             f"--tests {tests!r}: the grader's file cannot be named {SOLUTION_FILE} (the submission is)"
@@ -86,33 +123,23 @@ def _check_tests(tests: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from .session import Session
 
-    from .report import write_grades, write_report
-    from .runner import grade
-    from .submissions import find
-
-    timeout = _number(args.timeout, "--timeout", float, 1e-3, "a number of seconds > 0")
-    jobs = _number(args.jobs, "--jobs", int, 1, "an integer >= 1")
-    submissions = find(args.submissions)
-    data, tests = _check_data(args.data), _check_tests(args.tests)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
-    bar = tqdm(total=len(submissions), desc="grading", unit="submission", disable=args.no_progress)
-
-    def on_done(graded: dict) -> None:
-        write_report(graded, args.out)
-        bar.set_postfix_str(f"{graded['name']}: {graded['score']:g}")
-        bar.update()
-
-    try:
-        results = grade(
-            submissions, args.out, data=data, timeout=timeout, jobs=jobs, tests=tests, on_done=on_done
-        )
-    finally:
-        bar.close()
-    paths = write_grades(results, args.out)
-    for graded in results:
-        print(f"{graded['score']:6.2f}  {graded['name']}  ({graded['status']})")
-    print(f"wrote {', '.join(paths)} and {len(results)} report.md")
-    return 0
+    session = Session(
+        submissions=args.submissions,
+        out=args.out,
+        data=_check_data(args.data),
+        timeout=_number(args.timeout, "--timeout", float, 1e-3, "a number of seconds > 0"),
+        jobs=_number(args.jobs, "--jobs", int, 1, "an integer >= 1"),
+        tests=_check_tests(args.tests),
+        variant=args.variant,
+        rubric=_check_file(args.rubric, "--rubric", ".toml"),
+        template=_check_file(args.template, "--template", ".py"),
+        threshold=_number(
+            args.similarity_threshold, "--similarity-threshold", float, 0.0, "a fraction in [0, 1]", 1.0
+        ),
+        gradescope=args.format == "gradescope",
+        sandbox=args.sandbox,
+        progress=not args.no_progress,
+    )
+    return session.run()

@@ -1,17 +1,24 @@
-"""What `jaxtrainer grade` checks: the check ids in their order, and the networks and settings the
-checks build. Read by both sides: the orchestrator (no PyTorch) and the checks that run in each
-submission's process (`torch_compat.grade_checks`)."""
+"""What `jaxtrainer grade` asks of a submission and checks: the check ids in their order, the
+networks the builders are called for, and the request the sandboxed collector carries out.
+
+Read by both sides of the sandbox boundary, but only as data: the grader builds the request here,
+`collector.py` (standalone, inside the sandbox) reads it as JSON, and `torch_compat.grade_checks`
+(the grader's process) judges what came back against the same request."""
 
 from __future__ import annotations
 
+import secrets
 from typing import NamedTuple, Tuple
+
+import numpy as np
 
 from jaxtrainer import presets
 from jaxtrainer.config import NetworkConfiguration
 
-# Other tools parse these ids: keep the names and the order (issue 16).
+# Other tools parse these ids: keep the names and their order (new ids are only ever inserted).
 CHECK_IDS = (
     "import",
+    "activation_function",
     "structure.mlp",
     "structure.cnn",
     "activation_instances",
@@ -19,9 +26,11 @@ CHECK_IDS = (
     "forward",
     "loss_and_mae",
     "training_step",
+    "evaluate",
     "train_loop_logs",
     "equivariance",
 )
+VARIANTS = ("tensor", "loader")  # the rotated Fashion-MNIST year, the SVHN/CIFAR-10 DataLoader year
 
 
 class Case(NamedTuple):
@@ -48,19 +57,24 @@ CNN_CASES = (
     Case("the kernel-28 shallow CNN", "cnn", presets.SHALLOW_CNN_28, (1, 28, 28)),
     Case("the CNN (16, 32, 45) on 3x32x32 images, Tanh", "cnn", presets.CNN, (3, 32, 32), "Tanh"),
 )
-INIT_CASES = (MLP_CASES[0], CNN_CASES[0], CNN_CASES[1])
-INIT_SEEDS = (presets.SEED, 0)
+CASES = (*MLP_CASES, *CNN_CASES)
+INIT_CASES = (0, 3, 4)  # indices in CASES whose builds are drawn under two seeds
 FORWARD_BATCH = 4
-TOLERANCE = 1e-5  # outputs and losses (the engine matches PyTorch far closer)
+ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "ReLU", "SIGMOID")  # students' tests mix the case
+BAD_ACTIVATION = "softplus"
+PROBE = tuple(float(v) for v in np.linspace(-6.0, 6.0, 49))  # where ReLU, Tanh and Sigmoid part
+TOLERANCE = 1e-5  # outputs and losses, relative to max(1, |reference|)
 # The weights' change over 1-3 steps, relative (see grade_checks._relative_gap): float32 rounding
 # gives ~2e-5, the usual mistakes (SGD, an ignored lr, no zero_grad) 0.1 and more.
 STEP_TOLERANCE = 1e-3
 LOGS_TOLERANCE = 1e-4  # train_loop logs: two epochs of float32 Adam (as tests/test_parity.py)
+LOSS_ROWS, EVALUATE_ROWS, EVALUATE_BATCH = 64, 300, 100
 
 
 class TrainingSettings(NamedTuple):
-    """The Trainer the training checks build from the submission, on ./rotated_fashion_mnist. The
-    learning rate is not the default (1e-3), so that an ignored lr shows."""
+    """The Trainer the training checks construct: the learning rate is not the default (1e-3), so
+    that an ignored lr shows. Its builders are replaced by the collector with a plain network of
+    this shape, so that Q4-Q6 are judged whatever Q2-Q3 got wrong."""
 
     network_type: str = "mlp"
     config: NetworkConfiguration = presets.MLP
@@ -73,3 +87,44 @@ class TrainingSettings(NamedTuple):
 
 
 TRAINING = TrainingSettings()
+
+
+def inputs(seed: int, key: str, shape, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """The inputs of one call, drawn from the run's fresh seed (collector.py draws the same)."""
+    rng = np.random.default_rng(seed + sum(map(ord, key)))
+    return rng.uniform(low, high, tuple(shape)).astype(np.float32)
+
+
+def request(variant: str | None, threads: int, seed: int | None = None) -> dict:
+    """A fresh request: a new seed per run, so no submission can know its inputs in advance."""
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    return {
+        "seed": seed,
+        "variant": variant or "auto",
+        "threads": threads,
+        "probe": list(PROBE),
+        "activation_names": list(ACTIVATION_NAMES),
+        "bad_activation": BAD_ACTIVATION,
+        "forward_batch": FORWARD_BATCH,
+        "cases": [
+            {
+                "label": case.label,
+                "network_type": case.network_type,
+                "config": {k: list(v) for k, v in case.config._asdict().items()},
+                "input_shape": list(case.input_shape),
+                "activation": case.activation,
+                "seeds": [seed % 100_000 + k, seed % 100_000 + 1000 + k]
+                if k in INIT_CASES
+                else [seed % 100_000 + k],
+            }
+            for k, case in enumerate(CASES)
+        ],
+        "training": {
+            **{k: v for k, v in TRAINING._asdict().items() if k != "config"},
+            "config": {k: list(v) for k, v in TRAINING.config._asdict().items()},
+            "network_seed": seed % 100_000 + 7,
+        },
+        "loss_rows": LOSS_ROWS,
+        "evaluate_rows": EVALUATE_ROWS,
+        "evaluate_batch": EVALUATE_BATCH,
+    }

@@ -1,5 +1,7 @@
 """What `jaxtrainer grade` writes: OUT/grades.json (the form other tools parse), OUT/grades.csv
-(one row per submission, one column per check) and OUT/<name>/report.md (for the student)."""
+(one row per submission: a column per question, the total, a column per check) and
+OUT/submissions/<name>/report.md (for the student). Names and messages come from hostile code:
+CSV cells are neutralised against spreadsheet formulas, Markdown cells kept on one line."""
 
 from __future__ import annotations
 
@@ -9,9 +11,15 @@ from typing import List, Sequence
 
 from .. import files
 from .plan import CHECK_IDS
-from .runner import LOG_FILE
+from .runner import LOG_FILE, submission_folder
 
 REPORT_FILE = "report.md"
+_RESULT_MARKS = {
+    "passed": "passed",
+    "failed": "**failed**",
+    "not graded": "not graded",
+    "not applicable": "n/a",
+}
 
 
 def _cell(text: str) -> str:
@@ -19,33 +27,47 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def csv_cell(value):
+    """A spreadsheet reads a cell that starts with =, +, -, @ (or a tab or CR) as a formula: such
+    text gets a leading quote. Numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def report_text(graded: dict) -> str:
-    checks = graded["checks"]
-    passed = sum(check["passed"] for check in checks)
     lines = [
-        f"# {graded['name']}: {passed} of {len(checks)} checks passed (score {graded['score']:g})",
+        f"# {graded['name']}: {graded['score']:g} of {graded['max_score']:g} points",
         "",
         f"- submission: `{graded['path']}`",
-        f"- status: {graded['status']} ({graded['seconds']:g} s)",
+        f"- status: {graded['status']} ({graded['seconds']:g} s); year: {graded.get('variant') or 'unknown'}",
         f"- the run's output (stdout and stderr): `{LOG_FILE}`",
         "",
-        "| check | result | what is wrong |",
-        "|---|---|---|",
+        "| question | points |",
+        "|---|---|",
     ]
-    for check in checks:
-        result = "passed" if check["passed"] else "**failed**"
-        lines.append(f"| `{check['id']}` | {result} | {_cell(check['message'])} |")
+    for question in graded["questions"]:
+        lines.append(
+            f"| {question['id']} `{question['title']}` | {question['score']:g} / {question['max_score']:g} |"
+        )
+    lines += ["", "| check | question | result | points | what is wrong |", "|---|---|---|---|---|"]
+    for check in graded["checks"]:
+        points = f"{check['score']:g} / {check['max_score']:g}" if check["max_score"] else "-"
+        lines.append(
+            f"| `{check['id']}` | {check['question'] or '-'} | {_RESULT_MARKS[check['result']]} | {points} | "
+            f"{_cell(check['message'])} |"
+        )
     if "tests" in graded:
         lines += ["", "## The grader's tests", "", "| test | outcome | message |", "|---|---|---|"]
         for test in graded["tests"]:
-            lines.append(f"| `{test['id']}` | {test['outcome']} | {_cell(test['message'])} |")
+            lines.append(f"| `{_cell(test['id'])}` | {test['outcome']} | {_cell(test['message'])} |")
     return "\n".join(lines) + "\n"
 
 
 def write_report(graded: dict, out: str) -> str:
-    path = os.path.join(out, graded["name"], REPORT_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return files.write_text(path, report_text(graded))
+    folder = submission_folder(out, graded["name"])
+    os.makedirs(folder, exist_ok=True)
+    return files.write_text(os.path.join(folder, REPORT_FILE), report_text(graded))
 
 
 def _test_ids(results: Sequence[dict]) -> List[str]:
@@ -58,27 +80,34 @@ def _test_ids(results: Sequence[dict]) -> List[str]:
 
 
 def write_grades(results: Sequence[dict], out: str) -> List[str]:
-    """grades.json and grades.csv; check columns hold 1 (passed) or 0, test columns the outcome."""
+    """grades.json and grades.csv; check columns hold the result, test columns the outcome."""
     os.makedirs(out, exist_ok=True)
     json_path, csv_path = os.path.join(out, "grades.json"), os.path.join(out, "grades.csv")
     files.write_json(json_path, {"submissions": list(results)})
     test_ids = _test_ids(results)
+    question_ids = [q["id"] for q in results[0]["questions"]] if results else []
 
     def rows(f):
         writer = csv.writer(f)
-        writer.writerow(["name", "score", "status", *CHECK_IDS, *(f"test:{t}" for t in test_ids)])
+        writer.writerow(
+            [
+                "name",
+                "score",
+                "max_score",
+                "status",
+                *question_ids,
+                *CHECK_IDS,
+                *(f"test:{t}" for t in test_ids),
+            ]
+        )
         for graded in results:
-            passed = {check["id"]: int(check["passed"]) for check in graded["checks"]}
+            questions = {q["id"]: q["score"] for q in graded["questions"]}
+            checks = {check["id"]: check["result"] for check in graded["checks"]}
             outcomes = {test["id"]: test["outcome"] for test in graded.get("tests", ())}
-            writer.writerow(
-                [
-                    graded["name"],
-                    graded["score"],
-                    graded["status"],
-                    *(passed[c] for c in CHECK_IDS),
-                    *(outcomes.get(t, "") for t in test_ids),
-                ]
-            )
+            row = [graded["name"], graded["score"], graded["max_score"], graded["status"]]
+            row += [questions.get(q, "") for q in question_ids]
+            row += [checks[c] for c in CHECK_IDS] + [outcomes.get(t, "") for t in test_ids]
+            writer.writerow([csv_cell(value) for value in row])
 
     files.atomic_write(csv_path, rows)
     return [json_path, csv_path]

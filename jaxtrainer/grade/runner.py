@@ -1,9 +1,10 @@
-"""Grading runs: each submission in its own subprocess and temporary working folder, under a
-wall-clock timeout that kills its whole process group; N submissions at a time.
+"""Grading runs: each submission's code runs in its own sandbox (`sandbox.py`) and only hands back
+raw values (`collector.py`); the verdicts and the score are decided here, in the grader's process,
+against the reference (`torch_compat.grade_checks`) and the rubric (`rubric.py`).
 
-This side never imports PyTorch: the checks run in the subprocess (`torch_compat.grade_checks`),
-which writes its results to a JSON file after every check; a run that hangs or dies still reports
-the checks it finished, and which one it was in.
+Per submission: a private folder holds its files, its copy of the loader year's data and a
+read-only view of the PNG data; a fresh request (new seeds) goes in, the collector's values come
+out; everything it started is dead before its verdicts are written.
 """
 
 from __future__ import annotations
@@ -11,154 +12,178 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable, Dict, List, NamedTuple, Sequence
+from typing import Callable, List, NamedTuple, Sequence
 
-import jaxtrainer
 from jaxtrainer.data import DEFAULT_FOLDER
 
-from .plan import CHECK_IDS
+from . import plan, sandbox
+from .rubric import Rubric
 from .submissions import Submission
 
-CHECKS_MODULE = "torch_compat.grade_checks"
-RESULT_FILE = "grade-result.json"
-JUNIT_FILE = "grade-tests.xml"
+HERE = os.path.dirname(os.path.abspath(__file__))
+GRADER_FILES = ("collector.py", "sandbox_boot.py")  # standalone: they import nothing of the project
+RESULT_FOLDER = ".grade-out"
+JUNIT_FILE = ".grade-tests.xml"
 LOG_FILE = "output.log"
+LOADER_FOLDER = "data"  # the loader year's torchvision root, as its template names it
+_JUDGING = threading.Lock()  # one judge at a time: the reference's programs are compiled once
 
 
 class Settings(NamedTuple):
-    data: str  # a rotated-PNG folder, absolute: each work folder's ./rotated_fashion_mnist
-    out: str  # OUT/<name>/ receives each submission's output.log
+    data: str  # a rotated-PNG folder, absolute: each run's read-only ./rotated_fashion_mnist
+    loader_data: str  # the loader year's torchvision files: each run gets its own copy in ./data
+    out: str  # OUT/submissions/<name>/ receives each submission's output.log and report
     timeout: float  # seconds of wall clock per submission, checks and grader's tests together
     tests: str | None  # the grader's own test file, absolute
-    threads: int  # CPU threads per subprocess (the cores shared among the jobs)
-    cache_dir: str  # JAX's compilation cache, shared: the submissions after the first compile nothing
+    threads: int  # CPU threads per run (the cores shared among the jobs)
+    variant: str | None  # forced year, or None to detect it per submission
+    sandbox: sandbox.Sandbox
+    rubric: Rubric
+    scratch: str  # this grading run's private temporary folder
 
 
-class _Running:
-    """The subprocesses running now, so that an interrupted grading run kills them all."""
-
-    def __init__(self):
-        self._lock, self._procs = threading.Lock(), set()
-
-    def add(self, proc: subprocess.Popen) -> None:
-        with self._lock:
-            self._procs.add(proc)
-
-    def discard(self, proc: subprocess.Popen) -> None:
-        with self._lock:
-            self._procs.discard(proc)
-
-    def kill_all(self) -> None:
-        with self._lock:
-            for proc in self._procs:
-                _kill_group(proc)
+def submission_folder(out: str, name: str) -> str:
+    return os.path.join(out, "submissions", name)
 
 
-_RUNNING = _Running()
+def _grader_files(request: dict, private: str) -> dict:
+    """{name: host path} of /grader: the standalone grader files and this run's request."""
+    files = {
+        name: os.path.join(HERE, name) for name in GRADER_FILES if os.path.exists(os.path.join(HERE, name))
+    }
+    path = os.path.join(private, "request.json")
+    with open(path, "w") as f:
+        json.dump(request, f)
+    files["request.json"] = path
+    return files
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill the process and whatever it started (a student's DataLoader workers, a shell)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _prepare(submission: Submission, settings: Settings, uid: int | None) -> tuple:
+    """(private folder, work folder): the work folder holds the submission and its data, owned by
+    the run's uid; the private one (request, pytest config) is the grader's."""
+    private = tempfile.mkdtemp(prefix="run-", dir=settings.scratch)
+    work = os.path.join(private, "work")
+    os.mkdir(work)
+    submission.copy_to(work)
+    shutil.copytree(settings.loader_data, os.path.join(work, LOADER_FOLDER))
+    os.mkdir(os.path.join(work, DEFAULT_FOLDER))  # the mount point of the read-only PNG view
+    if settings.sandbox.mode == "none":  # no mount: the run reads the TA's folder through a link
+        os.rmdir(os.path.join(work, DEFAULT_FOLDER))
+        os.symlink(settings.data, os.path.join(work, DEFAULT_FOLDER))
+    if uid is not None:
+        for root, dirs, names in os.walk(work):
+            for name in [*dirs, *names]:
+                os.lchown(os.path.join(root, name), uid, uid)
+        os.chown(work, uid, uid)
+    os.chmod(private, 0o755)
+    return private, work
 
 
-def _environment(settings: Settings) -> Dict[str, str]:
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxtrainer.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.update(
-        MPLBACKEND="Agg",  # a student's plt.show() must not wait for a window
-        OMP_NUM_THREADS=str(settings.threads),
-        PYTHONDONTWRITEBYTECODE="1",
-        JAX_COMPILATION_CACHE_DIR=settings.cache_dir,
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+class Place(NamedTuple):
+    """Where a run finds the grader's files and its own folder: /grader and /work in the sandbox,
+    the real folders without one."""
+
+    grader: str
+    work: str
+
+
+def _place(settings: Settings, private: str, work: str, files: dict) -> Place:
+    if settings.sandbox.mode != "none":
+        return Place(sandbox.GRADER, sandbox.WORK)
+    grader = os.path.join(private, "grader")
+    os.makedirs(grader, exist_ok=True)
+    for name, path in files.items():
+        shutil.copyfile(path, os.path.join(grader, name))
+    return Place(grader, work)
+
+
+def _command(settings: Settings, argv: List[str], work: str, files: dict, uid: int | None) -> List[str]:
+    env = {
+        "MPLBACKEND": "Agg",  # a student's plt.show() must not wait for a window
+        "OMP_NUM_THREADS": str(settings.threads),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    if settings.sandbox.mode == "none":
+        env["PATH"] = os.environ.get("PATH", "")
+        return [
+            "env",
+            "-C",
+            work,
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *settings.sandbox.command(argv, work, files),
+        ]
+    return settings.sandbox.command(argv, work, files, [(settings.data, DEFAULT_FOLDER)], env, uid)
+
+
+def _collect(submission: Submission, settings: Settings, request: dict, log_path: str, deadline: float, uid):
+    private, work = _prepare(submission, settings, uid)
+    files = _grader_files(request, private)
+    place = _place(settings, private, work, files)
+    argv = [
+        sys.executable,
+        "-I",
+        "-B",
+        f"{place.grader}/collector.py",
+        f"{place.grader}/request.json",
+        f"{place.work}/{RESULT_FOLDER}",
+    ]
+    status = sandbox.run(
+        _command(settings, argv, work, files, uid),
+        log_path,
+        deadline - time.monotonic(),
+        settings.sandbox.limits.output,
+        uid,
     )
-    return env
+    return private, work, files, status
 
 
-def _run(command: List[str], cwd: str, log, env: Dict[str, str], deadline: float) -> int | None:
-    """The command's exit status, or None if it was still running at the deadline (its process
-    group is killed either way: nothing it started outlives it)."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return None
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+def _grader_tests(
+    settings: Settings, work: str, files: dict, log_path: str, deadline: float, uid
+) -> List[dict]:
+    """The grader's test file run by pytest in the submission's sandbox, where `import solution`
+    finds the submission; its conftest.py, pytest.ini, sitecustomize.py... are ignored."""
+    name = os.path.basename(settings.tests)
+    shutil.copyfile(settings.tests, os.path.join(work, name))
+    if uid is not None:
+        os.lchown(os.path.join(work, name), uid, uid)
+    config = os.path.join(os.path.dirname(files["request.json"]), "pytest.ini")
+    with open(config, "w") as f:
+        f.write("[pytest]\n")
+    files = {**files, "pytest.ini": config}
+    place = _place(settings, os.path.dirname(config), work, files)
+    with open(log_path, "a") as log:
+        log.write(f"\n--- pytest {name} ---\n")
+    pytest_args = ["-q", "-p", "no:cacheprovider", "--noconftest", "-c", f"{place.grader}/pytest.ini"]
+    pytest_args += ["--rootdir", place.work, f"--junitxml={place.work}/{JUNIT_FILE}", f"{place.work}/{name}"]
+    boot = (
+        "import os, runpy, sys\n"
+        f"b = {place.grader + '/sandbox_boot.py'!r}\n"
+        "os.path.exists(b) and runpy.run_path(b)['install']()\n"
+        "import pytest\n"
+        f"sys.exit(pytest.main({pytest_args!r}))\n"
     )
-    _RUNNING.add(proc)
-    try:
-        return proc.wait(timeout=remaining)
-    except subprocess.TimeoutExpired:
-        return None
-    finally:
-        _kill_group(proc)
-        proc.wait()
-        _RUNNING.discard(proc)
-
-
-def _last_line(path: str) -> str:
-    with open(path, errors="replace") as f:
-        lines = [line.strip() for line in f.read()[-4000:].splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def _checks(result_path: str, exit_status: int | None, timeout: float, log_path: str):
-    """(status, checks) from the subprocess's result file: every check id, in order; those it
-    did not finish say why."""
-    try:
-        with open(result_path) as f:
-            result = json.load(f)
-    except (OSError, ValueError):
-        result = {"checks": [], "running": CHECK_IDS[0]}
-    done = {check["id"]: check for check in result["checks"]}
-    running = result["running"]
-    if exit_status is None:
-        verdict = f"timed out after {timeout:g} s"
-        during = f"the run timed out after {timeout:g} s during this check (an endless loop or a wait?)"
-        later = f"not run: the run timed out during {running}"
-    elif running is not None or len(done) < len(CHECK_IDS):
-        verdict = "crashed"
-        during = (
-            f"the grading process died during this check (exit status {exit_status}): "
-            f"{_last_line(log_path)} (see {LOG_FILE})"
-        )
-        later = f"not run: the grading process died during {running}"
-    else:
-        verdict = "graded"
-    if "import" in done and not done["import"]["passed"]:
-        verdict = "did not import"
-    checks = []
-    for check_id in CHECK_IDS:
-        if check_id in done:
-            checks.append(done[check_id])
-        else:
-            checks.append(
-                {"id": check_id, "passed": False, "message": during if check_id == running else later}
-            )
-    return verdict, checks
+    argv = [sys.executable, "-I", "-B", "-c", boot]
+    status = sandbox.run(
+        _command(settings, argv, work, files, uid),
+        log_path,
+        deadline - time.monotonic(),
+        settings.sandbox.limits.output,
+        uid,
+    )
+    return _tests(os.path.join(work, JUNIT_FILE), status, settings.timeout, settings.tests)
 
 
 def _first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
-    return lines[0] if lines else ""
+    return lines[0][:500] if lines else ""
 
 
 def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: str) -> List[dict]:
@@ -167,7 +192,9 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
     if exit_status is None:
         return [{"id": name, "outcome": "not run", "message": f"the submission's {timeout:g} s ran out"}]
     try:
-        cases = ElementTree.parse(junit_path).getroot().iter("testcase")
+        if os.path.islink(junit_path) or os.path.getsize(junit_path) > 16 << 20:
+            raise OSError("not a small regular file")
+        cases = list(ElementTree.parse(junit_path).getroot().iter("testcase"))
     except (OSError, ElementTree.ParseError):
         return [
             {
@@ -177,7 +204,7 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
             }
         ]
     outcomes = []
-    for case in cases:
+    for case in cases[:1000]:
         outcome, message = "passed", ""
         for kind, label in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
             element = case.find(kind)
@@ -185,7 +212,11 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
                 outcome, message = label, _first_line(element.get("message"))
                 break
         outcomes.append(
-            {"id": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome, "message": message}
+            {
+                "id": f"{case.get('classname')}::{case.get('name')}"[:300],
+                "outcome": outcome,
+                "message": message,
+            }
         )
     if not outcomes:
         return [
@@ -194,46 +225,75 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
     return outcomes
 
 
-def _grader_tests(settings: Settings, work: str, log, env: Dict[str, str], deadline: float) -> List[dict]:
-    """Run the grader's test file with pytest in the work folder (where `import solution` finds
-    the submission), in what is left of the submission's time."""
-    name = os.path.basename(settings.tests)
-    shutil.copyfile(settings.tests, os.path.join(work, name))
-    log.write(f"\n--- pytest {name} ---\n")
-    log.flush()
-    junit = os.path.join(work, JUNIT_FILE)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", name]
-    return _tests(junit, _run(command, work, log, env, deadline), settings.timeout, settings.tests)
+def _status(verdicts: list, exit_status: int | None, timeout: float, malformed: str | None) -> str:
+    if verdicts[0]["result"] != "passed":
+        return "did not import"
+    if exit_status is None:
+        return f"timed out after {timeout:g} s"
+    if malformed or any("the run ended" in v["message"] for v in verdicts):
+        return "crashed"
+    return "graded"
 
 
-def grade_one(submission: Submission, settings: Settings) -> dict:
-    """Grade one submission in a temporary working folder: the checks, then the grader's tests,
-    within one timeout. Its output goes to OUT/<name>/output.log."""
+def _explain_end(verdicts: list, exit_status: int | None, timeout: float, log_path: str) -> list:
+    """Name the reason a run ended early in the checks it cut short."""
+    if exit_status is None:
+        reason = f"the run timed out after {timeout:g} s"
+    elif exit_status != 0:
+        reason = f"the run died (exit status {exit_status}): {_last_line(log_path)} (see {LOG_FILE})"
+    else:
+        return verdicts
+    return [
+        {**v, "message": v["message"].replace("the run ended", reason, 1)}
+        if "the run ended" in v["message"]
+        else v
+        for v in verdicts
+    ]
+
+
+def _last_line(path: str) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 4000))
+        text = f.read().decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
+
+
+def grade_one(submission: Submission, settings: Settings, slot: int) -> dict:
+    """Grade one submission: collect in the sandbox, judge here, score with the rubric."""
+    from torch_compat import grade_checks
+
     start = time.monotonic()
     deadline = start + settings.timeout
-    log_path = os.path.join(settings.out, submission.name, LOG_FILE)
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    env = _environment(settings)
-    work = tempfile.mkdtemp(prefix="jaxtrainer-grade-")
-    tests = None
+    folder = submission_folder(settings.out, submission.name)
+    os.makedirs(folder, exist_ok=True)
+    log_path = os.path.join(folder, LOG_FILE)
+    open(log_path, "w").close()
+    uid = sandbox.uid_for(slot) if settings.sandbox.mode != "none" else None
+    request = plan.request(settings.variant, settings.threads)
+    private = None
     try:
-        submission.copy_to(work)
-        os.symlink(settings.data, os.path.join(work, DEFAULT_FOLDER))
-        result_path = os.path.join(work, RESULT_FILE)
-        with open(log_path, "w") as log:
-            command = [sys.executable, "-m", CHECKS_MODULE, "--result", result_path]
-            exit_status = _run(command, work, log, env, deadline)
-            status, checks = _checks(result_path, exit_status, settings.timeout, log_path)
-            if settings.tests is not None:
-                tests = _grader_tests(settings, work, log, env, deadline)
+        private, work, files, status = _collect(submission, settings, request, log_path, deadline, uid)
+        with _JUDGING:
+            found, malformed, variant = grade_checks.judge(os.path.join(work, RESULT_FOLDER), request)
+        verdicts = _explain_end([v._asdict() for v in found], status, settings.timeout, log_path)
+        tests = None
+        if settings.tests is not None and verdicts[0]["result"] == "passed":
+            tests = _grader_tests(settings, work, files, log_path, deadline, uid)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+    imported = verdicts[0]["result"] == "passed"
+    checks, questions, total = settings.rubric.score(verdicts, imported)
     graded = {
         "name": submission.name,
         "path": submission.path,
-        "status": status,
-        "score": round(sum(check["passed"] for check in checks) / len(checks), 4),
+        "status": _status(verdicts, status, settings.timeout, malformed),
+        "variant": variant,
+        "score": total,
+        "max_score": settings.rubric.max_score,
         "seconds": round(time.monotonic() - start, 1),
+        "questions": questions,
         "checks": checks,
     }
     if tests is not None:
@@ -246,48 +306,31 @@ def grade_all(
     settings: Settings,
     jobs: int,
     on_done: Callable[[dict], None] = lambda graded: None,
-) -> List[dict]:
-    """Grade `jobs` submissions at a time; the results in the submissions' order. `on_done` is
-    called as each finishes. Interrupted (Ctrl-C), every running subprocess is killed."""
+) -> List[dict | None]:
+    """Grade `jobs` submissions at a time; the results in the submissions' order (None for those
+    not finished when interrupted: the exception then carries on, after every run is killed)."""
     results: List[dict | None] = [None] * len(submissions)
     pool = ThreadPoolExecutor(max_workers=jobs)
+    slots = list(range(jobs))
+    slots_lock = threading.Lock()
+
+    def graded_in_a_slot(submission: Submission) -> dict:
+        with slots_lock:
+            slot = slots.pop()
+        try:
+            return grade_one(submission, settings, slot)
+        finally:
+            with slots_lock:
+                slots.append(slot)
+
     try:
-        futures = {pool.submit(grade_one, s, settings): i for i, s in enumerate(submissions)}
+        futures = {pool.submit(graded_in_a_slot, s): i for i, s in enumerate(submissions)}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             on_done(results[futures[future]])
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
-        _RUNNING.kill_all()
+        sandbox.RUNNING.kill_all()
         raise
     pool.shutdown()
     return results
-
-
-def grade(
-    submissions: Sequence[Submission],
-    out: str,
-    *,
-    data: str | None = None,
-    timeout: float = 300.0,
-    jobs: int = 1,
-    tests: str | None = None,
-    on_done: Callable[[dict], None] = lambda graded: None,
-) -> List[dict]:
-    """A whole grading run: `data` (a rotated-PNG folder; default the embedded digits written in
-    that format to a temporary folder) and a compilation cache shared by all the runs (kept from
-    one grading run to the next where $JAX_COMPILATION_CACHE_DIR names one)."""
-    from jaxtrainer.data import digits
-
-    with tempfile.TemporaryDirectory(prefix="jaxtrainer-grade-run-") as tmp:
-        if data is None:
-            data = digits.write_folder(os.path.join(tmp, DEFAULT_FOLDER))["out"]
-        settings = Settings(
-            data=os.path.abspath(data),
-            out=os.path.abspath(out),
-            timeout=timeout,
-            tests=None if tests is None else os.path.abspath(tests),
-            threads=max(1, (os.cpu_count() or 1) // jobs),
-            cache_dir=os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(tmp, "jax-cache"),
-        )
-        return grade_all(submissions, settings, jobs, on_done)
