@@ -93,6 +93,8 @@ def test_a_submission_that_did_not_import_scores_zero_with_its_status():
     results = gradescope.results_json(graded)
     assert results["score"] == 0 and results["tests"] == []
     assert results["output"] == "did not import (tensor year): 0 of 12 points"
+    results = gradescope.results_json(dict(graded, variant=None))  # no code, so no year detected
+    assert results["output"] == "did not import: 0 of 12 points"
 
 
 def test_write_results_writes_the_json(tmp_path):

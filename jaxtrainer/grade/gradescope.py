@@ -52,7 +52,8 @@ def summary(graded: dict) -> str:
     points; Q1 1/1, Q2 4/5, ...`."""
     questions = ", ".join(f"{q['id']} {q['score']:g}/{q['max_score']:g}" for q in graded["questions"])
     points = f"{graded['score']:g} of {graded['max_score']:g} points"
-    line = f"{graded['status']} ({graded['variant']} year): {points}"
+    year = f" ({graded['variant']} year)" if graded.get("variant") else ""  # unknown when it did not import
+    line = f"{graded['status']}{year}: {points}"
     return f"{line}; {questions}" if questions else line
 
 
