@@ -87,3 +87,10 @@ def check_writable_folder(folder: str, what: str = "output folder") -> str:
     except OSError as e:
         raise FileError(f"the {what} {folder!r} is not writable: {e.strerror or e}") from None
     return folder
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting with =, +, -, @, tab or CR is a formula
+    there (`=cmd|' /C calc'!A0`), so it gets a leading apostrophe."""
+    text = str(text)
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text

@@ -105,7 +105,7 @@ def test_write_results_writes_the_json(tmp_path):
 
 
 # A stand-in for `jaxtrainer`: records its arguments and the files it was given, then writes
-# GRADED's results.json where `--format gradescope` writes it (OUT/<name>/results.json), or fails.
+# GRADED's results.json where `--format gradescope` writes it (OUT/submissions/<name>/results.json), or fails.
 FAKE_JAXTRAINER = """\
 #!{python}
 import json, os, sys
@@ -120,8 +120,9 @@ if os.environ.get("FAKE_FAIL"):
     print("Traceback (most recent call last):", file=sys.stderr)
     print("jaxtrainer: error: the sandbox could not start", file=sys.stderr)
     sys.exit(1)
-os.makedirs(os.path.join(out, os.path.basename(folder)))
-gradescope.write_results({graded!r}, os.path.join(out, os.path.basename(folder), "results.json"))
+target = os.path.join(out, "submissions", os.path.basename(folder))
+os.makedirs(target)
+gradescope.write_results({graded!r}, os.path.join(target, "results.json"))
 """
 
 

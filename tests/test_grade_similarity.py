@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from jaxtrainer import files
 from jaxtrainer.grade import similarity
 
 TEMPLATE = '''"""IFT 3395 homework: complete the methods marked TODO."""
@@ -350,4 +351,4 @@ def test_no_pair_above_the_threshold_still_writes_both_files(tmp_path, three):
     ],
 )
 def test_spreadsheet_safe(text, safe):
-    assert similarity.spreadsheet_safe(text) == safe
+    assert files.spreadsheet_safe(text) == safe

@@ -27,14 +27,6 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def csv_cell(value):
-    """A spreadsheet reads a cell that starts with =, +, -, @ (or a tab or CR) as a formula: such
-    text gets a leading quote. Numbers stay numbers."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def report_text(graded: dict) -> str:
     lines = [
         f"# {graded['name']}: {graded['score']:g} of {graded['max_score']:g} points",
@@ -107,7 +99,7 @@ def write_grades(results: Sequence[dict], out: str) -> List[str]:
             row = [graded["name"], graded["score"], graded["max_score"], graded["status"]]
             row += [questions.get(q, "") for q in question_ids]
             row += [checks[c] for c in CHECK_IDS] + [outcomes.get(t, "") for t in test_ids]
-            writer.writerow([csv_cell(value) for value in row])
+            writer.writerow([files.spreadsheet_safe(v) if isinstance(v, str) else v for v in row])
 
     files.atomic_write(csv_path, rows)
     return [json_path, csv_path]

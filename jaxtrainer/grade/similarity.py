@@ -105,13 +105,6 @@ def find_similar(
     return sorted(pairs, key=lambda pair: (-pair.similarity, order[pair.a], order[pair.b]))
 
 
-def spreadsheet_safe(text: str) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting with =, +, -, @, tab or CR is a formula
-    there (`=cmd|' /C calc'!A0`), so it gets a leading apostrophe."""
-    text = str(text)
-    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
-
-
 def _highlighted(code: str, spans: Spans) -> str:
     """The code escaped for HTML, its shared spans marked. (copydetect's `highlight_overlap` returns
     the code unescaped when there is no span.)"""
@@ -176,7 +169,7 @@ def write_similarity(pairs: Sequence[Pair], sources: Sequence[Tuple[str, str]], 
     writer.writerow(CSV_COLUMNS)
     for p in pairs:
         writer.writerow(
-            [spreadsheet_safe(p.a), spreadsheet_safe(p.b)]
+            [files.spreadsheet_safe(p.a), files.spreadsheet_safe(p.b)]
             + [f"{share:.3f}" for share in (p.similarity_a, p.similarity_b, p.similarity)]
         )
     # UTF-8 whatever the locale: students' names and comments are often not ASCII
