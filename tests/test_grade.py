@@ -1,28 +1,27 @@
-"""`jaxtrainer grade`: a class's solutions graded in one call, each mistake caught by its own check
-with a message that names it; the grader's own tests; bad usage."""
+"""`jaxtrainer grade` on a class: the usual mistakes each caught by the right question and named,
+correct code in real students' styles at full marks, and hostile submissions that change nothing
+but their own verdict. One grading run serves most tests (it is the expensive part)."""
 
 import csv
+import hashlib
 import json
 import os
-import sys
+import subprocess
+import time
 
 import numpy as np
 import pytest
-import torch
-from grade_solutions import mistakes
+from grade_solutions import hostile, mistakes
 
 from jaxtrainer import cli
-from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.data import build
-from jaxtrainer.grade import runner
-from jaxtrainer.grade.plan import CHECK_IDS, TRAINING, Case
-from torch_compat import bridge, grade_checks, grading
+from jaxtrainer.grade import plan, rubric, sandbox
 
 N_TRAIN, N_TEST = 150, 40  # batch 128: one full batch and a short one of 22 rows
-TIMEOUT = 90  # the sleeper's run; the others take 10-45 s here (first ones compile, on a busy machine)
+FULL = 25.0
 
-# name: {check id that fails: words its message must hold}; every other check passes.
-EXPECTED_FAILURES = {
+# name: {check id: words its message must hold}; the checks not named pass (or are n/a).
+EXPECTED = {
     "correct": {},
     "no_last_activation": {
         "structure.cnn": ["create_cnn", "is AdaptiveMaxPool2d, the reference has ReLU there", "last Conv2d"]
@@ -43,10 +42,38 @@ EXPECTED_FAILURES = {
         "training_step": ["the loss alone"],
         "train_loop_logs": ["no log entry before training"],
     },
-    "sgd_no_initial_log": {
-        "training_step": ["matches SGD, not Adam"],
-        "train_loop_logs": ["no log entry before training", "see training_step"],
+    "lr_ignored": {"training_step": ["lr ignored: the steps match Adam with lr=0.001 (the default)"]},
+    "no_zero_grad": {"training_step": ["the gradients accumulate across steps: optimizer.zero_grad()"]},
+    "adamw": {"training_step": ["trainer.optimizer is AdamW with weight_decay=0.01 (Adam's: 0)"]},
+    "relu_hard_coded": {
+        "structure.mlp": ["Tanh there (the builder was given Tanh(): is the activation argument ignored?)"],
+        "structure.cnn": ["is the activation argument ignored?"],
     },
+    "strides_ignored": {
+        "structure.cnn": [
+            "create_cnn (strides (1, 2)): position 3 is a Conv2d with stride=(1, 1), the reference's has "
+            "stride=(2, 2) (are net_config.strides used?)"
+        ]
+    },
+    "loss_swapped": {"loss_and_mae": ["(mae, loss): the two are swapped"]},
+    "equivariance_stub": {"equivariance": ["draws nothing and returns nothing: it is still a stub"]},
+    "equivariance_no_figure": {"equivariance": ["computes 3 maps but draws nothing"]},
+    "two_backward": {"training_step": ["two backward calls: the gradient is that of MSE + MAE"]},
+    "builder_calls_activation": {
+        "structure.mlp": ["the builder calls the activation module it was given (activation())"],
+        "structure.cnn": ["the builder calls the activation module it was given (activation())"],
+    },
+    "activation_class": {"activation_function": ["returned the class ReLU, not a module instance"]},
+    "rmse_loss": {"loss_and_mae": ["the loss is the RMSE"]},
+    "loss_detached": {"loss_and_mae": ["not a tensor that keeps the graph"]},
+}
+STYLES = ("own_relu_module", "named_layers", "module_subclass")
+# Checks that may say "not graded" where an earlier one failed (the mistake costs once).
+NOT_GRADED = {
+    "builder_calls_activation": {"activation_instances", "init", "forward"},
+    "activation_class": set(),
+    "rmse_loss": {"training_step", "evaluate"},
+    "two_backward": set(),
 }
 
 
@@ -61,71 +88,212 @@ def write_tiny_data(folder):
     return build.write_rotated(raw, folder, n_train=N_TRAIN, n_test=N_TEST, progress=False)["out"]
 
 
+def digest(folder) -> str:
+    """A hash of every file under a folder (or of one file): what a hostile run must not change."""
+    h = hashlib.sha256()
+    paths = (
+        [folder]
+        if os.path.isfile(folder)
+        else sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+    )
+    for path in paths:
+        h.update(path.encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def sandbox_processes() -> list:
+    return [pid for slot in range(4) for pid in sandbox.processes_of(sandbox.UID_BASE + slot)]
+
+
 @pytest.fixture(scope="module")
-def jax_cache(tmp_path_factory):
-    """One compilation cache for this module's grading runs (the second compiles nothing)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("jax-cache")))
-        yield
-
-
-def read_grades(out):
-    with open(os.path.join(out, "grades.json")) as f:
-        return {s["name"]: s for s in json.load(f)["submissions"]}
-
-
-def test_a_class_graded_in_one_call(tmp_path, capsys, jax_cache):
-    order = ["sleeps_forever", *EXPECTED_FAILURES, "syntax_error"]  # the sleeper first: it overlaps
-    paths = mistakes.write(tmp_path / "subs", order)
-    folder = tmp_path / "subs" / "no_initial_log"  # a folder submission, named by the folder
+def graded_class(tmp_path_factory):
+    """One grading run of the whole class: mistakes, real styles, hostile submissions."""
+    tmp = tmp_path_factory.mktemp("class")
+    data = write_tiny_data(tmp / "data")
+    out = tmp / "out"
+    out.mkdir()
+    (out / "grades.json").write_text("{}")  # a hostile run aims at these before they are written
+    paths = mistakes.write(tmp / "subs", ["correct", *EXPECTED, *STYLES, "syntax_error"])
+    paths.pop("correct")
+    folder = tmp / "subs" / "correct"  # a folder submission, named by the folder
     folder.mkdir()
-    os.replace(paths["no_initial_log"], folder / "solution.py")
-    paths["no_initial_log"] = str(folder)
-    out = tmp_path / "out"
-    argv = ["grade", *(str(paths[name]) for name in order), "--data", write_tiny_data(tmp_path / "data")]
-    argv += ["--out", str(out), "--jobs", "2", "--timeout", str(TIMEOUT), "--no-progress"]
-    assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "grades.json" in printed and "1.00  correct  (graded)" in printed
+    (folder / "solution.py").write_text(mistakes.variant("correct"))
+    paths = {"correct": str(folder), **paths}
+    (tmp / "outside").mkdir()
+    targets = {
+        "out": str(out),
+        "data": data,
+        "other": paths["no_last_activation"],
+        "source": os.path.join(os.path.dirname(os.path.abspath(plan.__file__)), "runner.py"),
+        "marker": str(tmp / "outside" / "marker.txt"),
+    }
+    paths.update(hostile.write(tmp / "hostile", targets))
+    protected = {name: digest(targets[name]) for name in ("data", "other", "source")}
+    argv = ["grade", *paths.values(), "--data", data, "--out", str(out), "--jobs", "2", "--timeout", "240"]
+    start = time.monotonic()
+    code = cli.main([*argv, "--no-progress"])
+    seconds = time.monotonic() - start
+    time.sleep(2)  # a detached process that survived would write again by now
+    with open(out / "grades.json") as f:
+        grades = {s["name"]: s for s in json.load(f)["submissions"]}
+    return {
+        "code": code,
+        "paths": paths,
+        "grades": grades,
+        "out": out,
+        "targets": targets,
+        "protected": protected,
+        "seconds": seconds,
+        "outside": tmp / "outside",
+    }
 
-    grades = read_grades(out)
-    assert list(grades) == order
-    for name, graded in grades.items():
-        assert [c["id"] for c in graded["checks"]] == list(CHECK_IDS), name
-        assert graded["score"] == pytest.approx(sum(c["passed"] for c in graded["checks"]) / len(CHECK_IDS))
-        assert all((c["message"] == "") == c["passed"] for c in graded["checks"]), name
-    for name, expected in EXPECTED_FAILURES.items():
-        graded = grades[name]
-        failed = {c["id"]: c["message"] for c in graded["checks"] if not c["passed"]}
-        assert set(failed) == set(expected), (name, failed)
-        for check_id, words in expected.items():
-            for word in words:
-                assert word in failed[check_id], (name, check_id, failed[check_id])
-        assert graded["status"] == "graded"
-    assert grades["correct"]["score"] == 1.0
 
-    broken = grades["syntax_error"]
-    assert broken["status"] == "did not import" and broken["score"] == 0.0
+def failed(graded: dict) -> dict:
+    return {c["id"]: c["message"] for c in graded["checks"] if c["result"] == "failed"}
+
+
+def test_every_submission_is_graded_in_the_order_given(graded_class):
+    assert graded_class["code"] == 0
+    assert list(graded_class["grades"]) == [
+        os.path.basename(p).removesuffix(".py") for p in graded_class["paths"].values()
+    ]
+    for name, graded in graded_class["grades"].items():
+        assert [c["id"] for c in graded["checks"]] == list(plan.CHECK_IDS), name
+        assert graded["max_score"] == FULL
+        assert graded["score"] == pytest.approx(sum(q["score"] for q in graded["questions"]))
+        assert all((c["message"] == "") == (c["result"] == "passed") for c in graded["checks"]), name
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_mistake_is_caught_by_its_check_and_named(graded_class, name):
+    graded = graded_class["grades"][name]
+    assert graded["status"] == "graded", graded
+    found = failed(graded)
+    assert set(found) == set(EXPECTED[name]), (name, found)
+    for check_id, words in EXPECTED[name].items():
+        for word in words:
+            assert word in found[check_id], (name, check_id, found[check_id])
+    not_graded = {c["id"] for c in graded["checks"] if c["result"] == "not graded"}
+    assert not_graded <= NOT_GRADED.get(name, set()), (name, not_graded)
+    lost = {c["question"] for c in graded["checks"] if c["score"] < c["max_score"]}
+    assert lost == {rubric.RULES[c].question for c in EXPECTED[name]} - {None}, (name, lost)
+    assert graded["variant"] == "tensor"
+
+
+@pytest.mark.parametrize("name", ["correct", *STYLES])
+def test_correct_code_in_real_styles_scores_full_marks(graded_class, name):
+    graded = graded_class["grades"][name]
+    assert (graded["score"], graded["status"], failed(graded)) == (FULL, "graded", {})
+    assert [q["score"] for q in graded["questions"]] == [1, 5, 6, 4, 6, 3]
+
+
+def test_a_mistake_costs_once(graded_class):
+    """RMSE in compute_loss_and_mae costs Q4 alone: the steps and evaluate follow from it."""
+    graded = graded_class["grades"]["rmse_loss"]
+    assert graded["score"] == FULL - 4
+    by_id = {c["id"]: c for c in graded["checks"]}
+    assert by_id["training_step"]["message"].startswith("not graded: depends on loss_and_mae") or (
+        by_id["training_step"]["result"] == "passed"
+    )
+
+
+def test_an_import_error_scores_zero_and_says_why(graded_class):
+    broken = graded_class["grades"]["syntax_error"]
+    assert (broken["status"], broken["score"]) == ("did not import", 0.0)
     assert broken["checks"][0]["message"].startswith("importing solution.py raised SyntaxError")
-    assert all(c["message"] == "not run: solution.py did not import" for c in broken["checks"][1:])
-    hung = grades["sleeps_forever"]
-    assert hung["status"] == f"timed out after {TIMEOUT} s" and hung["score"] == 0.0
-    assert hung["checks"][0]["message"].startswith(f"the run timed out after {TIMEOUT} s during this check")
-    assert all(c["message"] == "not run: the run timed out during import" for c in hung["checks"][1:])
-    assert TIMEOUT <= hung["seconds"] < TIMEOUT + 15  # killed at the timeout, not later
 
-    with open(out / "grades.csv") as f:
+
+def test_the_tables_have_a_column_per_question(graded_class):
+    with open(graded_class["out"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [row["name"] for row in rows] == order
+    grades = graded_class["grades"]
+    assert [row["name"] for row in rows] == list(grades)
     for row in rows:
         graded = grades[row["name"]]
         assert float(row["score"]) == graded["score"] and row["status"] == graded["status"]
-        assert [int(row[c]) for c in CHECK_IDS] == [int(c["passed"]) for c in graded["checks"]]
-    report = (out / "no_last_activation" / "report.md").read_text()
-    assert report.startswith("# no_last_activation: 9 of 10 checks passed (score 0.9)")
-    assert "| `structure.cnn` | **failed** | create_cnn (the default configuration): position 7" in report
-    assert (out / "correct" / "output.log").read_text().count("[grade]") == len(CHECK_IDS)
+        assert [float(row[q["id"]]) for q in graded["questions"]] == [q["score"] for q in graded["questions"]]
+        assert [row[c] for c in plan.CHECK_IDS] == [c["result"] for c in graded["checks"]]
+    report = (graded_class["out"] / "submissions" / "no_last_activation" / "report.md").read_text()
+    assert report.startswith("# no_last_activation: 20 of 25 points")
+    assert "| Q3 `create_cnn` | 1 / 6 |" in report
 
+
+# -- hostile submissions --------------------------------------------------------------------------
+
+
+def log_of(graded_class, name) -> str:
+    return (graded_class["out"] / "submissions" / name / "output.log").read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "patches_the_checks",
+        "edits_grader_source",
+        "detached_rewriter",
+        "reads_others",
+        "writes_outside",
+        "memory_bomb",
+        "output_flood",
+        "kills_the_parent",
+        "network",
+        "leaves_a_sleeper",
+        "ships_sitecustomize",
+        "grades.json",
+    ],
+)
+def test_a_failed_attack_leaves_the_honest_score(graded_class, name):
+    graded = graded_class["grades"][name]
+    assert (graded["score"], graded["status"], failed(graded)) == (FULL, "graded", {}), name
+
+
+@pytest.mark.parametrize(
+    "name,status", [("forges_result_file", "did not import"), ("exits_at_import", "did not import")]
+)
+def test_a_run_that_ends_at_import_scores_zero(graded_class, name, status):
+    graded = graded_class["grades"][name]
+    assert (graded["score"], graded["status"]) == (0.0, status)
+
+
+def test_a_garbled_result_is_that_submissions_crash_only(graded_class):
+    graded = graded_class["grades"]["garbles_its_result_at_exit"]
+    assert graded["status"] == "crashed" and graded["score"] == 0.0
+    assert "the grader cannot read" in graded["checks"][1]["message"]
+
+
+def test_nothing_outside_a_submissions_folder_changes(graded_class):
+    targets = graded_class["targets"]
+    assert {name: digest(targets[name]) for name in graded_class["protected"]} == graded_class["protected"]
+    assert os.listdir(graded_class["outside"]) == []  # the marker was never written
+    assert not (graded_class["out"] / "injected.txt").exists()
+    for name in ("patches_the_checks", "edits_grader_source", "reads_others", "writes_outside", "network"):
+        log = log_of(graded_class, name)
+        for word in ("IMPORTED", "EDITED", "READ /", "WROTE", "REMOVED", "CONNECTED"):
+            assert word not in log, (name, word, log[-2000:])
+    assert "blocked import of jaxtrainer" in log_of(graded_class, "patches_the_checks")
+    assert "blocked: MemoryError" in log_of(graded_class, "memory_bomb")
+
+
+def test_no_process_outlives_the_run(graded_class):
+    assert sandbox_processes() == []
+    assert "sleep 1000" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_an_output_flood_is_cut_at_10_mb(graded_class):
+    path = graded_class["out"] / "submissions" / "output_flood" / "output.log"
+    assert 10 << 20 <= path.stat().st_size < (10 << 20) + 65536
+    assert "[output cut here: over 10 MB]" in path.read_text(errors="replace")
+
+
+def test_the_fork_bomb_changes_no_one_elses_score(graded_class):
+    grades = graded_class["grades"]
+    assert "fork_bomb" in grades and sandbox_processes() == []
+    assert grades["correct"]["score"] == FULL
+
+
+# -- the grader's tests, a timeout, bad usage -------------------------------------------------------
 
 GRADER_TESTS = """
 import unittest
@@ -137,49 +305,32 @@ class TestHomework(unittest.TestCase):
     def test_default_data_is_the_embedded_digits(self):
         trainer = Trainer("mlp", NetworkConfiguration(dense_hiddens=(8,)))
         self.assertEqual(tuple(trainer.train[0].shape), (1497, 1, 28, 28))
-        self.assertEqual(tuple(trainer.test[0].shape), (300, 1, 28, 28))
 
     def test_fails(self):
         self.assertEqual(len(NetworkConfiguration().n_channels), 4, "four conv layers expected")
 """
 
 
-def test_grader_tests_run_against_each_submission_on_the_default_data(tmp_path, jax_cache):
-    folder = tmp_path / "alice"
-    folder.mkdir()
-    (folder / "solution.py").write_text(mistakes.variant("correct"))
+def test_grader_tests_ignore_a_submissions_pytest_hooks_and_a_hang_is_cut(tmp_path):
+    folders = hostile.write(
+        tmp_path / "subs", {k: str(tmp_path / k) for k in ("out", "data", "other", "source", "marker")}
+    )
+    sleeper = mistakes.write(tmp_path / "subs", ["sleeps_forever"])["sleeps_forever"]
     (tmp_path / "test_homework.py").write_text(GRADER_TESTS)
     out = tmp_path / "out"
-    argv = [
-        "grade",
-        str(folder),
-        "--tests",
-        str(tmp_path / "test_homework.py"),
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    assert cli.main(argv) == 0
-    graded = read_grades(out)["alice"]
-    assert graded["score"] == 1.0
-    assert graded["tests"] == [
-        {
-            "id": "test_homework.TestHomework::test_default_data_is_the_embedded_digits",
-            "outcome": "passed",
-            "message": "",
-        },
-        {
-            "id": "test_homework.TestHomework::test_fails",
-            "outcome": "failed",
-            "message": "AssertionError: 3 != 4 : four conv layers expected",
-        },
-    ]
-    with open(out / "grades.csv") as f:
-        row = next(csv.DictReader(f))
-    assert row["test:test_homework.TestHomework::test_fails"] == "failed"
-    assert (
-        "| `test_homework.TestHomework::test_fails` | failed |" in (out / "alice" / "report.md").read_text()
-    )
+    argv = ["grade", folders["ships_sitecustomize"], sleeper, "--tests", str(tmp_path / "test_homework.py")]
+    assert cli.main([*argv, "--out", str(out), "--timeout", "60", "--jobs", "2", "--no-progress"]) == 0
+    with open(out / "grades.json") as f:
+        grades = {s["name"]: s for s in json.load(f)["submissions"]}
+    tests = {t["id"].split("::")[-1]: t for t in grades["ships_sitecustomize"]["tests"]}
+    assert tests["test_default_data_is_the_embedded_digits"]["outcome"] == "passed"
+    assert tests["test_fails"]["outcome"] == "failed"  # its conftest.py would have made it pass
+    assert "four conv layers expected" in tests["test_fails"]["message"]
+    assert not (tmp_path / "marker").exists()  # sitecustomize.py and usercustomize.py never ran
+    hung = grades["sleeps_forever"]
+    assert hung["status"] == "timed out after 60 s" and hung["score"] == 0.0
+    assert 60 <= hung["seconds"] < 75
+    assert sandbox_processes() == []
 
 
 @pytest.mark.parametrize(
@@ -190,13 +341,17 @@ def test_grader_tests_run_against_each_submission_on_the_default_data(tmp_path, 
         (["empty"], "submission folder 'empty' holds no solution.py"),
         (["a.py", "b/a.py"], "submissions 'a.py' and 'b/a.py' are both named 'a'"),
         (["a.py", "--jobs", "0"], "--jobs must be an integer >= 1, got '0'"),
-        (["a.py", "--jobs", "two"], "--jobs must be an integer >= 1, got 'two'"),
-        (["a.py", "--timeout", "-5"], "--timeout must be a number of seconds > 0, got '-5'"),
         (["a.py", "--timeout", "nan"], "--timeout must be a number of seconds > 0, got 'nan'"),
         (["a.py", "--data", "empty"], "--data 'empty' is not a folder with train/ and test/"),
         (["a.py", "--tests", "nothing.py"], "--tests 'nothing.py' is not a .py file"),
-        (["a.py", "--tests", "a.py", "--out", "notes.txt"], "--out 'notes.txt' exists and is not a folder"),
         (["a.py", "--tests", "b/solution.py"], "the grader's file cannot be named solution.py"),
+        (["a.py", "--rubric", "a.py"], "--rubric 'a.py' is not a .toml file"),
+        (
+            ["a.py", "--similarity-threshold", "2"],
+            "--similarity-threshold must be a fraction in [0, 1], got '2'",
+        ),
+        (["a.py", "--rubric", "bad.toml"], "--rubric 'bad.toml': unknown check 'nope'"),
+        (["a.py", "--out", "notes.txt"], "--out"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, capsys, args, message):
@@ -204,6 +359,7 @@ def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, capsys, args, me
     for path in ("a.py", "b/a.py", "b/solution.py", "notes.txt"):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         open(path, "w").close()
+    (tmp_path / "bad.toml").write_text("[checks.nope]\npoints = 1\n")
     os.mkdir("empty")
     assert cli.main(["grade", *args]) == 2
     err = capsys.readouterr().err
@@ -211,118 +367,16 @@ def test_bad_usage_exits_2_with_one_line(tmp_path, monkeypatch, capsys, args, me
     assert not os.path.exists("grades")
 
 
-# -- the orchestrator's reading of a run that did not finish ----------------------------------------
-
-
-def test_a_run_cut_short_keeps_the_checks_it_finished(tmp_path):
-    result, log = tmp_path / "result.json", tmp_path / "output.log"
-    done = [{"id": check_id, "passed": True, "message": ""} for check_id in CHECK_IDS[:5]]
-    result.write_text(json.dumps({"checks": done, "running": "forward"}))
-    log.write_text("Traceback ...\nSegmentation fault\n")
-
-    status, checks = runner._checks(str(result), None, 30, str(log))
-    assert status == "timed out after 30 s" and checks[:5] == done
-    assert checks[5]["message"].startswith("the run timed out after 30 s during this check")
-    assert all(c["message"] == "not run: the run timed out during forward" for c in checks[6:])
-
-    status, checks = runner._checks(str(result), -11, 30, str(log))
-    assert status == "crashed" and checks[:5] == done
-    assert checks[5]["message"] == (
-        "the grading process died during this check (exit status -11): Segmentation fault (see output.log)"
+def test_a_rubric_file_changes_the_points(tmp_path):
+    path = tmp_path / "rubric.toml"
+    path.write_text(
+        '[checks.structure_cnn]\npoints = 3\npartial = true\n[checks."equivariance"]\nquestion = "Q3"\npoints = 2\n'
     )
-    assert [c["id"] for c in checks] == list(CHECK_IDS) and not any(c["passed"] for c in checks[5:])
-
-
-# -- more mistakes, each check alone, in this process -----------------------------------------------
-
-
-@pytest.fixture
-def solution_of(tmp_path, monkeypatch):
-    """A Context for the checks with the named variant of correct.py imported as `solution`, in a
-    folder holding the tiny data as ./rotated_fashion_mnist."""
-    write_tiny_data(tmp_path / "rotated_fashion_mnist")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-
-    def load(name):
-        (tmp_path / "solution.py").write_text(mistakes.variant(name))
-        monkeypatch.delitem(sys.modules, "solution", raising=False)
-        ctx = grade_checks.Context()
-        grade_checks.check_import(ctx)
-        return ctx
-
-    return load
-
-
-@pytest.mark.parametrize(
-    "name,check,words",
-    [
-        (
-            "lr_ignored",
-            "training_step",
-            f"lr ignored: the steps match Adam with lr=0.001 (the default), "
-            f"not the lr={TRAINING.lr:g} given to Trainer",
-        ),
-        ("no_zero_grad", "training_step", "the gradients accumulate across steps: optimizer.zero_grad()"),
-        (
-            "adamw",
-            "training_step",
-            "trainer.optimizer is AdamW with weight_decay=0.01 (Adam's: 0); the homework's is "
-            f"torch.optim.Adam(network.parameters(), lr={TRAINING.lr:g})",
-        ),
-        (  # three steps cannot tell it from Adam: its settings can
-            "amsgrad",
-            "training_step",
-            "trainer.optimizer is Adam with amsgrad=True (Adam's: False)",
-        ),
-        (
-            "relu_hard_coded",
-            "structure.mlp",
-            "Tanh there (the builder was given Tanh(): is the activation argument ignored?)",
-        ),
-        (
-            "strides_ignored",
-            "structure.cnn",
-            "create_cnn (strides (1, 2)): position 3 is a Conv2d with "
-            "stride=(1, 1), the reference's has stride=(2, 2) (are net_config.strides used?)",
-        ),
-        ("loss_swapped", "loss_and_mae", "(mae, loss): the two are swapped"),
-        ("loss_swapped", "training_step", "the steps minimise the MAE, not the MSE"),
-    ],
-)
-def test_each_further_mistake_is_named(solution_of, name, check, words):
-    ctx = solution_of(name)
-    with pytest.raises(grade_checks.Mistake) as caught:
-        grade_checks.CHECKS[check](ctx)
-    assert words in str(caught.value)
-
-
-def test_a_layer_the_reference_cannot_run_is_named(solution_of):
-    ctx = solution_of("correct")
-    build_cnn = ctx.module.Trainer.create_cnn
-    ctx.module.Trainer.create_cnn = staticmethod(
-        lambda c, cfg, act: torch.nn.Sequential(*build_cnn(c, cfg, act), torch.nn.Dropout())
-    )
-    with pytest.raises(grade_checks.Mistake) as caught:
-        grade_checks.check_forward(ctx)
-    assert str(caught.value).startswith(
-        "create_cnn (the default configuration): the reference cannot run this network: layer 15: "
-        "Dropout is not one of the homework's layers"
-    )
-
-
-# -- what the checks rely on -------------------------------------------------------------------------
-
-
-def test_reference_init_is_the_grading_flavours():
-    """init compares with torch layers built from the abstract reference network: the same draws
-    as the grading flavour's builders, without drawing JAX weights first."""
-    case = Case("tiny", "cnn", NetworkConfiguration((2, 3), (3, 2), (1, 2), (4,)), (1, 12, 12))
-    torch.manual_seed(3)
-    ours = bridge.to_torch(grade_checks._reference_network(case), copy_weights=False)
-    torch.manual_seed(3)
-    theirs = grading.Trainer.create_cnn(1, case.config, torch.nn.ReLU())
-    assert ours.state_dict().keys() == theirs.state_dict().keys()
-    for key, value in ours.state_dict().items():
-        assert torch.equal(value, theirs.state_dict()[key]), key
+    custom = rubric.load(str(path))
+    assert custom.max_score == FULL
+    verdicts = [{"id": c, "result": "passed", "message": ""} for c in plan.CHECK_IDS]
+    verdicts[3] = {"id": "structure.cnn", "result": "failed", "message": "x", "fraction": 0.5}
+    checks, questions, total = custom.score(verdicts, imported=True)
+    assert total == FULL - 1.5 and dict((q["id"], q["score"]) for q in questions)["Q3"] == 4.5
+    checks, questions, total = custom.score(verdicts, imported=False)
+    assert total == 0.0

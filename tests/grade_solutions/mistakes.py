@@ -55,8 +55,80 @@ MISTAKES["widely_copied"] = [
     for edit in MISTAKES[name]
 ]
 
-# More mistakes, each caught by one check (tests/test_grade.py runs that check alone, in-process).
+_ACTIVATION = 'return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation_str.lower()]()'
+_LOSS = "return F.mse_loss(prediction, y), F.l1_loss(prediction, y)"
+_MLP_LAYERS = (
+    "        layers = [nn.Flatten()]\n"
+    "        for hidden in net_config.dense_hiddens:\n"
+    "            layers += [nn.Linear(input_dim, hidden), copy.deepcopy(activation)]\n"
+    "            input_dim = hidden\n"
+    "        layers.append(nn.Linear(input_dim, 1))\n"
+    "        return nn.Sequential(*layers)\n"
+)
+
+# Correct code in styles seen in real solutions: each scores full marks.
+STYLES: Dict[str, List[Tuple[str, str]]] = {
+    "own_relu_module": [  # a student's own nn.Module for ReLU, judged by what it computes
+        (
+            "class NetworkConfiguration(NamedTuple):",
+            "class MyReLU(nn.Module):\n    def forward(self, x):\n        return x.clamp(min=0)\n\n\n"
+            "class NetworkConfiguration(NamedTuple):",
+        ),
+        (
+            _ACTIVATION,
+            'return {"relu": MyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation_str.lower()]()',
+        ),
+    ],
+    "named_layers": [  # Sequential(OrderedDict) with names such as Dense1
+        (
+            _MLP_LAYERS,
+            "        from collections import OrderedDict\n\n"
+            "        layers = OrderedDict([('Flat', nn.Flatten())])\n"
+            "        for i, hidden in enumerate(net_config.dense_hiddens):\n"
+            "            layers[f'Dense{i + 1}'] = nn.Linear(input_dim, hidden)\n"
+            "            layers[f'Act{i + 1}'] = type(activation)()\n"
+            "            input_dim = hidden\n"
+            "        layers['Out'] = nn.Linear(input_dim, 1)\n"
+            "        return nn.Sequential(layers)\n",
+        )
+    ],
+    "module_subclass": [  # its own nn.Module around the layers: graded by what forward runs
+        (
+            "        return nn.Sequential(*layers)\n\n    @staticmethod\n    def create_cnn",
+            "        class MLP(nn.Module):\n"
+            "            def __init__(self):\n"
+            "                super().__init__()\n"
+            "                self.body = nn.Sequential(*layers)\n\n"
+            "            def forward(self, x):\n"
+            "                return self.body(x)\n\n"
+            "        return MLP()\n\n    @staticmethod\n    def create_cnn",
+        )
+    ],
+}
+
+# More mistakes, each caught by one check.
 MORE_MISTAKES: Dict[str, List[Tuple[str, str]]] = {
+    "equivariance_stub": [
+        (
+            "    def test_equivariance(self):\n",
+            "    def test_equivariance(self):\n        pass\n\n    def _unused(self):\n",
+        )
+    ],
+    "equivariance_no_figure": [
+        (
+            "        figure, axes = plt.subplots(2, 2)\n",
+            "        return output, shifted, rotated\n        figure, axes = plt.subplots(2, 2)\n",
+        )
+    ],
+    "two_backward": [
+        ("        loss.backward()\n", "        loss.backward(retain_graph=True)\n        mae.backward()\n")
+    ],
+    "builder_calls_activation": [("copy.deepcopy(activation)", "activation()")],
+    "activation_class": [(_ACTIVATION, _ACTIVATION[:-2]), ("copy.deepcopy(activation)", "activation()")],
+    "rmse_loss": [(_LOSS, "return torch.sqrt(F.mse_loss(prediction, y)), F.l1_loss(prediction, y)")],
+    "loss_detached": [
+        (_LOSS, "return F.mse_loss(prediction, y).detach(), F.l1_loss(prediction, y).detach()")
+    ],
     "lr_ignored": [(_ADAM, "self.optimizer = torch.optim.Adam(self.network.parameters())")],
     "no_zero_grad": [("        self.optimizer.zero_grad()\n", "")],
     "adamw": [(_ADAM, _ADAM.replace("Adam", "AdamW"))],
@@ -76,7 +148,7 @@ def variant(name: str) -> str:
     """correct.py with the named mistake's edits ("correct": none)."""
     with open(CORRECT) as f:
         source = f.read()
-    for old, new in {"correct": [], **MISTAKES, **MORE_MISTAKES}[name]:
+    for old, new in {"correct": [], **MISTAKES, **STYLES, **MORE_MISTAKES}[name]:
         if old not in source:
             raise ValueError(f"mistake {name!r}: {old!r} is not in correct.py")
         source = source.replace(old, new)
