@@ -460,7 +460,7 @@ class Judge:
             except Mistake as e:
                 failures.append(str(e))
                 continue
-            if with_class:
+            if with_class and not self._activation_is_a_class():
                 notes.append(
                     f"create_{network_type} fails when given a module instance, as the statement does, and "
                     "works when given a class: the builder calls the activation module it was given "
@@ -479,19 +479,35 @@ class Judge:
         if failures:
             raise Mistake(_first_of(failures, len(cases)), 1 - len(failures) / len(cases))
 
+    def _activation_is_a_class(self) -> bool:
+        """The student's create_activation_function returns classes: then builders that call
+        activation() are consistent with it, and the mistake is Q1's alone."""
+        section = self.c.section("activation") or {}
+        found = need(section.get("names", {}), dict, "activation names")
+        return bool(found) and all(isinstance(e, dict) and e.get("kind") == "class" for e in found.values())
+
     def check_structure_mlp(self):
         self._structure("mlp")
 
     def check_structure_cnn(self):
         self._structure("cnn")
 
-    def check_activation_instances(self):
-        for k in (0, 3):
-            case = self.case(k)
+    def built(self, cases, seed_index: int = 0) -> list:
+        """(k, description, layers) of the cases whose builder returned a network: one that raised
+        is structure's failure, judged there; when none built, this check fails with the reason."""
+        found, errors = [], []
+        for k in cases:
             try:
-                description, layers, _ = self.build(k)
+                found.append((k, *self.build(k, seed_index)[:2]))
             except Mistake as e:
-                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+                errors.append(str(e))
+        if not found:
+            raise Mistake(f"no network could be built: {errors[0]}")
+        return found
+
+    def check_activation_instances(self):
+        for k, description, layers in self.built((0, 3)):
+            case = self.case(k)
             at: Dict[int, List[int]] = {}
             for i, layer in enumerate(layers):
                 if layer.name in _ACTIVATIONS:
@@ -509,15 +525,15 @@ class Judge:
                 )
 
     def check_init(self):
-        problems = []
-        for k in plan.INIT_CASES:
-            case = self.case(k)
-            for seed_index, seed in enumerate(self.request["cases"][k]["seeds"]):
+        problems, judged = [], 0
+        for seed_index in (0, 1):
+            for k, _, layers in self.built(plan.INIT_CASES, seed_index):
+                case, seed = self.case(k), self.request["cases"][k]["seeds"][seed_index]
                 try:
-                    _, layers, _ = self.build(k, seed_index)
                     student = rebuild(layers, self.where(case))
-                except Mistake as e:
-                    raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+                except Mistake:
+                    continue  # a layer the homework's networks cannot hold: structure says which
+                judged += 1
                 torch.manual_seed(seed)  # the torch layers' constructors draw PyTorch's default init
                 expected = rebuild_fresh(layers)
                 for (key, value), (_, reference) in zip(
@@ -534,14 +550,13 @@ class Judge:
                         break
         if problems:
             raise Mistake(problems[0])
+        if not judged:
+            raise NotGraded("depends on structure: no network holds only the homework's layers")
 
     def check_forward(self):
-        failures = []
-        for k, case in enumerate(plan.CASES):
-            try:
-                description, layers, _ = self.build(k)
-            except Mistake as e:
-                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+        failures, built = [], self.built(range(len(plan.CASES)))
+        for k, description, layers in built:
+            case = self.case(k)
             if description.get("forward_error"):
                 failures.append(
                     f"the network of {self.where(case)} raised {str(description['forward_error'])[:300]}"
@@ -550,7 +565,9 @@ class Judge:
             try:
                 model = rebuild(layers, self.where(case))
             except Mistake as e:
-                raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+                if len(built) == 1:
+                    raise NotGraded(f"depends on structure.{case.network_type}: {e}") from None
+                continue  # structure names the layer; the other networks are still run
             x = plan.inputs(self.request["seed"], f"forward{k}", (plan.FORWARD_BATCH, *case.input_shape))
             engine = _engine(model, self.where(case), f"structure.{case.network_type}")
             try:
@@ -572,7 +589,7 @@ class Judge:
                     f"by up to {np.abs(out - expected).max():.3g} (relative tolerance {plan.TOLERANCE:g})"
                 )
         if failures:
-            raise Mistake(_first_of(failures, len(plan.CASES)), 1 - len(failures) / len(plan.CASES))
+            raise Mistake(_first_of(failures, len(built)), 1 - len(failures) / len(built))
 
     # the trainer
     def trainer_network(self, section: dict, what: str) -> torch.nn.Sequential:
@@ -588,8 +605,10 @@ class Judge:
             raise NotGraded(f"depends on structure.mlp: {e}") from None
 
     def targets(self, key: str, n: int) -> np.ndarray:
-        y = plan.inputs(self.request["seed"], key, (n, 1), -2.0, 2.0)
-        return y if self.variant == "tensor" else y.reshape(n)
+        """The targets the collector passed, as float32 (the reference's (n, 1) is taken of them)."""
+        if self.variant == "tensor":
+            return plan.inputs(self.request["seed"], key, (n, 1), -2.0, 2.0)
+        return plan.labels(self.request["seed"], key, n).astype(np.float32)
 
     def image_shape(self) -> tuple:
         trainer = self.section("trainer", needs=_trainer_call())
@@ -691,7 +710,12 @@ class Judge:
         ]
         first = need(steps[0], dict, "step")
         if "error" in first:
-            raise Mistake(f"Trainer.training_step raised {need(first['error'], str, 'error')}")
+            error = need(first["error"], str, "error")
+            if "does not require grad" in error and self._failed("loss_and_mae"):
+                raise NotGraded(
+                    f"depends on loss_and_mae: loss.backward() fails on its detached loss ({error})"
+                )
+            raise Mistake(f"Trainer.training_step raised {error}")
         student_weights = []
         for step in steps:
             step = need(step, dict, "step")
@@ -718,12 +742,8 @@ class Judge:
             if _relative_gap(weights, expected, start) > plan.STEP_TOLERANCE:
                 gap, key = _largest_gap(weights, expected)
                 cause = _likely_step_cause(network, batches, student_weights, s.lr) or settings
-                if (
-                    cause
-                    and cause.startswith("the steps minimise")
-                    and self.verdicts.get("loss_and_mae", Verdict("", "")).result == "failed"
-                ):
-                    raise NotGraded(f"depends on loss_and_mae: {cause}")
+                if cause in _FROM_THE_LOSS and self._failed("loss_and_mae"):
+                    raise NotGraded(f"depends on loss_and_mae: {cause}, as its compute_loss_and_mae computes")
                 problems.append(
                     f"after step {k} of {s.steps}, the weights differ from Adam's (lr={s.lr:g}) by up to "
                     f"{gap:.3g} (in {key}): "
@@ -733,10 +753,34 @@ class Judge:
         if settings and not problems:
             problems.append(settings)
         returned_problem = _returned_problem(self.c, first, *first_loss)
+        if (
+            returned_problem
+            and not problems
+            and self._failed("loss_and_mae")
+            and self._returns_its_loss(first)
+        ):
+            raise NotGraded("depends on loss_and_mae: it returns what its compute_loss_and_mae computes")
         if returned_problem:
             problems.insert(0, returned_problem)
         if problems:
             raise Mistake("; ".join(problems))
+
+    def _returns_its_loss(self, first: dict) -> bool:
+        """The first step returned the values its compute_loss_and_mae's mistake gives."""
+        cause = self.verdicts["loss_and_mae"].message.rpartition(": ")[2]
+        try:
+            got, _ = _two_floats(need(first.get("returned"), dict, "returned"), "")
+        except Mistake:
+            return False
+        shape = self.image_shape()
+        s = plan.TRAINING
+        X = plan.inputs(self.request["seed"], "step-x0", (s.step_batch, *shape))
+        y = self.targets("step-y0", s.step_batch)
+        network = self.trainer_network(self.section("steps"), "training_step")
+        with torch.no_grad():
+            prediction = network(torch.from_numpy(X)).numpy().astype(np.float64)
+        expected = _loss_candidates(prediction, y, self.variant).get(cause)
+        return expected is not None and _close(got[0], expected[0]) and _close(got[1], expected[1])
 
     def check_train_loop_logs(self):
         section = self.c.section("train_loop")
@@ -799,8 +843,9 @@ class Judge:
             if key is None:
                 continue
             causes = _batch_problems(batches, len(X), s.batch_size, s.epochs)
-            if self.verdicts.get("training_step", Verdict("", "passed")).result != "passed" and not causes:
-                causes = ["the training steps differ from the reference's (see training_step)"]
+            earlier = [c for c in ("loss_and_mae", "training_step", "evaluate") if self._failed(c)]
+            if earlier and not causes and not problems:
+                raise NotGraded(f"depends on {earlier[0]}: the logs follow from it")
             when = "before training" if j + offset == 0 else f"after epoch {j + offset}"
             problems.append(
                 f"{key} {when} is {float(logs[key][j]):.6g}, the reference's {expected[key][j + offset]:.6g}"
@@ -838,6 +883,9 @@ class Judge:
                 "the figure has 4"
             )
         raise Mistake("Trainer.test_equivariance() draws nothing and returns nothing: it is still a stub")
+
+    def _failed(self, check_id: str) -> bool:
+        return self.verdicts.get(check_id, Verdict("", "passed")).result in ("failed", "not graded")
 
     # the import
     def check_import(self):
@@ -1042,6 +1090,13 @@ def _optimizer_mistakes(lr: float):
         ("matches Adagrad, not Adam", lambda p: torch.optim.Adagrad(p, lr=lr), mse, True),
         ("the gradients accumulate across steps: optimizer.zero_grad() is not called", adam, mse, False),
         ("the steps minimise the MAE, not the MSE", adam, mae, True),
+        ("the steps minimise the RMSE, not the MSE", adam, lambda p, y: torch.sqrt(mse(p, y)), True),
+        (
+            "the steps minimise the sum of squared errors, not their mean",
+            adam,
+            lambda p, y: F.mse_loss(p, y.view_as(p), reduction="sum"),
+            True,
+        ),
         (
             "two backward calls: the gradient is that of MSE + MAE (call backward() on the MSE only)",
             adam,
@@ -1055,6 +1110,15 @@ def _optimizer_mistakes(lr: float):
             True,
         ),
     )
+
+
+# Causes that are compute_loss_and_mae's mistake showing through the steps (it costs Q4 once).
+_FROM_THE_LOSS = (
+    "the steps minimise the MAE, not the MSE",
+    "the steps minimise the RMSE, not the MSE",
+    "the steps minimise the sum of squared errors, not their mean",
+    "the steps minimise a broadcast MSE: labels (B,) against predictions (B, 1); use y.view(-1, 1)",
+)
 
 
 def _likely_step_cause(initial: torch.nn.Module, batches, student_weights, lr: float) -> str | None:

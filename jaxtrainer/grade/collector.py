@@ -357,9 +357,11 @@ class Collector:
         return found
 
     def targets(self, key, n):
-        """Targets as this year's data give them: (n, 1) whole tensors, or (n,) loader labels."""
-        y = self.inputs(key, (n, 1), -2.0, 2.0)
-        return y if self.variant == "tensor" else y.reshape(n)
+        """Targets as this year's data give them: (n, 1) float tensors, or the loader's (n,) int64
+        labels (the student's code reshapes and casts them)."""
+        if self.variant == "tensor":
+            return self.inputs(key, (n, 1), -2.0, 2.0)
+        return self.np.random.default_rng(self.request["seed"] + sum(map(ord, key))).integers(0, 10, n)
 
     def section_loss(self):
         import torch

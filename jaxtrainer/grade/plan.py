@@ -95,6 +95,11 @@ def inputs(seed: int, key: str, shape, low: float = -1.0, high: float = 1.0) -> 
     return rng.uniform(low, high, tuple(shape)).astype(np.float32)
 
 
+def labels(seed: int, key: str, n: int) -> np.ndarray:
+    """The loader year's labels for one call: digits as int64 (collector.py draws the same)."""
+    return np.random.default_rng(seed + sum(map(ord, key))).integers(0, 10, n)
+
+
 def request(variant: str | None, threads: int, seed: int | None = None) -> dict:
     """A fresh request: a new seed per run, so no submission can know its inputs in advance."""
     seed = secrets.randbelow(2**31) if seed is None else seed

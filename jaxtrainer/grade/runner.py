@@ -226,11 +226,13 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
 
 
 def _status(verdicts: list, exit_status: int | None, timeout: float, malformed: str | None) -> str:
-    if verdicts[0]["result"] != "passed":
-        return "did not import"
     if exit_status is None:
         return f"timed out after {timeout:g} s"
-    if malformed or any("the run ended" in v["message"] for v in verdicts):
+    if malformed:
+        return "crashed"
+    if verdicts[0]["result"] != "passed":
+        return "did not import"
+    if any(reason in v["message"] for v in verdicts for reason in ("the run died", "not run: the run ended")):
         return "crashed"
     return "graded"
 

@@ -127,9 +127,7 @@ def _loader_data(scratch: str) -> str:
     """Small SVHN and CIFAR-10 files in torchvision's own formats: the loader year's ./data."""
     folder = os.path.join(scratch, "loader-data")
     os.makedirs(folder)
-    try:
-        from .loader_data import write_loader_data
-    except ImportError:  # pragma: no cover - the loader year's data arrive with their module
-        return folder
+    from .loader_data import write_loader_data
+
     write_loader_data(folder)
     return folder

@@ -63,7 +63,7 @@ if os.fork() == 0:
 """,
     "reads_others": """
 import os
-for path in ('{other}', '{out}', '{data}', '/root', '/home', '/proc/1/environ'):
+for path in ('{other}', '{out}', '{data}', '/proc/1/environ'):
     try:
         found = os.listdir(path) if os.path.isdir(path) else open(path).read(200)
         print('READ', path, str(found)[:80])
