@@ -72,6 +72,7 @@ NOT_GRADED = {
     "builder_calls_activation": {"activation_instances", "init", "forward"},
     "rmse_loss": {"training_step", "evaluate"},
     "loss_detached": {"training_step"},
+    "loss_swapped": {"training_step", "evaluate"},
 }
 TRAINING_CHECKS = {"loss_and_mae", "training_step", "evaluate"}
 
@@ -103,7 +104,8 @@ def digest(folder) -> str:
 
 
 def sandbox_processes() -> list:
-    return [pid for slot in range(4) for pid in sandbox.processes_of(sandbox.UID_BASE + slot)]
+    """The processes of this session's sandboxes (cli.main runs in this process)."""
+    return [pid for slot in range(4) for pid in sandbox.processes_of(sandbox.uid_for(slot))]
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +382,37 @@ def test_a_rubric_file_changes_the_points(tmp_path):
     assert total == FULL - 1.5 and dict((q["id"], q["score"]) for q in questions)["Q3"] == 4.5
     checks, questions, total = custom.score(verdicts, imported=False)
     assert total == 0.0
+
+
+# -- the loader year ------------------------------------------------------------------------------
+
+LOADER = os.path.join(os.path.dirname(os.path.abspath(mistakes.__file__)))
+
+
+def test_the_loader_year_is_graded_offline_on_the_same_rubric(tmp_path):
+    """SVHN and CIFAR-10 through torchvision DataLoaders, served locally: both score 25; the silent
+    (B,) against (B, 1) broadcast is caught by Q4, named, and costs nothing more."""
+    names = ("loader_correct", "loader_cifar", "loader_broadcast")
+    out = tmp_path / "out"
+    argv = ["grade", *(os.path.join(LOADER, f"{n}.py") for n in names), "--out", str(out), "--jobs", "2"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    with open(out / "grades.json") as f:
+        grades = {s["name"]: s for s in json.load(f)["submissions"]}
+    for name in ("loader_correct", "loader_cifar"):
+        graded = grades[name]
+        assert (graded["score"], graded["status"], graded["variant"], failed(graded)) == (
+            FULL,
+            "graded",
+            "loader",
+            {},
+        )
+        not_applicable = {c["id"] for c in graded["checks"] if c["result"] == "not applicable"}
+        assert not_applicable == {"train_loop_logs", "equivariance"}
+    broadcast = grades["loader_broadcast"]
+    assert broadcast["score"] == FULL - 4
+    assert set(failed(broadcast)) == {"loss_and_mae"}
+    assert (
+        "labels of shape (B,) broadcast against predictions (B, 1) to a B x B table; use y.view(-1, 1)"
+        in (failed(broadcast)["loss_and_mae"])
+    )
+    assert sandbox_processes() == []

@@ -356,12 +356,18 @@ class Collector:
                 found.append({"attribute": name, "type": type(value).__name__, "settings": settings})
         return found
 
-    def targets(self, key, n):
-        """Targets as this year's data give them: (n, 1) float tensors, or the loader's (n,) int64
-        labels (the student's code reshapes and casts them)."""
+    def batch(self, name, n):
+        """The rows and targets of one call, as plan.batch draws them (this file cannot import it):
+        the loader year's images lean on a pattern in proportion to their label, so that the
+        predictions follow the labels and a (B,) against (B, 1) broadcast shows in the loss."""
+        np, seed = self.np, self.request["seed"]
+        X = self.inputs(f"{name}-x", (n, *self.image_shape))
         if self.variant == "tensor":
-            return self.inputs(key, (n, 1), -2.0, 2.0)
-        return self.np.random.default_rng(self.request["seed"] + sum(map(ord, key))).integers(0, 10, n)
+            return X, self.inputs(f"{name}-y", (n, 1), -2.0, 2.0)
+        y = np.random.default_rng(seed + sum(map(ord, f"{name}-y"))).integers(0, 10, n)
+        pattern = self.inputs("pattern", self.image_shape)
+        lean = ((y - 4.5) / 4.5).astype(np.float32).reshape(n, 1, 1, 1)
+        return (0.1 * X + lean * pattern).astype(np.float32), y
 
     def section_loss(self):
         import torch
@@ -370,7 +376,7 @@ class Collector:
         if error is not None:
             return {"error": error}
         n = self.request["loss_rows"]
-        X, y = self.inputs("loss-x", (n, *self.image_shape)), self.targets("loss-y", n)
+        X, y = self.batch("loss", n)
         info = {"network": self.network_of(trainer)}
         value, error = attempt(trainer.compute_loss_and_mae, torch.from_numpy(X), torch.from_numpy(y))
         info["returned"] = {"error": error} if error is not None else pair(value)
@@ -383,7 +389,7 @@ class Collector:
         if error is not None:
             return {"error": error}
         n, batch = self.request["evaluate_rows"], self.request["evaluate_batch"]
-        X, y = self.inputs("eval-x", (n, *self.image_shape)), self.targets("eval-y", n)
+        X, y = self.batch("eval", n)
         info = {"network": self.network_of(trainer)}
         evaluate = trainer.evaluate
         try:
@@ -411,8 +417,7 @@ class Collector:
         info = {"network": self.network_of(trainer), "optimizers": self.optimizers(trainer), "steps": []}
         network = trainer.network
         for k in range(s["steps"]):
-            X = self.inputs(f"step-x{k}", (s["step_batch"], *self.image_shape))
-            y = self.targets(f"step-y{k}", s["step_batch"])
+            X, y = self.batch(f"step{k}", s["step_batch"])
             value, error = attempt(trainer.training_step, torch.from_numpy(X), torch.from_numpy(y))
             if error is not None:
                 info["steps"].append({"error": error})

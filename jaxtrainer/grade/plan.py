@@ -95,9 +95,16 @@ def inputs(seed: int, key: str, shape, low: float = -1.0, high: float = 1.0) -> 
     return rng.uniform(low, high, tuple(shape)).astype(np.float32)
 
 
-def labels(seed: int, key: str, n: int) -> np.ndarray:
-    """The loader year's labels for one call: digits as int64 (collector.py draws the same)."""
-    return np.random.default_rng(seed + sum(map(ord, key))).integers(0, 10, n)
+def batch(seed: int, name: str, n: int, shape, variant: str) -> Tuple[np.ndarray, np.ndarray]:
+    """The rows and float32 targets of one call (collector.py draws the same, with the loader
+    year's labels as int64): the loader year's images lean on a pattern in proportion to their
+    label, so that the predictions follow the labels and a (B,) against (B, 1) broadcast shows."""
+    X = inputs(seed, f"{name}-x", (n, *shape))
+    if variant == "tensor":
+        return X, inputs(seed, f"{name}-y", (n, 1), -2.0, 2.0)
+    y = np.random.default_rng(seed + sum(map(ord, f"{name}-y"))).integers(0, 10, n)
+    lean = ((y - 4.5) / 4.5).astype(np.float32).reshape(n, 1, 1, 1)
+    return (0.1 * X + lean * inputs(seed, "pattern", shape)).astype(np.float32), y.astype(np.float32)
 
 
 def request(variant: str | None, threads: int, seed: int | None = None) -> dict:

@@ -28,7 +28,8 @@ import threading
 import time
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
-UID_BASE = 200_000  # the sandboxes' uids: UID_BASE + a slot number, none in /etc/passwd
+UID_BASE = 200_000  # the sandboxes' uids lie above it, none in /etc/passwd
+UIDS_PER_SESSION = 1000  # a session's slots; two sessions on one machine get other uids (by pid)
 HOME, WORK, GRADER = "/home/student", "/submission", "/grader"
 
 
@@ -149,8 +150,12 @@ class Sandbox(NamedTuple):
 
 def uid_for(slot: int) -> int | None:
     """The unprivileged uid of a run when the grader is root (None otherwise: runs keep the
-    grader's own uid, and the namespaces alone separate them)."""
-    return UID_BASE + slot if os.geteuid() == 0 else None
+    grader's own uid, and the namespaces alone separate them). RLIMIT_NPROC counts every process of
+    a uid on the machine: each slot of each grading session has its own, so that no run's
+    processes count against another's."""
+    if os.geteuid() != 0:
+        return None
+    return UID_BASE + (os.getpid() % 100_000) * UIDS_PER_SESSION + slot % UIDS_PER_SESSION
 
 
 class Output(threading.Thread):
