@@ -33,7 +33,7 @@ from jaxtrainer import models, presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.grade import plan
 
-from . import bridge, grading
+from . import bridge, grading, reference
 
 RESULT_FILE = "result.json"
 MAX_JSON_BYTES = 64 << 20
@@ -536,11 +536,11 @@ class Judge:
                 judged += 1
                 torch.manual_seed(seed)  # the torch layers' constructors draw PyTorch's default init
                 expected = rebuild_fresh(layers)
-                for (key, value), (_, reference) in zip(
+                for (key, value), (_, drawn) in zip(
                     student.state_dict().items(), expected.state_dict().items()
                 ):
-                    if not torch.equal(value, reference):
-                        gap = (value - reference).abs().max().item()
+                    if not torch.equal(value, drawn):
+                        gap = (value - drawn).abs().max().item()
                         problems.append(
                             f"{self.where(case)} under torch.manual_seed({seed}): {key} is not PyTorch's "
                             f"default initialisation drawn in the network's layer order (max difference "
@@ -782,7 +782,9 @@ class Judge:
         self.image_shape()
         if self.variant != "tensor":
             raise NotApplicable("the loader year's train_loop is given by the template")
-        section = self.section("train_loop", needs=_trainer_call())
+        section = self.section("train_loop")
+        if "network" not in section:  # the collector could not construct the Trainer
+            section = self.section("train_loop", needs=_trainer_call())
         trainer = self.section("trainer")
         if "data" not in trainer:
             raise NotGraded("depends on the data: trainer.train and trainer.test are too large to hand back")
@@ -825,17 +827,19 @@ class Judge:
                 "one per epoch)"
             )
         expected = _Reference(copy.deepcopy(network), ((X, y), (X_test, y_test))).train_loop(s.epochs)
+        in_torch = _torch_logs(network, ((X, y), (X_test, y_test)))
+
+        def close(k: str, j: int) -> bool:  # the engine's logs, or PyTorch's own float32 rounding
+            got = float(logs[k][j])
+            return any(_close(got, ref[k][j + offset], plan.LOGS_TOLERANCE) for ref in (expected, in_torch))
+
         batches = [
             [i if isinstance(i, int) and i >= 0 else None for i in b]
             for b in need(section.get("batches", []), list, "batches")
         ]
         for j in range(s.epochs + 1 - offset):
             key = next(
-                (
-                    k
-                    for k in LOG_KEYS
-                    if not _close(float(logs[k][j]), expected[k][j + offset], plan.LOGS_TOLERANCE)
-                ),
+                (k for k in LOG_KEYS if not close(k, j)),
                 None,
             )
             if key is None:
@@ -956,6 +960,17 @@ def rebuild_fresh(layers: List[Layer]) -> torch.nn.Sequential:
             made[layer.instance] = rebuild([layer], "", weights=False)[0]
         modules.append(made[layer.instance])
     return torch.nn.Sequential(*modules)
+
+
+def _torch_logs(network: torch.nn.Module, data) -> dict:
+    """The homework's train_loop in plain PyTorch (torch_compat/reference.py) from the same weights:
+    over 2 epochs, the engine's float32 rounding may part from PyTorch's by more than the logs'
+    tolerance where some weights' gradients are rounding noise."""
+    s = plan.TRAINING
+    trainer = reference.Trainer(s.network_type, s.config, s.lr, s.batch_size, dataset=data, progress=False)
+    trainer.network = copy.deepcopy(network)
+    trainer.optimizer = torch.optim.Adam(trainer.network.parameters(), lr=s.lr)
+    return trainer.train_loop(s.epochs)
 
 
 class _Reference(grading.Trainer):
