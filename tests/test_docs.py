@@ -43,15 +43,15 @@ def sections(text: str):
 
 
 def measured(body: str) -> list:
-    """The measured figures quoted in `body`, and the headers of its timing tables."""
-    prose = re.sub(r"```.*?```", "", body, flags=re.S)  # sample outputs in code blocks are not quoted figures
-    lines = prose.splitlines()
+    """The measured figures quoted in `body` (code blocks included: `time jaxtrainer ...  # 300.7 s`),
+    and the headers of its timing tables. Inline code is left out: it quotes messages and options."""
+    lines = body.splitlines()
     headers = [
         header
         for header, below in zip(lines, lines[1:])
         if below.startswith("|---") and any(TIMING_COLUMN.search(c.strip()) for c in header.split("|"))
     ]
-    return MEASURED.findall(re.sub(r"`[^`]*`", "", prose)) + headers
+    return MEASURED.findall(re.sub(r"`[^`\n]*`", "", body)) + headers
 
 
 def test_the_checker_tells_a_dated_sourced_figure_from_a_bare_one():
@@ -59,6 +59,8 @@ def test_the_checker_tells_a_dated_sourced_figure_from_a_bare_one():
     assert measured("A 3x3 kernel, 4 x 4 pixels, (16, 32, 45), lr 1e-3, `--epochs 3`.") == []
     assert measured("| model | s/epoch |\n|---|---|\n| mlp | 0.15 |") == ["| model | s/epoch |"]
     assert measured("| name | images |\n|---|---|\n| svhn | 73,257 |") == []
+    assert measured("```bash\ntime jaxtrainer grade s/*.py  # 300.7 s wall\n```") == ["300.7 s"]
+    assert measured("a `timed out after 300 s` status") == []
     assert DATE.search("on 2026-12-02") and not DATE.search("on 2026-13-02")
     assert COMMAND.search("`jaxtrainer bench --models cnn`") and COMMAND.search("JAX_X=1 jaxtrainer homework")
     assert not COMMAND.search("the jaxtrainer package")
