@@ -6,6 +6,8 @@ needs (the Bayesian-network lab and `jaxtrainer --help` never load JAX).
 
 import importlib
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it, `jaxtrainer --version` prints it
+
 _EXPORTS = {
     "NetworkConfiguration": "config",
     "Settings": "settings",

@@ -2,14 +2,17 @@
 time with logging included; and what every benchmark script shares (`synthetic`, `write_results`).
 
 Each (framework, row) runs in its own subprocess (peak RSS is per process), frameworks alternate,
-and the table reports the median epoch after the first (the first one carries compilation) and the
-JAX/PyTorch ratio. The PyTorch side is torch_compat/reference.py run as a file, on the GPU when
-torch sees one; this module never imports torch. A sweep row trains one architecture at several
-learning rates: PyTorch runs the reference Trainer once per learning rate, one run after another
-(what a user would do), its epoch being the sum of the runs' epochs; jaxtrainer trains all of them
-as one compiled program (`jaxtrainer.sweep`, strategy "auto").
+and each run's figure is its median epoch after the first (the first one carries compilation).
+Every (framework, row) runs `--repeats` times (default 3), the repeats interleaved, and the table
+gives the median over the runs with their range (min-max), and the JAX/PyTorch ratio of the
+medians with the range of the runs' paired ratios: one run's figure moves with the machine's load.
+The PyTorch side is torch_compat/reference.py run as a file, on the GPU when torch sees one; this
+module never imports torch. A sweep row trains one architecture at several learning rates: PyTorch
+runs the reference Trainer once per learning rate, one run after another (what a user would do),
+its epoch being the sum of the runs' epochs; jaxtrainer trains all of them as one compiled program
+(`jaxtrainer.sweep`, strategy "auto").
 
-    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4 --out benchmarks/results
+    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -166,65 +169,116 @@ def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
     ]
 
 
-def _result(framework: str, row: str, report: dict) -> dict:
-    """A table row from a worker's report; sequential runs (PyTorch's sweep rows) add up epoch by epoch."""
+def _run(report: dict) -> dict:
+    """One worker's run; sequential runs (PyTorch's sweep rows) add up epoch by epoch."""
     times = [sum(epoch) for epoch in zip(*report["runs"])]
-    result = {
-        "framework": framework,
-        "model": row,
+    return {
         "epoch_s": times,
         "first_epoch_s": times[0],
         "median_epoch_s": statistics.median(times[1:]),
         "peak_rss_mb": report["peak_rss_mb"],
-        "device": report["device"],
+    }
+
+
+def _result(framework: str, row: str, reports: Sequence[dict]) -> dict:
+    """A table row from the workers' reports of its repeats: each run, the median of the runs'
+    median epochs and their range, the median first epoch, the largest peak RSS."""
+    runs = [_run(report) for report in reports]
+    medians = [run["median_epoch_s"] for run in runs]
+    result = {
+        "framework": framework,
+        "model": row,
+        "runs": runs,
+        "median_epoch_s": statistics.median(medians),
+        "min_epoch_s": min(medians),
+        "max_epoch_s": max(medians),
+        "first_epoch_s": statistics.median(run["first_epoch_s"] for run in runs),
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        "device": reports[0]["device"],
     }
     if row in SWEEPS:
         result["lrs"] = list(SWEEPS[row][1])
-    if "strategy" in report:
-        result["strategy"] = report["strategy"]
+    if "strategy" in reports[0]:
+        result["strategy"] = reports[0]["strategy"]
     return result
 
 
 def measure(
-    rows: Sequence[str], epochs: int, n_train: int, n_test: int, say=print, timeout: float | None = None
+    rows: Sequence[str],
+    epochs: int,
+    n_train: int,
+    n_test: int,
+    say=print,
+    timeout: float | None = None,
+    repeats: int = 1,
 ) -> list:
-    """Every row on both frameworks, each in a fresh subprocess (stopped after `timeout` seconds),
-    on one synthetic set written once."""
+    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess (stopped after
+    `timeout` seconds), on one synthetic set written once. The repeats are interleaved (every row
+    once, then again) and the frameworks alternate, so that a slow spell of the machine falls on
+    both."""
     if epochs < 2:
         raise ValueError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         raise ValueError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
-    results = []
+    reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")
         (X, y), (Xt, yt) = synthetic(n_train, n_test)
         np.savez(data_file, X_train=X, y_train=y, X_test=Xt, y_test=yt)
-        for i, row in enumerate(rows):
-            for framework in ("torch", "jax") if i % 2 == 0 else ("jax", "torch"):
-                command = _command(framework, row, epochs, data_file)
-                try:
-                    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    raise RuntimeError(f"{framework} {row}: the worker ran past {timeout} s") from None
-                if done.returncode != 0:
-                    raise RuntimeError(
-                        f"{framework} {row}: the worker failed (exit {done.returncode}):\n"
-                        f"{done.stderr[-4000:]}"
+        for repeat in range(repeats):
+            for i, row in enumerate(rows):
+                for framework in ("torch", "jax") if (i + repeat) % 2 == 0 else ("jax", "torch"):
+                    command = _command(framework, row, epochs, data_file)
+                    try:
+                        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        raise RuntimeError(f"{framework} {row}: the worker ran past {timeout} s") from None
+                    if done.returncode != 0:
+                        raise RuntimeError(
+                            f"{framework} {row}: the worker failed (exit {done.returncode}):\n"
+                            f"{done.stderr[-4000:]}"
+                        )
+                    report = json.loads(done.stdout.strip().splitlines()[-1])
+                    reports[(framework, row)].append(report)
+                    say(
+                        f"{framework:5s} {row:12s} {_run(report)['median_epoch_s']:.2f} s/epoch "
+                        f"(run {repeat + 1} of {repeats})"
                     )
-                results.append(_result(framework, row, json.loads(done.stdout.strip().splitlines()[-1])))
-                say(f"{framework:5s} {row:12s} {results[-1]['median_epoch_s']:.2f} s/epoch")
-    return results
+    return [_result(framework, row, runs) for (framework, row), runs in reports.items()]
 
 
 def ratios(rows: list) -> dict:
-    """model: jaxtrainer's median epoch / PyTorch's."""
+    """model: jaxtrainer's median epoch / PyTorch's (the medians over the repeats)."""
     by = {(r["framework"], r["model"]): r for r in rows}
     return {
         m: by[("jax", m)]["median_epoch_s"] / by[("torch", m)]["median_epoch_s"]
         for f, m in by
         if f == "torch" and ("jax", m) in by
     }
+
+
+def ratio_ranges(rows: list) -> dict:
+    """model: (min, max) of the paired ratios jaxtrainer / PyTorch of each repeat's runs (run k of
+    one framework against run k of the other, measured one after the other)."""
+    by = {(r["framework"], r["model"]): r for r in rows}
+    ranges = {}
+    for m in ratios(rows):
+        paired = [
+            j["median_epoch_s"] / t["median_epoch_s"]
+            for j, t in zip(by[("jax", m)]["runs"], by[("torch", m)]["runs"])
+        ]
+        ranges[m] = (min(paired), max(paired))
+    return ranges
+
+
+def _spread(median: float, low: float, high: float, unit: str = "") -> str:
+    """'3.54 (3.50-4.10)', or the median alone when the runs agree (one repeat)."""
+    if f"{low:.2f}" == f"{high:.2f}":
+        return f"{median:.2f}{unit}"
+    return f"{median:.2f}{unit} ({low:.2f}–{high:.2f}{unit})"
 
 
 def machine(rows: list) -> str:
@@ -237,21 +291,24 @@ def machine(rows: list) -> str:
 
 def markdown(rows: list, meta: dict) -> str:
     lines = [
-        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
-        f"(median of epochs 2..{meta['epochs']}), logging included; {meta['machine']}",
+        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs per run "
+        f"(a run's figure: the median of its epochs 2..{meta['epochs']}), logging included; "
+        f"{meta['repeats']} runs per framework and model, each in a fresh process: median (min–max) "
+        f"over the runs; {meta['machine']}",
         "",
         "| model | PyTorch s/epoch | jaxtrainer s/epoch | ratio | PyTorch 1st epoch | "
         "jaxtrainer 1st epoch | PyTorch RSS MB | jaxtrainer RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["framework"], r["model"]): r for r in rows}
-    ratio = ratios(rows)
+    ratio, ratio_range = ratios(rows), ratio_ranges(rows)
     for model in meta["models"]:
         t, j = by[("torch", model)], by[("jax", model)]
+        seconds = [_spread(r["median_epoch_s"], r["min_epoch_s"], r["max_epoch_s"]) for r in (t, j)]
         lines.append(
-            f"| {model} | {t['median_epoch_s']:.2f} | {j['median_epoch_s']:.2f} | "
-            f"{ratio[model]:.2f}x | {t['first_epoch_s']:.2f} | "
-            f"{j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} |"
+            f"| {model} | {seconds[0]} | {seconds[1]} | {_spread(ratio[model], *ratio_range[model], 'x')} | "
+            f"{t['first_epoch_s']:.2f} | {j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | "
+            f"{j['peak_rss_mb']:.0f} |"
         )
     notes = [
         f"{model}: {describe(model)}. PyTorch: the reference Trainer once per learning "
@@ -275,6 +332,13 @@ def add_arguments(p) -> None:
         + "; ".join(f"{row}: {describe(row)}" for row in SWEEPS),
     )
     p.add_argument("--epochs", type=int, default=4, help="epochs per run (>= 2; the first is warm-up)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per framework and model, each in a fresh process (default 3): the table gives "
+        "their median and range",
+    )
     p.add_argument("--n-train", type=int, default=60_000, help="synthetic training images")
     p.add_argument("--n-test", type=int, default=2_000, help="synthetic test images")
     p.add_argument("--out", default="benchmarks/results", help="folder for compare.json and compare.md")
@@ -286,6 +350,8 @@ def run(args) -> int:
     """`jaxtrainer bench`: both frameworks, one subprocess per (framework, model), the table."""
     if args.epochs < 2:
         raise ValueError(f"--epochs must be at least 2 (the first is warm-up), got {args.epochs}")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     if args.worker:
         print(json.dumps(jax_worker(args.worker, args.epochs, args.data)))
         return 0
@@ -294,15 +360,25 @@ def run(args) -> int:
     files.check_writable_folder(args.out)  # before the minutes of measuring
     try:
         rows = measure(
-            args.models, args.epochs, args.n_train, args.n_test, say=lambda s: print(s, flush=True)
+            args.models,
+            args.epochs,
+            args.n_train,
+            args.n_test,
+            say=lambda s: print(s, flush=True),
+            repeats=args.repeats,
         )
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
-    meta = {"models": args.models, "epochs": args.epochs, "n_train": args.n_train, "machine": machine(rows)}
-    write_results(
-        args.out, "compare", {"meta": meta, "rows": rows, "ratios": ratios(rows)}, markdown(rows, meta)
-    )
+    meta = {
+        "models": args.models,
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "n_train": args.n_train,
+        "machine": machine(rows),
+    }
+    data = {"meta": meta, "rows": rows, "ratios": ratios(rows), "ratio_ranges": ratio_ranges(rows)}
+    write_results(args.out, "compare", data, markdown(rows, meta))
     return 0
 
 

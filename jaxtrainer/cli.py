@@ -17,7 +17,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from . import bench, presets
+from . import __version__, bench, presets
 from .config import ACTIVATIONS, NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
@@ -256,6 +256,7 @@ def _launch(args) -> int:
 # -- the grammar ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(backend=True)  # the command runs JAX: its backend is checked first
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
