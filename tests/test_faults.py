@@ -32,6 +32,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import compiled_programs, write_png_folder
+from test_datasets import make_idx_set
 
 from jaxtrainer import data, files, models, presets, runs, state_dict, train
 from jaxtrainer.cli import main
@@ -918,3 +919,36 @@ def test_out_of_memory_mid_run_is_one_line_saying_what_is_saved(error, said, tmp
         "try a smaller --batch-size, smaller layers or fewer sweep members",
     )
     assert saved_epochs(out) == 2
+
+
+# -- names as long as a folder entry allows: the temporary names made from them fit too --------------
+def test_build_rotated_into_a_240_byte_name_builds_it(tmp_path, capfd):
+    make_idx_set(tmp_path / "src")
+    out = tmp_path / ("é" * 120)  # 240 bytes in UTF-8, a valid name
+    code, _, err = run_main(
+        [
+            "data",
+            "build-rotated",
+            "--source",
+            tmp_path / "src",
+            "--out",
+            out,
+            "--no-progress",
+            "--n-train",
+            12,
+            "--n-test",
+            6,
+        ],
+        capfd,
+    )
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == sorted(["src", out.name])  # no temporary folder left
+    assert data.load(str(out)).X_train.shape == (12, 1, 28, 28)
+
+
+def test_an_export_to_a_254_byte_name_is_written(tmp_path, capfd):
+    export = tmp_path / ("w" * 250 + ".npz")
+    code, _, err = run_main(train_argv(tmp_path / "run", 1, "--export", export), capfd)
+    assert code == 0, err
+    assert set(state_dict.import_state_dict(str(export))) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

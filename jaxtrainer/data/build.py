@@ -18,6 +18,7 @@ from typing import Dict
 
 import numpy as np
 
+from .. import files
 from . import cache
 from .named import read_idx_source
 from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits, take
@@ -62,7 +63,9 @@ def build_rotated(
 
 
 def _partial_prefix(name: str) -> str:
-    return f".{name}.partial-{socket.gethostname()}-"  # then PID-RANDOM
+    """The start of a build's temporary folder name, then PID-RANDOM; the whole fits in NAME_MAX."""
+    tail = f".partial-{socket.gethostname()}-"
+    return f".{files.fitting(name, 1 + len(os.fsencode(tail)) + files.PID_DIGITS + 9)}{tail}"
 
 
 def _remove_dead_partials(parent: str, name: str) -> None:
