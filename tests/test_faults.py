@@ -16,6 +16,7 @@ turned into an exception.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import json
 import os
@@ -24,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -764,6 +766,27 @@ def test_a_symlink_loop_in_a_data_folder_is_one_line_naming_it(tmp_path, capfd):
     os.symlink("9_2.png", png / "train" / "9_1.png")
     os.symlink("9_1.png", png / "train" / "9_2.png")
     refused(train_argv(tmp_path / "run", 1, "--dataset", png), capfd, str(png / "train" / "9_"))
+
+
+def test_a_fifo_named_like_a_png_is_refused_by_name_and_never_blocks(tmp_path, capfd):
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    fifo = png / "train" / "100_3.png"
+    os.mkfifo(fifo)
+
+    def writer_arrives():  # a load blocked on the FIFO is let go (it then reads no bytes)
+        with contextlib.suppress(OSError):  # ENXIO: nobody has it open for reading
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    rescue = threading.Timer(20, writer_arrives)
+    rescue.start()
+    try:
+        refused(
+            train_argv(tmp_path / "run", 1, "--dataset", png),
+            capfd,
+            f"{fifo}: cannot be read (a FIFO (named pipe), not a regular file)",
+        )
+    finally:
+        rescue.cancel()
 
 
 def test_a_data_folder_whose_name_is_not_utf8_trains_and_draws_its_figure(tmp_path, capfd):
