@@ -975,3 +975,64 @@ def test_an_export_to_a_254_byte_name_is_written(tmp_path, capfd):
     assert code == 0, err
     assert set(state_dict.import_state_dict(str(export))) == {"1.weight", "1.bias", "3.weight", "3.bias"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- messages in the user's terms, not the libraries' internals ------------------------------------
+def test_a_file_that_is_no_image_is_named_without_pillows_internals(tmp_path, capfd):
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    bad = png / "train" / "7_3.png"
+    bad.write_text("not an image")
+    line = refused(
+        train_argv(tmp_path / "run", 1, "--dataset", png),
+        capfd,
+        f"{bad}: not a readable PNG (no image format Pillow knows, in its 12 bytes)",
+    )
+    assert "BytesIO" not in line and "0x" not in line
+
+
+def test_constant_targets_and_numpy_scalars_are_said_as_plain_numbers(tmp_path, capfd):
+    from PIL import Image
+
+    png = tmp_path / "png"
+    for split, n in (("train", 3), ("test", 1)):
+        (png / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((12, 12), 40 * i, np.uint8)).save(png / split / f"{i}_45.png")
+    refused(
+        train_argv(tmp_path / "run", 1, "--dataset", png),
+        capfd,
+        "the training targets are constant (45.0): they cannot be standardised",
+    )
+    for kwargs, message in (
+        ({"lr": np.float64(-1.0)}, "lr must be a finite number > 0, got -1.0"),
+        ({"seed": np.int64(-1)}, "got -1"),
+        ({"batch_size": np.int32(0)}, "batch_size must be an int > 0, got 0"),
+    ):
+        with pytest.raises(ValueError) as error:
+            Trainer("mlp", HIDDEN, dataset="digits", **kwargs)
+        assert str(error.value).endswith(message) and "np." not in str(error.value)
+
+
+def test_bfloat16_tensors_are_read_exactly_and_a_meta_tensor_is_one_line():
+    import torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    X = torch.randn(4, 1, 28, 28).bfloat16()
+    y = torch.randn(4, 1).bfloat16()
+    assert t.evaluate(X, y) == t.evaluate(X.float(), y.float())
+    np.testing.assert_array_equal(t.network(X), t.network(X.float()))
+    weights = {k: torch.from_numpy(np.array(v)).bfloat16() for k, v in t.network.state_dict().items()}
+    t.network.load_state_dict(weights)
+    assert all(np.array_equal(t.network.state_dict()[k], weights[k].float().numpy()) for k in weights)
+    meta = torch.empty((4, 1, 28, 28), device="meta")
+    for call, label in (
+        (lambda: t.training_step(meta, y), "X_batch"),
+        (lambda: t.evaluate(X, meta[:, 0, 0, :1]), "y"),
+        (lambda: t.network(meta), "the input"),
+        (lambda: t.network.load_state_dict({**weights, "1.bias": meta[0, 0, 0, :8]}), "state_dict['1.bias']"),
+    ):
+        with pytest.raises(TypeError) as error:
+            call()
+        assert str(error.value) == (
+            f"{label} is a meta tensor (a shape without values): create it on the cpu, with values"
+        )

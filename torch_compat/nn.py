@@ -9,6 +9,7 @@ import numpy as np
 from flax import nnx
 
 from jaxtrainer import models, presets
+from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.layers import AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 
 __all__ = [
@@ -82,8 +83,8 @@ class Sequential(models.Sequential):
         models.load_state_dict(self, state_dict)
 
     def __call__(self, x):
-        if hasattr(x, "detach"):  # a torch tensor, without importing torch
-            x = x.detach().cpu().numpy().astype(np.float32)
+        if hasattr(x, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
+            x = numeric_array(x, "the input").astype(np.float32)
         return super().__call__(x)
 
     forward = __call__

@@ -16,6 +16,7 @@ from flax import nnx
 
 from jaxtrainer import config, data, models, presets, runs, train
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.data.loader import BatchLoader
 from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
@@ -41,8 +42,8 @@ class Adam:
 def _array(x, name: str = "the batch"):
     """A batch as float32, refused by name when it holds no numbers (object, string, complex
     arrays) or no example."""
-    if hasattr(x, "detach"):  # a torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
+    if hasattr(x, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
+        x = numeric_array(x, name)
     if not hasattr(x, "dtype"):
         x = np.asarray(x)
     if np.dtype(x.dtype).kind not in "biuf":

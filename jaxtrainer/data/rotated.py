@@ -102,7 +102,7 @@ def _list_split(folder: str) -> List[Tuple[int, str, int]]:
 def decode_grey(path: str) -> np.ndarray:
     """One image file as (H, W) grey pixels: uint8 from an 8-bit mode, uint16 from a 16-bit one
     (the module's rules); ValueError naming the file otherwise."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     shown = printable(path)
     try:  # opened without blocking: a FIFO named *.png would wait for a writer forever
@@ -123,6 +123,10 @@ def decode_grey(path: str) -> np.ndarray:
                 pixels = np.asarray(im.convert("L"), dtype=np.uint8)
             elif mode in MODES_16BIT:
                 pixels = np.asarray(im)
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise ValueError(
+            f"{shown}: not a readable PNG (no image format Pillow knows, in its {len(encoded)} bytes)"
+        ) from None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib and struct errors...
         raise ValueError(f"{shown}: not a readable PNG ({type(e).__name__}: {e})") from None
     if pixels is None:
