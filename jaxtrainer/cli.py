@@ -476,11 +476,12 @@ def _check_backend() -> None:
 
     try:
         jax.devices()
-    except RuntimeError as e:
+    except Exception as e:  # a RuntimeError; `cuda` without an NVIDIA GPU: JAX's bare AssertionError
         platforms = os.environ.get("JAX_PLATFORMS", "")
-        raise UserError(
-            f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {str(e).splitlines()[0]}"
-        ) from None
+        reason = (
+            str(e).strip().splitlines()[0] if str(e).strip() else "no platform it names is on this machine"
+        )
+        raise UserError(f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {reason}") from None
 
 
 def _run_command(argv) -> int:

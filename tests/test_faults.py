@@ -317,6 +317,24 @@ def test_a_missing_accelerator_is_one_line_before_anything_is_written(background
     assert result.stderr.count("\n") == 1 and not result.out.exists()
 
 
+# every spelling of a backend this machine lacks: a platform JAX knows, an alias, a list, a wrong case
+LACKING = ["tpu", "rocm", "METAL", "Cuda", "gpu,cpu", "cuda,tpu"]
+if jax.default_backend() == "cpu":
+    LACKING += ["cuda", "gpu"]
+
+
+@pytest.mark.parametrize("platforms", LACKING)
+def test_any_jax_platforms_naming_a_missing_backend_is_the_one_line(platforms, tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": platforms}
+    out = tmp_path / "run"
+    done = subprocess.run(command(*train_argv(out)), capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        f"jaxtrainer: error: JAX cannot start a backend with JAX_PLATFORMS='{platforms}': "
+    )
+    assert done.stderr.count("\n") == 1 and not out.exists()
+
+
 # -- interrupts and full disks inside a write, in this process -----------------------------------------
 class Exited(BaseException):
     """os._exit, as the interrupt calls it, turned into an exception this process survives."""
