@@ -478,9 +478,9 @@ def _check_backend() -> None:
         jax.devices()
     except Exception as e:  # a RuntimeError; `cuda` without an NVIDIA GPU: JAX's bare AssertionError
         platforms = os.environ.get("JAX_PLATFORMS", "")
-        reason = (
-            str(e).strip().splitlines()[0] if str(e).strip() else "no platform it names is on this machine"
-        )
+        text = str(e).strip()
+        reason = text.splitlines()[0] if text else "no platform it names is on this machine"
+        reason += "" if "JAX_PLATFORMS=''" in reason else " (set JAX_PLATFORMS='' to let JAX choose one)"
         raise UserError(f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {reason}") from None
 
 
