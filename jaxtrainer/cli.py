@@ -250,7 +250,19 @@ def _launch(args) -> int:
         raise UserError(
             "launch needs a command to run, e.g. `jaxtrainer launch -n 2 -- sweep --lr 1e-2 1e-3`"
         )
+    wrapped = build_parser().parse_args(command)  # a command that cannot run fails before any starts
+    owned = [
+        f"--{dest.replace('_', '-')}" for dest in _LAUNCH_SETS if getattr(wrapped, dest, None) is not None
+    ]
+    if owned:
+        raise UserError(
+            f"launch gives each process its {', '.join(owned)} itself: remove "
+            f"{'it' if len(owned) == 1 else 'them'} from the command"
+        )
     return launch(command, args.processes, args.devices)
+
+
+_LAUNCH_SETS = ("coordinator", "num_processes", "process_id")  # what launch gives each process
 
 
 # -- the grammar ---------------------------------------------------------------------------------------

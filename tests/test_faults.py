@@ -930,6 +930,31 @@ def test_a_multi_process_run_asked_wrong_is_one_line(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "given,named",
+    [
+        (["--process-id", "0"], "--process-id"),
+        (["--process-id=1"], "--process-id"),
+        (["--process", "0"], "--process-id"),  # argparse's abbreviation
+        (["--num-processes", "2"], "--num-processes"),
+        (["--coordinator", "127.0.0.1:1234", "--process-id", "1"], "--coordinator, --process-id"),
+    ],
+)
+def test_launch_refuses_the_options_it_gives_each_process_before_starting_any(
+    given, named, tmp_path, monkeypatch, capfd
+):
+    def started(*args, **kwargs):
+        raise AssertionError("a process was started")
+
+    monkeypatch.setattr("jaxtrainer.launch.launch", started)
+    line = refused(
+        ["launch", "-n", "2", "--", *SWEEP, "--epochs", "1", "--out", tmp_path / "run", *given],
+        capfd,
+        f"launch gives each process its {named} itself: remove",
+    )
+    assert "from the command" in line and not (tmp_path / "run").exists()
+
+
 # -- the memory runs out: the environment's limit, said in one line ----------------------------------
 @pytest.mark.parametrize(
     "error,said",
