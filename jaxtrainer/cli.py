@@ -2,8 +2,9 @@
 
 Every command runs through `_run_command`: a user or environment error (bad value, unwritable
 folder, missing file or package, a run folder that belongs to another run) prints one
-`jaxtrainer: error: ...` line and exits 2; Ctrl-C or SIGTERM (what cluster schedulers send) prints
-what is saved on disk and exits 130. Anything else is a bug and keeps its traceback.
+`jaxtrainer: error: ...` line and exits 2; Ctrl-C, SIGTERM (what cluster schedulers send) or SIGHUP
+(a closed terminal or ssh session) prints what is saved on disk and exits 130. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from . import bench, presets
+from . import bench, files, presets
 from .config import ACTIVATIONS, NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
@@ -425,13 +426,14 @@ _RUNNING: dict = {}  # the command running now ("args", "opened" run folders), f
 
 
 def _interrupted(signum, frame) -> None:
-    """SIGINT or SIGTERM. A command that runs JAX leaves at once, from wherever it is (a compile, a
-    write, a garbage collector's callback that would swallow a KeyboardInterrupt): nothing
-    unwinds, so nothing half-done runs on while XLA's threads do. Every file on disk is whole
-    (atomic writes; the checkpoint is the truth of the epochs done); the temporary file of a write
-    in progress and the locks are removed, and the message says what is saved. A command without
-    JAX (`data`, Lab A) unwinds as usual, so that its own clean-ups run."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """SIGINT, SIGTERM or SIGHUP (`files.INTERRUPTS`). A command that runs JAX leaves at once, from
+    wherever it is (a compile, a write, a garbage collector's callback that would swallow a
+    KeyboardInterrupt): nothing unwinds, so nothing half-done runs on while XLA's threads do.
+    Every file on disk is whole (atomic writes; the checkpoint is the truth of the epochs done);
+    the temporary file of a write in progress and the locks are removed, and the message says what
+    is saved. A command without JAX (`data`, Lab A) unwinds as usual, so that its own clean-ups
+    run."""
+    for sig in files.INTERRUPTS:
         signal.signal(sig, signal.SIG_IGN)
     args = _RUNNING.get("args")
     if args is not None and not args.backend:
@@ -514,8 +516,10 @@ def _run_command(argv) -> int:
     except (UserError, ValueError, OSError, ImportError) as e:
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # unwound: a command without JAX, or an interrupt raised in-process
-        if hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
+    except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process
+        if e.args:  # the command said what it did and undid
+            message = f"jaxtrainer: interrupted; {e.args[0]}"
+        elif hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
             message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
         else:
             message = _interrupted_message(
@@ -583,7 +587,7 @@ def _one_line_warnings(format_warning):
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line's entry point. Interrupts leave the process (exit 130); called in-process,
     the caller's signal handlers and streams are restored on return."""
-    handlers = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.signal(sig, _interrupted) for sig in files.INTERRUPTS}
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
     sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
     warnings.formatwarning = _one_line_warnings(format_warning)

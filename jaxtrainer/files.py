@@ -15,8 +15,13 @@ import hashlib
 import json
 import os
 import re
+import signal
 import uuid
 from typing import Any, Callable, Set
+
+# The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal or
+# ssh session. Each leaves every file whole and removes the temporary files being written.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class FileError(ValueError):

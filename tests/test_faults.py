@@ -317,6 +317,57 @@ def test_a_missing_accelerator_is_one_line_before_anything_is_written(background
     assert result.stderr.count("\n") == 1 and not result.out.exists()
 
 
+def test_a_closed_terminal_sighup_is_an_interrupt_that_keeps_the_checkpoint_and_releases_the_lock(
+    tmp_path, capfd
+):
+    result = signalled(tmp_path / "run", signal.SIGHUP, "training", 0.0)
+    assert result.returncode == 130, result.stderr
+    n = saved_epochs(result.out)  # whole, with no lock and no temporary file left
+    assert 1 <= n < LONG
+    assert result.stderr.strip().splitlines()[-1] == saved_message(result.out, n)
+    code, out, _ = run_main(train_argv(result.out, LONG), capfd)
+    assert code == 0 and f"resuming after epoch {n} from" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_build_says_what_it_built_and_removed(sig, tmp_path, monkeypatch, capfd):
+    from jaxtrainer.data import build
+
+    make_idx_set(tmp_path / "src")
+    real, written = build._write_png, []
+
+    def then_interrupted(path, pixels):
+        real(path, pixels)
+        written.append(path)
+        if len(written) == 7:
+            signal.raise_signal(sig)
+
+    monkeypatch.setattr(build, "_write_png", then_interrupted)
+    out = tmp_path / "out"
+    code, _, err = run_main(
+        [
+            "data",
+            "build-rotated",
+            "--source",
+            tmp_path / "src",
+            "--out",
+            out,
+            "--no-progress",
+            "--n-train",
+            12,
+            "--n-test",
+            6,
+        ],
+        capfd,
+    )
+    assert code == 130 and len(written) == 7
+    assert err.strip().splitlines() == [
+        f"jaxtrainer: interrupted; 7 of 18 images were built, then removed with the build's temporary "
+        f"folder; {out} was not created: run the same command again to build it"
+    ]
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
 # every spelling of a backend this machine lacks: a platform JAX knows, an alias, a list, a wrong case
 LACKING = ["tpu", "rocm", "METAL", "Cuda", "gpu,cpu", "cuda,tpu"]
 if jax.default_backend() == "cpu":
