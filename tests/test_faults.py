@@ -858,6 +858,23 @@ def test_a_fifo_named_like_a_png_is_refused_by_name_and_never_blocks(tmp_path, c
         rescue.cancel()
 
 
+def test_a_png_replaced_by_one_of_the_same_size_and_mtime_is_decoded_again(tmp_path):
+    from PIL import Image
+
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    target = png / "train" / sorted(os.listdir(png / "train"))[1]
+    grey, white = tmp_path / "grey.png", tmp_path / "white.png"
+    Image.fromarray(np.full((12, 12), 128, np.uint8)).save(grey)
+    Image.fromarray(np.full((12, 12), 255, np.uint8)).save(white)
+    assert grey.stat().st_size == white.stat().st_size  # the cache cannot tell them apart by size
+    shutil.copy2(grey, target)  # cp -p: the content, and grey.png's mtime
+    os.utime(white, ns=(grey.stat().st_atime_ns, grey.stat().st_mtime_ns))
+    assert data.load(str(png)).X_train[1].max() == np.float32((128 / 255 - 0.5) / 0.5)
+    assert (png / ".jaxtrainer-cache.npz").exists()
+    shutil.copy2(white, target)  # same size, same mtime, other pixels
+    assert data.load(str(png)).X_train[1].min() == 1.0
+
+
 def test_a_data_folder_whose_name_is_not_utf8_trains_and_draws_its_figure(tmp_path, capfd):
     png = Path(os.fsdecode(bytes(tmp_path) + b"/rotated\xff"))
     write_png_folder(png, n_train=4, n_test=2, size=12)
