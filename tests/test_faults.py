@@ -1147,3 +1147,63 @@ def test_bfloat16_tensors_are_read_exactly_and_a_meta_tensor_is_one_line():
         assert str(error.value) == (
             f"{label} is a meta tensor (a shape without values): create it on the cpu, with values"
         )
+
+
+# -- the facade acts as torch where students rely on it --------------------------------------------
+def test_a_learning_rate_set_in_param_groups_is_the_next_steps_as_in_torch_without_recompiling():
+    import torch
+
+    from torch_compat import to_torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    module = to_torch(t.network)
+    reference = torch.optim.Adam(module.parameters(), lr=t.lr)
+    X, y = (np.asarray(a[:32]) for a in t.train)
+
+    def both_step():
+        t.training_step(X, y)
+        reference.zero_grad()
+        torch.nn.functional.mse_loss(module(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        reference.step()
+
+    both_step()  # compiles the step
+    programs = train.train_step._cache_size()
+    for lr in (0.05, 0.0, 1e-2, 3e-4):  # a warm-up from 0 included
+        before = models.state_dict(t.network)
+        t.optimizer.param_groups[0]["lr"] = lr
+        reference.param_groups[0]["lr"] = lr
+        both_step()
+        assert t.optimizer.param_groups[0]["lr"] == lr
+        for key, value in module.state_dict().items():
+            np.testing.assert_allclose(models.state_dict(t.network)[key], value.numpy(), rtol=1e-4, atol=1e-6)
+        if lr == 0.0:
+            assert all(np.array_equal(before[k], models.state_dict(t.network)[k]) for k in before)
+    assert train.train_step._cache_size() == programs  # a new learning rate compiled nothing
+    t.optimizer.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"\['lr'\] must be a finite number >= 0, got -1\.0$"):
+        t.training_step(X, y)
+
+
+@pytest.mark.parametrize("flavour", ["facade", "grading"])
+def test_a_deep_copy_of_a_trainer_trains_apart_from_the_original(flavour):
+    import copy
+
+    from torch_compat import grading
+
+    kind = {"facade": Trainer, "grading": grading.Trainer}[flavour]
+    t = kind("mlp", HIDDEN, dataset="digits", progress=False)
+
+    def weights(trainer):
+        state = trainer.network.state_dict()
+        return {k: np.asarray(v.detach() if hasattr(v, "detach") else v) for k, v in state.items()}
+
+    X, y = t.train
+    twin = copy.deepcopy(t)
+    start = weights(t)
+    twin.training_step(X[:32], y[:32])
+    twin_logs = twin.train_loop(1)
+    assert all(np.array_equal(start[k], weights(t)[k]) for k in start)  # the original did not move
+    assert not all(np.array_equal(start[k], weights(twin)[k]) for k in start)
+    t.training_step(X[:32], y[:32])
+    assert t.train_loop(1) == twin_logs  # the same start, the same training, the same numbers
+    assert all(np.array_equal(weights(t)[k], weights(twin)[k]) for k in start)
