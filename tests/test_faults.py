@@ -1207,3 +1207,35 @@ def test_a_deep_copy_of_a_trainer_trains_apart_from_the_original(flavour):
     t.training_step(X[:32], y[:32])
     assert t.train_loop(1) == twin_logs  # the same start, the same training, the same numbers
     assert all(np.array_equal(weights(t)[k], weights(twin)[k]) for k in start)
+
+
+def test_the_facade_network_and_its_parameters_move_as_torch_modules_do():
+    import torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    net, X, y = t.network, *(np.asarray(a[:16]) for a in t.train)
+    for device in ("cpu", torch.device("cpu")):
+        assert net.to(device) is net
+    assert net.cpu() is net and net.eval() is net and net.train() is net
+    p = next(net.parameters())
+    assert p.cpu() is p and p.to("cpu") is p
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if gpus:  # placed on the GPU, and trained there
+        assert net.to("cuda:0") is net
+        assert {leaf.devices().pop() for leaf in jax.tree.leaves(nnx_params(net))} == {gpus[0]}
+    else:
+        for move in (lambda: net.to("cuda"), net.cuda, lambda: net.to(torch.device("cuda:0")), p.cuda):
+            with pytest.raises(RuntimeError, match=r"^cannot use cuda(:0)?: JAX sees no GPU, only cpu on"):
+                move()
+    for wrong in ("gpu", "CUDA", "cuda:x"):
+        with pytest.raises(RuntimeError, match=rf"^device must be 'cpu', 'cuda' or 'cuda:N' .*'{wrong}'$"):
+            net.to(wrong)
+    before = models.state_dict(net)
+    t.training_step(X, y)  # the moved network still trains
+    assert not np.array_equal(before["1.weight"], models.state_dict(net)["1.weight"])
+
+
+def nnx_params(net):
+    from flax import nnx
+
+    return nnx.state(net, nnx.Param)
