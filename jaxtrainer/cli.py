@@ -2,8 +2,9 @@
 
 Every command runs through `_run_command`: a user or environment error (bad value, unwritable
 folder, missing file or package, a run folder that belongs to another run) prints one
-`jaxtrainer: error: ...` line and exits 2; Ctrl-C or SIGTERM (what cluster schedulers send) prints
-what is saved on disk and exits 130. Anything else is a bug and keeps its traceback.
+`jaxtrainer: error: ...` line and exits 2; Ctrl-C, SIGTERM (what cluster schedulers send) or SIGHUP
+(a closed terminal or ssh session) prints what is saved on disk and exits 130. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from . import __version__, bench, presets
+from . import __version__, bench, files, presets
 from .config import ACTIVATIONS, NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
@@ -250,7 +251,19 @@ def _launch(args) -> int:
         raise UserError(
             "launch needs a command to run, e.g. `jaxtrainer launch -n 2 -- sweep --lr 1e-2 1e-3`"
         )
+    wrapped = build_parser().parse_args(command)  # a command that cannot run fails before any starts
+    owned = [
+        f"--{dest.replace('_', '-')}" for dest in _LAUNCH_SETS if getattr(wrapped, dest, None) is not None
+    ]
+    if owned:
+        raise UserError(
+            f"launch gives each process its {', '.join(owned)} itself: remove "
+            f"{'it' if len(owned) == 1 else 'them'} from the command"
+        )
     return launch(command, args.processes, args.devices)
+
+
+_LAUNCH_SETS = ("coordinator", "num_processes", "process_id")  # what launch gives each process
 
 
 # -- the grammar ---------------------------------------------------------------------------------------
@@ -414,13 +427,14 @@ _RUNNING: dict = {}  # the command running now ("args", "opened" run folders), f
 
 
 def _interrupted(signum, frame) -> None:
-    """SIGINT or SIGTERM. A command that runs JAX leaves at once, from wherever it is (a compile, a
-    write, a garbage collector's callback that would swallow a KeyboardInterrupt): nothing
-    unwinds, so nothing half-done runs on while XLA's threads do. Every file on disk is whole
-    (atomic writes; the checkpoint is the truth of the epochs done); the temporary file of a write
-    in progress and the locks are removed, and the message says what is saved. A command without
-    JAX (`data`, Lab A) unwinds as usual, so that its own clean-ups run."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """SIGINT, SIGTERM or SIGHUP (`files.INTERRUPTS`). A command that runs JAX leaves at once, from
+    wherever it is (a compile, a write, a garbage collector's callback that would swallow a
+    KeyboardInterrupt): nothing unwinds, so nothing half-done runs on while XLA's threads do.
+    Every file on disk is whole (atomic writes; the checkpoint is the truth of the epochs done);
+    the temporary file of a write in progress and the locks are removed, and the message says what
+    is saved. A command without JAX (`data`, Lab A) unwinds as usual, so that its own clean-ups
+    run."""
+    for sig in files.INTERRUPTS:
         signal.signal(sig, signal.SIG_IGN)
     args = _RUNNING.get("args")
     if args is not None and not args.backend:
@@ -477,11 +491,12 @@ def _check_backend() -> None:
 
     try:
         jax.devices()
-    except RuntimeError as e:
+    except Exception as e:  # a RuntimeError; `cuda` without an NVIDIA GPU: JAX's bare AssertionError
         platforms = os.environ.get("JAX_PLATFORMS", "")
-        raise UserError(
-            f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {str(e).splitlines()[0]}"
-        ) from None
+        text = str(e).strip()
+        reason = text.splitlines()[0] if text else "no platform it names is on this machine"
+        reason += "" if "JAX_PLATFORMS=''" in reason else " (set JAX_PLATFORMS='' to let JAX choose one)"
+        raise UserError(f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {reason}") from None
 
 
 def _run_command(argv) -> int:
@@ -502,8 +517,10 @@ def _run_command(argv) -> int:
     except (UserError, ValueError, OSError, ImportError) as e:
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # unwound: a command without JAX, or an interrupt raised in-process
-        if hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
+    except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process
+        if e.args:  # the command said what it did and undid
+            message = f"jaxtrainer: interrupted; {e.args[0]}"
+        elif hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
             message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
         else:
             message = _interrupted_message(
@@ -571,7 +588,7 @@ def _one_line_warnings(format_warning):
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line's entry point. Interrupts leave the process (exit 130); called in-process,
     the caller's signal handlers and streams are restored on return."""
-    handlers = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.signal(sig, _interrupted) for sig in files.INTERRUPTS}
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
     sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
     warnings.formatwarning = _one_line_warnings(format_warning)

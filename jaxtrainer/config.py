@@ -20,6 +20,14 @@ class NetworkConfiguration(NamedTuple):
     dense_hiddens: Tuple[int, ...] = (256, 256)
 
 
+def shown(value) -> str:
+    """`repr(value)` with a numpy scalar as the number it holds: a student who passed
+    np.float64(-1.0) reads "got -1.0", not numpy's repr."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return repr(value.item())
+    return repr(value)
+
+
 def check_network_type(network_type: str) -> str:
     if network_type not in NETWORK_TYPES:
         raise ValueError(f"network_type must be one of {NETWORK_TYPES}, got {network_type!r}")
@@ -37,10 +45,10 @@ def _positive_ints(field: str, values) -> Tuple[int, ...]:
     try:
         values = tuple(values)
     except TypeError:
-        raise ValueError(f"{field} must be a tuple of positive ints, got {values!r}") from None
+        raise ValueError(f"{field} must be a tuple of positive ints, got {shown(values)}") from None
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"{field}[{i}] must be a positive int, got {v!r}")
+            raise ValueError(f"{field}[{i}] must be a positive int, got {shown(v)}")
     return tuple(int(v) for v in values)
 
 
@@ -99,19 +107,19 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
 
 def check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        raise ValueError(f"lr must be a finite number > 0, got {shown(lr)}")
     return float(lr)
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"{name} must be an int > 0, got {batch_size!r}")
+        raise ValueError(f"{name} must be an int > 0, got {shown(batch_size)}")
     return int(batch_size)
 
 
 def check_n_epochs(n_epochs) -> int:
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
-        raise ValueError(f"n_epochs must be an int >= 0, got {n_epochs!r}")
+        raise ValueError(f"n_epochs must be an int >= 0, got {shown(n_epochs)}")
     return int(n_epochs)
 
 
@@ -123,7 +131,7 @@ def check_seed(seed) -> int:
     distinct streams."""
     low, high = SEED_RANGE
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
-        raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {seed!r}")
+        raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {shown(seed)}")
     return int(seed)
 
 

@@ -1,7 +1,8 @@
 """Whole files or none: the one writer of every file jaxtrainer, its grader and its benchmarks write.
 
-Each file is written to a temporary name unique to its writer (`.NAME.PID.RANDOM.tmp`), flushed,
-fsynced and renamed over the old one, so a file on disk is always whole. A failed write (a full
+Each file is written to a temporary name unique to its writer (`.NAME.PID.RANDOM.tmp`, NAME
+shortened with a hash when the whole would pass 255 bytes), flushed, fsynced and renamed over the
+old one, so a file on disk is always whole. A failed write (a full
 disk) removes its temporary file and keeps the previous version. An interrupt removes the
 temporary files being written (`remove_temporaries`); a folder's new owner removes those a killed
 writer left (`remove_stale_temporaries`). No JAX here: the grader and `bench` start without it.
@@ -10,11 +11,17 @@ writer left (`remove_stale_temporaries`). No JAX here: the grader and `bench` st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import signal
 import uuid
 from typing import Any, Callable, Set
+
+# The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal or
+# ssh session. Each leaves every file whole and removes the temporary files being written.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class FileError(ValueError):
@@ -23,12 +30,25 @@ class FileError(ValueError):
 
 _TEMPS: Set[str] = set()  # temporary files being written now
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # .NAME.PID.RANDOM.tmp
+NAME_MAX = 255  # bytes in one directory entry (Linux, macOS)
+PID_DIGITS = 7  # the most a pid takes (Linux's pid_max is at most 4194304)
+
+
+def fitting(name: str, extra: int) -> str:
+    """`name` when `extra` more bytes still fit in NAME_MAX, else its first bytes and a hash of it
+    (the same for the same name): a temporary name made from a valid long name must be valid too."""
+    raw = os.fsencode(name)
+    if len(raw) + extra <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return os.fsdecode(raw[: NAME_MAX - extra - len(digest) - 1]) + "~" + digest
 
 
 def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) -> str:
     """`write(file)` to a temporary name unique to this writer, then renamed over `path`."""
     folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = os.path.join(folder, f".{fitting(name, 1 + len(suffix))}{suffix}")
     _TEMPS.add(tmp)
     try:
         with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:

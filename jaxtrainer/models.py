@@ -17,6 +17,7 @@ from .config import (
     check_parameter_memory,
     check_seed,
 )
+from .data.dataset import numeric_array
 from .layers import ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d
 
 
@@ -182,8 +183,8 @@ def load_state_dict(model: Sequential, tensors) -> None:
     arrays = {}
     for key, param in params.items():
         value = tensors[key]
-        if hasattr(value, "detach"):  # a torch tensor, without importing torch
-            value = value.detach().cpu().numpy()
+        if hasattr(value, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
+            value = numeric_array(value, f"state_dict[{key!r}]")
         value = np.asarray(value, dtype=np.float32)
         if value.shape != param[...].shape:
             raise ValueError(

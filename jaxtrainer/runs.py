@@ -120,9 +120,10 @@ class Lock:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the block ends, then act as they would have: whatever the block
-    creates is registered for clean-up before an interrupt can leave the process."""
-    sigs = (signal.SIGINT, signal.SIGTERM)
+    """The interrupts (SIGINT, SIGTERM, SIGHUP) wait until the block ends, then act as they would
+    have: whatever the block creates is registered for clean-up before an interrupt can leave the
+    process."""
+    sigs = files.INTERRUPTS
     if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, sigs):
         yield  # only the main thread handles signals; a handler set outside Python is left alone
         return

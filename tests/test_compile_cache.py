@@ -101,3 +101,34 @@ def test_the_command_line_says_the_warning_in_one_line(tmp_path):
         "programs are compiled anew each time; set JAXTRAINER_CACHE_DIR to another folder, or "
         "JAXTRAINER_NO_CACHE=1 to turn the cache off"
     ]
+
+
+def test_corrupt_entries_are_replaced_once_with_one_line(tmp_path):
+    """Entries cut short (a killed writer, a full disk) or garbled: the next command removes them,
+    says so in one line and saves its programs in their place; the one after reads them, silent."""
+    cache = tmp_path / "xla"
+    clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+
+    def train(out):
+        done = subprocess.run(
+            [sys.executable, "-m", "jaxtrainer", "train", "--hidden", "8", "--epochs", "1", "--no-progress"]
+            + ["--out", str(tmp_path / out)],
+            capture_output=True,
+            text=True,
+            env={**clean, "JAXTRAINER_CACHE_DIR": str(cache)},
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stderr.splitlines()
+
+    assert train("first") == []
+    entries = sorted(cache.glob("*-cache"))
+    assert len(entries) > 2
+    for i, entry in enumerate(entries):
+        whole = entry.read_bytes()
+        entry.write_bytes(whole[: len(whole) // 2] if i % 2 else b"\x00garbage" * 10)
+    said = train("second")
+    assert len(said) == 1, said
+    start = f"jaxtrainer: warning: removed a corrupt entry of the compilation cache {cache} ("
+    end = "; its program is compiled again and saved in its place (any other corrupt entry too)"
+    assert said[0].startswith(start) and said[0].endswith(end), said
+    assert train("third") == []

@@ -22,8 +22,9 @@ HOMEWORK_CNN = presets.CNN
 
 
 def re_escape_repr(value):
-    """A pattern matching the message's end: the rejected value, as repr shows it."""
-    return re.escape(repr(value)) + "$"
+    """A pattern matching the message's end: the rejected value, as repr shows it (a numpy scalar
+    as the Python number it holds: "nan", not "np.float32(nan)")."""
+    return re.escape(repr(value.item() if isinstance(value, np.generic) else value)) + "$"
 
 
 def test_network_configuration_is_the_homeworks():

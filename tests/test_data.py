@@ -469,7 +469,7 @@ def test_rotated_folder_link_loops(folder):
 
 def test_rotated_folder_not_a_file_or_not_a_folder(folder):
     (folder / "train" / "9_10.png").mkdir()
-    with pytest.raises(ValueError, match=r"train/9_10\.png: cannot be read \(Is a directory\)"):
+    with pytest.raises(ValueError, match=r"train/9_10\.png: cannot be read \(a folder, not a regular file\)"):
         load(str(folder))
     os.rmdir(folder / "train" / "9_10.png")
     for name in os.listdir(folder / "test"):

@@ -16,6 +16,7 @@ turned into an exception.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import json
 import os
@@ -24,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +34,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import compiled_programs, write_png_folder
+from test_datasets import make_idx_set
 
 from jaxtrainer import data, files, models, presets, runs, state_dict, train
 from jaxtrainer.cli import main
@@ -312,6 +315,75 @@ def test_a_missing_accelerator_is_one_line_before_anything_is_written(background
         f"jaxtrainer: error: JAX cannot start a backend with JAX_PLATFORMS='{result.platform}': "
     )
     assert result.stderr.count("\n") == 1 and not result.out.exists()
+
+
+def test_a_closed_terminal_sighup_is_an_interrupt_that_keeps_the_checkpoint_and_releases_the_lock(
+    tmp_path, capfd
+):
+    result = signalled(tmp_path / "run", signal.SIGHUP, "training", 0.0)
+    assert result.returncode == 130, result.stderr
+    n = saved_epochs(result.out)  # whole, with no lock and no temporary file left
+    assert 1 <= n < LONG
+    assert result.stderr.strip().splitlines()[-1] == saved_message(result.out, n)
+    code, out, _ = run_main(train_argv(result.out, LONG), capfd)
+    assert code == 0 and f"resuming after epoch {n} from" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_build_says_what_it_built_and_removed(sig, tmp_path, monkeypatch, capfd):
+    from jaxtrainer.data import build
+
+    make_idx_set(tmp_path / "src")
+    real, written = build._write_png, []
+
+    def then_interrupted(path, pixels):
+        real(path, pixels)
+        written.append(path)
+        if len(written) == 7:
+            signal.raise_signal(sig)
+
+    monkeypatch.setattr(build, "_write_png", then_interrupted)
+    out = tmp_path / "out"
+    code, _, err = run_main(
+        [
+            "data",
+            "build-rotated",
+            "--source",
+            tmp_path / "src",
+            "--out",
+            out,
+            "--no-progress",
+            "--n-train",
+            12,
+            "--n-test",
+            6,
+        ],
+        capfd,
+    )
+    assert code == 130 and len(written) == 7
+    assert err.strip().splitlines() == [
+        f"jaxtrainer: interrupted; 7 of 18 images were built, then removed with the build's temporary "
+        f"folder; {out} was not created: run the same command again to build it"
+    ]
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+# every spelling of a backend this machine lacks: a platform JAX knows, an alias, a list, a wrong case
+LACKING = ["tpu", "rocm", "METAL", "Cuda", "gpu,cpu", "cuda,tpu"]
+if jax.default_backend() == "cpu":
+    LACKING += ["cuda", "gpu"]
+
+
+@pytest.mark.parametrize("platforms", LACKING)
+def test_any_jax_platforms_naming_a_missing_backend_is_the_one_line(platforms, tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": platforms}
+    out = tmp_path / "run"
+    done = subprocess.run(command(*train_argv(out)), capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        f"jaxtrainer: error: JAX cannot start a backend with JAX_PLATFORMS='{platforms}': "
+    )
+    assert done.stderr.count("\n") == 1 and not out.exists()
 
 
 # -- interrupts and full disks inside a write, in this process -----------------------------------------
@@ -765,6 +837,44 @@ def test_a_symlink_loop_in_a_data_folder_is_one_line_naming_it(tmp_path, capfd):
     refused(train_argv(tmp_path / "run", 1, "--dataset", png), capfd, str(png / "train" / "9_"))
 
 
+def test_a_fifo_named_like_a_png_is_refused_by_name_and_never_blocks(tmp_path, capfd):
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    fifo = png / "train" / "100_3.png"
+    os.mkfifo(fifo)
+
+    def writer_arrives():  # a load blocked on the FIFO is let go (it then reads no bytes)
+        with contextlib.suppress(OSError):  # ENXIO: nobody has it open for reading
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    rescue = threading.Timer(20, writer_arrives)
+    rescue.start()
+    try:
+        refused(
+            train_argv(tmp_path / "run", 1, "--dataset", png),
+            capfd,
+            f"{fifo}: cannot be read (a FIFO (named pipe), not a regular file)",
+        )
+    finally:
+        rescue.cancel()
+
+
+def test_a_png_replaced_by_one_of_the_same_size_and_mtime_is_decoded_again(tmp_path):
+    from PIL import Image
+
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    target = png / "train" / sorted(os.listdir(png / "train"))[1]
+    grey, white = tmp_path / "grey.png", tmp_path / "white.png"
+    Image.fromarray(np.full((12, 12), 128, np.uint8)).save(grey)
+    Image.fromarray(np.full((12, 12), 255, np.uint8)).save(white)
+    assert grey.stat().st_size == white.stat().st_size  # the cache cannot tell them apart by size
+    shutil.copy2(grey, target)  # cp -p: the content, and grey.png's mtime
+    os.utime(white, ns=(grey.stat().st_atime_ns, grey.stat().st_mtime_ns))
+    assert data.load(str(png)).X_train[1].max() == np.float32((128 / 255 - 0.5) / 0.5)
+    assert (png / ".jaxtrainer-cache.npz").exists()
+    shutil.copy2(white, target)  # same size, same mtime, other pixels
+    assert data.load(str(png)).X_train[1].min() == 1.0
+
+
 def test_a_data_folder_whose_name_is_not_utf8_trains_and_draws_its_figure(tmp_path, capfd):
     png = Path(os.fsdecode(bytes(tmp_path) + b"/rotated\xff"))
     write_png_folder(png, n_train=4, n_test=2, size=12)
@@ -888,6 +998,31 @@ def test_a_multi_process_run_asked_wrong_is_one_line(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "given,named",
+    [
+        (["--process-id", "0"], "--process-id"),
+        (["--process-id=1"], "--process-id"),
+        (["--process", "0"], "--process-id"),  # argparse's abbreviation
+        (["--num-processes", "2"], "--num-processes"),
+        (["--coordinator", "127.0.0.1:1234", "--process-id", "1"], "--coordinator, --process-id"),
+    ],
+)
+def test_launch_refuses_the_options_it_gives_each_process_before_starting_any(
+    given, named, tmp_path, monkeypatch, capfd
+):
+    def started(*args, **kwargs):
+        raise AssertionError("a process was started")
+
+    monkeypatch.setattr("jaxtrainer.launch.launch", started)
+    line = refused(
+        ["launch", "-n", "2", "--", *SWEEP, "--epochs", "1", "--out", tmp_path / "run", *given],
+        capfd,
+        f"launch gives each process its {named} itself: remove",
+    )
+    assert "from the command" in line and not (tmp_path / "run").exists()
+
+
 # -- the memory runs out: the environment's limit, said in one line ----------------------------------
 @pytest.mark.parametrize(
     "error,said",
@@ -918,3 +1053,189 @@ def test_out_of_memory_mid_run_is_one_line_saying_what_is_saved(error, said, tmp
         "try a smaller --batch-size, smaller layers or fewer sweep members",
     )
     assert saved_epochs(out) == 2
+
+
+# -- names as long as a folder entry allows: the temporary names made from them fit too --------------
+def test_build_rotated_into_a_240_byte_name_builds_it(tmp_path, capfd):
+    make_idx_set(tmp_path / "src")
+    out = tmp_path / ("é" * 120)  # 240 bytes in UTF-8, a valid name
+    code, _, err = run_main(
+        [
+            "data",
+            "build-rotated",
+            "--source",
+            tmp_path / "src",
+            "--out",
+            out,
+            "--no-progress",
+            "--n-train",
+            12,
+            "--n-test",
+            6,
+        ],
+        capfd,
+    )
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == sorted(["src", out.name])  # no temporary folder left
+    assert data.load(str(out)).X_train.shape == (12, 1, 28, 28)
+
+
+def test_an_export_to_a_254_byte_name_is_written(tmp_path, capfd):
+    export = tmp_path / ("w" * 250 + ".npz")
+    code, _, err = run_main(train_argv(tmp_path / "run", 1, "--export", export), capfd)
+    assert code == 0, err
+    assert set(state_dict.import_state_dict(str(export))) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- messages in the user's terms, not the libraries' internals ------------------------------------
+def test_a_file_that_is_no_image_is_named_without_pillows_internals(tmp_path, capfd):
+    png = write_png_folder(tmp_path / "png", n_train=4, n_test=2, size=12)
+    bad = png / "train" / "7_3.png"
+    bad.write_text("not an image")
+    line = refused(
+        train_argv(tmp_path / "run", 1, "--dataset", png),
+        capfd,
+        f"{bad}: not a readable PNG (no image format Pillow knows, in its 12 bytes)",
+    )
+    assert "BytesIO" not in line and "0x" not in line
+
+
+def test_constant_targets_and_numpy_scalars_are_said_as_plain_numbers(tmp_path, capfd):
+    from PIL import Image
+
+    png = tmp_path / "png"
+    for split, n in (("train", 3), ("test", 1)):
+        (png / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((12, 12), 40 * i, np.uint8)).save(png / split / f"{i}_45.png")
+    refused(
+        train_argv(tmp_path / "run", 1, "--dataset", png),
+        capfd,
+        "the training targets are constant (45.0): they cannot be standardised",
+    )
+    for kwargs, message in (
+        ({"lr": np.float64(-1.0)}, "lr must be a finite number > 0, got -1.0"),
+        ({"seed": np.int64(-1)}, "got -1"),
+        ({"batch_size": np.int32(0)}, "batch_size must be an int > 0, got 0"),
+    ):
+        with pytest.raises(ValueError) as error:
+            Trainer("mlp", HIDDEN, dataset="digits", **kwargs)
+        assert str(error.value).endswith(message) and "np." not in str(error.value)
+
+
+def test_bfloat16_tensors_are_read_exactly_and_a_meta_tensor_is_one_line():
+    import torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    X = torch.randn(4, 1, 28, 28).bfloat16()
+    y = torch.randn(4, 1).bfloat16()
+    assert t.evaluate(X, y) == t.evaluate(X.float(), y.float())
+    np.testing.assert_array_equal(t.network(X), t.network(X.float()))
+    weights = {k: torch.from_numpy(np.array(v)).bfloat16() for k, v in t.network.state_dict().items()}
+    t.network.load_state_dict(weights)
+    assert all(np.array_equal(t.network.state_dict()[k], weights[k].float().numpy()) for k in weights)
+    meta = torch.empty((4, 1, 28, 28), device="meta")
+    for call, label in (
+        (lambda: t.training_step(meta, y), "X_batch"),
+        (lambda: t.evaluate(X, meta[:, 0, 0, :1]), "y"),
+        (lambda: t.network(meta), "the input"),
+        (lambda: t.network.load_state_dict({**weights, "1.bias": meta[0, 0, 0, :8]}), "state_dict['1.bias']"),
+    ):
+        with pytest.raises(TypeError) as error:
+            call()
+        assert str(error.value) == (
+            f"{label} is a meta tensor (a shape without values): create it on the cpu, with values"
+        )
+
+
+# -- the facade acts as torch where students rely on it --------------------------------------------
+def test_a_learning_rate_set_in_param_groups_is_the_next_steps_as_in_torch_without_recompiling():
+    import torch
+
+    from torch_compat import to_torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    module = to_torch(t.network)
+    reference = torch.optim.Adam(module.parameters(), lr=t.lr)
+    X, y = (np.asarray(a[:32]) for a in t.train)
+
+    def both_step():
+        t.training_step(X, y)
+        reference.zero_grad()
+        torch.nn.functional.mse_loss(module(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        reference.step()
+
+    both_step()  # compiles the step
+    programs = train.train_step._cache_size()
+    for lr in (0.05, 0.0, 1e-2, 3e-4):  # a warm-up from 0 included
+        before = models.state_dict(t.network)
+        t.optimizer.param_groups[0]["lr"] = lr
+        reference.param_groups[0]["lr"] = lr
+        both_step()
+        assert t.optimizer.param_groups[0]["lr"] == lr
+        for key, value in module.state_dict().items():
+            np.testing.assert_allclose(models.state_dict(t.network)[key], value.numpy(), rtol=1e-4, atol=1e-6)
+        if lr == 0.0:
+            assert all(np.array_equal(before[k], models.state_dict(t.network)[k]) for k in before)
+    assert train.train_step._cache_size() == programs  # a new learning rate compiled nothing
+    t.optimizer.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"\['lr'\] must be a finite number >= 0, got -1\.0$"):
+        t.training_step(X, y)
+
+
+@pytest.mark.parametrize("flavour", ["facade", "grading"])
+def test_a_deep_copy_of_a_trainer_trains_apart_from_the_original(flavour):
+    import copy
+
+    from torch_compat import grading
+
+    kind = {"facade": Trainer, "grading": grading.Trainer}[flavour]
+    t = kind("mlp", HIDDEN, dataset="digits", progress=False)
+
+    def weights(trainer):
+        state = trainer.network.state_dict()
+        return {k: np.asarray(v.detach() if hasattr(v, "detach") else v) for k, v in state.items()}
+
+    X, y = t.train
+    twin = copy.deepcopy(t)
+    start = weights(t)
+    twin.training_step(X[:32], y[:32])
+    twin_logs = twin.train_loop(1)
+    assert all(np.array_equal(start[k], weights(t)[k]) for k in start)  # the original did not move
+    assert not all(np.array_equal(start[k], weights(twin)[k]) for k in start)
+    t.training_step(X[:32], y[:32])
+    assert t.train_loop(1) == twin_logs  # the same start, the same training, the same numbers
+    assert all(np.array_equal(weights(t)[k], weights(twin)[k]) for k in start)
+
+
+def test_the_facade_network_and_its_parameters_move_as_torch_modules_do():
+    import torch
+
+    t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
+    net, X, y = t.network, *(np.asarray(a[:16]) for a in t.train)
+    for device in ("cpu", torch.device("cpu")):
+        assert net.to(device) is net
+    assert net.cpu() is net and net.eval() is net and net.train() is net
+    p = next(net.parameters())
+    assert p.cpu() is p and p.to("cpu") is p
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if gpus:  # placed on the GPU, and trained there
+        assert net.to("cuda:0") is net
+        assert {leaf.devices().pop() for leaf in jax.tree.leaves(nnx_params(net))} == {gpus[0]}
+    else:
+        for move in (lambda: net.to("cuda"), net.cuda, lambda: net.to(torch.device("cuda:0")), p.cuda):
+            with pytest.raises(RuntimeError, match=r"^cannot use cuda(:0)?: JAX sees no GPU, only cpu on"):
+                move()
+    for wrong in ("gpu", "CUDA", "cuda:x"):
+        with pytest.raises(RuntimeError, match=rf"^device must be 'cpu', 'cuda' or 'cuda:N' .*'{wrong}'$"):
+            net.to(wrong)
+    before = models.state_dict(net)
+    t.training_step(X, y)  # the moved network still trains
+    assert not np.array_equal(before["1.weight"], models.state_dict(net)["1.weight"])
+
+
+def nnx_params(net):
+    from flax import nnx
+
+    return nnx.state(net, nnx.Param)

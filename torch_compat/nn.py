@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import jax
 import numpy as np
 from flax import nnx
 
 from jaxtrainer import models, presets
+from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.layers import AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 
 __all__ = [
@@ -40,6 +42,29 @@ def default_rngs() -> nnx.Rngs:
     return _Generator.rngs
 
 
+def _device(device) -> jax.Device | None:
+    """The JAX device for a torch device name ("cpu", "cuda", "cuda:N", a ``torch.device``, an
+    int N for cuda:N): None for the cpu (where the facade's arrays already are: a no-op), the
+    N-th GPU for cuda. Without that GPU, the RuntimeError torch gives, in JAX's terms."""
+    text = f"cuda:{device}" if isinstance(device, int) and not isinstance(device, bool) else str(device)
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or not (index == "" or index.isdigit()):
+        raise RuntimeError(
+            f"device must be 'cpu', 'cuda' or 'cuda:N' (or a torch.device of those), got {device!r}"
+        )
+    if kind == "cpu":
+        return None
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    n = int(index or 0)
+    if n >= len(gpus):
+        seen = f"{len(gpus)} GPU{'s' * (len(gpus) != 1)}" if gpus else f"no GPU, only {jax.default_backend()}"
+        raise RuntimeError(
+            f"cannot use {text}: JAX sees {seen} on this machine; use 'cpu', or "
+            "torch.device('cuda' if torch.cuda.is_available() else 'cpu')"
+        )
+    return gpus[n]
+
+
 class Parameter(np.ndarray):
     """A read-only numpy copy of a weight with torch's ``numel()``: graders count parameters with
     ``sum(p.numel() for p in model.parameters())``."""
@@ -50,6 +75,17 @@ class Parameter(np.ndarray):
     @property
     def requires_grad(self) -> bool:
         return True
+
+    def to(self, device, *args, **kwargs) -> Parameter:
+        """A read-only copy stays one: the device is checked (as torch would), the copy returned."""
+        _device(device)
+        return self
+
+    def cpu(self) -> Parameter:
+        return self
+
+    def cuda(self, device=0) -> Parameter:
+        return self.to(device if not isinstance(device, int) else f"cuda:{device}")
 
 
 def _parameter(array) -> Parameter:
@@ -82,11 +118,25 @@ class Sequential(models.Sequential):
         models.load_state_dict(self, state_dict)
 
     def __call__(self, x):
-        if hasattr(x, "detach"):  # a torch tensor, without importing torch
-            x = x.detach().cpu().numpy().astype(np.float32)
+        if hasattr(x, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
+            x = numeric_array(x, "the input").astype(np.float32)
         return super().__call__(x)
 
     forward = __call__
+
+    def to(self, device, *args, **kwargs) -> Sequential:
+        """``model.to(device)`` as students write it: the cpu is a no-op; cuda places the weights
+        on that GPU (JAX's), and is refused in one line where there is none."""
+        target = _device(device)
+        if target is not None:
+            nnx.update(self, jax.device_put(nnx.state(self, nnx.Param), target))
+        return self
+
+    def cpu(self) -> Sequential:
+        return self
+
+    def cuda(self, device=0) -> Sequential:
+        return self.to(device if not isinstance(device, int) else f"cuda:{device}")
 
     def eval(self):
         return self

@@ -8,14 +8,19 @@ is synchronised with the engine's network (``_engine_network``, ``_pull``, ``_pu
 
 from __future__ import annotations
 
+import copy
+import math
+import numbers
 from typing import Tuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxtrainer import config, data, models, presets, runs, train
-from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.config import NetworkConfiguration, shown
+from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.data.loader import BatchLoader
 from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
@@ -27,22 +32,45 @@ from . import nn
 
 
 class Adam:
-    """The optimizer's state, with torch's ``param_groups`` view of the learning rate."""
+    """The optimizer's state, with torch's ``param_groups``: ``param_groups[0]["lr"] = x`` (a
+    schedule, a warm-up) is the learning rate of the next step, as in torch. The learning rate is
+    an argument of the compiled step (optax's inject_hyperparams, `train.init_state`), so a new
+    value compiles nothing."""
 
     def __init__(self, network: nn.Sequential, lr: float):
         self.graphdef, state = train.init_state(network, lr)
-        self.state = state.opt_state
+        self._state = state.opt_state
+        self.param_groups = [{"lr": lr}]
 
     @property
-    def param_groups(self):
-        return [{"lr": float(self.state.hyperparams["learning_rate"])}]
+    def state(self):
+        """The optimizer state, holding the learning rate ``param_groups`` says now."""
+        lr = self.param_groups[0]["lr"]
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
+        hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}
+        return self._state._replace(hyperparams=hyperparams)
+
+    @state.setter
+    def state(self, state) -> None:
+        self._state = state
+
+    def __deepcopy__(self, memo):
+        """An independent copy (``copy.deepcopy(trainer)`` trains apart from the original, as in
+        torch). Deep-copying the state itself would turn its NNX Param nodes into bare arrays, a
+        tree the compiled step refuses; JAX arrays never change, so the copy shares them in new
+        nodes of the same tree."""
+        new = copy.copy(self)
+        new._state = jax.tree.map(lambda leaf: leaf, self._state)
+        new.param_groups = copy.deepcopy(self.param_groups, memo)
+        return new
 
 
 def _array(x, name: str = "the batch"):
     """A batch as float32, refused by name when it holds no numbers (object, string, complex
     arrays) or no example."""
-    if hasattr(x, "detach"):  # a torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
+    if hasattr(x, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
+        x = numeric_array(x, name)
     if not hasattr(x, "dtype"):
         x = np.asarray(x)
     if np.dtype(x.dtype).kind not in "biuf":
@@ -226,6 +254,8 @@ class Trainer:
             previous, state, logs = {k: list(v) for k, v in self.train_logs.items()}, self._state(), None
             if resume:
                 state, saved = folder.restore(state)
+                # the restored optimizer's learning rate, as torch's optimizer.load_state_dict gives
+                self.optimizer.param_groups[0]["lr"] = float(state.opt_state.hyperparams["learning_rate"])
                 if saved is not None:
                     previous, logs = saved["previous"], saved["current"]
                     ran = self._epochs_in(logs)

@@ -18,6 +18,7 @@ from typing import Dict
 
 import numpy as np
 
+from .. import files
 from . import cache
 from .named import read_idx_source
 from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits, take
@@ -62,7 +63,9 @@ def build_rotated(
 
 
 def _partial_prefix(name: str) -> str:
-    return f".{name}.partial-{socket.gethostname()}-"  # then PID-RANDOM
+    """The start of a build's temporary folder name, then PID-RANDOM; the whole fits in NAME_MAX."""
+    tail = f".partial-{socket.gethostname()}-"
+    return f".{files.fitting(name, 1 + len(os.fsencode(tail)) + files.PID_DIGITS + 9)}{tail}"
 
 
 def _remove_dead_partials(parent: str, name: str) -> None:
@@ -87,6 +90,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _images_in(tmp: str) -> int:
+    """The PNGs a build has written so far in its temporary folder."""
+    return sum(
+        len(os.listdir(os.path.join(tmp, split)))
+        for split in ("train", "test")
+        if os.path.isdir(os.path.join(tmp, split))
+    )
+
+
 def write_rotated(
     raw: Dict,
     out: str,
@@ -101,7 +113,8 @@ def write_rotated(
     {split: (images (n, H, W), labels)}, the first n_train and n_test of each split rotated.
 
     Everything is written to a hidden temporary folder next to `out` and renamed to `out` at the
-    end: an interrupted or failed build leaves no `out` and removes its temporary folder. A process
+    end: an interrupted or failed build leaves no `out` and removes its temporary folder (an
+    interrupt's KeyboardInterrupt then says how many images were built and removed). A process
     killed outright leaves it; the next build of `out` removes it (`_remove_dead_partials`).
     """
     from tqdm.auto import tqdm
@@ -133,7 +146,13 @@ def write_rotated(
             splits = rotated_splits(raw, seed, max_angle, n_train, n_test, on_image=write)
         cache.write(tmp, cache.folder_key(tmp), splits)  # the first load is fast too
         os.rename(tmp, out)
-    except BaseException:
+    except BaseException as e:
+        built = _images_in(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):  # what was done and undone, for the interrupt's message
+            raise KeyboardInterrupt(
+                f"{built} of {n_train + n_test} images were built, then removed with the build's "
+                f"temporary folder; {out} was not created: run the same command again to build it"
+            ) from None
         raise
     return {"out": out, "n_train": n_train, "n_test": n_test, "seed": seed, "max_angle": max_angle}

@@ -2,8 +2,12 @@
 
 The cache holds the integer pixels (uint8, or uint16 for a split with a 16-bit image) and angles
 (what the PNGs say, before any float mapping) under a key: a hash of VERSION and of every PNG's
-split, name, size and mtime. Any file added, removed, renamed or rewritten changes the key, and so
-does a new VERSION; a cache whose key differs is ignored (and rewritten after the read). A cache
+split, name, inode, size, mtime and ctime. Any file added, removed, renamed or rewritten changes
+the key, and so does a new VERSION. The ctime is what makes a rewrite show: `cp -p` or `rsync -t`
+of another image of the same size keeps the size and sets the old mtime back, but the kernel sets
+the ctime of any file written (or replaced by a rename: a new inode) to now, and no user can set
+it back. Hashing the content instead would read every PNG at each load, most of what the cache
+saves; a cache whose key differs is ignored (and rewritten after the read). A cache
 that cannot be read or written (a read-only folder, a truncated or corrupt file, arrays of another
 layout) is never an error: the folder is read as if there were none, and the cache rewritten.
 """
@@ -41,7 +45,9 @@ def folder_key(root: str) -> str | None:
                 for e in entries:
                     if e.name.lower().endswith(".png"):
                         st = e.stat()
-                        rows.append(f"{split}/{e.name}\t{st.st_size}\t{st.st_mtime_ns}\n")
+                        rows.append(
+                            f"{split}/{e.name}\t{st.st_ino}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\n"
+                        )
         except OSError:  # a link loop, a dangling link, no permission
             return None
         for row in sorted(rows):

@@ -46,8 +46,13 @@ class Dataset:
 
 def numeric_array(a, label: str) -> np.ndarray:
     """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when
-    it is one already; TypeError naming `label`, what it holds and what is allowed otherwise."""
+    it is one already (a bfloat16 or float8 tensor as float32, exactly); TypeError naming `label`,
+    what it holds and what is allowed otherwise (a meta tensor, which holds no values, too)."""
     if hasattr(a, "detach"):  # a torch tensor, without importing torch
+        if getattr(a, "is_meta", False):
+            raise TypeError(
+                f"{label} is a meta tensor (a shape without values): create it on the cpu, with values"
+            )
         a = a.detach().cpu()
         try:
             a = a.numpy()

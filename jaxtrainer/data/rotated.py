@@ -21,9 +21,11 @@ A split with a 16-bit image is kept as uint16, its 8-bit images times 257 (0..25
 exactly); otherwise as uint8.
 
 Errors name the file and what is allowed: ValueError for a bad name, a repeated index, an angle out
-of range, an unreadable or unsupported image, images of different sizes, an empty split or a link
-loop; FileNotFoundError for a missing train/ or test/. The dataset's name is the folder's name,
-printable (bytes that are not UTF-8 and control characters escaped): it goes into plot titles.
+of range, an unreadable or unsupported image, anything but a regular file (a FIFO, a folder, a
+device: refused before it is read, so a FIFO cannot block the load), images of different sizes,
+an empty split or a link loop; FileNotFoundError for a missing train/ or test/. The dataset's name
+is the folder's name, printable (bytes that are not UTF-8 and control characters escaped): it goes
+into plot titles.
 
 The decoded pixels are cached in the folder (`cache.py`): the second load of 62,000 PNGs reads one
 .npz instead of decoding every file again.
@@ -34,6 +36,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from typing import List, Tuple
 
 import numpy as np
@@ -99,13 +102,18 @@ def _list_split(folder: str) -> List[Tuple[int, str, int]]:
 def decode_grey(path: str) -> np.ndarray:
     """One image file as (H, W) grey pixels: uint8 from an 8-bit mode, uint16 from a 16-bit one
     (the module's rules); ValueError naming the file otherwise."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     shown = printable(path)
-    try:
-        with open(path, "rb") as f:
+    try:  # opened without blocking: a FIFO named *.png would wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        kind = _not_regular(os.fstat(fd).st_mode)
+        if kind:
+            os.close(fd)
+            raise ValueError(f"{shown}: cannot be read ({kind}, not a regular file)")
+        with os.fdopen(fd, "rb") as f:
             encoded = f.read()
-    except OSError as e:  # a link loop, a dangling link, a folder named *.png, no permission
+    except OSError as e:  # a link loop, a dangling link, no permission
         raise ValueError(f"{shown}: cannot be read ({e.strerror})") from None
     pixels = None
     try:
@@ -115,6 +123,10 @@ def decode_grey(path: str) -> np.ndarray:
                 pixels = np.asarray(im.convert("L"), dtype=np.uint8)
             elif mode in MODES_16BIT:
                 pixels = np.asarray(im)
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise ValueError(
+            f"{shown}: not a readable PNG (no image format Pillow knows, in its {len(encoded)} bytes)"
+        ) from None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib and struct errors...
         raise ValueError(f"{shown}: not a readable PNG ({type(e).__name__}: {e})") from None
     if pixels is None:
@@ -130,6 +142,20 @@ def decode_grey(path: str) -> np.ndarray:
             "integer images must hold 16-bit values 0..65535"
         )
     return pixels.astype(np.uint16)
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a file that is not a regular one is (a folder, a FIFO, a device...), or None."""
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO (named pipe)",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in kinds.items() if test(mode)), "a special file")
 
 
 def _read_split(folder: str) -> Tuple[np.ndarray, np.ndarray]:

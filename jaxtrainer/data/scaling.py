@@ -37,6 +37,6 @@ def standardise(y_train: np.ndarray, y_test: np.ndarray):
         raise ValueError(f"{len(y_train)} training target(s): at least 2 are needed to standardise them")
     mean, std = y_train.mean(), y_train.std(ddof=1)
     if not std > 0:
-        raise ValueError(f"the training targets are constant ({mean!r}): they cannot be standardised")
+        raise ValueError(f"the training targets are constant ({float(mean)}): they cannot be standardised")
     scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)  # noqa: E731
     return scale(y_train), scale(y_test)
