@@ -6,7 +6,9 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -416,3 +418,29 @@ def test_the_loader_year_is_graded_offline_on_the_same_rubric(tmp_path):
         in (failed(broadcast)["loss_and_mae"])
     )
     assert sandbox_processes() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+def test_an_interrupt_kills_every_run_and_keeps_the_finished_grades(tmp_path, sig):
+    paths = mistakes.write(tmp_path / "subs", ["correct", "sleeps_forever"])
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=os.pathsep.join(sys.path))
+    argv = [sys.executable, "-m", "jaxtrainer.cli", "grade", paths["correct"], paths["sleeps_forever"]]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(out), "--no-progress", "--jobs", "2"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "submissions" / "correct" / "report.md").exists():  # one finished, one hangs
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.5)
+    proc.send_signal(sig)
+    printed, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert f"jaxtrainer: interrupted; 1 of 2 graded; reports in {out}" in printed
+    with open(out / "grades.json") as f:
+        assert [s["name"] for s in json.load(f)["submissions"]] == ["correct"]
+    left = [name for name in os.listdir(scratch) if name.startswith("jaxtrainer-grade-")]
+    assert left == []  # the runs' folders and the data are gone (torch keeps its own cache there)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "collector.py" not in ps and "bwrap" not in ps

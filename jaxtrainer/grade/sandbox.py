@@ -185,11 +185,14 @@ class Running:
     """The runs in progress, so that an interrupted grading run kills them all."""
 
     def __init__(self):
-        self._lock, self._procs = threading.Lock(), set()
+        self._lock, self._procs, self.stopped = threading.Lock(), set(), False
 
     def add(self, proc: subprocess.Popen) -> None:
+        """Track a run; after kill_all (an interrupt), a run that starts late is killed at once."""
         with self._lock:
             self._procs.add(proc)
+            if self.stopped:
+                _kill_group(proc)
 
     def discard(self, proc: subprocess.Popen) -> None:
         with self._lock:
@@ -197,6 +200,7 @@ class Running:
 
     def kill_all(self) -> None:
         with self._lock:
+            self.stopped = True
             for proc in self._procs:
                 _kill_group(proc)
 

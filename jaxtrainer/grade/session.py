@@ -1,13 +1,13 @@
 """One grading session, from the TA's arguments to the class's tables: the checks before any
 minute is spent, the shared inputs (data, rubric, sandbox), the runs, the reports as each run
-finishes, and on Ctrl-C, SIGTERM or SIGHUP: every run killed, the scratch folder removed, and
+finishes, and on Ctrl-C, SIGTERM or SIGHUP (the CLI turns each into a KeyboardInterrupt here, in a
+command without JAX in the main thread): every run killed, the scratch folder removed, and
 grades.json/grades.csv holding the submissions finished so far."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 from typing import NamedTuple, Sequence
 
@@ -48,7 +48,6 @@ class Session(NamedTuple):
         scratch = tempfile.mkdtemp(prefix="jaxtrainer-grade-")
         os.chmod(scratch, 0o711)  # the runs' uids reach their own folder inside, and list nothing
         bar = tqdm(total=len(found), desc="grading", unit="submission", disable=not self.progress)
-        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGHUP,)}
         try:
             settings = runner.Settings(
                 data=os.path.abspath(self.data) if self.data else _default_data(scratch),
@@ -88,8 +87,6 @@ class Session(NamedTuple):
             return 130
         finally:
             bar.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             shutil.rmtree(scratch, ignore_errors=True)
         paths = write_grades(results, self.out)
         paths += self._similarity(found)
@@ -109,11 +106,6 @@ class Session(NamedTuple):
         sources = [(s.name, s.path) for s in found]
         pairs = find_similar(sources, template=self.template, threshold=self.threshold)
         return write_similarity(pairs, sources, self.out)
-
-
-def _raise_interrupt(signum, frame) -> None:
-    """SIGHUP (a closed terminal or ssh session) ends grading as Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def _default_data(scratch: str) -> str:
