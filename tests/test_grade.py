@@ -442,5 +442,6 @@ def test_an_interrupt_kills_every_run_and_keeps_the_finished_grades(tmp_path, si
         assert [s["name"] for s in json.load(f)["submissions"]] == ["correct"]
     left = [name for name in os.listdir(scratch) if name.startswith("jaxtrainer-grade-")]
     assert left == []  # the runs' folders and the data are gone (torch keeps its own cache there)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "collector.py" not in ps and "bwrap" not in ps
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,stat,args"], capture_output=True, text=True).stdout
+    left = [line for line in ps.splitlines() if "/grader/collector.py" in line or "bwrap --" in line]
+    assert left == [], ps
