@@ -1,4 +1,4 @@
-"""How long `jaxtrainer grade`'s similarity report takes on a class (docs/gradescope_and_similarity.md).
+"""How long `jaxtrainer grade`'s similarity report takes on a class (docs/grading.md).
 
 N submissions of about 300 lines each: the project's correct solution (tests/grade_solutions/
 correct.py, 155 lines, the same in all of them, as a widely copied one would be) followed by 21

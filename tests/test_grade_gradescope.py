@@ -275,3 +275,22 @@ def test_setup_needs_exactly_one_wheel(tmp_path, wheels):
 def test_the_recipe_is_executable():
     for name in ("setup.sh", "run_autograder"):  # Gradescope runs them as they are
         assert os.access(os.path.join(gradescope.RECIPE, name), os.X_OK), name
+
+
+def test_run_autograder_end_to_end_with_the_real_grader(tmp_path):
+    """The recipe on a fake /autograder with the real `jaxtrainer grade` (sandbox included): a
+    correct solution handed in as the only .py file gets 25 points in Gradescope's file."""
+    from grade_solutions import mistakes
+
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "my_homework.py").write_text(mistakes.variant("correct"))
+    env = dict(os.environ, AUTOGRADER_ROOT=str(tmp_path))
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    done = subprocess.run([RUN_AUTOGRADER], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "results" / "results.json") as f:
+        results = json.load(f)
+    assert results["score"] == 25.0, results["output"]
+    assert results["output"].startswith("graded (tensor year): 25 of 25 points")
+    assert {t["name"] for t in results["tests"]} >= {"Q1 activation_function", "Q6 evaluate"}
+    assert all(t["score"] == t["max_score"] for t in results["tests"])

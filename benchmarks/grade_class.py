@@ -1,0 +1,88 @@
+"""Time `jaxtrainer grade` on a class of both years and measure the grader's memory.
+
+    python -m benchmarks.grade_class --submissions 30 --jobs 2
+
+The class cycles through the test suite's solutions (tests/grade_solutions/: the tensor year's
+correct code, its usual mistakes and real students' styles, and the loader year's SVHN and CIFAR-10
+solutions), on the embedded data. Then the grader's peak RSS is measured on one honest submission
+and on one that prints 600 MB first (tests/grade_solutions/hostile.py's output_flood), each graded
+alone in a fresh process: the grader's memory must not grow with a submission's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from grade_solutions import hostile, mistakes  # noqa: E402
+
+LOADER = [
+    os.path.join(ROOT, "tests", "grade_solutions", f"{name}.py")
+    for name in ("loader_correct", "loader_cifar")
+]
+PEAK = (
+    "import resource, sys; from jaxtrainer import cli; code = cli.main(sys.argv[1:]); "
+    "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(code)"
+)
+
+
+def grade(paths, out, jobs):
+    """(seconds, the grader's peak RSS in MB) of one `jaxtrainer grade` in a fresh process."""
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, "grade", *paths, "--out", out, "--jobs", str(jobs), "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.monotonic() - start
+    peak = float(next(line for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_MB")).split()[1])
+    return seconds, peak
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--submissions", type=int, default=30)
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        names = ["correct", *mistakes.MISTAKES, *mistakes.STYLES, *mistakes.MORE_MISTAKES]
+        names = [n for n in names if n not in ("sleeps_forever", "syntax_error")]
+        written = mistakes.write(os.path.join(tmp, "tensor"), names)
+        pool = [*written.values(), *LOADER]
+        paths = []
+        for i in range(args.submissions):  # distinct names: copies beyond the pool get a suffix
+            source = pool[i % len(pool)]
+            stem = os.path.splitext(os.path.basename(source))[0]
+            target = os.path.join(tmp, "class", f"{stem}_{i}.py")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(source) as f, open(target, "w") as g:
+                g.write(f.read())
+            paths.append(target)
+        seconds, peak = grade(paths, os.path.join(tmp, "out"), args.jobs)
+        with open(os.path.join(tmp, "out", "grades.json")) as f:
+            grades = json.load(f)["submissions"]
+        years = {g["variant"] for g in grades}
+        targets = {k: os.path.join(tmp, k) for k in ("out", "data", "other", "source", "marker")}
+        flood = hostile.write(os.path.join(tmp, "hostile"), targets)["output_flood"]
+        honest_seconds, honest_peak = grade([written["correct"]], os.path.join(tmp, "one"), 1)
+        flood_seconds, flood_peak = grade([flood], os.path.join(tmp, "flood"), 1)
+    shown = ", ".join(sorted(y or "?" for y in years))
+    print(f"{args.submissions} submissions ({shown} years), --jobs {args.jobs}:")
+    per = seconds / args.submissions
+    print(f"  wall {seconds:.1f} s ({per:.1f} s per submission), grader peak RSS {peak:.0f} MB")
+    print(f"one honest submission: {honest_seconds:.1f} s, grader peak RSS {honest_peak:.0f} MB")
+    print(f"one 600 MB output flood: {flood_seconds:.1f} s, grader peak RSS {flood_peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
