@@ -1,0 +1,92 @@
+"""Why the CNN's epoch time varies on 2-core machines of one kind: the same bench workers (one fresh
+process each) under conditions that differ in one thing.
+
+    python -m benchmarks.cnn_variance --epochs 3
+
+- idle: nothing else runs;
+- other core busy: a Python busy loop holds one of the two vCPUs (another tenant, a second job);
+- one XLA thread: `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`, so XLA never
+  waits for a second thread;
+- the facade: `torch_compat.Trainer("cnn", ...).train_loop`, the same network and data, timed between
+  its log_metrics calls, as a student's notebook runs it.
+
+Each line gives the median s/epoch of epochs 2..N (the first compiles) for JAX, and PyTorch's for the
+first two conditions. 60,000 synthetic 1x28x28 images, batch 128, the CNN (16, 32, 45) k3 + (128,).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from jaxtrainer import bench, presets
+
+ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+FACADE = """
+import json, sys, time
+import numpy as np
+from torch_compat import Trainer
+from jaxtrainer import presets
+with np.load(sys.argv[1]) as a:
+    data = ((a["X_train"], a["y_train"]), (a["X_test"], a["y_test"]))
+trainer = Trainer("cnn", presets.CNN, dataset=data, progress=False)
+stamps, log = [], trainer.log_metrics
+def timed(*args):
+    log(*args)
+    stamps.append(time.perf_counter())
+trainer.log_metrics = timed
+trainer.train_loop(int(sys.argv[2]))
+print(json.dumps({"runs": [[b - a for a, b in zip(stamps, stamps[1:])]]}))
+"""
+
+
+def seconds(command, env=None) -> float:
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    epochs = [sum(e) for e in zip(*report["runs"])]
+    return statistics.median(epochs[1:])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data.npz")
+        (X, y), (Xt, yt) = bench.synthetic(60_000, 2_000)
+        np.savez(data, X_train=X, y_train=y, X_test=Xt, y_test=yt)
+        jax_cmd = bench._command("jax", "cnn", args.epochs, data)
+        torch_cmd = bench._command("torch", "cnn", args.epochs, data)
+        one_thread = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {ONE_THREAD}".strip())
+        rows = [("idle", "jax", seconds(jax_cmd)), ("idle", "torch", seconds(torch_cmd))]
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            rows += [
+                ("other core busy", "jax", seconds(jax_cmd)),
+                ("other core busy", "torch", seconds(torch_cmd)),
+            ]
+        finally:
+            busy.kill()
+        rows.append(("one XLA thread", "jax", seconds(jax_cmd, one_thread)))
+        rows.append(
+            (
+                "the facade's train_loop",
+                "jax",
+                seconds([sys.executable, "-c", FACADE, data, str(args.epochs)]),
+            )
+        )
+    print(f"CNN {presets.CNN}, 60,000 images, median s/epoch of epochs 2..{args.epochs}")
+    for condition, framework, value in rows:
+        print(f"  {condition:26s} {framework:6s} {value:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
