@@ -68,7 +68,7 @@ EXPECTED = {
     "rmse_loss": {"loss_and_mae": ["the loss is the RMSE"]},
     "loss_detached": {"loss_and_mae": ["not a tensor that keeps the graph"]},
 }
-STYLES = ("own_relu_module", "named_layers", "module_subclass")
+STYLES = ("own_relu_module", "named_layers", "module_subclass", "hard_coded_cuda")
 # Checks that may say "not graded" where an earlier one failed (the mistake costs once).
 NOT_GRADED = {
     "builder_calls_activation": {"activation_instances", "init", "forward"},
@@ -260,8 +260,14 @@ def test_a_run_that_ends_at_import_scores_zero(graded_class, name, status):
     assert (graded["score"], graded["status"]) == (0.0, status)
 
 
-def test_a_garbled_result_is_that_submissions_crash_only(graded_class):
-    graded = graded_class["grades"]["garbles_its_result_at_exit"]
+@pytest.mark.parametrize(
+    "name",
+    ["garbles_its_result_at_exit", "leaves_a_fifo_for_its_result", "links_its_result_folder_to_the_system"],
+)
+def test_a_result_tampered_with_is_that_submissions_crash_only(graded_class, name):
+    """Garbled JSON, a FIFO where the result goes (the grader must not block on it), the result
+    folder replaced by a link to /etc (the grader, as root, must not read the host's files)."""
+    graded = graded_class["grades"][name]
     assert graded["status"] == "crashed" and graded["score"] == 0.0
     assert "the grader cannot read" in graded["checks"][1]["message"]
 

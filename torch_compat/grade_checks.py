@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import warnings
@@ -31,7 +32,7 @@ from flax import nnx
 
 from jaxtrainer import models, presets
 from jaxtrainer.config import NetworkConfiguration
-from jaxtrainer.grade import plan
+from jaxtrainer.grade import plan, sandbox
 
 from . import bridge, grading, reference
 
@@ -79,15 +80,16 @@ class Collected:
     def __init__(self, folder: str):
         self.folder = folder
         path = os.path.join(folder, RESULT_FILE)
-        if not os.path.lexists(path):  # the run ended before it wrote anything
+        if not os.path.lexists(path) and not os.path.islink(folder):  # the run wrote nothing
             self.sections, self.running = {}, "import"
             return
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise Malformed("the result folder was replaced")
         try:
-            if os.path.getsize(path) > MAX_JSON_BYTES:
-                raise Malformed(f"{RESULT_FILE} is over {MAX_JSON_BYTES >> 20} MB")
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError, UnicodeDecodeError) as e:
+            data = json.loads(sandbox.read_untrusted(path, MAX_JSON_BYTES).decode("utf-8"))
+        except sandbox.Untrusted as e:
+            raise Malformed(str(e)) from None
+        except (ValueError, UnicodeDecodeError) as e:
             raise Malformed(f"{RESULT_FILE} is not readable JSON ({type(e).__name__})") from None
         self.sections = need(need(data, dict, "the result").get("sections", {}), dict, "sections")
         unknown = set(self.sections) - set(SECTIONS)
@@ -107,10 +109,10 @@ class Collected:
             raise Malformed(f"{what} is not an array reference")
         path = os.path.join(self.folder, f"{int(ref[1:])}.npy")
         try:
-            if os.path.islink(path) or os.path.getsize(path) > MAX_ARRAY_BYTES:
-                raise Malformed(f"{what}: not a regular file under {MAX_ARRAY_BYTES >> 20} MB")
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            value = np.load(io.BytesIO(sandbox.read_untrusted(path, MAX_ARRAY_BYTES)), allow_pickle=False)
+        except sandbox.Untrusted as e:
+            raise Malformed(f"{what}: {e}") from None
+        except (OSError, ValueError, EOFError) as e:
             raise Malformed(f"{what} is not a readable array ({type(e).__name__})") from None
         if value.dtype != np.float32:
             raise Malformed(f"{what} is {value.dtype}, not float32")

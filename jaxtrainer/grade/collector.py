@@ -504,6 +504,42 @@ class Collector:
         return {"error": error, "images": images[:16], "returned": returned}
 
 
+def cpu_only():
+    """Solutions hard-code `.to("cuda")`, `.to("mps")` or `.cuda()` (a notebook habit, not the
+    homework's subject): the sandbox has no GPU, so such a move stays on the CPU, said once in the log."""
+    import torch
+
+    said = []
+
+    def cpu(device):
+        if isinstance(device, (str, torch.device)):
+            try:
+                kind = torch.device(device).type
+            except (RuntimeError, ValueError):
+                return device
+            if kind in ("cuda", "mps", "xpu"):
+                if not said:
+                    said.append(kind)
+                    print(
+                        f"[grade] a move to {kind!r} runs on the CPU (the grader has no GPU)", file=sys.stderr
+                    )
+                return torch.device("cpu")
+        return device
+
+    def moving(method):
+        def to(self, *args, **kwargs):
+            if "device" in kwargs:
+                kwargs["device"] = cpu(kwargs["device"])
+            return method(self, *(cpu(a) for a in args), **kwargs)
+
+        return to
+
+    torch.Tensor.to = moving(torch.Tensor.to)
+    torch.nn.Module.to = moving(torch.nn.Module.to)
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+
+
 SECTIONS = (
     "import",
     "activation",
@@ -521,12 +557,10 @@ def main(argv):
     with open(argv[1]) as f:
         request = json.load(f)
     out = Out(argv[2])
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(max(1, int(request.get("threads", 1))))
-    except ImportError:
-        pass
+    torch.set_num_threads(max(1, int(request.get("threads", 1))))
+    cpu_only()
     collector = Collector(request, out)
     for name in SECTIONS:
         out.save(running=name)

@@ -192,10 +192,8 @@ def _tests(junit_path: str, exit_status: int | None, timeout: float, test_file: 
     if exit_status is None:
         return [{"id": name, "outcome": "not run", "message": f"the submission's {timeout:g} s ran out"}]
     try:
-        if os.path.islink(junit_path) or os.path.getsize(junit_path) > 16 << 20:
-            raise OSError("not a small regular file")
-        cases = list(ElementTree.parse(junit_path).getroot().iter("testcase"))
-    except (OSError, ElementTree.ParseError):
+        cases = list(ElementTree.fromstring(sandbox.read_untrusted(junit_path, 16 << 20)).iter("testcase"))
+    except (sandbox.Untrusted, ElementTree.ParseError):
         return [
             {
                 "id": name,

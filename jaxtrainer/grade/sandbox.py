@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -293,3 +294,32 @@ def check(mode: str) -> None:
 def _last(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+class Untrusted(Exception):
+    """A file a run left is not a regular file under the size limit (a link, a FIFO, too big)."""
+
+
+def read_untrusted(path: str, limit: int) -> bytes:
+    """The bytes of a file a run wrote, read without following a link or blocking on a FIFO, and
+    only if it is a regular file of at most `limit` bytes (the grader reads as root)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        raise Untrusted(f"{os.path.basename(path)} cannot be opened ({e.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise Untrusted(f"{os.path.basename(path)} is not a regular file of at most {limit >> 20} MB")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise Untrusted(f"{os.path.basename(path)} grew over {limit >> 20} MB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -145,6 +145,20 @@ def garble():
         f.write('{{"sections": {{"import": 5}}')
 atexit.register(garble)
 """,
+    "leaves_a_fifo_for_its_result": """
+import atexit, os
+def fifo():
+    os.remove('.grade-out/result.json')
+    os.mkfifo('.grade-out/result.json')
+atexit.register(fifo)
+""",
+    "links_its_result_folder_to_the_system": """
+import atexit, os, shutil
+def link():
+    shutil.rmtree('.grade-out')
+    os.symlink('/etc', '.grade-out')
+atexit.register(link)
+""",
 }
 
 # Folder submissions: (extra files beside solution.py, attack or None).

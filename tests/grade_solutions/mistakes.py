@@ -92,6 +92,16 @@ STYLES: Dict[str, List[Tuple[str, str]]] = {
             "        return nn.Sequential(layers)\n",
         )
     ],
+    "hard_coded_cuda": [  # a notebook habit: the grader has no GPU, the moves stay on the CPU
+        (
+            "        return nn.Sequential(*layers)\n\n    @staticmethod\n    def create_cnn",
+            "        return nn.Sequential(*layers).to('cuda')\n\n    @staticmethod\n    def create_cnn",
+        ),
+        (
+            "        prediction = self.network(X)\n",
+            "        prediction = self.network(X.to(torch.device('mps')))\n",
+        ),
+    ],
     "module_subclass": [  # its own nn.Module around the layers: graded by what forward runs
         (
             "        return nn.Sequential(*layers)\n\n    @staticmethod\n    def create_cnn",
