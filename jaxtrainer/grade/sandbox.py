@@ -42,8 +42,8 @@ class Limits(NamedTuple):
     output: int = 10 << 20  # bytes of stdout+stderr kept in output.log
 
 
-class SandboxError(Exception):
-    """The sandbox cannot be built on this machine."""
+class SandboxError(ValueError):
+    """The sandbox cannot be built on this machine (the CLI says it in one line, exit 2)."""
 
 
 def _project_paths() -> List[str]:
@@ -124,16 +124,19 @@ class Sandbox(NamedTuple):
                 args += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 args += ["--ro-bind", top, top]
+        # The private /tmp and HOME first: a Python install under /tmp (a CI's clone) is mounted
+        # on top of them.
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+        args += ["--perms", "0777", "--tmpfs", HOME]
         for root in _python_roots():
-            if any(root == p or root.startswith(p + "/") for p in (WORK, GRADER, HOME, "/tmp")):
+            if any(root == p or root.startswith(p + "/") for p in (WORK, GRADER)):
                 raise SandboxError(f"the Python install {root} lies where the sandbox mounts its own folders")
             _mkdirs(args, root, made)
             args += ["--ro-bind", root, root]
         for hidden in _project_paths():  # a non-editable install puts the project in site-packages
             if any(hidden.startswith(r + os.sep) for r in _python_roots()):
                 args += ["--tmpfs", hidden]
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-        args += ["--perms", "0777", "--tmpfs", HOME, "--bind", work, WORK]
+        args += ["--bind", work, WORK]
         for host, inside in ro_binds:
             args += ["--ro-bind", host, f"{WORK}/{inside}"]
         args += ["--perms", "0755", "--dir", GRADER]
