@@ -24,10 +24,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from grade_solutions import hostile, mistakes  # noqa: E402
 
-LOADER = [
-    os.path.join(ROOT, "tests", "grade_solutions", f"{name}.py")
-    for name in ("loader_correct", "loader_cifar")
-]
 PEAK = (
     "import resource, sys; from jaxtrainer import cli; code = cli.main(sys.argv[1:]); "
     "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(code)"
@@ -56,8 +52,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         names = ["correct", *mistakes.MISTAKES, *mistakes.STYLES, *mistakes.MORE_MISTAKES]
         names = [n for n in names if n not in ("sleeps_forever", "syntax_error")]
-        written = mistakes.write(os.path.join(tmp, "tensor"), names)
-        pool = [*written.values(), *LOADER]
+        written = mistakes.write(os.path.join(tmp, "tensor"), [*names, "loader_correct", "loader_cifar"])
+        pool = list(written.values())
         paths = []
         for i in range(args.submissions):  # distinct names: copies beyond the pool get a suffix
             source = pool[i % len(pool)]

@@ -394,15 +394,13 @@ def test_a_rubric_file_changes_the_points(tmp_path):
 
 # -- the loader year ------------------------------------------------------------------------------
 
-LOADER = os.path.join(os.path.dirname(os.path.abspath(mistakes.__file__)))
-
 
 def test_the_loader_year_is_graded_offline_on_the_same_rubric(tmp_path):
     """SVHN and CIFAR-10 through torchvision DataLoaders, served locally: both score 25; the silent
     (B,) against (B, 1) broadcast is caught by Q4, named, and costs nothing more."""
-    names = ("loader_correct", "loader_cifar", "loader_broadcast")
+    paths = mistakes.write(tmp_path / "subs", ["loader_correct", "loader_cifar", "loader_broadcast"])
     out = tmp_path / "out"
-    argv = ["grade", *(os.path.join(LOADER, f"{n}.py") for n in names), "--out", str(out), "--jobs", "2"]
+    argv = ["grade", *paths.values(), "--out", str(out), "--jobs", "2"]
     assert cli.main([*argv, "--no-progress"]) == 0
     with open(out / "grades.json") as f:
         grades = {s["name"]: s for s in json.load(f)["submissions"]}

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Tuple
 
-CORRECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "correct.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORRECT = os.path.join(HERE, "correct.py")
+LOADER_CORRECT = os.path.join(HERE, "loader_correct.py")  # the loader year's correct solution
 
 _ADAM = "self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)"
 _INITIAL_LOG = (
@@ -154,11 +156,24 @@ MORE_MISTAKES: Dict[str, List[Tuple[str, str]]] = {
 }
 
 
+# The loader year's variants, as edits of loader_correct.py.
+LOADER: Dict[str, List[Tuple[str, str]]] = {
+    "loader_correct": [],
+    "loader_cifar": [  # the year's other data set
+        ('SVHN(root="./data", split="train",', 'CIFAR10(root="./data", train=True,'),
+        ('SVHN(root="./data", split="test",', 'CIFAR10(root="./data", train=False,'),
+    ],
+    "loader_broadcast": [  # the silent broadcast: the loader's (B,) labels against (B, 1) predictions
+        ("        y = y.view(-1, 1).float()", "        y = y.float()"),
+    ],
+}
+
+
 def variant(name: str) -> str:
-    """correct.py with the named mistake's edits ("correct": none)."""
-    with open(CORRECT) as f:
+    """correct.py (loader_correct.py for the loader year's) with the named mistake's edits."""
+    with open(LOADER_CORRECT if name in LOADER else CORRECT) as f:
         source = f.read()
-    for old, new in {"correct": [], **MISTAKES, **STYLES, **MORE_MISTAKES}[name]:
+    for old, new in {"correct": [], **MISTAKES, **STYLES, **MORE_MISTAKES, **LOADER}[name]:
         if old not in source:
             raise ValueError(f"mistake {name!r}: {old!r} is not in correct.py")
         source = source.replace(old, new)
