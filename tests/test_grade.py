@@ -245,6 +245,7 @@ def log_of(graded_class, name) -> str:
         "leaves_a_sleeper",
         "ships_sitecustomize",
         "grades.json",
+        "links_to_others",
     ],
 )
 def test_a_failed_attack_leaves_the_honest_score(graded_class, name):
@@ -277,12 +278,20 @@ def test_nothing_outside_a_submissions_folder_changes(graded_class):
     assert {name: digest(targets[name]) for name in graded_class["protected"]} == graded_class["protected"]
     assert os.listdir(graded_class["outside"]) == []  # the marker was never written
     assert not (graded_class["out"] / "injected.txt").exists()
-    for name in ("patches_the_checks", "edits_grader_source", "reads_others", "writes_outside", "network"):
+    for name in (
+        "patches_the_checks",
+        "edits_grader_source",
+        "reads_others",
+        "writes_outside",
+        "network",
+        "links_to_others",
+    ):
         log = log_of(graded_class, name)
         for word in ("IMPORTED", "EDITED", "READ /", "WROTE", "REMOVED", "CONNECTED"):
             assert word not in log, (name, word, log[-2000:])
     assert "blocked import of jaxtrainer" in log_of(graded_class, "patches_the_checks")
     assert "blocked: MemoryError" in log_of(graded_class, "memory_bomb")
+    assert "blocked: stolen.py did not come along" in log_of(graded_class, "links_to_others")
 
 
 def test_no_process_outlives_the_run(graded_class):

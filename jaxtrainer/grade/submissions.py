@@ -8,6 +8,7 @@ import shutil
 from typing import List, NamedTuple, Sequence
 
 SOLUTION_FILE = "solution.py"
+MAX_FILE_BYTES = 16 << 20  # a .py file larger than this is not code a student wrote
 
 
 class Submission(NamedTuple):
@@ -16,13 +17,19 @@ class Submission(NamedTuple):
 
     def copy_to(self, folder: str) -> None:
         """Write the submission into a work folder as `solution.py`; a folder's other top-level
-        `.py` files (modules solution.py imports) come along, nothing else (no data sets)."""
+        `.py` files (modules solution.py imports) come along, nothing else (no data sets). The
+        grader copies as root: a link inside a submission folder (to another student's file, to
+        the grader's secrets) is never followed, and files over 16 MB are left out."""
         if os.path.isfile(self.path):
             shutil.copyfile(self.path, os.path.join(folder, SOLUTION_FILE))
             return
         for entry in os.scandir(self.path):
-            if entry.is_file() and entry.name.endswith(".py"):
-                shutil.copyfile(entry.path, os.path.join(folder, entry.name))
+            if (
+                entry.name.endswith(".py")
+                and entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_size <= MAX_FILE_BYTES
+            ):
+                shutil.copyfile(entry.path, os.path.join(folder, entry.name), follow_symlinks=False)
 
 
 def find(paths: Sequence[str]) -> List[Submission]:

@@ -171,6 +171,11 @@ FOLDERS: Dict[str, Dict[str, str]] = {
         "pytest.ini": "[pytest]\naddopts = -p no:junitxml\n",
     },
     "grades.json": {},  # named like an output file
+    "links_to_others": {  # a link the grader (root) would follow when it copies the folder
+        "stolen.py": "-> {other}",
+        "peek.py": "try:\n    import stolen\n    print('READ stolen.py', stolen.__file__)\nexcept ImportError:\n"
+        "    print('blocked: stolen.py did not come along')\n",
+    },
 }
 
 
@@ -189,6 +194,12 @@ def write(folder: str, targets: Dict[str, str]) -> Dict[str, str]:
         with open(os.path.join(paths[name], "solution.py"), "w") as f:
             f.write(honest)
         for file, text in extra.items():
+            if text.startswith("-> "):
+                os.symlink(text[3:].format(**targets), os.path.join(paths[name], file))
+                continue
             with open(os.path.join(paths[name], file), "w") as f:
                 f.write(text.format(**targets))
+        if name == "links_to_others":
+            with open(os.path.join(paths[name], "solution.py"), "a") as f:
+                f.write("\nimport peek  # noqa: E402,F401\n")
     return paths
