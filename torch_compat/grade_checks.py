@@ -33,6 +33,7 @@ from flax import nnx
 from jaxtrainer import models, presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.grade import plan, sandbox
+from jaxtrainer.grade.collector import SECTIONS  # what the collector writes (stdlib-only module)
 
 from . import bridge, grading, reference
 
@@ -125,19 +126,6 @@ def need(value, kind, what: str):
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise Malformed(f"{what} is a {type(value).__name__}")
     return value
-
-
-SECTIONS = (
-    "import",
-    "activation",
-    "builds",
-    "trainer",
-    "loss",
-    "evaluate",
-    "steps",
-    "train_loop",
-    "equivariance",
-)
 
 
 # -- networks as plain data ------------------------------------------------------------------------
