@@ -33,8 +33,7 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 import pytest
-from conftest import compiled_programs, write_png_folder
-from test_datasets import make_idx_set
+from conftest import compiled_programs, make_idx_set, write_png_folder
 
 from jaxtrainer import data, files, models, presets, runs, state_dict, train
 from jaxtrainer.cli import main
