@@ -115,3 +115,16 @@ def traced_at_most(n, *programs):
     chex.clear_trace_counter()
     static = ("graphdef", "settings", "mesh")
     return [jax.jit(chex.assert_max_traces(p.__wrapped__, n=n), static_argnames=static) for p in programs]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The test_faults_* files' train command (fault_helpers.train_argv), finished and never
+    interrupted: what a faulted run must end as once the same command finishes it."""
+    from fault_helpers import train_argv
+
+    from jaxtrainer.cli import main
+
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(train_argv(out)) == 0
+    return out
