@@ -514,6 +514,7 @@ def test_build_rotated_removes_the_folders_of_killed_builds_and_keeps_a_running_
     assert sorted(os.listdir(tmp_path)) == sorted(["src", "out", f"{prefix}{alive.pid}-0000aaaa", other_host])
 
 
+@pytest.mark.slow
 def test_digits_written_as_a_rotated_folder(tmp_path):
     info = digits.write_folder(tmp_path / "rotated_fashion_mnist")
     assert (info["n_train"], info["n_test"]) == (1497, 300)
@@ -729,6 +730,7 @@ def svhn_trainer(folder, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_loader_variant_trainer_data(tmp_path):
     make_svhn(tmp_path)
     t = svhn_trainer(tmp_path)
@@ -746,6 +748,7 @@ def test_loader_variant_trainer_data(tmp_path):
     assert not np.array_equal(next(iter(other.train))[0], batches[0][0])  # then a new one
 
 
+@pytest.mark.slow
 def test_loader_variant_train_loop_equals_a_plain_loop(tmp_path):
     make_svhn(tmp_path)
     logs = svhn_trainer(tmp_path).train_loop(2)
@@ -791,6 +794,7 @@ def test_loader_variant_checkpoint_resume(tmp_path):
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_cifar_trainer_and_tensor_variant_names(tmp_path):
     make_cifar(tmp_path / "cifar-10-batches-py")
     t = Trainer(
@@ -809,6 +813,7 @@ def test_cifar_trainer_and_tensor_variant_names(tmp_path):
         Trainer("mlp", CFG, dataset="digits", data_dir=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_cli_train_with_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     make_svhn(tmp_path / "svhn", n_train=20, n_test=6)
