@@ -13,6 +13,8 @@ from fault_helpers import SHORT, contents, csv_bytes, leftovers, refused, run_ma
 
 from jaxtrainer import runs
 
+pytestmark = pytest.mark.slow  # every case copies a trained run; several train again
+
 
 def _rewrite_checkpoint(path: Path, header=None, leaves=None) -> None:
     with np.load(path) as f:

@@ -71,6 +71,7 @@ def test_a_png_replaced_by_one_of_the_same_size_and_mtime_is_decoded_again(tmp_p
     assert data.load(str(png)).X_train[1].min() == 1.0
 
 
+@pytest.mark.slow
 def test_a_data_folder_whose_name_is_not_utf8_trains_and_draws_its_figure(tmp_path, capfd):
     png = Path(os.fsdecode(bytes(tmp_path) + b"/rotated\xff"))
     write_png_folder(png, n_train=4, n_test=2, size=12)

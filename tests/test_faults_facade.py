@@ -17,6 +17,7 @@ def trainer(folder, **kwargs) -> Trainer:
     return Trainer("mlp", HIDDEN, dataset="digits", progress=False, checkpoint_dir=str(folder), **kwargs)
 
 
+@pytest.mark.slow
 def test_the_facades_checkpoint_holds_every_calls_logs_and_resume_restores_them(tmp_path):
     first = trainer(tmp_path)
     first.train_loop(1)
@@ -33,6 +34,7 @@ def test_the_facades_checkpoint_holds_every_calls_logs_and_resume_restores_them(
         trainer(tmp_path).train_loop(1, resume=True)
 
 
+@pytest.mark.slow
 def test_another_trainer_on_a_used_checkpoint_folder_is_refused_without_resume_or_overwrite(tmp_path):
     trainer(tmp_path).train_loop(1)
     with pytest.raises(
@@ -66,6 +68,7 @@ def test_a_keyboard_interrupt_inside_the_facades_checkpoint_write_keeps_the_prev
 
 
 # -- the facade acts as torch where students rely on it ------------------------------------------------------
+@pytest.mark.slow
 def test_a_learning_rate_set_in_param_groups_is_the_next_steps_as_in_torch_without_recompiling():
     import torch
 

@@ -13,6 +13,7 @@ from torch_compat import Trainer
 
 
 # -- batches the facade cannot train on ----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["evaluate", "training_step"])
 def test_the_facades_batch_methods_refuse_empty_and_non_numeric_batches(method):
     t = Trainer("mlp", HIDDEN, dataset="digits", progress=False)
@@ -26,6 +27,7 @@ def test_the_facades_batch_methods_refuse_empty_and_non_numeric_batches(method):
         call(np.zeros((2, 1, 28, 28), np.complex64), y)
 
 
+@pytest.mark.slow
 def test_bfloat16_tensors_are_read_exactly_and_a_meta_tensor_is_one_line():
     import torch
 
