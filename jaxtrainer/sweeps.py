@@ -231,8 +231,8 @@ def fit_sweep(
     if labels is None:
         lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])  # inject_hyperparams' state  # pyright: ignore[reportAttributeAccessIssue]
         labels = [f"lr {lr:g}" for lr in lrs]
-    X, y = to_device(*train, settings.task)  # (X, y)  # pyright: ignore[reportCallIssue]
-    test = to_device(*test, settings.task)  # (X, y)  # pyright: ignore[reportCallIssue]
+    X, y = to_device(*train, settings.task)  # train: (X, y)  # pyright: ignore[reportCallIssue]
+    test = to_device(*test, settings.task)  # test: (X, y)  # pyright: ignore[reportCallIssue]
     size = settings.train_eval_size
     eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
     X, y, eval_sets = place.put((X, y, eval_sets), sharded=False)
@@ -267,7 +267,7 @@ def fit_sweep(
     for epoch in bar:
         perm = None
         if loader:
-            perm = np.asarray(order(epoch))  # checked above  # pyright: ignore[reportOptionalCall]
+            perm = np.asarray(order(epoch))  # the loader variant has one  # pyright: ignore[reportOptionalCall]
             if perm.shape != (X.shape[0],):
                 raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
             perm = place.put(jnp.asarray(perm, jnp.int32), sharded=False)
@@ -332,7 +332,7 @@ def fit(
         on_epoch=hook,
         **loop,
     )
-    return unstack(states, 0), logs[0]  # a list  # pyright: ignore[reportOptionalSubscript]
+    return unstack(states, 0), logs[0]  # fit_sweep returns a list  # pyright: ignore[reportOptionalSubscript]
 
 
 @dataclasses.dataclass
@@ -414,7 +414,7 @@ def sweep(
     return SweepResult(
         list(members),
         logs,
-        graphdef,  # pyright: ignore[reportArgumentType]
+        graphdef,  # built by init_sweep  # pyright: ignore[reportArgumentType]
         states,
         settings.strategy,
         time.perf_counter() - start,

@@ -53,7 +53,8 @@ def _step(graphdef, state: TrainState, x, y, settings: Settings):
     grads, metrics = settings.gradient(graphdef, state.params, x, y, settings.task)
     tx = _hyperparam_optimizer(settings.optimizer)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics  # a State  # pyright: ignore[reportArgumentType]
+    # apply_updates keeps the State
+    return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics  # pyright: ignore[reportArgumentType]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings"))

@@ -718,7 +718,7 @@ class Judge:
         for xb, yb in batches[: len(student_weights)]:
             loss_mae = reference.training_step(xb, yb.reshape(-1, 1))
             first_loss = first_loss or tuple(float(v) for v in loss_mae)
-            reference_weights.append(_weights(reference.network))  # pyright: ignore[reportArgumentType]
+            reference_weights.append(_weights(reference.network))  # a torch module here  # pyright: ignore[reportArgumentType]
         problems = []
         optimizers = need(section.get("optimizers", []), list, "optimizers")
         settings = _optimizer_problem(optimizers, s.lr)
@@ -909,6 +909,7 @@ class Judge:
                 verdict = Verdict(check_id, "passed")
             except Mistake as e:
                 fraction = e.args[1] if len(e.args) > 1 else 0.0
+                # Mistake(message, ...)
                 verdict = Verdict(check_id, "failed", str(e.args[0]), max(0.0, min(1.0, fraction)))  # pyright: ignore[reportGeneralTypeIssues]
             except NotGraded as e:
                 verdict = Verdict(check_id, "not graded", f"not graded: {e}")
@@ -984,7 +985,7 @@ class _Reference(grading.Trainer):
     def create_mlp(self, *args, **kwargs):
         return self._given
 
-    create_cnn = create_mlp  # pyright: ignore[reportAssignmentType]
+    create_cnn = create_mlp  # both give the student's network  # pyright: ignore[reportAssignmentType]
 
 
 def _flatten_weights(collected: Collected, positions: list) -> List[Tuple[str, torch.Tensor]]:

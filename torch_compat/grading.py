@@ -60,7 +60,7 @@ def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:
     torch.random.set_rng_state(rng)
     for layer in module.children():
         if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()  # hasattr  # pyright: ignore[reportCallIssue]
+            layer.reset_parameters()  # hasattr above  # pyright: ignore[reportCallIssue]
     return module
 
 

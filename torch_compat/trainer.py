@@ -50,7 +50,7 @@ class Adam:
             raise ValueError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
         # optax.inject_hyperparams' state (typed as any optimizer state)
         hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}  # pyright: ignore[reportAttributeAccessIssue]
-        return self._state._replace(hyperparams=hyperparams)  # inject_hyperparams  # pyright: ignore[reportAttributeAccessIssue]
+        return self._state._replace(hyperparams=hyperparams)  # pyright: ignore[reportAttributeAccessIssue]
 
     @state.setter
     def state(self, state) -> None:

@@ -129,7 +129,7 @@ def train_group(
         "dataset_name": ds.name,
         "n_train": len(ds.X_train),
         "n_test": len(ds.X_test),
-        "parameters": models.count_parameters(model),  # built  # pyright: ignore[reportArgumentType]
+        "parameters": models.count_parameters(model),  # init_sweep built it  # pyright: ignore[reportArgumentType]
         "sweep": {"size": len(folders), "strategy": settings.strategy, "members": folders},
     }
     start = time.perf_counter()

@@ -120,7 +120,7 @@ class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: the C one cannot
             self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)  # pyright: ignore[reportAttributeAccessIssue]
         self.memoize(obj)  # pyright: ignore[reportAttributeAccessIssue]
 
-    dispatch[_Py2Str] = save_py2_str  # pyright: ignore[reportArgumentType]
+    dispatch[_Py2Str] = save_py2_str  # the pure-Python dispatch  # pyright: ignore[reportArgumentType]
 
 
 def _write_pickle(path: str, obj) -> str:

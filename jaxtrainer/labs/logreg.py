@@ -110,7 +110,7 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
             "lr \\ batch size",
             lrs,
             batch_sizes,
-            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],  # pyright: ignore[reportArgumentType]
+            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],  # lr: a float  # pyright: ignore[reportArgumentType]
         )
         lines.append("")
     lines += [
