@@ -265,7 +265,7 @@ def test_an_interrupted_build_says_what_it_built_and_removed(sig, tmp_path, monk
     assert sorted(os.listdir(tmp_path)) == ["src"]
 
 
-# -- interrupts inside a write or while the lock is taken, in this process -----------------------------------
+# -- interrupts inside a write, in this process --------------------------------------------------------------
 class Exited(BaseException):
     """os._exit, as the interrupt calls it, turned into an exception this process survives."""
 
@@ -299,24 +299,3 @@ def test_an_interrupt_inside_a_write_leaves_every_file_whole(
     monkeypatch.undo()
     code, _, _ = run_main(train_argv(out), capfd)
     assert code == 0 and csv_bytes(out) == csv_bytes(reference) and leftovers(out) == []
-
-
-@pytest.mark.parametrize("step", ["the lock file is created", "it is locked"])
-def test_an_interrupt_while_the_lock_is_taken_leaves_no_lock_file(step, tmp_path, monkeypatch):
-    """The signal lands between the lock file's creation (or its flock) and its registration for
-    clean-up: it is held until the lock is registered, so the interrupt's clean-up removes it."""
-    call = {"the lock file is created": "open", "it is locked": "flock"}[step]
-    module = {"open": runs.os, "flock": runs.fcntl}[call]
-    real = getattr(module, call)
-
-    def then_interrupted(*args):
-        result = real(*args)
-        signal.raise_signal(signal.SIGINT)
-        return result
-
-    monkeypatch.setattr(module, call, then_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        runs.Lock(str(tmp_path))
-    monkeypatch.undo()
-    runs.abandon()  # what the command line's interrupt does
-    assert leftovers(tmp_path) == []

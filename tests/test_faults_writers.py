@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -71,6 +72,27 @@ def test_a_folder_open_in_this_process_is_refused(tmp_path, capfd):
         refused(train_argv(tmp_path), capfd, "is already open in this process")
     finally:
         lock.release()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("step", ["the lock file is created", "it is locked"])
+def test_an_interrupt_while_the_lock_is_taken_leaves_no_lock_file(step, tmp_path, monkeypatch):
+    """The signal lands between the lock file's creation (or its flock) and its registration for
+    clean-up: it is held until the lock is registered, so the interrupt's clean-up removes it."""
+    call = {"the lock file is created": "open", "it is locked": "flock"}[step]
+    module = {"open": runs.os, "flock": runs.fcntl}[call]
+    real = getattr(module, call)
+
+    def then_interrupted(*args):
+        result = real(*args)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(module, call, then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runs.Lock(str(tmp_path))
+    monkeypatch.undo()
+    runs.abandon()  # what the command line's interrupt does
     assert leftovers(tmp_path) == []
 
 
