@@ -47,6 +47,8 @@ from jaxtrainer import presets, runs
 from jaxtrainer.cli import main
 from jaxtrainer.sweeps import init_sweep
 
+pytestmark = pytest.mark.slow  # its module fixture runs every signalled and killed command (minutes)
+
 
 def handlers_installed(proc) -> bool:
     """jaxtrainer's handlers are in place once SIGTERM is caught (Python leaves it at its default)."""

@@ -34,6 +34,7 @@ from jaxtrainer.cli import main
 
 
 # -- a disk that fills up part-way through a write -----------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("write", WRITES)
 def test_a_full_disk_is_one_line_and_keeps_the_previous_version(
     write, monkeypatch, reference, tmp_path, capfd
@@ -54,6 +55,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_version(
     assert code == 0 and csv_bytes(out) == csv_bytes(reference) and leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_the_export_keeps_the_run_and_the_same_command_exports(
     monkeypatch, reference, tmp_path, capfd
 ):
@@ -178,6 +180,7 @@ if jax.default_backend() == "cpu":
     LACKING += ["cuda", "gpu"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platforms", LACKING)
 def test_any_jax_platforms_naming_a_missing_backend_is_the_one_line(platforms, tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": platforms}

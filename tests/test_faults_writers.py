@@ -29,6 +29,7 @@ from jaxtrainer.cli import main
 
 
 # -- two writers on one folder -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_folder_in_use_is_refused_naming_its_owner_and_taken_over_once_it_died(reference, tmp_path, capfd):
     out = tmp_path / "run"
     out.mkdir()
@@ -53,6 +54,7 @@ def test_a_folder_in_use_is_refused_naming_its_owner_and_taken_over_once_it_died
     assert csv_bytes(out) == csv_bytes(reference) and leftovers(out) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lock", ["a dead pid", "garbage", "empty"])
 def test_a_stale_lock_is_taken_over(lock, reference, tmp_path, capfd):
     out = tmp_path / "run"
@@ -104,6 +106,7 @@ def finished_sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_into_a_sweeps_folder_is_refused_and_overwrite_replaces_it(
     finished_sweep, reference, tmp_path, capfd
 ):
@@ -120,6 +123,7 @@ def test_train_into_a_sweeps_folder_is_refused_and_overwrite_replaces_it(
     assert csv_bytes(out) == csv_bytes(reference)
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tmp_path, capfd):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
@@ -142,6 +146,7 @@ def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tm
     assert saved_epochs(out) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--resume"], []], ids=["resume", "continue"])
 def test_fewer_epochs_than_a_run_holds_are_refused(flags, reference, tmp_path, capfd):
     out = tmp_path / "run"
