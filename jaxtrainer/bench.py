@@ -260,7 +260,7 @@ def ratios(rows: list) -> dict:
     }
 
 
-def ratio_ranges(rows: list) -> dict:
+def ratio_ranges(rows: list) -> dict[str, tuple[float, float]]:
     """model: (min, max) of the paired ratios jaxtrainer / PyTorch of each repeat's runs (run k of
     one framework against run k of the other, measured one after the other)."""
     by = {(r["framework"], r["model"]): r for r in rows}

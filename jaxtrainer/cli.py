@@ -268,7 +268,7 @@ _LAUNCH_SETS = ("coordinator", "num_processes", "process_id")  # what launch giv
 
 # -- the grammar ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxtrainer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jaxtrainer", description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(backend=True)  # the command runs JAX: its backend is checked first
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -521,7 +521,8 @@ def _run_command(argv) -> int:
         if e.args:  # the command said what it did and undid
             message = f"jaxtrainer: interrupted; {e.args[0]}"
         elif hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
-            message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
+            # args is set: a parse error exits before (pyright cannot tell from hasattr)
+            message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"  # pyright: ignore[reportOptionalMemberAccess]
         else:
             message = _interrupted_message(
                 args, _RUNNING.get("opened", []), sys.modules.get(f"{__package__}.runs")

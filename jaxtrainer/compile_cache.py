@@ -111,5 +111,5 @@ def _repair_entries(folder: str) -> None:
                 )
             return None, None
 
-    repairing.repairs = folder
+    repairing.repairs = folder  # a mark on the wrapper  # pyright: ignore[reportAttributeAccessIssue]
     compilation_cache.get_executable_and_time = repairing

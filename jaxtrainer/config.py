@@ -130,7 +130,8 @@ def check_seed(seed) -> int:
     """One seed range for every entry point (CLI, facade, sweeps): distinct seeds in it give
     distinct streams."""
     low, high = SEED_RANGE
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
+    # an Integral compares with ints (numbers.Integral's stub has no __le__)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:  # pyright: ignore[reportOperatorIssue]
         raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {shown(seed)}")
     return int(seed)
 

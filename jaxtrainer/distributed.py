@@ -59,6 +59,7 @@ def initialize(
             f"process_id={process_id!r})"
         )
     if num_processes is not None:
+        assert coordinator is not None and process_id is not None  # all three or none, checked above
         if num_processes < 1:
             raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
         if not 0 <= process_id < num_processes:
@@ -70,7 +71,7 @@ def initialize(
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"--coordinator must be HOST:PORT (a port in 1..65535), got {coordinator!r}")
     heartbeat = _heartbeat_timeout()
-    if "cpu" in str(jax.config.jax_platforms or "cpu"):
+    if "cpu" in str(jax.config.jax_platforms or "cpu"):  # untyped flag  # pyright: ignore[reportAttributeAccessIssue]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
     jax.distributed.initialize(
         coordinator,

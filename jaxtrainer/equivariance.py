@@ -44,7 +44,7 @@ def equivariance_maps(image01: np.ndarray, seed: int = 0) -> Dict[str, np.ndarra
             break
     shift_map = np.abs(shift(out) - model(shift(image01)))
     rotation_map = np.abs(rotate90(out) - model(rotate90(image01)))
-    return {
+    return {  # out: the loop runs  # pyright: ignore[reportReturnType]
         "image": image01,
         "output": out,
         "shift_error_map": shift_map,

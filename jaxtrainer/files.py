@@ -51,7 +51,7 @@ def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) 
     tmp = os.path.join(folder, f".{fitting(name, 1 + len(suffix))}{suffix}")
     _TEMPS.add(tmp)
     try:
-        with open(tmp, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+        with open(tmp, "wb") if binary else open(tmp, "w", newline="") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

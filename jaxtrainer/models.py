@@ -68,9 +68,9 @@ def check_input(model: Sequential, shape) -> None:
     elif isinstance(first, Flatten):
         linear = model.layers[1]
         features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
-        if features != linear.in_features:
+        if features != linear.in_features:  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
             raise ValueError(
-                f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "
+                f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "  # a Linear  # pyright: ignore[reportAttributeAccessIssue]
                 f"an array of shape {tuple(shape)}"
             )
 

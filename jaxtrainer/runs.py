@@ -214,7 +214,8 @@ def save_checkpoint(path: str, tree, epoch: int, logs, identity: dict) -> str:
     """Every leaf of `tree` and a JSON header (epoch, logs, identity), in one .npz."""
     header = json.dumps({"epoch": epoch, "logs": logs, "identity": identity}, default=_jsonable)
     leaves = {f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(tree))}
-    return files.atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)
+    # numpy's stub takes **leaves for savez's allow_pickle
+    return files.atomic_write(path, lambda f: np.savez(f, header=np.array(header), **leaves), binary=True)  # pyright: ignore[reportArgumentType]
 
 
 _UNREADABLE = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile)

@@ -67,7 +67,7 @@ class Settings:
     @property
     def log_keys(self) -> Tuple[str, ...]:
         """The logged lists: train_loss, test_loss, train_mae, test_mae for the homework."""
-        return log_keys(self.task, self.names)
+        return log_keys(self.task, self.names)  # task: object holds a Task  # pyright: ignore[reportArgumentType]
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)

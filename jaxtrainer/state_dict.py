@@ -23,10 +23,10 @@ def export_state_dict(tensors: Dict[str, np.ndarray], path: str) -> str:
         torch = _optional("torch", path)
         write = lambda f: torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, f)
     elif ext == ".npz":
-        write = lambda f: np.savez(f, **arrays)
+        write = lambda f: np.savez(f, **arrays)  # numpy's stub takes **arrays for allow_pickle  # pyright: ignore[reportArgumentType]
     else:
         _optional("safetensors", path)
-        from safetensors.numpy import save
+        from safetensors.numpy import save  # optional  # pyright: ignore[reportMissingImports]
 
         write = lambda f: f.write(save(arrays))
     return files.atomic_write(path, write, binary=True)
@@ -58,7 +58,7 @@ def import_state_dict(path: str) -> Dict[str, np.ndarray]:
             return {k: f[k] for k in f.files}
     if ext == ".safetensors":
         _optional("safetensors", path)
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load_file  # optional  # pyright: ignore[reportMissingImports]
 
         return load_file(path)
     raise ValueError(f"cannot import {path!r}: the extension must be one of {STATE_DICT_FORMATS}")

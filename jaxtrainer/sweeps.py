@@ -229,10 +229,10 @@ def fit_sweep(
     if loader and order is None:
         raise ValueError("the loader variant needs order(epoch), the training order of each epoch")
     if labels is None:
-        lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])
+        lrs = np.asarray(states.opt_state.hyperparams["learning_rate"])  # inject_hyperparams' state  # pyright: ignore[reportAttributeAccessIssue]
         labels = [f"lr {lr:g}" for lr in lrs]
-    X, y = to_device(*train, settings.task)
-    test = to_device(*test, settings.task)
+    X, y = to_device(*train, settings.task)  # train: (X, y)  # pyright: ignore[reportCallIssue]
+    test = to_device(*test, settings.task)  # test: (X, y)  # pyright: ignore[reportCallIssue]
     size = settings.train_eval_size
     eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
     X, y, eval_sets = place.put((X, y, eval_sets), sharded=False)
@@ -240,7 +240,8 @@ def fit_sweep(
 
     def append(per_set):
         host = to_host(per_set)
-        for i, member in enumerate(logs):
+        # append runs once logs is a list (set below when None)
+        for i, member in enumerate(logs):  # pyright: ignore[reportArgumentType]
             for prefix, metrics in zip(settings.names, host):
                 for name, values in metrics.items():
                     member[f"{prefix}_{name}"].append(float(values[i]))
@@ -266,7 +267,7 @@ def fit_sweep(
     for epoch in bar:
         perm = None
         if loader:
-            perm = np.asarray(order(epoch))
+            perm = np.asarray(order(epoch))  # the loader variant has one  # pyright: ignore[reportOptionalCall]
             if perm.shape != (X.shape[0],):
                 raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
             perm = place.put(jnp.asarray(perm, jnp.int32), sharded=False)
@@ -319,7 +320,8 @@ def fit(
     """One run: `fit_sweep` of one member (its compiled program has no member axis). `logs` are
     those of epochs already run; `on_epoch(epoch, state, logs)`. Returns (state, logs)."""
     hook = None if on_epoch is None else lambda e, states, logs: on_epoch(e, unstack(states, 0), logs[0])
-    states, logs = fit_sweep(
+    # fit_sweep's logs are a list; fit's `logs` names one member's
+    states, logs = fit_sweep(  # pyright: ignore[reportAssignmentType]
         graphdef,
         stack([state]),
         train,
@@ -330,7 +332,7 @@ def fit(
         on_epoch=hook,
         **loop,
     )
-    return unstack(states, 0), logs[0]
+    return unstack(states, 0), logs[0]  # fit_sweep returns a list  # pyright: ignore[reportOptionalSubscript]
 
 
 @dataclasses.dataclass
@@ -412,7 +414,7 @@ def sweep(
     return SweepResult(
         list(members),
         logs,
-        graphdef,
+        graphdef,  # built by init_sweep  # pyright: ignore[reportArgumentType]
         states,
         settings.strategy,
         time.perf_counter() - start,

@@ -53,7 +53,8 @@ def _step(graphdef, state: TrainState, x, y, settings: Settings):
     grads, metrics = settings.gradient(graphdef, state.params, x, y, settings.task)
     tx = _hyperparam_optimizer(settings.optimizer)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics
+    # apply_updates keeps the State
+    return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics  # pyright: ignore[reportArgumentType]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
@@ -146,9 +147,10 @@ def member_epoch(graphdef, state: TrainState, data, settings: Settings):
             test = _batch_means(
                 graphdef,
                 state.params,
+                # pyright cannot count what *eval_sets[0] unpacks: (X, y)
                 *eval_sets[0],
-                settings.test_batch_size or settings.batch_size,
-                settings.task,
+                settings.test_batch_size or settings.batch_size,  # pyright: ignore[reportCallIssue]
+                settings.task,  # pyright: ignore[reportCallIssue]
             )
             return state, steps, [{}, test]
         evals = [

@@ -1,3 +1,4 @@
+import gzip
 import os
 import shutil
 import tempfile
@@ -56,6 +57,47 @@ def write_png_folder(root, n_train=48, n_test=16, size=28):
     return root
 
 
+# The IDX files of Fashion-MNIST and MNIST, as their publishers name them.
+IDX_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def idx_bytes(array, type_code=0x08):
+    array = np.asarray(array)
+    return (
+        bytes([0, 0, type_code, array.ndim])
+        + np.array(array.shape, ">u4").tobytes()
+        + array.astype(np.uint8).tobytes()
+    )
+
+
+def write_idx(path, array, gz):
+    payload = idx_bytes(array)
+    path = str(path) + (".gz" if gz else "")
+    with gzip.open(path, "wb") if gz else open(path, "wb") as f:
+        f.write(payload)
+    return path
+
+
+def make_idx_set(folder, n_train=12, n_test=6, gz=(True, True, False, False), seed=0):
+    """Four IDX files of random images; returns the raw arrays."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    for (key, name), compressed in zip(IDX_NAMES.items(), gz):
+        write_idx(os.path.join(folder, name), arrays[key], compressed)
+    return arrays
+
+
 def compiled_programs():
     """How many programs the engine's jitted functions hold: unchanged when bad input is refused
     before anything compiles."""
@@ -73,3 +115,16 @@ def traced_at_most(n, *programs):
     chex.clear_trace_counter()
     static = ("graphdef", "settings", "mesh")
     return [jax.jit(chex.assert_max_traces(p.__wrapped__, n=n), static_argnames=static) for p in programs]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The test_faults_* files' train command (fault_helpers.train_argv), finished and never
+    interrupted: what a faulted run must end as once the same command finishes it."""
+    from fault_helpers import train_argv
+
+    from jaxtrainer.cli import main
+
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(train_argv(out)) == 0
+    return out

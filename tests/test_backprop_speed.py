@@ -9,6 +9,7 @@ from benchmarks.backprop_speed import BASELINE, LABELS, VARIANTS, main
 CONFIGS = ["1x16", "2x8"]
 
 
+@pytest.mark.slow
 def test_every_variant_is_timed_and_computes_the_same_gradient(tmp_path, capsys):
     rc = main(
         [

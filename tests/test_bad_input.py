@@ -192,6 +192,7 @@ def test_mlp_given_images_of_another_size():
         t.network(np.zeros((2, 3, 32, 32), np.float32))
 
 
+@pytest.mark.slow
 def test_a_dataset_smaller_than_one_batch_is_one_short_batch():
     t = Trainer(**good(dataset=dataset(n_train=3, n_test=2), batch_size=128))
     logs = t.train_loop(1)

@@ -20,6 +20,7 @@ BENCH_WITHOUT_TORCH = (
 )
 
 
+@pytest.mark.slow
 def test_bench_writes_both_frameworks_and_the_ratio(tmp_path):
     models = ["mlp", "cnn_sweep3"]
     args = [

@@ -54,6 +54,7 @@ def start_and_wait_for_first_checkpoint(out):
     return proc
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_the_same_command_equals_an_uninterrupted_run(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     proc = start_and_wait_for_first_checkpoint(killed)
@@ -82,6 +83,7 @@ def test_sigkill_mid_run_then_the_same_command_equals_an_uninterrupted_run(tmp_p
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tmp_path):
     out = tmp_path / "run"
     proc = start_and_wait_for_first_checkpoint(out)
@@ -107,6 +109,7 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in __import__("jax").tree.leaves(state))
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_configuration(tmp_path):
     run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1), str(tmp_path), progress=False)
     with pytest.raises(ValueError, match=r"different configuration \(lr: saved 0\.001, now 0\.01\)"):
@@ -136,6 +139,7 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
         runs.load_checkpoint(str(tmp_path / runs.CHECKPOINT), {})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", [".pt", ".npz"])
 def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path):
     path = str(tmp_path / f"model{ext}")
@@ -164,6 +168,7 @@ def test_export_rejects_unknown_formats(tmp_path):
         state_dict.export_state_dict({}, str(tmp_path / "model.h5"))
 
 
+@pytest.mark.slow
 def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
     result = run(
         RunConfig("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), lr=1e25, epochs=4),
@@ -182,6 +187,7 @@ def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
     assert "NaN" in (tmp_path / "logs.json").read_text()
 
 
+@pytest.mark.slow
 def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
     """26,032 3x32x32 images through the default CNN, in a fresh process (peak RSS is per process)."""
     script = (
@@ -203,6 +209,7 @@ def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
     assert peak_mib < 2048, peak_mib
 
 
+@pytest.mark.slow
 def test_trainer_train_loop_resumes_from_its_checkpoint(tmp_path):
     from torch_compat import Trainer
 

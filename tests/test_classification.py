@@ -90,6 +90,7 @@ def test_bad_labels_and_logits():
         task.per_example(jnp.zeros((4, 5)), jnp.zeros((4,), jnp.int32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [0, 1, 3, 5])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
@@ -136,6 +137,7 @@ def test_initialisations_follow_their_limits():
         SoftmaxMLP(4, [0], 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, reference", [("sgd", optax.sgd), ("adam", optax.adam)])
 def test_hand_optimizers_equal_optax_over_20_steps(name, reference):
     """Same gradients fed to both (those of the hand run's own parameters, from a fixed function),
@@ -154,6 +156,7 @@ def test_hand_optimizers_equal_optax_over_20_steps(name, reference):
         handopt.by_name("rmsprop")
 
 
+@pytest.mark.slow
 def test_training_by_hand_follows_autodiff_with_optax():
     """The whole loop: hand gradient + hand Adam against jax.grad + optax.adam, 2 epochs of digits."""
     ds = load_classes("digits")
@@ -178,6 +181,7 @@ def test_training_by_hand_follows_autodiff_with_optax():
     chex.assert_trees_all_close(hand_state.params, auto_state.params, rtol=1e-7, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_sweep_member_equals_its_solo_run():
     ds = load_classes("digits")
     train_set, val = split_train_val(ds.X_train, ds.y_train)

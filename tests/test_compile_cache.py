@@ -48,6 +48,7 @@ def test_the_folder_follows_the_variables_and_the_xdg_default():
         assert cache_dir({"JAXTRAINER_NO_CACHE": on, "JAXTRAINER_CACHE_DIR": "/elsewhere"}) == "/elsewhere"
 
 
+@pytest.mark.slow
 def test_a_compiled_program_lands_in_jaxtrainer_cache_dir(tmp_path):
     cache = tmp_path / "xla"
     done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache))
@@ -55,12 +56,14 @@ def test_a_compiled_program_lands_in_jaxtrainer_cache_dir(tmp_path):
     assert files(cache), "nothing was written to the cache folder"
 
 
+@pytest.mark.slow
 def test_the_default_folder_is_under_xdg_cache_home(tmp_path):
     compile_one(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     assert files(tmp_path / "xdg" / "jaxtrainer" / "xla")
     assert not (tmp_path / "home" / ".cache" / "jaxtrainer").exists()
 
 
+@pytest.mark.slow
 def test_jaxtrainer_no_cache_writes_nothing(tmp_path):
     cache = tmp_path / "xla"
     done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(cache), JAXTRAINER_NO_CACHE="1")
@@ -68,6 +71,7 @@ def test_jaxtrainer_no_cache_writes_nothing(tmp_path):
     assert files(cache) == [] and not (tmp_path / "home" / ".cache" / "jaxtrainer").exists()
 
 
+@pytest.mark.slow
 def test_a_folder_chosen_through_jax_is_left_alone(tmp_path):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     done = compile_one(tmp_path, JAXTRAINER_CACHE_DIR=str(ours), JAX_COMPILATION_CACHE_DIR=str(theirs))
@@ -76,6 +80,7 @@ def test_a_folder_chosen_through_jax_is_left_alone(tmp_path):
     assert files(theirs) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocker", ["a file where the folder should be", "a file as its parent"])
 def test_an_unwritable_folder_warns_once_and_compiles_anyway(tmp_path, blocker):
     (tmp_path / "taken").write_text("not a folder")
@@ -85,6 +90,7 @@ def test_an_unwritable_folder_warns_once_and_compiles_anyway(tmp_path, blocker):
     assert done.stderr.count(f"the compilation cache folder {cache} cannot be written") == 1
 
 
+@pytest.mark.slow
 def test_the_command_line_says_the_warning_in_one_line(tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
@@ -103,6 +109,7 @@ def test_the_command_line_says_the_warning_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_corrupt_entries_are_replaced_once_with_one_line(tmp_path):
     """Entries cut short (a killed writer, a full disk) or garbled: the next command removes them,
     says so in one line and saves its programs in their place; the one after reads them, silent."""

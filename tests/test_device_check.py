@@ -16,6 +16,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 NUMBER = re.compile(r"^\d+\.\d\d$")
 
 
+@pytest.mark.slow
 def test_the_dry_run_prints_one_table_with_every_row_measured(tmp_path):
     done = subprocess.run(
         ["bash", "benchmarks/device_check.sh", "--dry-run", "--out", str(tmp_path)],

@@ -92,6 +92,7 @@ def files(out):
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["map", "vmap"])
 def test_two_processes_give_the_one_process_logs_and_write_each_file_once(strategy, tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
@@ -127,6 +128,7 @@ def test_two_processes_give_the_one_process_logs_and_write_each_file_once(strate
     assert own_lines(result.stdout, rank=1) == []  # process 1 prints nothing of its own
 
 
+@pytest.mark.slow
 def test_a_killed_process_stops_the_other_with_a_clear_error_and_the_same_command_resumes(tmp_path):
     out, whole = tmp_path / "killed", tmp_path / "whole"
     args = sweep_args(out, "map", epochs=12, hidden=("64", "64"))

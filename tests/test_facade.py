@@ -62,10 +62,12 @@ def check_cnn_structure(model, ns):
     assert tuple(layers[0].weight.shape) == (16, 3, 3, 3)
 
 
+@pytest.mark.slow
 def test_mlp_structure():
     check_mlp_structure(mlp(), nn)
 
 
+@pytest.mark.slow
 def test_cnn_structure():
     check_cnn_structure(cnn(), nn)
 
@@ -76,6 +78,7 @@ def test_to_torch_gives_real_torch_modules_with_the_same_structure():
     assert isinstance(to_torch(cnn()), torch.nn.Sequential)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [32, 64, 128])
 def test_cnn_output_shape_for_any_input_size(size, rng):
     net = cnn()
@@ -134,6 +137,7 @@ def test_state_dict_uses_torch_keys_and_layouts():
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in to_torch(net).parameters())
 
 
+@pytest.mark.slow
 def test_flatten_order_matches_torch(rng):
     """Dense weights see features in PyTorch's (C, H, W) order: permuting them would break this."""
     net = cnn()
@@ -159,6 +163,7 @@ def test_load_state_dict_accepts_numpy_and_torch_and_rejects_bad_shapes():
         net.load_state_dict({k: v for k, v in sd.items() if k != "5.bias"})
 
 
+@pytest.mark.slow
 def test_from_torch_round_trip(rng):
     torch.manual_seed(1)
     torch_net = torch.nn.Sequential(
@@ -229,6 +234,7 @@ def test_trainer_rejects_unknown_network_type():
         Trainer("rnn", dataset="digits")
 
 
+@pytest.mark.slow
 def test_trainer_attributes_and_logs(rng):
     train_set, test_set = random_dataset(rng, n_train=50, n_test=20)
     t = Trainer(
@@ -249,6 +255,7 @@ def test_trainer_attributes_and_logs(rng):
     np.testing.assert_array_equal(t.test[1], test_set[1])
 
 
+@pytest.mark.slow
 def test_training_step_returns_batch_metrics_before_the_update(rng):
     train_set, test_set = random_dataset(rng, n_train=64, n_test=16)
     t = Trainer("mlp", MLP_CFG, dataset=(train_set, test_set), progress=False)
@@ -277,6 +284,7 @@ def test_log_metrics_appends_both_sets(rng):
     assert len(t.train_logs["train_loss"]) == len(t.train_logs["train_mae"]) == 2
 
 
+@pytest.mark.slow
 def test_equivariance_figure_is_written(tmp_path):
     t = Trainer("mlp", dataset="digits", progress=False)
     path = tmp_path / "eq.png"

@@ -277,6 +277,7 @@ def test_the_recipe_is_executable():
         assert os.access(os.path.join(gradescope.RECIPE, name), os.X_OK), name
 
 
+@pytest.mark.slow
 def test_run_autograder_end_to_end_with_the_real_grader(tmp_path):
     """The recipe on a fake /autograder with the real `jaxtrainer grade` (sandbox included): a
     correct solution handed in as the only .py file gets 25 points in Gradescope's file."""

@@ -70,6 +70,7 @@ def test_install_imports_nothing_and_is_idempotent(tmp_path):
     assert out == {"hooks": 1, "loaded": [], "network": []}
 
 
+@pytest.mark.slow
 def test_torchvision_imports_beside_the_cpu_torch_and_its_transforms_work(tmp_path):
     out = run_boot(
         """
@@ -110,6 +111,7 @@ def test_torchvision_imports_beside_the_cpu_torch_and_its_transforms_work(tmp_pa
     assert out["network"] == [] and out["jaxtrainer"] is False
 
 
+@pytest.mark.slow
 def test_svhn_and_cifar10_read_the_local_copies_offline(served):
     folder, written = served
     out = run_boot(
@@ -143,6 +145,7 @@ def test_svhn_and_cifar10_read_the_local_copies_offline(served):
     assert sorted(np.unique(written["train"][1])) == list(range(10))  # digit 0 is SVHN's label 10 on disk
 
 
+@pytest.mark.slow
 def test_a_data_set_without_a_local_copy_fails_offline_with_a_clear_error(tmp_path):
     out = run_boot(
         """
@@ -195,6 +198,7 @@ print(json.dumps({{"error": error, "seconds": time.perf_counter() - start}}))
     assert out["seconds"] < 1.0
 
 
+@pytest.mark.slow
 def test_the_graders_data_root_serves_any_root(served, tmp_path):
     folder, written = served
     out = run_boot(

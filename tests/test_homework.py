@@ -13,6 +13,8 @@ from jaxtrainer import presets
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.experiments import homework
 
+pytestmark = pytest.mark.slow  # its module fixture runs the whole homework
+
 RUNS = [
     "mlp/lr_0.01",
     "mlp/lr_0.0001",

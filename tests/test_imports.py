@@ -299,6 +299,7 @@ def test_imports_of_resolves_every_form(fake_modules, module, source, expected):
 # --- the project ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter(tmp_path):
     modules = project_modules()
     result_file = tmp_path / "codes.json"

@@ -33,6 +33,7 @@ def numpy_accuracy(npz_path, X, y) -> float:
     return float(np.mean(h.argmax(axis=1) == y))
 
 
+@pytest.mark.slow
 def test_lab_logreg(tmp_path, idx_dir, capsys):
     out = tmp_path / "logreg"
     assert (
@@ -86,6 +87,7 @@ def test_lab_logreg(tmp_path, idx_dir, capsys):
     assert f"test accuracy {100 * summary['test']['accuracy']:.2f} %" in report
 
 
+@pytest.mark.slow
 def test_lab_mlp(tmp_path, capsys):
     out = tmp_path / "mlp"
     assert (
@@ -131,6 +133,7 @@ def test_lab_mlp(tmp_path, capsys):
     assert "## adam, lr 0.001: validation accuracy" in report and "| depth \\ width | 8 | 16 |" in report
 
 
+@pytest.mark.slow
 def test_lab_mnist(tmp_path, idx_dir):
     out = tmp_path / "mnist"
     assert (
@@ -194,6 +197,7 @@ def without_seconds(record):
     return {k: v for k, v in record.items() if k != "seconds"}
 
 
+@pytest.mark.slow
 def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(tmp_path, capsys, monkeypatch):
     """Ctrl-C in the middle of the second sweep's epochs: the same command trains only the epochs
     not saved yet and gives the results of an uninterrupted run; more epochs continue the sweeps;

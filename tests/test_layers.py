@@ -120,6 +120,7 @@ def test_adaptive_max_pool_gradient_against_torch(hw):
     assert_close(grad, nchw_to_nhwc(xt.grad.numpy()), 1e-6)
 
 
+@pytest.mark.slow
 def test_adaptive_max_pool_module_attributes():
     pool = AdaptiveMaxPool2d([4, 4])
     assert pool.output_size == (4, 4)
@@ -228,6 +229,7 @@ def torch_conv_value_and_grads(x, weight, bias, g, stride):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "ci{}-co{}-k{}-s{}-{}x{}".format(*c))
 def test_conv_impls_agree_with_each_other_and_torch(case):
     cin, cout, k, s, h, w = case
@@ -248,6 +250,7 @@ def test_conv_impls_agree_with_each_other_and_torch(case):
             assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_conv_rectangular_stride():
     x, weight, bias, _ = conv_case_data((2, 3, 3, 1, 11, 9))
     yt = F.conv2d(
@@ -257,6 +260,7 @@ def test_conv_rectangular_stride():
         assert_close(conv(jnp.asarray(x), weight, bias, (2, 3)), nchw_to_nhwc(yt.numpy()))
 
 
+@pytest.mark.slow
 def test_conv_impls_agree_inside_scan():
     """The engine runs convolutions in a lax.scan over batches; scanned values and gradients must
     equal the unscanned ones and each other."""
@@ -307,6 +311,7 @@ def test_conv_impls_agree_inside_scan():
 # --- Conv2d module and its implementation choice --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_conv2d_module_impls_share_weights_and_outputs():
     a = Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(params=42), impl="im2col")
     b = Conv2d(3, 8, 3, stride=2, rngs=nnx.Rngs(params=42), impl="lax")
@@ -329,6 +334,7 @@ def test_conv2d_module_impls_share_weights_and_outputs():
     assert not np.array_equal(np.asarray(a.weight[...]), np.asarray(c.weight[...]))
 
 
+@pytest.mark.slow
 def test_conv2d_torch_attributes():
     conv = Conv2d(16, 32, 3, 2, rngs=nnx.Rngs(params=0))
     assert (conv.in_channels, conv.out_channels) == (16, 32)
@@ -349,6 +355,7 @@ def test_conv2d_invalid_impl(impl):
         Conv2d(1, 2, 3, rngs=nnx.Rngs(params=0), impl=impl)
 
 
+@pytest.mark.slow
 def test_default_conv_impl_env_override(monkeypatch):
     monkeypatch.delenv("JAXTRAINER_CONV", raising=False)
     assert default_conv_impl() == ("im2col" if jax.default_backend() == "cpu" else "lax")
@@ -416,6 +423,7 @@ def test_conv_init_is_torch_uniform():
     assert tc.bias.abs().max().item() <= bound
 
 
+@pytest.mark.slow
 def test_torch_uniform_function():
     values = torch_uniform(jax.random.key(3), (50_000,), fan_in=10)
     assert values.dtype == jnp.float32 and values.shape == (50_000,)
@@ -549,6 +557,7 @@ def test_state_dict_matches_torch(cnn):
     assert all(v.dtype == np.float32 for v in ours.values())
 
 
+@pytest.mark.slow
 def test_load_torch_weights_gives_torch_outputs():
     model = build_network("cnn", (1, 28, 28), HOMEWORK_CNN, seed=1)
     torch.manual_seed(0)

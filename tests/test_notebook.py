@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from jaxtrainer.presets import CNN, DEEP_CNN, MLP, SHALLOW_CNN_28
@@ -49,6 +50,7 @@ def test_notebook_is_stored_without_outputs():
     )
 
 
+@pytest.mark.slow
 def test_notebook_runs_every_cell_and_draws_figures(tmp_path, monkeypatch):
     # The kernel is another process: it imports this checkout's packages, and writes in tmp_path.
     root = str(NOTEBOOK.parents[1])

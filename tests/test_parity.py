@@ -52,6 +52,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,impl", CASES)
 def test_forward_loss_and_gradients_match_torch(name, impl, rng):
     torch_net, jax_net = build_pair(name, impl)
@@ -102,6 +103,7 @@ def batches_of_16(rng, dtype=np.float32):
 FLOAT32_ADAM = ["mlp", "cnn", "shallow_cnn"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FLOAT32_ADAM)
 def test_parameters_after_100_adam_steps_match_torch(name, rng):
     """Through the facade's training_step, float32 on both sides."""
@@ -117,6 +119,7 @@ def test_parameters_after_100_adam_steps_match_torch(name, rng):
     chex.assert_trees_all_close(dict(jax_net.state_dict()), torch_state, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOMEWORK_CONFIGS))
 def test_parameters_after_100_adam_steps_match_torch_in_float64(name, rng):
     """All four networks, float64 on both sides (the engine's own train_step): equal to 1e-9.
@@ -145,6 +148,7 @@ def test_parameters_after_100_adam_steps_match_torch_in_float64(name, rng):
     chex.assert_trees_all_close(trained, torch_state, atol=1e-9, rtol=0)
 
 
+@pytest.mark.slow
 def test_train_loop_logs_match_the_torch_reference(rng):
     """Whole epochs (scanned, short last batch, logging on X_train[:2000]) against the eager loop."""
     train_set, test_set = random_dataset(rng, n_train=2300, n_test=200)

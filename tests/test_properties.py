@@ -125,6 +125,7 @@ def assert_clear(error: Exception) -> None:
 
 
 # -- the facade ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 @CHECKS
 @given(
     network_type=network_types,
@@ -165,6 +166,7 @@ def batches(draw):
     return arrays(draw, dtype, x_shape, False), arrays(draw, dtype, y_shape, False)
 
 
+@pytest.mark.slow
 @CHECKS
 @given(batch=batches(), method=st.sampled_from(["evaluate", "training_step"]))
 def test_the_facades_batch_methods_work_or_say_what_is_wrong(small_trainer, batch, method):
@@ -177,6 +179,7 @@ def test_the_facades_batch_methods_work_or_say_what_is_wrong(small_trainer, batc
     assert np.shape(loss) == np.shape(mae) == ()
 
 
+@pytest.mark.slow
 @CHECKS
 @given(
     network=st.sampled_from(["mlp", "cnn"]),
@@ -249,6 +252,7 @@ def command_lines(draw, png_folder, out):
     return argv
 
 
+@pytest.mark.slow
 @CHECKS
 @given(data=st.data())
 def test_the_command_line_works_or_says_what_is_wrong_in_one_line(png, data, capfd, monkeypatch):

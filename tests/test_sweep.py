@@ -53,6 +53,7 @@ def assert_logs_close(a, b, atol=1e-5):
     chex.assert_trees_all_close(jax.tree.map(finite, a), jax.tree.map(finite, b), atol=atol, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["vmap", "map"])
 @pytest.mark.parametrize("network", ["mlp", "cnn"])
 def test_each_member_equals_its_solo_run(network, strategy, tiny):
@@ -74,6 +75,7 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
     assert result.diverged_at_epoch == [None] * 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["vmap", "map"])
 def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
     # lr 1e3 is not enough: Adam's steps are ~lr, and the MSE stays finite. 1e25 overflows.
@@ -96,6 +98,7 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
     assert_logs_close(result.logs[1], solo("mlp", 1e25, 0, tiny))
 
 
+@pytest.mark.slow
 def test_new_learning_rates_do_not_recompile(tiny, monkeypatch):
     """The second run, with other learning rates, traces neither program again."""
     epoch, evaluate = traced_at_most(1, sweeps.sweep_epoch, sweeps.sweep_evaluate)
@@ -138,6 +141,7 @@ def test_members_and_devices_arithmetic():
     assert devices_used(3, 1) == (1, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "network,strategy,k", [("mlp", "vmap", 3), ("mlp", "vmap", 4), ("mlp", "vmap", 5), ("cnn", "map", 5)]
 )
@@ -174,6 +178,7 @@ def test_sharded_over_four_host_devices_equals_one_device(network, strategy, k):
         assert_logs_close(a, b, atol=0.0 if strategy == "map" else 1e-5)
 
 
+@pytest.mark.slow
 def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = [

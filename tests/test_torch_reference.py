@@ -112,6 +112,7 @@ def test_constructor_errors():
         Trainer("rnn", dataset=tiny_dataset(10, 5))
 
 
+@pytest.mark.slow
 def test_train_loop_logs_and_is_reproducible():
     def run():
         trainer = Trainer(

@@ -66,7 +66,8 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
                 )
             )
         elif isinstance(child, torch.nn.MaxPool2d):
-            makers.append(lambda rngs, c=child: nn.MaxPool2d(c.kernel_size))
+            # a tuple kernel_size is refused by name there
+            makers.append(lambda rngs, c=child: nn.MaxPool2d(c.kernel_size))  # pyright: ignore[reportArgumentType]
         elif isinstance(child, torch.nn.AdaptiveMaxPool2d):
             makers.append(lambda rngs, c=child: nn.AdaptiveMaxPool2d(c.output_size))
         elif isinstance(child, torch.nn.Flatten):

@@ -199,19 +199,20 @@ def rebuild(layers: List[Layer], where: str, weights: bool = True) -> torch.nn.S
         a = {k: _given(v) for k, v in layer.attributes.items()}
         try:
             if layer.name == "Linear":
-                module = torch.nn.Linear(a["in_features"], a["out_features"])
+                # _given's values: ints here
+                module = torch.nn.Linear(a["in_features"], a["out_features"])  # pyright: ignore[reportArgumentType]
             elif layer.name == "Conv2d":
                 if _pair(layer.attributes.get("padding", 0)) != (0, 0) or _pair(
                     layer.attributes.get("dilation", 1)
                 ) != (1, 1):
                     raise Mistake(f"{where}: position {i} is a Conv2d with padding or dilation")
-                module = torch.nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel_size"], a["stride"])
+                module = torch.nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel_size"], a["stride"])  # pyright: ignore[reportArgumentType]
             elif layer.name == "MaxPool2d":
                 module = torch.nn.MaxPool2d(a["kernel_size"], a["stride"])
             elif layer.name == "AdaptiveMaxPool2d":
                 module = torch.nn.AdaptiveMaxPool2d(a["output_size"])
             elif layer.name == "Flatten":
-                module = torch.nn.Flatten(a.get("start_dim", 1), a.get("end_dim", -1))
+                module = torch.nn.Flatten(a.get("start_dim", 1), a.get("end_dim", -1))  # pyright: ignore[reportArgumentType]
             elif layer.name in _ACTIVATIONS:
                 module = getattr(torch.nn, layer.name)()
             else:
@@ -257,7 +258,8 @@ def _reference_network(case: plan.Case) -> models.Sequential:
 
 
 def _reference_signatures(case: plan.Case) -> List[Tuple[str, Dict]]:
-    module = bridge.to_torch(_reference_network(case), copy_weights=False)
+    # the engine's Sequential, which to_torch takes as the facade's
+    module = bridge.to_torch(_reference_network(case), copy_weights=False)  # pyright: ignore[reportArgumentType]
     return [
         (type(m).__name__, {a: (_pair(getattr(m, a)) if a in _PAIRS else getattr(m, a)) for a in attrs})
         for m in module
@@ -595,7 +597,8 @@ class Judge:
             raise NotGraded(f"depends on structure.mlp: {e}") from None
 
     def batch(self, name: str, n: int, shape) -> Tuple[np.ndarray, np.ndarray]:
-        return plan.batch(self.request["seed"], name, n, shape, self.variant)
+        # variant is set with the request, before any batch
+        return plan.batch(self.request["seed"], name, n, shape, self.variant)  # pyright: ignore[reportArgumentType]
 
     def image_shape(self) -> tuple:
         trainer = self.section("trainer", needs=_trainer_call())
@@ -637,9 +640,8 @@ class Judge:
 
     def _expected(self, network, X, y) -> Tuple[float, float]:
         reference = self._reference(network, torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1)))
-        return tuple(
-            float(v) for v in reference.evaluate(torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1)))
-        )
+        loss, mae = reference.evaluate(torch.from_numpy(X), torch.from_numpy(y.reshape(-1, 1)))
+        return float(loss), float(mae)
 
     def _loss_cause(self, network, X, y, got) -> str | None:
         with torch.no_grad():
@@ -716,7 +718,7 @@ class Judge:
         for xb, yb in batches[: len(student_weights)]:
             loss_mae = reference.training_step(xb, yb.reshape(-1, 1))
             first_loss = first_loss or tuple(float(v) for v in loss_mae)
-            reference_weights.append(_weights(reference.network))
+            reference_weights.append(_weights(reference.network))  # a torch module here  # pyright: ignore[reportArgumentType]
         problems = []
         optimizers = need(section.get("optimizers", []), list, "optimizers")
         settings = _optimizer_problem(optimizers, s.lr)
@@ -736,7 +738,8 @@ class Judge:
                 break
         if settings and not problems:
             problems.append(settings)
-        returned_problem = _returned_problem(self.c, first, *first_loss)
+        # first_loss is set: student_weights holds a step (checked above)
+        returned_problem = _returned_problem(self.c, first, *first_loss)  # pyright: ignore[reportOptionalIterable]
         if (
             returned_problem
             and not problems
@@ -906,7 +909,8 @@ class Judge:
                 verdict = Verdict(check_id, "passed")
             except Mistake as e:
                 fraction = e.args[1] if len(e.args) > 1 else 0.0
-                verdict = Verdict(check_id, "failed", str(e.args[0]), max(0.0, min(1.0, fraction)))
+                # Mistake(message, ...)
+                verdict = Verdict(check_id, "failed", str(e.args[0]), max(0.0, min(1.0, fraction)))  # pyright: ignore[reportGeneralTypeIssues]
             except NotGraded as e:
                 verdict = Verdict(check_id, "not graded", f"not graded: {e}")
             except NotApplicable as e:
@@ -957,7 +961,8 @@ def _torch_logs(network: torch.nn.Module, data) -> dict:
     over 2 epochs, the engine's float32 rounding may part from PyTorch's by more than the logs'
     tolerance where some weights' gradients are rounding noise."""
     s = plan.TRAINING
-    trainer = reference.Trainer(s.network_type, s.config, s.lr, s.batch_size, dataset=data, progress=False)
+    # the engine's NetworkConfiguration, the reference's by its fields
+    trainer = reference.Trainer(s.network_type, s.config, s.lr, s.batch_size, dataset=data, progress=False)  # pyright: ignore[reportArgumentType]
     trainer.network = copy.deepcopy(network)
     trainer.optimizer = torch.optim.Adam(trainer.network.parameters(), lr=s.lr)
     return trainer.train_loop(s.epochs)
@@ -980,7 +985,7 @@ class _Reference(grading.Trainer):
     def create_mlp(self, *args, **kwargs):
         return self._given
 
-    create_cnn = create_mlp
+    create_cnn = create_mlp  # both give the student's network  # pyright: ignore[reportAssignmentType]
 
 
 def _flatten_weights(collected: Collected, positions: list) -> List[Tuple[str, torch.Tensor]]:

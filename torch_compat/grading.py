@@ -60,7 +60,7 @@ def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:
     torch.random.set_rng_state(rng)
     for layer in module.children():
         if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
+            layer.reset_parameters()  # hasattr above  # pyright: ignore[reportCallIssue]
     return module
 
 
@@ -134,11 +134,12 @@ class Trainer(_facade.Trainer):
     def compute_loss_and_mae(self, X, y) -> Tuple[torch.Tensor, torch.Tensor]:
         """MSE and MAE of the batch by the torch module itself: differentiable, ``loss.backward()``
         fills the module's ``.grad`` as in the PyTorch solution."""
+        # this flavour's network is a torch module: a torch tensor out
         prediction = self.network(_tensor(X))
         y = _tensor(y)
         if y.dim() == 1:
-            y = y.view_as(prediction)
-        return F.mse_loss(prediction, y), F.l1_loss(prediction, y)
+            y = y.view_as(prediction)  # pyright: ignore[reportArgumentType]
+        return F.mse_loss(prediction, y), F.l1_loss(prediction, y)  # pyright: ignore[reportArgumentType]
 
     def training_step(self, X_batch, y_batch) -> Tuple[torch.Tensor, torch.Tensor]:
         """One Adam step in the engine; the module holds the updated weights. Returns the batch's

@@ -42,7 +42,7 @@ def default_rngs() -> nnx.Rngs:
     return _Generator.rngs
 
 
-def _device(device) -> jax.Device | None:
+def _device(device) -> jax.Device | None:  # jax.Device is a class  # pyright: ignore[reportInvalidTypeForm]
     """The JAX device for a torch device name ("cpu", "cuda", "cuda:N", a ``torch.device``, an
     int N for cuda:N): None for the cpu (where the facade's arrays already are: a no-op), the
     N-th GPU for cuda. Without that GPU, the RuntimeError torch gives, in JAX's terms."""

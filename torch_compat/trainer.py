@@ -48,8 +48,9 @@ class Adam:
         lr = self.param_groups[0]["lr"]
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
             raise ValueError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
-        hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}
-        return self._state._replace(hyperparams=hyperparams)
+        # optax.inject_hyperparams' state (typed as any optimizer state)
+        hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}  # pyright: ignore[reportAttributeAccessIssue]
+        return self._state._replace(hyperparams=hyperparams)  # pyright: ignore[reportAttributeAccessIssue]
 
     @state.setter
     def state(self, state) -> None:
@@ -142,7 +143,8 @@ class Trainer:
     def _arrays(self):
         """((X_train, y_train), (X_test, y_test)) whichever the variant."""
         if isinstance(self.train, BatchLoader):
-            return (self.train.X, self.train.y), (self.test.X, self.test.y)
+            # the test set is a BatchLoader when the training set is
+            return (self.train.X, self.train.y), (self.test.X, self.test.y)  # pyright: ignore[reportAttributeAccessIssue]
         return self.train, self.test
 
     @staticmethod
@@ -293,9 +295,12 @@ class Trainer:
             loader = self.train
             first = 0 if resume else loader.epoch
             settings = Settings(
-                batch_size=loader.batch_size, variant="loader", test_batch_size=self.test.batch_size
+                # the test set is a BatchLoader when the training set is
+                batch_size=loader.batch_size,
+                variant="loader",
+                test_batch_size=self.test.batch_size,  # pyright: ignore[reportAttributeAccessIssue]
             )
-            train, test = (loader.X, loader.y), (self.test.X, self.test.y)
+            train, test = (loader.X, loader.y), (self.test.X, self.test.y)  # pyright: ignore[reportAttributeAccessIssue]
             order = lambda epoch: loader.order(first + epoch - 1)
         else:
             settings, (train, test), order = (
@@ -308,7 +313,7 @@ class Trainer:
             graphdef,
             state,
             train,
-            test,
+            test,  # pyright: ignore[reportArgumentType]
             n_epochs,
             settings,
             logs=logs,

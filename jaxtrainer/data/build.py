@@ -144,7 +144,7 @@ def write_rotated(
                 bar.update()
 
             splits = rotated_splits(raw, seed, max_angle, n_train, n_test, on_image=write)
-        cache.write(tmp, cache.folder_key(tmp), splits)  # the first load is fast too
+        cache.write(tmp, cache.folder_key(tmp), splits)  # fast first load; a key: both splits exist  # pyright: ignore[reportArgumentType]
         os.rename(tmp, out)
     except BaseException as e:
         built = _images_in(tmp)

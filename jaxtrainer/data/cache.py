@@ -85,7 +85,8 @@ def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]])
         arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0])
         arrays[f"{s}_angles"] = np.asarray(splits[s][1], dtype=np.int64)
     try:
-        files.atomic_write(os.path.join(root, NAME), lambda f: np.savez(f, **arrays), binary=True)
+        # numpy's stub takes **arrays for savez's allow_pickle
+        files.atomic_write(os.path.join(root, NAME), lambda f: np.savez(f, **arrays), binary=True)  # pyright: ignore[reportArgumentType]
         return True
     except files.FileError:  # a read-only folder, a full disk: loading still works, only slower
         return False

@@ -77,11 +77,11 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
 def load_digits(seed: int = 0) -> ClassificationSet:
     from sklearn.datasets import load_digits as sklearn_digits
 
-    digits = sklearn_digits()
-    order = np.random.default_rng(seed).permutation(len(digits.target))
+    pixels, target = sklearn_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(target))
     test, train = order[:N_TEST_DIGITS], order[N_TEST_DIGITS:]
-    X = digits.data / 16.0
-    return _checked("digits", X[train], digits.target[train], X[test], digits.target[test])
+    X = pixels / 16.0
+    return _checked("digits", X[train], target[train], X[test], target[test])
 
 
 def load_classes(source, *, data_dir=None) -> ClassificationSet:

@@ -21,7 +21,7 @@ def frames(side: int = 28, digit: int = 20) -> np.ndarray:
     from scipy import ndimage
     from sklearn.datasets import load_digits as sklearn_digits
 
-    images = sklearn_digits().images.astype(np.float64) / 16.0  # (1797, 8, 8) in [0, 1]
+    images = sklearn_digits(return_X_y=True)[0].reshape(-1, 8, 8) / 16.0  # (1797, 8, 8) in [0, 1]
     out = np.zeros((len(images), side, side))
     start = (side - digit) // 2
     out[:, start : start + digit, start : start + digit] = ndimage.zoom(

@@ -122,7 +122,7 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         ) from None
 
 
-def read_idx_source(source: str, name: str = "fashion_mnist") -> Dict:
+def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
     """Raw (N, H, W) uint8 images of an MNIST-family set, from IDX files or a tfds data dir."""
     raw = read_raw(name, source)
     for split, (images, _) in raw.items():

@@ -36,7 +36,7 @@ def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarra
     dataset; ImportError naming the way out when tensorflow_datasets is not installed."""
     tfds_name = TFDS_NAMES[name]
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # optional  # pyright: ignore[reportMissingImports]
     except ImportError:
         raise ImportError(
             f"{os.path.join(data_dir, tfds_name)} is a tensorflow_datasets data dir, but "

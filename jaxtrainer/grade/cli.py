@@ -113,7 +113,7 @@ def _check_file(path: str | None, option: str, suffix: str) -> str | None:
 def _check_tests(tests: str | None) -> str | None:
     if _check_file(tests, "--tests", ".py") is None:
         return None
-    if os.path.basename(tests) == SOLUTION_FILE:
+    if os.path.basename(tests) == SOLUTION_FILE:  # not None past _check_file  # pyright: ignore[reportCallIssue, reportArgumentType]
         raise ValueError(
             f"--tests {tests!r}: the grader's file cannot be named {SOLUTION_FILE} (the submission is)"
         )

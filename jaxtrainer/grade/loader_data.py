@@ -42,7 +42,7 @@ def loader_images(n_train: int = N_TRAIN, n_test: int = N_TEST) -> Dict[str, Tup
 
     gray = frames(side=32, digit=24)  # (1797, 32, 32) in [0, 1]
     colour = np.rint(gray[:, None] * np.asarray(CHANNEL_GAINS)[None, :, None, None] * 255).astype(np.uint8)
-    labels = load_digits().target.astype(np.int64)
+    labels = load_digits(return_X_y=True)[1].astype(np.int64)
     order = np.random.default_rng(SEED).permutation(N_DIGITS)
     train, test = order[:n_train], order[n_train : n_train + n_test]
     return {"train": (colour[train], labels[train]), "test": (colour[test], labels[test])}
@@ -114,12 +114,13 @@ class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: the C one cannot
     def save_py2_str(self, obj):
         data = obj.encode("latin1")
         if len(data) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+            # pickle._Pickler's write and memoize, which its stub leaves out
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)  # pyright: ignore[reportAttributeAccessIssue]
         else:
-            self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)
-        self.memoize(obj)
+            self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)  # pyright: ignore[reportAttributeAccessIssue]
+        self.memoize(obj)  # pyright: ignore[reportAttributeAccessIssue]
 
-    dispatch[_Py2Str] = save_py2_str
+    dispatch[_Py2Str] = save_py2_str  # the pure-Python dispatch  # pyright: ignore[reportArgumentType]
 
 
 def _write_pickle(path: str, obj) -> str:

@@ -18,7 +18,7 @@ from .plan import CHECK_IDS
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # Python 3.10  # pyright: ignore[reportMissingImports]
 
 
 class Question(NamedTuple):

@@ -18,7 +18,7 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable, List, NamedTuple, Sequence
+from typing import Callable, Dict, List, NamedTuple, Sequence
 
 from jaxtrainer.data import DEFAULT_FOLDER
 
@@ -150,6 +150,7 @@ def _grader_tests(
 ) -> List[dict]:
     """The grader's test file run by pytest in the submission's sandbox, where `import solution`
     finds the submission; its conftest.py, pytest.ini, sitecustomize.py... are ignored."""
+    assert settings.tests is not None  # called only when the grader gives tests
     name = os.path.basename(settings.tests)
     shutil.copyfile(settings.tests, os.path.join(work, name))
     if uid is not None:
@@ -306,10 +307,10 @@ def grade_all(
     settings: Settings,
     jobs: int,
     on_done: Callable[[dict], None] = lambda graded: None,
-) -> List[dict | None]:
-    """Grade `jobs` submissions at a time; the results in the submissions' order (None for those
-    not finished when interrupted: the exception then carries on, after every run is killed)."""
-    results: List[dict | None] = [None] * len(submissions)
+) -> List[dict]:
+    """Grade `jobs` submissions at a time; the results in the submissions' order. An interrupt
+    carries on as an exception, after every run is killed."""
+    results: Dict[int, dict] = {}
     pool = ThreadPoolExecutor(max_workers=jobs)
     slots = list(range(jobs))
     slots_lock = threading.Lock()
@@ -326,11 +327,11 @@ def grade_all(
     try:
         futures = {pool.submit(graded_in_a_slot, s): i for i, s in enumerate(submissions)}
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            on_done(results[futures[future]])
+            graded = results[futures[future]] = future.result()
+            on_done(graded)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         sandbox.RUNNING.kill_all()
         raise
     pool.shutdown()
-    return results
+    return [results[i] for i in range(len(submissions))]

@@ -51,7 +51,8 @@ def _project_paths() -> List[str]:
     import jaxtrainer
     import torch_compat
 
-    return [os.path.dirname(os.path.abspath(m.__file__)) for m in (jaxtrainer, torch_compat)]
+    # packages have a file
+    return [os.path.dirname(os.path.abspath(m.__file__)) for m in (jaxtrainer, torch_compat)]  # pyright: ignore[reportCallIssue, reportArgumentType]
 
 
 def _python_roots() -> List[str]:

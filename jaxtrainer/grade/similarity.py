@@ -91,7 +91,9 @@ def find_similar(
         if not (os.path.isfile(template) and template.endswith(".py")):
             raise ValueError(f"the template {template!r} is not a .py file")
         # every K-gram of the template, as copydetect's own boilerplate (window 1: none skipped)
-        boilerplate = np.unique(np.array(list(_fingerprint(template, _read(template), [], 1).hashes)))
+        boilerplate = np.unique(
+            np.array(list(_fingerprint(template, _read(template), boilerplate, 1).hashes))
+        )
     prints = [_fingerprint(name, submission_code(path), boilerplate) for name, path in sources]
     pairs = []
     for (i, first), (j, second) in itertools.combinations(enumerate(prints), 2):

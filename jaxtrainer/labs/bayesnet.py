@@ -183,7 +183,7 @@ class BayesNet:
         parents: Sequence[str] = (),
     ) -> BayesNet:
         """Add a variable whose parents are already in the net; returns self."""
-        var = Variable(name, values, parents, table)
+        var = Variable(name, tuple(values), tuple(parents), table)
         if name in self._vars:
             raise ValueError(f"variable {name!r} is defined twice")
         if name in var.parents:

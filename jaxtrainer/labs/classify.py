@@ -171,7 +171,7 @@ def best_member(members: Sequence[Member]) -> Member:
     return max(finite or members, key=lambda m: m.best_val_accuracy)
 
 
-def test_metrics(graphdef, member: Member, test: Tuple, task) -> Dict[str, float]:
+def test_metrics(graphdef, member: Member, test: Tuple[np.ndarray, np.ndarray], task) -> Dict[str, float]:
     X, y = to_device(*test, task)
     return {
         k: float(v)
@@ -188,7 +188,8 @@ def write_best(run: Run, member: Member, label: str, title: str) -> None:
     """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
     curves (best_curves.png)."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
-    files.atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)
+    # numpy's stub takes **thetas for savez's allow_pickle
+    files.atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)  # pyright: ignore[reportArgumentType]
     plots.classification_curves(
         {label: member.logs}, run.output("best_curves.png"), title=f"{title}: {label}"
     )

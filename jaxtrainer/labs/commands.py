@@ -92,7 +92,7 @@ class Lab:
     def description(self) -> str:
         """The lab module's docstring, read from its source: importing the module would load JAX."""
         with open(os.path.join(os.path.dirname(__file__), f"{self.module}.py"), encoding="utf-8") as f:
-            return ast.get_docstring(ast.parse(f.read()))
+            return ast.get_docstring(ast.parse(f.read())) or ""
 
 
 LABS = {  # the `jaxtrainer lab` subcommands

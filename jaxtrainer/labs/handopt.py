@@ -21,8 +21,8 @@ def sgd(learning_rate) -> optax.GradientTransformation:
     def init(params):
         return ()
 
-    def update(grads, state, params=None):
-        return jax.tree.map(lambda g: -learning_rate * g, grads), state
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda g: -learning_rate * g, updates), state
 
     return optax.GradientTransformation(init, update)
 
@@ -43,14 +43,14 @@ def adam(
         zeros = jax.tree.map(jnp.zeros_like, params)
         return AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
 
-    def update(grads, state, params=None):
+    def update(updates, state, params=None):
         t = state.count + 1
-        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
-        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
         c1 = 1 - b1**t  # a weakly typed float: float32, or float64 under jax_enable_x64
         c2 = 1 - b2**t
-        updates = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps), mu, nu)
-        return updates, AdamState(t, mu, nu)
+        steps = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps), mu, nu)
+        return steps, AdamState(t, mu, nu)
 
     return optax.GradientTransformation(init, update)
 

@@ -28,7 +28,7 @@ def run_logreg(
     out_dir: str = "runs/logreg",
     *,
     data_dir=None,
-    epochs: int = LABS["logreg"].epochs,
+    epochs: int = LABS["logreg"].epochs,  # a classification lab has one  # pyright: ignore[reportArgumentType]
     lrs: Sequence[float] = LOGREG_LRS,
     batch_sizes: Sequence[int] = LOGREG_BATCH_SIZES,
     optimizers: Sequence[str] = OPTIMIZERS,
@@ -110,7 +110,7 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
             "lr \\ batch size",
             lrs,
             batch_sizes,
-            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],
+            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],  # lr: a float  # pyright: ignore[reportArgumentType]
         )
         lines.append("")
     lines += [

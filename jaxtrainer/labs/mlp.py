@@ -13,7 +13,7 @@ on a batch of training examples. Which is faster, by hand or autodiff: `benchmar
 from __future__ import annotations
 
 import time
-from typing import Dict, Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -48,10 +48,10 @@ def run_mlp(
     out_dir: str = "runs/mlp",
     *,
     data_dir=None,
-    epochs: int = LABS["mlp"].epochs,
+    epochs: int = LABS["mlp"].epochs,  # a classification lab has one  # pyright: ignore[reportArgumentType]
     depths: Sequence[int] = MLP_DEPTHS,
     widths: Sequence[int] = MLP_WIDTHS,
-    lrs: Dict[str, Sequence[float]] = MLP_LRS,
+    lrs: Mapping[str, Sequence[float]] = MLP_LRS,
     batch_size: int = MLP_BATCH_SIZE,
     seed: int = 0,
     strategy: str = "auto",

@@ -28,7 +28,7 @@ def run_mnist(
     out_dir: str = "runs/mnist",
     *,
     data_dir=None,
-    epochs: int = LABS["mnist"].epochs,
+    epochs: int = LABS["mnist"].epochs,  # a classification lab has one  # pyright: ignore[reportArgumentType]
     lr: float = MNIST_LR,
     batch_size: int = MNIST_BATCH_SIZE,
     networks: Sequence[str] = tuple(MNIST_NETWORKS),

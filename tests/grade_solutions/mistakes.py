@@ -1,7 +1,7 @@
 """The usual mistakes in the homework (those the widely copied solution makes, and more), each as
 edits of `correct.py`: what a student hands in when they make that one mistake.
 
-`write(folder, names)` writes the named variants as `<name>.py` (`tests/test_grade.py`).
+`write(folder, names)` writes the named variants as `<name>.py` (`tests/test_grade_class.py`).
 """
 
 from __future__ import annotations

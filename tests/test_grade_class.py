@@ -19,6 +19,8 @@ from jaxtrainer import cli
 from jaxtrainer.data import build
 from jaxtrainer.grade import plan, rubric, sandbox
 
+pytestmark = pytest.mark.slow  # one module fixture grades a whole class (minutes)
+
 N_TRAIN, N_TEST = 150, 40  # batch 128: one full batch and a short one of 22 rows
 FULL = 25.0
 

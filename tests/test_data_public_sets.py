@@ -2,7 +2,6 @@
 (plain and gzipped), SVHN .mat, CIFAR-10 pickles, tfds data dirs (without tfds), the rotated folder
 builder (`jaxtrainer data build-rotated`) and its cache, and the facade's loader variant."""
 
-import gzip
 import json
 import os
 import pickle
@@ -14,6 +13,7 @@ import types
 import numpy as np
 import pytest
 import scipy.io
+from conftest import IDX_NAMES, make_idx_set, write_idx
 from PIL import Image
 from scipy import ndimage
 
@@ -23,13 +23,6 @@ from jaxtrainer.data import build, cache, digits, rotation
 from jaxtrainer.data.loader import BatchLoader
 from torch_compat import NetworkConfiguration, Trainer
 
-IDX_NAMES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
 
 def unit(u8):
     """The homework's mapping, written out: uint8 -> [0, 1] -> [-1, 1] float32."""
@@ -37,38 +30,6 @@ def unit(u8):
 
 
 # --- writers of the true formats -----------------------------------------------------------------
-
-
-def idx_bytes(array, type_code=0x08):
-    array = np.asarray(array)
-    return (
-        bytes([0, 0, type_code, array.ndim])
-        + np.array(array.shape, ">u4").tobytes()
-        + array.astype(np.uint8).tobytes()
-    )
-
-
-def write_idx(path, array, gz):
-    payload = idx_bytes(array)
-    path = str(path) + (".gz" if gz else "")
-    with gzip.open(path, "wb") if gz else open(path, "wb") as f:
-        f.write(payload)
-    return path
-
-
-def make_idx_set(folder, n_train=12, n_test=6, gz=(True, True, False, False), seed=0):
-    """Four IDX files of random images; returns the raw arrays."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    for (key, name), compressed in zip(IDX_NAMES.items(), gz):
-        write_idx(os.path.join(folder, name), arrays[key], compressed)
-    return arrays
 
 
 def make_svhn(folder, n_train=37, n_test=11, seed=0):
@@ -553,6 +514,7 @@ def test_build_rotated_removes_the_folders_of_killed_builds_and_keeps_a_running_
     assert sorted(os.listdir(tmp_path)) == sorted(["src", "out", f"{prefix}{alive.pid}-0000aaaa", other_host])
 
 
+@pytest.mark.slow
 def test_digits_written_as_a_rotated_folder(tmp_path):
     info = digits.write_folder(tmp_path / "rotated_fashion_mnist")
     assert (info["n_train"], info["n_test"]) == (1497, 300)
@@ -768,6 +730,7 @@ def svhn_trainer(folder, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_loader_variant_trainer_data(tmp_path):
     make_svhn(tmp_path)
     t = svhn_trainer(tmp_path)
@@ -785,6 +748,7 @@ def test_loader_variant_trainer_data(tmp_path):
     assert not np.array_equal(next(iter(other.train))[0], batches[0][0])  # then a new one
 
 
+@pytest.mark.slow
 def test_loader_variant_train_loop_equals_a_plain_loop(tmp_path):
     make_svhn(tmp_path)
     logs = svhn_trainer(tmp_path).train_loop(2)
@@ -830,6 +794,7 @@ def test_loader_variant_checkpoint_resume(tmp_path):
         np.testing.assert_allclose(resumed[key], full[key], rtol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_cifar_trainer_and_tensor_variant_names(tmp_path):
     make_cifar(tmp_path / "cifar-10-batches-py")
     t = Trainer(
@@ -848,6 +813,7 @@ def test_cifar_trainer_and_tensor_variant_names(tmp_path):
         Trainer("mlp", CFG, dataset="digits", data_dir=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_cli_train_with_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     make_svhn(tmp_path / "svhn", n_train=20, n_test=6)

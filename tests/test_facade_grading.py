@@ -63,6 +63,7 @@ def test_star_import_gives_trainer_and_network_configuration():
 # -- structure: real torch.nn classes, PyTorch's attributes ----------------------------------------
 
 
+@pytest.mark.slow
 def test_mlp_is_a_torch_sequential_of_torch_layers():
     model = Trainer.create_mlp(3 * 32 * 32, MLP_CFG, Trainer.create_activation_function("relu"))
     assert isinstance(model, torch.nn.Sequential)
@@ -83,6 +84,7 @@ def test_mlp_is_a_torch_sequential_of_torch_layers():
     assert model(torch.randn(32, 3, 32, 32)).shape == (32, 1)
 
 
+@pytest.mark.slow
 def test_cnn_is_a_torch_sequential_of_torch_layers():
     model = Trainer.create_cnn(3, CNN_CFG, Trainer.create_activation_function("relu"))
     assert isinstance(model, torch.nn.Sequential)
@@ -191,6 +193,7 @@ def test_initial_weights_are_torch_default_init_from_torch_generator():
 # -- training: the engine trains the torch module in hand ------------------------------------------
 
 
+@pytest.mark.slow
 def test_trainer_holds_torch_objects():
     t = small_trainer("cnn", activation_name="Tanh", lr=0.01)
     assert isinstance(t.network, torch.nn.Sequential)
@@ -201,6 +204,7 @@ def test_trainer_holds_torch_objects():
     assert t.train_logs == {"train_loss": [], "test_loss": [], "train_mae": [], "test_mae": []}
 
 
+@pytest.mark.slow
 def test_compute_loss_and_mae_are_differentiable_torch_tensors():
     t = small_trainer()
     X, y = t.train[0][:8], t.train[1][:8]
@@ -216,6 +220,7 @@ def test_compute_loss_and_mae_are_differentiable_torch_tensors():
     assert loss_np.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_training_step_is_a_torch_adam_step(kind):
     """Three consecutive steps against torch.optim.Adam on a copy: the optimizer state carries over."""
@@ -267,6 +272,7 @@ def test_weights_loaded_between_steps_are_the_ones_trained():
     assert_same_parameters(t.network, twin)
 
 
+@pytest.mark.slow
 def test_train_loop_leaves_the_trained_model_in_the_torch_module():
     t = small_trainer()
     network = t.network
@@ -313,6 +319,7 @@ def test_evaluate_and_log_metrics():
     assert all(isinstance(v, float) for values in t.train_logs.values() for v in values)
 
 
+@pytest.mark.slow
 def test_replacing_the_network():
     t = small_trainer()
     replacement = Trainer.create_mlp(64, SMALL["mlp"][0], torch.nn.ReLU())
@@ -384,6 +391,7 @@ def write_rotated_folder(root, n_train=16, n_test=8):
             Image.fromarray(pixels).save(root / split / f"{i}_{int(rng.integers(0, 360))}.png")
 
 
+@pytest.mark.slow
 def test_one_line_solution_runs_a_graders_pytorch_test_file_unchanged(tmp_path, monkeypatch):
     (tmp_path / "solution.py").write_text("from torch_compat.grading import *\n")
     (tmp_path / "test_homework.py").write_text(textwrap.dedent(GRADER_TESTS))
