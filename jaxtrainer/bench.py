@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import files
+from .errors import InputError
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
 
 # name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
@@ -217,12 +218,12 @@ def measure(
     once, then again) and the frameworks alternate, so that a slow spell of the machine falls on
     both."""
     if epochs < 2:
-        raise ValueError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
+        raise InputError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
     if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
+        raise InputError(f"repeats must be at least 1, got {repeats}")
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
+        raise InputError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")

@@ -19,12 +19,14 @@ import signal
 import uuid
 from typing import Any, Callable, Set
 
+from .errors import JaxtrainerError
+
 # The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal or
 # ssh session. Each leaves every file whole and removes the temporary files being written.
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class FileError(ValueError):
+class FileError(JaxtrainerError):
     """A file or folder cannot be written as asked: the message names it and says what to do."""
 
 

@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
+from ..errors import JaxtrainerError
+
 UID_BASE = 200_000  # the sandboxes' uids lie above it, none in /etc/passwd
 UIDS_PER_SESSION = 1000  # a session's slots; two sessions on one machine get other uids (by pid)
 HOME, WORK, GRADER = "/home/student", "/submission", "/grader"
@@ -42,7 +44,7 @@ class Limits(NamedTuple):
     output: int = 10 << 20  # bytes of stdout+stderr kept in output.log
 
 
-class SandboxError(ValueError):
+class SandboxError(JaxtrainerError):
     """The sandbox cannot be built on this machine (the CLI says it in one line, exit 2)."""
 
 
