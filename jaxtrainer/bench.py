@@ -12,7 +12,7 @@ runs the reference Trainer once per learning rate, one run after another (what a
 its epoch being the sum of the runs' epochs; jaxtrainer trains all of them as one compiled program
 (`jaxtrainer.sweep`, strategy "auto").
 
-    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
+    jaxtrainer bench --network mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ def command_lines(draw, png_folder, out):
         ("--lr", "float", (1, 2) if cmd == "sweep" else (1, 1)),
         ("--epochs", "int", (1, 1)),
         ("--batch-size", "int", (1, 1)),
-        ("--seed" if cmd == "train" else "--seeds", "int", (1, 2) if cmd == "sweep" else (1, 1)),
+        ("--seed", "int", (1, 2) if cmd == "sweep" else (1, 1)),
         ("--channels", "int", (0, 3)),
         ("--kernels", "int", (0, 3)),
         ("--strides", "int", (0, 3)),

@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--timeout",
-        default=str(DEFAULT_TIMEOUT),
+        default=f"{DEFAULT_TIMEOUT:g}",
         metavar="SECONDS",
         help=f"wall clock per submission, checks and --tests together (default: {DEFAULT_TIMEOUT:g})",
     )

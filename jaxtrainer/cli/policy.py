@@ -168,12 +168,30 @@ def _check_backend() -> None:
         raise UserError(f"JAX cannot start a backend with JAX_PLATFORMS={platforms!r}: {reason}") from None
 
 
+def _missing_folders(path: str | None) -> list:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    path = os.path.abspath(path) if path else None
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path) if os.path.dirname(path) != path else None
+    return missing
+
+
+def _remove_empty(folders) -> None:
+    """The folders a refused command created and left empty (deepest first): it leaves nothing."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
 def _run_command(argv, build_parser) -> int:
     _RUNNING.clear()
-    args = None
+    args, created = None, []
     try:
         args = build_parser().parse_args(argv)
         _RUNNING["args"] = args
+        created = _missing_folders(getattr(args, "out", None))
         if hasattr(args, "coordinator"):
             join_processes(args)  # before anything starts JAX's backend
         if args.backend:
@@ -187,6 +205,7 @@ def _run_command(argv, build_parser) -> int:
             _RUNNING["opened"] = opened
             return args.run(args)
     except (JaxtrainerError, OSError, ImportError) as e:
+        _remove_empty(created)
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process

@@ -5,7 +5,7 @@ What one run sees (``bwrap`` namespaces: mount, PID, network, IPC, UTS):
 - the system (/usr, /etc) and the Python install read-only; the project itself (jaxtrainer,
   torch_compat, the source tree) is not mounted, so the reference and the checks cannot be imported;
 - /submission, its own folder (its files, the data or a view of them), the only writable place besides
-  an empty HOME and a private /tmp; other submissions, --out and --data are not mounted;
+  an empty HOME and a private /tmp; other submissions, --out and --dataset are not mounted;
 - /grader, read-only: the collector and the request;
 - no network but its own loopback; a PID namespace, so no other process of the machine can be
   seen or signalled, and every process the run starts (setsid and double forks included) dies
