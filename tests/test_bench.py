@@ -84,8 +84,7 @@ def test_bench_an_out_it_cannot_write_is_refused_before_measuring(tmp_path, caps
     out, err = capsys.readouterr()
     assert out == ""  # nothing measured
     assert err == (
-        f"jaxtrainer: error: --out '{tmp_path / 'taken'}' exists and is not a folder; "
-        "choose another path\n"
+        f"jaxtrainer: error: --out '{tmp_path / 'taken'}' exists and is not a folder; choose another path\n"
     )
 
 
