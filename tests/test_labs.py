@@ -165,27 +165,26 @@ def test_lab_mnist(tmp_path, idx_dir):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (
-            ["lab", "logreg", "--dataset", "digits", "--batch-size", "20", "0"],
-            "batch_size must be an int > 0, got 0",
-        ),
-        (
-            ["lab", "logreg", "--dataset", "digits", "--lr", "0.1", "nan"],
-            "lr must be a finite number > 0, got nan",
-        ),
-        (
-            ["lab", "mlp", "--dataset", "digits", "--depth", "1", "-2"],
-            "depths must be integers >= 0 and widths integers >= 1, got depths [1, -2], widths",
-        ),
-        (["lab", "mnist", "--dataset", "digits", "--lr", "-0.5"], "lr must be a finite number > 0, got -0.5"),
-        (["lab", "mlp", "--dataset", "svhn"], "unknown classification dataset 'svhn'"),
-        (["lab", "mnist", "--dataset", "digits", "--epochs", "-1"], "n_epochs must be an int >= 0, got -1"),
+        (["lab", "logreg", "--batch-size", "20", "0"], "argument --batch-size: must be an int > 0, got 0"),
+        (["lab", "logreg", "--lr", "0.1", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+        (["lab", "mlp", "--depth", "1", "-2"], "argument --depth: must be an int >= 0, got -2"),
+        (["lab", "mlp", "--width", "0"], "argument --width: must be an int >= 1, got 0"),
+        (["lab", "mnist", "--lr", "-0.5"], "argument --lr: must be a finite number > 0, got -0.5"),
+        (["lab", "mnist", "--epochs", "-1"], "argument --epochs: must be an int >= 0, got -1"),
     ],
 )
-def test_lab_bad_input(tmp_path, capsys, argv, message):
-    assert main([*argv, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+def test_lab_bad_value_is_refused_by_its_flag(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--dataset", "digits", "--out", str(tmp_path / "bad"), "--no-progress"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"jaxtrainer {argv[0]} {argv[1]}: error: {message}"
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def test_lab_bad_dataset(tmp_path, capsys):
+    assert main(["lab", "mlp", "--dataset", "svhn", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("jaxtrainer: error: ") and message in err
+    assert err.startswith("jaxtrainer: error: ") and "unknown classification dataset 'svhn'" in err
     assert not os.path.exists(tmp_path / "bad")
 
 

@@ -56,6 +56,7 @@ def _logreg_options(p) -> None:
     p.add_argument(
         "--lr",
         dest="lrs",
+        metavar="LR",
         type=options.lr,
         nargs="+",
         default=list(LOGREG_LRS),
@@ -64,6 +65,7 @@ def _logreg_options(p) -> None:
     p.add_argument(
         "--batch-size",
         dest="batch_sizes",
+        metavar="BATCH_SIZE",
         type=options.batch_size,
         nargs="+",
         default=list(LOGREG_BATCH_SIZES),
@@ -83,6 +85,7 @@ def _mlp_options(p) -> None:
     p.add_argument(
         "--depth",
         dest="depths",
+        metavar="DEPTH",
         type=options.checked(int, options.at_least(0)),
         nargs="+",
         default=list(MLP_DEPTHS),
@@ -91,6 +94,7 @@ def _mlp_options(p) -> None:
     p.add_argument(
         "--width",
         dest="widths",
+        metavar="WIDTH",
         type=options.checked(int, options.at_least(1)),
         nargs="+",
         default=list(MLP_WIDTHS),
@@ -99,6 +103,7 @@ def _mlp_options(p) -> None:
     p.add_argument(
         "--sgd-lr",
         dest="sgd_lrs",
+        metavar="LR",
         type=options.lr,
         nargs="*",
         default=list(MLP_LRS["sgd"]),
@@ -107,6 +112,7 @@ def _mlp_options(p) -> None:
     p.add_argument(
         "--adam-lr",
         dest="adam_lrs",
+        metavar="LR",
         type=options.lr,
         nargs="*",
         default=list(MLP_LRS["adam"]),
