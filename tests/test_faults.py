@@ -951,7 +951,7 @@ def test_the_facades_batch_methods_refuse_empty_and_non_numeric_batches(method):
 # -- one seed range everywhere -------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**63, 2**64 + 5])
 def test_seeds_outside_the_one_range_are_refused_everywhere(seed, capfd):
-    message = f"seed must be an int in [0, 4294967295] (0 to 2**32 - 1), got {seed}"
+    message = f"argument --seed: must be an int in [0, 4294967295] (0 to 2**32 - 1), got {seed}"
     for argv in (["train", "--seed", str(seed)], ["sweep", "--seed", "1", str(seed)]):
         with pytest.raises(SystemExit) as exit_:
             main(argv)

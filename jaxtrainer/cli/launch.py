@@ -42,14 +42,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..launch import launch
-    from . import build_parser
 
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
     if not command:
         raise UserError(
             "launch needs a command to run, e.g. `jaxtrainer launch -n 2 -- sweep --lr 1e-2 1e-3`"
         )
-    wrapped = build_parser().parse_args(command)  # a command that cannot run fails before any starts
+    wrapped = args.grammar().parse_args(command)  # a command that cannot run fails before any starts
     owned = [
         f"--{dest.replace('_', '-')}" for dest in _LAUNCH_SETS if getattr(wrapped, dest, None) is not None
     ]
