@@ -82,7 +82,7 @@ def join_processes(args) -> None:
     logs below warnings and shows progress (the others' output would repeat it)."""
     from .. import distributed
 
-    several = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    several = distributed.initialize(args.coordinator, args.num_processes, args.process_id, _peer_lost)
     if several and not distributed.is_writer():
         args.no_progress = True
         log.setLevel(logging.WARNING)
@@ -246,18 +246,27 @@ def _out_of_memory(error: Exception) -> bool:
 
 
 def _peer_failed(error: Exception) -> None:
-    """A collective that broke because another process of a multi-process run died: one line, and
-    leave at once (a normal exit would wait for the dead process at JAX's shutdown barrier)."""
+    """A collective that broke because another process of a multi-process run died."""
     distributed = sys.modules.get("jaxtrainer.distributed")
-    if distributed is None or not distributed.peer_failed(error):
-        return
-    print(
-        f"jaxtrainer: error: another process of this multi-process run stopped ({str(error).splitlines()[0]})"
-        f"{_saved_so_far()}. Run the same command on every process again to continue",
-        file=sys.stderr,
-        flush=True,
+    if distributed is not None and distributed.peer_failed(error):
+        _peer_lost(str(error).splitlines()[0] if str(error) else type(error).__name__)
+
+
+def _peer_lost(reason: str) -> None:
+    """Another process of a multi-process run died: said by a collective that broke, or by JAX's
+    coordination service (from its own thread, while this one may be blocked in a collective that
+    will never end). One line, and leave at once: a normal exit would wait for the dead process at
+    JAX's shutdown barrier, then end in a C++ fatal log."""
+    message = (
+        "jaxtrainer: error: another process of this multi-process run stopped "
+        f"({reason or 'no reason given'}){_saved_so_far()}. "
+        "Run the same command on every process again to continue\n"
     )
-    sys.modules["jaxtrainer.runs"].abandon()
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode(errors="replace"))
+    runs = _runs_module()
+    if runs is not None:
+        runs.abandon()
     os._exit(2)
 
 
