@@ -12,12 +12,9 @@ Open MPI with more than one task, JAX's own detection. Recipes: docs/cluster.md.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import os
-from typing import Callable
 
 import jax
 import numpy as np
@@ -46,16 +43,11 @@ def _cluster_detected() -> bool:
 
 
 def initialize(
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    on_peer_lost: Callable[[str], None] | None = None,
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
 ) -> bool:
     """Join the other processes, before any JAX computation. Returns whether there are several.
     Arguments default to their environment variables; none at all and no cluster launcher: one
-    process, nothing to do. `on_peer_lost(reason)` is called, from JAX's own thread, when the
-    coordination service reports that another process died or stopped answering (see
-    `_reporting_lost_peers`)."""
+    process, nothing to do."""
     coordinator = coordinator or os.environ.get(ENV["coordinator"])
     num_processes = num_processes if num_processes is not None else _int_variable(ENV["num_processes"])
     process_id = process_id if process_id is not None else _int_variable(ENV["process_id"])
@@ -82,36 +74,13 @@ def initialize(
     heartbeat = _heartbeat_timeout()
     if "cpu" in str(jax.config.jax_platforms or "cpu"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-    with _reporting_lost_peers(on_peer_lost):
-        jax.distributed.initialize(
-            coordinator, num_processes, process_id, heartbeat_timeout_seconds=heartbeat
-        )
+    jax.distributed.initialize(
+        coordinator,
+        num_processes,
+        process_id,
+        heartbeat_timeout_seconds=heartbeat,
+    )
     return jax.process_count() > 1
-
-
-@contextlib.contextmanager
-def _reporting_lost_peers(on_peer_lost):
-    """JAX's client of the coordination service takes a callback for the service's errors (a task
-    that died, missed heartbeats), which `jax.distributed.initialize` does not pass: without it the
-    client ends the process with a C++ fatal log and a stack trace, even while Python is blocked in
-    a collective that the dead process will never join. The callback is handed to the client as it
-    is made; a JAX whose client takes none keeps its own behaviour."""
-    from jax._src import distributed as jax_distributed
-
-    runtime = jax_distributed._jax
-    make = runtime.get_distributed_runtime_client
-    if on_peer_lost is None or "missed_heartbeat_callback" not in (make.__doc__ or ""):
-        yield
-        return
-
-    def lost(*details) -> None:
-        on_peer_lost(str(details[0]).strip().splitlines()[0] if details and str(details[0]).strip() else "")
-
-    runtime.get_distributed_runtime_client = functools.partial(make, missed_heartbeat_callback=lost)
-    try:
-        yield
-    finally:
-        runtime.get_distributed_runtime_client = make
 
 
 def _heartbeat_timeout() -> int:

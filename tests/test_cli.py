@@ -289,3 +289,33 @@ def test_processes_other_than_0_log_only_warnings(monkeypatch, tmp_path, capsys)
     monkeypatch.setattr("jaxtrainer.cli.sweep.run", _logs_both)
     assert main(["sweep", "--out", str(tmp_path / "r")]) == 0
     assert capsys.readouterr().out == "a warning line\n"
+
+
+def test_an_error_caused_by_a_lost_peer_is_the_lost_peer_line(monkeypatch, tmp_path, capfd):
+    """A collective broken by a dead process, reaching the command as the cause of another error
+    (process 0 "could not open" the folder because the collective that told the others broke):
+    the documented line, exit 2, at once (`os._exit`: not JAX's shutdown barrier)."""
+    from jaxtrainer.runs import RunError
+
+    class Broken(Exception):
+        pass
+
+    def fails(args):
+        try:
+            raise Broken("UNKNOWN: Gloo AllGather failed: Connection reset by peer")
+        except Broken:
+            raise RunError("process 0 could not open the run folder") from None
+
+    def leaves(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(distributed, "peer_failed", lambda error: isinstance(error, Broken))
+    monkeypatch.setattr(train_command, "run", fails)
+    monkeypatch.setattr(os, "_exit", leaves)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(tmp_path / "r")])
+    assert exit_.value.code == 2
+    assert capfd.readouterr().err == (
+        "jaxtrainer: error: another process of this multi-process run stopped (UNKNOWN: Gloo AllGather "
+        "failed: Connection reset by peer). Run the same command on every process again to continue\n"
+    )

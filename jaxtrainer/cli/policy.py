@@ -82,7 +82,7 @@ def join_processes(args) -> None:
     logs below warnings and shows progress (the others' output would repeat it)."""
     from .. import distributed
 
-    several = distributed.initialize(args.coordinator, args.num_processes, args.process_id, _peer_lost)
+    several = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if several and not distributed.is_writer():
         args.no_progress = True
         log.setLevel(logging.WARNING)
@@ -205,6 +205,7 @@ def _run_command(argv, build_parser) -> int:
             _RUNNING["opened"] = opened
             return args.run(args)
     except (JaxtrainerError, OSError, ImportError) as e:
+        _peer_failed(e)
         _remove_empty(created)
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
@@ -245,18 +246,22 @@ def _out_of_memory(error: Exception) -> bool:
     return isinstance(error, MemoryError) or str(error).startswith("RESOURCE_EXHAUSTED")
 
 
-def _peer_failed(error: Exception) -> None:
-    """A collective that broke because another process of a multi-process run died."""
+def _peer_failed(error: BaseException) -> None:
+    """A collective that broke because another process of a multi-process run died, whether it
+    reached here itself or as the cause of another error (a folder that process 0 "could not
+    open" because the collective that told the others broke)."""
     distributed = sys.modules.get("jaxtrainer.distributed")
-    if distributed is not None and distributed.peer_failed(error):
-        _peer_lost(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    seen = set()
+    while distributed is not None and error is not None and id(error) not in seen:
+        if distributed.peer_failed(error):
+            _peer_lost(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
 
 
 def _peer_lost(reason: str) -> None:
-    """Another process of a multi-process run died: said by a collective that broke, or by JAX's
-    coordination service (from its own thread, while this one may be blocked in a collective that
-    will never end). One line, and leave at once: a normal exit would wait for the dead process at
-    JAX's shutdown barrier, then end in a C++ fatal log."""
+    """Another process of a multi-process run died. One line, and leave at once: a normal exit
+    would wait for the dead process at JAX's shutdown barrier, then end in a C++ fatal log."""
     message = (
         "jaxtrainer: error: another process of this multi-process run stopped "
         f"({reason or 'no reason given'}){_saved_so_far()}. "
