@@ -286,7 +286,12 @@ def test_main_logs_the_message_alone_to_stdout_and_restores_the_logger(monkeypat
 def test_processes_other_than_0_log_only_warnings(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(distributed, "initialize", lambda *args: True)
     monkeypatch.setattr(distributed, "is_writer", lambda: False)
-    monkeypatch.setattr("jaxtrainer.cli.sweep.run", _logs_both)
+
+    def prints_and_logs(args):
+        print("a printed line")
+        return _logs_both(args)
+
+    monkeypatch.setattr("jaxtrainer.cli.sweep.run", prints_and_logs)
     assert main(["sweep", "--out", str(tmp_path / "r")]) == 0
     assert capsys.readouterr().out == "a warning line\n"
 

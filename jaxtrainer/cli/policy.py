@@ -79,13 +79,14 @@ def _logging_to(stream):
 
 def join_processes(args) -> None:
     """A multi-process run joins its other processes before any JAX computation; only process 0
-    logs below warnings and shows progress (the others' output would repeat it)."""
+    prints, logs below warnings and shows progress (the others' output would repeat it)."""
     from .. import distributed
 
     several = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if several and not distributed.is_writer():
         args.no_progress = True
-        log.setLevel(logging.WARNING)
+        log.setLevel(logging.WARNING)  # warnings still go to the logger's stream, stdout
+        sys.stdout = open(os.devnull, "w")  # what the engine prints (restored by `main`)
 
 
 _RUNNING: dict = {}  # the command running now ("args", "opened" run folders), for an interrupt
@@ -293,12 +294,14 @@ def main(argv, build_parser) -> int:
     in-process, the caller's signal handlers, streams and logging are restored on return."""
     handlers = {sig: signal.signal(sig, _interrupted) for sig in files.INTERRUPTS}
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
-    sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
+    sys.stdout, sys.stderr = output = _Output(sys.stdout), _Output(sys.stderr)
     warnings.formatwarning = _one_line_warnings(format_warning)
     try:
         with _logging_to(sys.stdout):
             return _run_command(argv, build_parser)
     finally:
+        if sys.stdout is not output[0]:  # a process other than 0's devnull (`join_processes`)
+            sys.stdout.close()
         sys.stdout, sys.stderr = streams
         warnings.formatwarning = format_warning
         for sig, handler in handlers.items():
