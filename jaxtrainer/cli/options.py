@@ -149,7 +149,7 @@ def overwrite_option(p) -> None:
         "--overwrite",
         action="store_true",
         help="replace what an earlier command left in --out (default: continue the same run; "
-        "refuse anything else: docs/usage.md, 'An existing --out'",
+        "refuse anything else; see docs/usage.md, 'An existing --out')",
     )
 
 
