@@ -26,8 +26,10 @@ from .errors import JaxtrainerError
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class FileError(JaxtrainerError):
-    """A file or folder cannot be written as asked: the message names it and says what to do."""
+class FileError(JaxtrainerError, ValueError):
+    """A file or folder cannot be written as asked: the message names it and says what to do. Also
+    a `ValueError`, as the facade's callers expect from a bad `checkpoint_dir=` or export path (the
+    CLI tells it from a bug by `JaxtrainerError`, not by `ValueError`)."""
 
 
 _TEMPS: Set[str] = set()  # temporary files being written now

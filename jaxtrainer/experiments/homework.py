@@ -22,7 +22,7 @@ import numpy as np
 from .. import data, distributed, equivariance, models, plots, presets
 from ..config import NetworkConfiguration, check_n_epochs
 from ..errors import InputError
-from ..runs import Run, RunError, check_writable_folder, read_json
+from ..runs import Run, check_writable_folder, read_json
 from ..settings import Settings
 from ..sweeps import fit_sweep, init_sweep
 from ..train import divergence_epoch
@@ -186,7 +186,7 @@ def _run_name(group: Group, member: Member) -> str:
 def _previous_seconds(path: str) -> float:
     try:
         return float(read_json(path)["config"]["seconds"])
-    except (OSError, ValueError, KeyError, TypeError, RunError):  # RunError: not a ValueError
+    except (OSError, ValueError, KeyError, TypeError):
         return 0.0
 
 
