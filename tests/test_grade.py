@@ -134,7 +134,8 @@ def graded_class(tmp_path_factory):
     }
     paths.update(hostile.write(tmp / "hostile", targets))
     protected = {name: digest(targets[name]) for name in ("data", "other", "source")}
-    argv = ["grade", *paths.values(), "--dataset", data, "--out", str(out), "--jobs", "2", "--timeout", "240"]
+    argv = ["grade", *paths.values(), "--dataset", data, "--out", str(out), "--overwrite", "--jobs", "2"]
+    argv += ["--timeout", "240"]  # --overwrite: OUT holds the grades.json written above
     start = time.monotonic()
     code = cli.main([*argv, "--no-progress"])
     seconds = time.monotonic() - start
