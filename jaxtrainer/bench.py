@@ -12,7 +12,7 @@ runs the reference Trainer once per learning rate, one run after another (what a
 its epoch being the sum of the runs' epochs; jaxtrainer trains all of them as one compiled program
 (`jaxtrainer.sweep`, strategy "auto").
 
-    jaxtrainer bench --models mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
+    jaxtrainer bench --network mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import files
+from .errors import InputError
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
 
 # name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
@@ -217,12 +218,12 @@ def measure(
     once, then again) and the frameworks alternate, so that a slow spell of the machine falls on
     both."""
     if epochs < 2:
-        raise ValueError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
+        raise InputError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
     if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
+        raise InputError(f"repeats must be at least 1, got {repeats}")
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
+        raise InputError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")
@@ -322,71 +323,16 @@ def markdown(rows: list, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_arguments(p) -> None:
-    p.add_argument(
-        "--models",
-        nargs="+",
-        choices=list(ROWS),
-        default=["mlp", "cnn"],
-        help="rows of the table (default: mlp cnn); "
-        + "; ".join(f"{row}: {describe(row)}" for row in SWEEPS),
-    )
-    p.add_argument("--epochs", type=int, default=4, help="epochs per run (>= 2; the first is warm-up)")
-    p.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="runs per framework and model, each in a fresh process (default 3): the table gives "
-        "their median and range",
-    )
-    p.add_argument("--n-train", type=int, default=60_000, help="synthetic training images")
-    p.add_argument("--n-test", type=int, default=2_000, help="synthetic test images")
-    p.add_argument("--out", default="benchmarks/results", help="folder for compare.json and compare.md")
-    p.add_argument("--worker", choices=list(ROWS), help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-
-
-def run(args) -> int:
-    """`jaxtrainer bench`: both frameworks, one subprocess per (framework, model), the table."""
-    if args.epochs < 2:
-        raise ValueError(f"--epochs must be at least 2 (the first is warm-up), got {args.epochs}")
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.worker:
-        print(json.dumps(jax_worker(args.worker, args.epochs, args.data)))
-        return 0
-    if importlib.util.find_spec("torch") is None:
-        raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
-    files.check_writable_folder(args.out)  # before the minutes of measuring
-    try:
-        rows = measure(
-            args.models,
-            args.epochs,
-            args.n_train,
-            args.n_test,
-            say=lambda s: print(s, flush=True),
-            repeats=args.repeats,
-        )
-    except RuntimeError as e:
-        print(e, file=sys.stderr)
-        return 1
-    meta = {
-        "models": args.models,
-        "epochs": args.epochs,
-        "repeats": args.repeats,
-        "n_train": args.n_train,
-        "machine": machine(rows),
-    }
-    data = {"meta": meta, "rows": rows, "ratios": ratios(rows), "ratio_ranges": ratio_ranges(rows)}
-    write_results(args.out, "compare", data, markdown(rows, meta))
-    return 0
-
-
 def main(argv=None) -> int:
-    """The worker's entry (`python -m jaxtrainer.bench --worker ...`)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    """The worker's entry (`python -m jaxtrainer.bench --worker ROW --data FILE --epochs N`): one
+    row's jaxtrainer run, its report as the last line of stdout. `jaxtrainer bench` is the command."""
+    p = argparse.ArgumentParser(description="one worker of `jaxtrainer bench`")
+    p.add_argument("--worker", choices=list(ROWS), required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--epochs", type=int, required=True)
+    args = p.parse_args(argv)
+    print(json.dumps(jax_worker(args.worker, args.epochs, args.data)))
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import numbers
 import os
 from typing import NamedTuple, Tuple
 
+from .errors import InputError
+
 NETWORK_TYPES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
@@ -30,14 +32,14 @@ def shown(value) -> str:
 
 def check_network_type(network_type: str) -> str:
     if network_type not in NETWORK_TYPES:
-        raise ValueError(f"network_type must be one of {NETWORK_TYPES}, got {network_type!r}")
+        raise InputError(f"network_type must be one of {NETWORK_TYPES}, got {network_type!r}")
     return network_type
 
 
 def check_activation(name: str) -> str:
     """Students' tests pass "ReLU" or "SIGMOID": any case is accepted."""
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS} (any case), got {name!r}")
+        raise InputError(f"activation must be one of {ACTIVATIONS} (any case), got {name!r}")
     return name.lower()
 
 
@@ -45,10 +47,10 @@ def _positive_ints(field: str, values) -> Tuple[int, ...]:
     try:
         values = tuple(values)
     except TypeError:
-        raise ValueError(f"{field} must be a tuple of positive ints, got {shown(values)}") from None
+        raise InputError(f"{field} must be a tuple of positive ints, got {shown(values)}") from None
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"{field}[{i}] must be a positive int, got {shown(v)}")
+            raise InputError(f"{field}[{i}] must be a positive int, got {shown(v)}")
     return tuple(int(v) for v in values)
 
 
@@ -79,9 +81,9 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
     strides = _positive_ints("strides", cfg.strides)
     check_dense(cfg)
     if not channels:
-        raise ValueError("n_channels must name at least one conv layer for a cnn, got ()")
+        raise InputError("n_channels must name at least one conv layer for a cnn, got ()")
     if not len(channels) == len(kernels) == len(strides):
-        raise ValueError(
+        raise InputError(
             "n_channels, kernel_sizes and strides must have the same length, got "
             f"{len(channels)}, {len(kernels)} and {len(strides)} ({cfg!r})"
         )
@@ -90,14 +92,14 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
     h, w = image_hw
     for i, (k, s) in enumerate(zip(kernels, strides)):
         if h < k or w < k:
-            raise ValueError(
+            raise InputError(
                 f"conv layer {i} (kernel {k}) gets a {h}x{w} input: the image is too small for this "
                 f"configuration; the spatial size must stay >= the kernel size at every conv"
             )
         h, w = (h - k) // s + 1, (w - k) // s + 1
         if i < len(kernels) - 1:
             if h < 2 or w < 2:
-                raise ValueError(
+                raise InputError(
                     f"max-pool after conv layer {i} gets a {h}x{w} input and would output "
                     f"{h // 2}x{w // 2}: the image is too small for this configuration"
                 )
@@ -107,19 +109,19 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
 
 def check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {shown(lr)}")
+        raise InputError(f"lr must be a finite number > 0, got {shown(lr)}")
     return float(lr)
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"{name} must be an int > 0, got {shown(batch_size)}")
+        raise InputError(f"{name} must be an int > 0, got {shown(batch_size)}")
     return int(batch_size)
 
 
 def check_n_epochs(n_epochs) -> int:
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
-        raise ValueError(f"n_epochs must be an int >= 0, got {shown(n_epochs)}")
+        raise InputError(f"n_epochs must be an int >= 0, got {shown(n_epochs)}")
     return int(n_epochs)
 
 
@@ -132,7 +134,7 @@ def check_seed(seed) -> int:
     low, high = SEED_RANGE
     # an Integral compares with ints (numbers.Integral's stub has no __le__)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:  # pyright: ignore[reportOperatorIssue]
-        raise ValueError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {shown(seed)}")
+        raise InputError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {shown(seed)}")
     return int(seed)
 
 
@@ -152,7 +154,7 @@ def check_parameter_memory(n_parameters: int) -> int:
     weight is drawn (not as an allocation failure minutes later, deep inside XLA)."""
     need, have = BYTES_PER_PARAMETER * n_parameters, training_memory()
     if need > have:
-        raise ValueError(
+        raise InputError(
             f"the network has {n_parameters:,} parameters: training it needs {need / 2**30:,.1f} GiB "
             f"(weights, gradients and Adam's two moments), more than the {have / 2**30:,.1f} GiB here; "
             "choose smaller layers"

@@ -20,6 +20,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from .errors import InputError
+
 ENV = {
     "coordinator": "JAXTRAINER_COORDINATOR",
     "num_processes": "JAXTRAINER_NUM_PROCESSES",
@@ -53,7 +55,7 @@ def initialize(
     if all(v is None for v in explicit) and not _cluster_detected():
         return False
     if any(v is None for v in explicit) and not all(v is None for v in explicit):
-        raise ValueError(
+        raise InputError(
             "a multi-process run needs --coordinator HOST:PORT, --num-processes N and --process-id I "
             f"together (got coordinator={coordinator!r}, num_processes={num_processes!r}, "
             f"process_id={process_id!r})"
@@ -61,15 +63,15 @@ def initialize(
     if num_processes is not None:
         assert coordinator is not None and process_id is not None  # all three or none, checked above
         if num_processes < 1:
-            raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
+            raise InputError(f"--num-processes must be >= 1, got {num_processes}")
         if not 0 <= process_id < num_processes:
-            raise ValueError(
+            raise InputError(
                 f"--process-id must be in [0, {num_processes - 1}] for --num-processes "
                 f"{num_processes}, got {process_id}"
             )
         host, _, port = coordinator.rpartition(":")
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"--coordinator must be HOST:PORT (a port in 1..65535), got {coordinator!r}")
+            raise InputError(f"--coordinator must be HOST:PORT (a port in 1..65535), got {coordinator!r}")
     heartbeat = _heartbeat_timeout()
     if "cpu" in str(jax.config.jax_platforms or "cpu"):  # untyped flag  # pyright: ignore[reportAttributeAccessIssue]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
@@ -87,7 +89,7 @@ def _heartbeat_timeout() -> int:
     if seconds is None:
         return HEARTBEAT_DEFAULT
     if seconds < 1:
-        raise ValueError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {seconds}")
+        raise InputError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {seconds}")
     return seconds
 
 
@@ -98,7 +100,7 @@ def _int_variable(variable: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"${variable} must be an integer, got {value!r}") from None
+        raise InputError(f"${variable} must be an integer, got {value!r}") from None
 
 
 def process_count() -> int:
@@ -152,7 +154,7 @@ def check_same_data(fingerprint: dict) -> None:
     same = np.asarray(multihost_utils.process_allgather(np.array([mine == theirs]))).reshape(-1)
     if not same.all():
         bad = [i for i, ok in enumerate(same) if not ok]
-        raise ValueError(
+        raise InputError(
             f"process(es) {bad} loaded other data than process 0 (data fingerprints differ): every "
             "process must read the same dataset"
         )

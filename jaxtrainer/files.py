@@ -19,13 +19,17 @@ import signal
 import uuid
 from typing import Any, Callable, Set
 
+from .errors import JaxtrainerError
+
 # The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal or
 # ssh session. Each leaves every file whole and removes the temporary files being written.
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class FileError(ValueError):
-    """A file or folder cannot be written as asked: the message names it and says what to do."""
+class FileError(JaxtrainerError, ValueError):
+    """A file or folder cannot be written as asked: the message names it and says what to do. Also
+    a `ValueError`, as the facade's callers expect from a bad `checkpoint_dir=` or export path (the
+    CLI tells it from a bug by `JaxtrainerError`, not by `ValueError`)."""
 
 
 _TEMPS: Set[str] = set()  # temporary files being written now

@@ -19,6 +19,7 @@ import time
 from typing import List, Sequence
 
 from .distributed import ENV
+from .errors import InputError
 
 DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
@@ -39,7 +40,7 @@ def launch(command: Sequence[str], processes: int, devices: int = 1, grace: floa
     """Run `jaxtrainer COMMAND...` as `processes` processes of `devices` CPU devices each; returns
     the first non-zero exit status, or 0."""
     if processes < 1 or devices < 1:
-        raise ValueError(f"--processes and --devices must be >= 1, got {processes} and {devices}")
+        raise InputError(f"--num-processes and --devices must be >= 1, got {processes} and {devices}")
     port = free_port()
     procs: List[subprocess.Popen] = []
     pumps = []

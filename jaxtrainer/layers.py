@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from .errors import InputError
+
 CONV_IMPLS = ("im2col", "lax")
 
 
@@ -33,7 +35,7 @@ def default_conv_impl() -> str:
 
 def check_conv_impl(impl: str) -> str:
     if impl not in CONV_IMPLS:
-        raise ValueError(f"conv implementation must be one of {CONV_IMPLS}, got {impl!r}")
+        raise InputError(f"conv implementation must be one of {CONV_IMPLS}, got {impl!r}")
     return impl
 
 
@@ -178,7 +180,7 @@ def adaptive_max_pool(x, output_size: Tuple[int, int]):
 class MaxPool2d(nnx.Module):
     def __init__(self, kernel_size: int = 2):
         if kernel_size != 2:
-            raise ValueError(f"only MaxPool2d(kernel_size=2) is supported, got {kernel_size!r}")
+            raise InputError(f"only MaxPool2d(kernel_size=2) is supported, got {kernel_size!r}")
         self.kernel_size = kernel_size
         self.stride = kernel_size
 

@@ -18,6 +18,7 @@ from .config import (
     check_seed,
 )
 from .data.dataset import numeric_array
+from .errors import InputError
 from .layers import ACTIVATION_MODULES, AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d
 
 
@@ -49,11 +50,11 @@ def check_input(model: Sequential, shape) -> None:
     first = model.layers[0]
     if isinstance(first, Conv2d):
         if len(shape) != 4:
-            raise ValueError(
+            raise InputError(
                 f"the CNN takes images of shape (N, C, H, W), got an array of shape {tuple(shape)}"
             )
         if shape[1] != first.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"the CNN was built for {first.in_channels}-channel images, got {shape[1]} "
                 f"channels (input shape {tuple(shape)})"
             )
@@ -69,7 +70,7 @@ def check_input(model: Sequential, shape) -> None:
         linear = model.layers[1]
         features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
         if features != linear.in_features:  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
-            raise ValueError(
+            raise InputError(
                 f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "  # a Linear  # pyright: ignore[reportAttributeAccessIssue]
                 f"an array of shape {tuple(shape)}"
             )
@@ -79,7 +80,7 @@ def check_batch(model: Sequential, x_shape, y_shape) -> None:
     """Images and (N, 1) targets the network can take, checked eagerly before any compile."""
     check_input(model, x_shape)
     if tuple(y_shape) != (x_shape[0], 1):
-        raise ValueError(
+        raise InputError(
             f"targets must have the predictions' shape {(x_shape[0], 1)} "
             f"(one (N, 1) target per image), got {tuple(y_shape)}"
         )
@@ -187,7 +188,7 @@ def load_state_dict(model: Sequential, tensors) -> None:
             value = numeric_array(value, f"state_dict[{key!r}]")
         value = np.asarray(value, dtype=np.float32)
         if value.shape != param[...].shape:
-            raise ValueError(
+            raise InputError(
                 f"state_dict[{key!r}] has shape {value.shape}, the network expects {tuple(param[...].shape)}"
             )
         arrays[key] = value

@@ -14,6 +14,7 @@ import optax
 
 from . import presets
 from .config import check_batch_size
+from .errors import InputError
 from .gradient import autodiff
 from .tasks import REGRESSION, log_keys
 
@@ -51,9 +52,9 @@ class Settings:
     def __post_init__(self):
         check_batch_size(self.batch_size)
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+            raise InputError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+            raise InputError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         for field in ("train_eval_size", "eval_chunk"):
             check_batch_size(getattr(self, field), field)
         if self.test_batch_size is not None:

@@ -8,6 +8,7 @@ from typing import Dict
 import numpy as np
 
 from . import files
+from .errors import InputError
 from .runs import check_writable_folder
 
 STATE_DICT_FORMATS = (".pt", ".npz", ".safetensors")
@@ -37,9 +38,9 @@ def check_export_path(path: str) -> str:
     folder it goes to is writable."""
     ext = os.path.splitext(path)[1]
     if ext not in STATE_DICT_FORMATS:
-        raise ValueError(f"cannot export to {path!r}: the extension must be one of {STATE_DICT_FORMATS}")
+        raise InputError(f"cannot export to {path!r}: the extension must be one of {STATE_DICT_FORMATS}")
     if os.path.isdir(path):
-        raise ValueError(f"cannot export to {path!r}: it is a folder")
+        raise InputError(f"cannot export to {path!r}: it is a folder")
     if ext != ".npz":
         _optional({".pt": "torch", ".safetensors": "safetensors"}[ext], path)
     check_writable_folder(os.path.dirname(os.path.abspath(path)), "export folder")
@@ -61,7 +62,7 @@ def import_state_dict(path: str) -> Dict[str, np.ndarray]:
         from safetensors.numpy import load_file  # optional  # pyright: ignore[reportMissingImports]
 
         return load_file(path)
-    raise ValueError(f"cannot import {path!r}: the extension must be one of {STATE_DICT_FORMATS}")
+    raise InputError(f"cannot import {path!r}: the extension must be one of {STATE_DICT_FORMATS}")
 
 
 def _optional(module: str, path: str):

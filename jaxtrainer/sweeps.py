@@ -51,6 +51,7 @@ from .config import NetworkConfiguration, check_lr, check_n_epochs, check_seed
 from .data import fingerprint
 from .data import load as load_data
 from .distributed import to_host
+from .errors import InputError
 from .models import build_network
 from .settings import Settings
 from .train import TrainState, _evaluate, divergence_epoch, init_state, member_epoch, to_device
@@ -63,10 +64,10 @@ def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False) -
     """(lr, seed) of each member: the cross product (lr-major), or element-wise with `pair=True`."""
     lrs, seeds = [check_lr(lr) for lr in lrs], [check_seed(s) for s in seeds]
     if not lrs or not seeds:
-        raise ValueError("a sweep needs at least one learning rate and one seed")
+        raise InputError("a sweep needs at least one learning rate and one seed")
     if pair:
         if len(lrs) != len(seeds):
-            raise ValueError(
+            raise InputError(
                 f"paired learning rates and seeds must have one length, got {len(lrs)} "
                 f"learning rates and {len(seeds)} seeds"
             )
@@ -103,7 +104,7 @@ def init_sweep(
         model = build_network(network, input_shape, net_config, activation, seed=seed, conv_impl=conv_impl)
         g, state = init_state(model, lr, optimizer)
         if graphdef is not None and g != graphdef:
-            raise ValueError("sweep members must share one architecture")
+            raise InputError("sweep members must share one architecture")
         graphdef = g
         states.append(state)
     return graphdef, stack(states), model
@@ -269,7 +270,7 @@ def fit_sweep(
         if loader:
             perm = np.asarray(order(epoch))  # the loader variant has one  # pyright: ignore[reportOptionalCall]
             if perm.shape != (X.shape[0],):
-                raise ValueError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
+                raise InputError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
             perm = place.put(jnp.asarray(perm, jnp.int32), sharded=False)
         run, steps, evals = sweep_epoch(graphdef, run, (X, y, perm, eval_sets), settings, place.mesh)
         if loader:  # the mean of the steps' metrics, in float64 as a Python loop sums them

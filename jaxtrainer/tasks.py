@@ -14,6 +14,8 @@ from typing import Dict, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 
+from .errors import InputError
+
 REDUCTIONS = ("mean", "sum")
 
 
@@ -30,7 +32,7 @@ class Regression:
 
     def per_example(self, pred, y) -> Dict[str, jnp.ndarray]:
         if pred.shape != y.shape:
-            raise ValueError(
+            raise InputError(
                 f"targets must have the predictions' shape {tuple(pred.shape)} "
                 f"(one (N, 1) target per image), got {tuple(y.shape)}"
             )
@@ -76,17 +78,17 @@ class Classification:
 
     def __post_init__(self):
         if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 2:
-            raise ValueError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
+            raise InputError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
         if self.reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+            raise InputError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
 
     def per_example(self, logits, y) -> Dict[str, jnp.ndarray]:
         if logits.ndim != 2 or logits.shape[1] != self.n_classes:
-            raise ValueError(
+            raise InputError(
                 f"a {self.n_classes}-class task needs (B, {self.n_classes}) logits, got {tuple(logits.shape)}"
             )
         if y.shape != logits.shape[:1]:
-            raise ValueError(
+            raise InputError(
                 f"labels must be one class index per example, shape "
                 f"({logits.shape[0]},), got {tuple(y.shape)}"
             )

@@ -24,7 +24,7 @@ BENCH_WITHOUT_TORCH = (
 def test_bench_writes_both_frameworks_and_the_ratio(tmp_path):
     models = ["mlp", "cnn_sweep3"]
     args = [
-        "--models",
+        "--network",
         *models,
         "--n-train",
         "512",
@@ -70,7 +70,7 @@ def test_bench_writes_both_frameworks_and_the_ratio(tmp_path):
 
 def test_bench_unknown_model_is_an_argparse_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "--models", "mlp", "resnet50", "--out", str(tmp_path)])
+        main(["bench", "--network", "mlp", "resnet50", "--out", str(tmp_path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "jaxtrainer bench" in err and "resnet50" in err
@@ -81,12 +81,11 @@ def test_bench_unknown_model_is_an_argparse_error(tmp_path, capsys):
 
 def test_bench_an_out_it_cannot_write_is_refused_before_measuring(tmp_path, capsys):
     (tmp_path / "taken").write_text("a file")
-    assert main(["bench", "--models", "mlp", "--out", str(tmp_path / "taken")]) == 2
+    assert main(["bench", "--network", "mlp", "--out", str(tmp_path / "taken")]) == 2
     out, err = capsys.readouterr()
     assert out == ""  # nothing measured
     assert err == (
-        f"jaxtrainer: error: the output folder '{tmp_path / 'taken'}' exists and is not a folder; "
-        "choose another path\n"
+        f"jaxtrainer: error: --out '{tmp_path / 'taken'}' exists and is not a folder; choose another path\n"
     )
 
 
@@ -107,7 +106,7 @@ def test_bench_help_lists_its_options(capsys):
         main(["bench", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--models", "--epochs", "--repeats", "--n-train", "--n-test", "--out"):
+    for option in ("--network", "--epochs", "--repeats", "--n-train", "--n-test", "--out"):
         assert option in out
 
 
@@ -157,7 +156,17 @@ def test_bench_repeats_give_the_median_and_range_of_the_runs(monkeypatch):
     assert table[5].startswith("| cnn | 3.00 | 1.50 | 0.50x | 6.00 | 9.00 |")  # runs that agree: no range
 
 
-def test_bench_repeats_below_one_are_refused(tmp_path, capsys):
-    assert main(["bench", "--repeats", "0", "--out", str(tmp_path / "results")]) == 2
-    assert capsys.readouterr().err == "jaxtrainer: error: --repeats must be at least 1, got 0\n"
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--repeats", "0"], "argument --repeats: must be an int >= 1, got 0"),
+        (["--epochs", "1"], "argument --epochs: must be an int >= 2, got 1"),
+        (["--n-train", "0"], "argument --n-train: must be an int > 0, got 0"),
+    ],
+)
+def test_bench_values_out_of_range_are_refused_by_flag(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv, "--out", str(tmp_path / "results")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"jaxtrainer bench: error: {message}"
     assert not (tmp_path / "results").exists()

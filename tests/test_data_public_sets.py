@@ -470,9 +470,11 @@ def test_build_rotated_errors(tmp_path, capsys):
     assert "train-labels-idx1-ubyte[.gz]" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x")
     (tmp_path / "exists").mkdir()
+    (tmp_path / "exists" / "notes.txt").write_text("keep")
     make_idx_set(tmp_path / "src")
     assert run_build(tmp_path / "src", tmp_path / "exists") == 2
-    assert "exists already exists: remove it or choose another --out" in capsys.readouterr().err
+    assert "exists' already holds files (notes.txt): choose another --out" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "exists") == ["notes.txt"]
 
 
 @pytest.mark.parametrize("failure", [OSError("No space left on device"), KeyboardInterrupt()])

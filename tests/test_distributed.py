@@ -175,3 +175,47 @@ def test_a_killed_process_stops_the_other_with_a_clear_error_and_the_same_comman
     assert f"resuming after epoch {epochs} from" in resumed.stdout
     assert one_process(sweep_args(whole, "map", epochs=12, hidden=("64", "64"))).returncode == 0
     assert member_logs(out) == member_logs(whole)
+
+
+def test_a_killed_peer_gives_the_one_line_five_times_in_a_row(tmp_path):
+    """Issue 22, item 10: process 1 killed (SIGKILL) at various moments, before the first checkpoint
+    (in the first collective) or after some epochs: process 0 says the documented line and exits 2,
+    quickly, every time; never a traceback, a C++ fatal log or a hang."""
+    for trial in range(5):
+        out = tmp_path / f"trial{trial}"
+        args = sweep_args(out, "map", epochs=12, hidden=("64", "64"))
+        port = free_port()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "jaxtrainer", *args],
+                env=env(
+                    **{
+                        distributed.ENV["coordinator"]: f"127.0.0.1:{port}",
+                        distributed.ENV["num_processes"]: "2",
+                        distributed.ENV["process_id"]: str(rank),
+                        "XLA_FLAGS": f"{DEVICES_FLAG}=2",
+                    }
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for rank in range(2)
+        ]
+        wait_for = out / (runs.MANIFEST if trial == 0 else runs.CHECKPOINT)
+        deadline = time.time() + 300
+        while not wait_for.exists():
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            assert time.time() < deadline, f"no {wait_for.name} after 300 s"
+            time.sleep(0.05)
+        time.sleep(0.3 * (trial % 3))
+        procs[1].send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        _, err = procs[0].communicate(timeout=120)
+        procs[1].wait()
+        assert time.time() - killed_at < 60, trial
+        lines = err.strip().splitlines()
+        assert procs[0].returncode == 2, (trial, err)
+        assert "Traceback" not in err and "Fatal" not in err and "terminate called" not in err, (trial, err)
+        assert lines[-1].startswith("jaxtrainer: error: another process of this multi-process run stopped (")
+        assert lines[-1].endswith("Run the same command on every process again to continue"), (trial, err)

@@ -65,7 +65,8 @@ def test_the_checker_tells_a_dated_sourced_figure_from_a_bare_one():
     assert measured("```bash\ntime jaxtrainer grade s/*.py  # 300.7 s wall\n```") == ["300.7 s"]
     assert measured("a `timed out after 300 s` status") == []
     assert DATE.search("on 2026-12-02") and not DATE.search("on 2026-13-02")
-    assert COMMAND.search("`jaxtrainer bench --models cnn`") and COMMAND.search("JAX_X=1 jaxtrainer homework")
+    assert COMMAND.search("`jaxtrainer bench --network cnn`")
+    assert COMMAND.search("JAX_X=1 jaxtrainer homework")
     assert not COMMAND.search("the jaxtrainer package")
 
 

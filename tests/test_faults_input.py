@@ -56,8 +56,8 @@ def test_bfloat16_tensors_are_read_exactly_and_a_meta_tensor_is_one_line():
 # -- one seed range everywhere -------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**63, 2**64 + 5])
 def test_seeds_outside_the_one_range_are_refused_everywhere(seed, capfd):
-    message = f"seed must be an int in [0, 4294967295] (0 to 2**32 - 1), got {seed}"
-    for argv in (["train", "--seed", str(seed)], ["sweep", "--seeds", "1", str(seed)]):
+    message = f"argument --seed: must be an int in [0, 4294967295] (0 to 2**32 - 1), got {seed}"
+    for argv in (["train", "--seed", str(seed)], ["sweep", "--seed", "1", str(seed)]):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2 and message in capfd.readouterr().err

@@ -136,7 +136,8 @@ def graded_class(tmp_path_factory):
     }
     paths.update(hostile.write(tmp / "hostile", targets))
     protected = {name: digest(targets[name]) for name in ("data", "other", "source")}
-    argv = ["grade", *paths.values(), "--data", data, "--out", str(out), "--jobs", "2", "--timeout", "240"]
+    argv = ["grade", *paths.values(), "--dataset", data, "--out", str(out), "--overwrite", "--jobs", "2"]
+    argv += ["--timeout", "240"]  # --overwrite: OUT holds the grades.json written above
     start = time.monotonic()
     code = cli.main([*argv, "--no-progress"])
     seconds = time.monotonic() - start
@@ -362,7 +363,7 @@ def test_grader_tests_ignore_a_submissions_pytest_hooks_and_a_hang_is_cut(tmp_pa
         (["a.py", "b/a.py"], "submissions 'a.py' and 'b/a.py' are both named 'a'"),
         (["a.py", "--jobs", "0"], "--jobs must be an integer >= 1, got '0'"),
         (["a.py", "--timeout", "nan"], "--timeout must be a number of seconds > 0, got 'nan'"),
-        (["a.py", "--data", "empty"], "--data 'empty' is not a folder with train/ and test/"),
+        (["a.py", "--dataset", "empty"], "--dataset 'empty' is not a folder with train/ and test/"),
         (["a.py", "--tests", "nothing.py"], "--tests 'nothing.py' is not a .py file"),
         (["a.py", "--tests", "b/solution.py"], "the grader's file cannot be named solution.py"),
         (["a.py", "--rubric", "a.py"], "--rubric 'a.py' is not a .toml file"),

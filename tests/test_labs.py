@@ -47,10 +47,10 @@ def test_lab_logreg(tmp_path, idx_dir, capsys):
                 idx_dir,
                 "--epochs",
                 "1",
-                "--batch-sizes",
+                "--batch-size",
                 "1",
                 "50",
-                "--lrs",
+                "--lr",
                 "0.01",
                 "0.001",
                 "--out",
@@ -99,15 +99,15 @@ def test_lab_mlp(tmp_path, capsys):
                 "digits",
                 "--epochs",
                 "1",
-                "--depths",
+                "--depth",
                 "1",
                 "3",
-                "--widths",
+                "--width",
                 "8",
                 "16",
-                "--sgd-lrs",
+                "--sgd-lr",
                 "0.1",
-                "--adam-lrs",
+                "--adam-lr",
                 "0.01",
                 "0.001",
                 "--batch-size",
@@ -168,27 +168,26 @@ def test_lab_mnist(tmp_path, idx_dir):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (
-            ["lab", "logreg", "--dataset", "digits", "--batch-sizes", "20", "0"],
-            "batch_size must be an int > 0, got 0",
-        ),
-        (
-            ["lab", "logreg", "--dataset", "digits", "--lrs", "0.1", "nan"],
-            "lr must be a finite number > 0, got nan",
-        ),
-        (
-            ["lab", "mlp", "--dataset", "digits", "--depths", "1", "-2"],
-            "depths must be integers >= 0 and widths integers >= 1, got depths [1, -2], widths",
-        ),
-        (["lab", "mnist", "--dataset", "digits", "--lr", "-0.5"], "lr must be a finite number > 0, got -0.5"),
-        (["lab", "mlp", "--dataset", "svhn"], "unknown classification dataset 'svhn'"),
-        (["lab", "mnist", "--dataset", "digits", "--epochs", "-1"], "n_epochs must be an int >= 0, got -1"),
+        (["lab", "logreg", "--batch-size", "20", "0"], "argument --batch-size: must be an int > 0, got 0"),
+        (["lab", "logreg", "--lr", "0.1", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+        (["lab", "mlp", "--depth", "1", "-2"], "argument --depth: must be an int >= 0, got -2"),
+        (["lab", "mlp", "--width", "0"], "argument --width: must be an int >= 1, got 0"),
+        (["lab", "mnist", "--lr", "-0.5"], "argument --lr: must be a finite number > 0, got -0.5"),
+        (["lab", "mnist", "--epochs", "-1"], "argument --epochs: must be an int >= 0, got -1"),
     ],
 )
-def test_lab_bad_input(tmp_path, capsys, argv, message):
-    assert main([*argv, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+def test_lab_bad_value_is_refused_by_its_flag(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--dataset", "digits", "--out", str(tmp_path / "bad"), "--no-progress"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"jaxtrainer {argv[0]} {argv[1]}: error: {message}"
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def test_lab_bad_dataset(tmp_path, capsys):
+    assert main(["lab", "mlp", "--dataset", "svhn", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("jaxtrainer: error: ") and message in err
+    assert err.startswith("jaxtrainer: error: ") and "unknown classification dataset 'svhn'" in err
     assert not os.path.exists(tmp_path / "bad")
 
 
@@ -204,7 +203,7 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
     fewer epochs or another grid are refused with the fields named, unless --overwrite."""
     from jaxtrainer import runs, sweeps
 
-    argv = ["lab", "logreg", "--dataset", "digits", "--batch-sizes", "100", "--lrs", "0.01", "0.001"]
+    argv = ["lab", "logreg", "--dataset", "digits", "--batch-size", "100", "--lr", "0.01", "0.001"]
     argv += ["--no-progress"]
     real_epoch, trained, interrupt_before = sweeps.sweep_epoch, [], None
 
@@ -260,7 +259,7 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
     for changed, message in (
         (["--epochs", "2"], f"{sgd} already holds 4 epochs of this run and 2 were asked"),
         (
-            ["--epochs", "4", "--lrs", "0.01", "0.1"],
+            ["--epochs", "4", "--lr", "0.01", "0.1"],
             "refusing to continue it with a different configuration "
             "(lrs: saved [0.01, 0.001], now [0.01, 0.1])",
         ),
@@ -268,7 +267,7 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
         assert main([*argv, *changed, "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
     assert trained == ["sgd", "adam"]  # nothing trained by the refused commands
-    assert main([*argv, "--epochs", "1", "--lrs", "0.01", "0.1", "--out", str(out), "--overwrite"]) == 0
+    assert main([*argv, "--epochs", "1", "--lr", "0.01", "0.1", "--out", str(out), "--overwrite"]) == 0
     assert trained == ["sgd", "adam"] * 2
     started_over = json.loads((out / "results.json").read_text())
     assert sorted({m["lr"] for m in started_over["members"]}) == [0.01, 0.1]

@@ -26,6 +26,7 @@ from hypothesis.extra import numpy as hnp
 from jaxtrainer import files, models
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.errors import InputError
 from jaxtrainer.experiments import homework, single
 from torch_compat import Trainer
 
@@ -117,9 +118,10 @@ NAMES = re.compile(
 
 
 def assert_clear(error: Exception) -> None:
-    """A ValueError or TypeError of one line that names what it refuses."""
+    """An InputError (a ValueError), TypeError or FileError of one line that names what it refuses."""
     event(f"refused: {NAMES.search(str(error))[0] if NAMES.search(str(error)) else str(error)}")
-    assert type(error) in (ValueError, TypeError) or isinstance(error, files.FileError), repr(error)
+    clear = type(error) in (InputError, ValueError, TypeError) or isinstance(error, files.FileError)
+    assert clear, repr(error)
     message = str(error)
     assert message and "\n" not in message and NAMES.search(message), repr(error)
 
@@ -231,7 +233,7 @@ def command_lines(draw, png_folder, out):
         ("--lr", "float", (1, 2) if cmd == "sweep" else (1, 1)),
         ("--epochs", "int", (1, 1)),
         ("--batch-size", "int", (1, 1)),
-        ("--seed" if cmd == "train" else "--seeds", "int", (1, 2) if cmd == "sweep" else (1, 1)),
+        ("--seed", "int", (1, 2) if cmd == "sweep" else (1, 1)),
         ("--channels", "int", (0, 3)),
         ("--kernels", "int", (0, 3)),
         ("--strides", "int", (0, 3)),

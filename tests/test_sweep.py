@@ -186,7 +186,7 @@ def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, caps
         "--lr",
         "1e-2",
         "1e-3",
-        "--seeds",
+        "--seed",
         "0",
         "1",
         "--pair",

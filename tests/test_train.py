@@ -173,8 +173,11 @@ def test_cli_train_writes_logs_csv_and_figure(tmp_path, capsys):
 
 
 def test_cli_reports_bad_arguments_in_one_line(tmp_path, capsys):
-    assert cli_main(["train", "--lr", "0", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "jaxtrainer: error: lr must be a finite number > 0, got 0.0"
+    with pytest.raises(SystemExit) as exit_:  # argparse's: the usage, then the line naming the flag
+        cli_main(["train", "--lr", "0", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == "jaxtrainer train: error: argument --lr: must be a finite number > 0, got 0.0"
     assert (
         cli_main(
             ["train", "--network", "cnn", "--channels", "16", "32", "--kernels", "3", "--out", str(tmp_path)]

@@ -6,6 +6,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxtrainer.errors import InputError
+
 from . import nn
 
 _ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid")
@@ -57,7 +59,7 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
         elif isinstance(child, torch.nn.Conv2d):
             (kh, kw), (sh, sw) = child.kernel_size, child.stride
             if kh != kw or sh != sw or child.padding not in ((0, 0), "valid") or child.bias is None:
-                raise ValueError(
+                raise InputError(
                     f"layer {i}: only square, unpadded Conv2d with bias is supported, got {child}"
                 )
             makers.append(
@@ -75,7 +77,7 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
         elif type(child).__name__ in _ACTIVATIONS:
             makers.append(lambda rngs, c=child: getattr(nn, type(c).__name__)())
         else:
-            raise ValueError(
+            raise InputError(
                 f"layer {i}: {type(child).__name__} is not one of the homework's layers "
                 "(Linear, Conv2d, MaxPool2d, AdaptiveMaxPool2d, Flatten, ReLU, Tanh, Sigmoid)"
             )

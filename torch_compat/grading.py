@@ -31,6 +31,7 @@ from flax import nnx
 
 from jaxtrainer import config, presets
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.errors import InputError
 
 from . import bridge, nn
 from . import trainer as _facade
@@ -116,7 +117,7 @@ class Trainer(_facade.Trainer):
             engine = bridge.from_torch(self.network, conv_impl=self.conv_impl)
             optimizer = getattr(self, "optimizer", None)
             if optimizer is not None and nnx.graphdef(engine) != optimizer.graphdef:
-                raise ValueError(
+                raise InputError(
                     "trainer.network was replaced by a network of another structure: the "
                     "optimizer state cannot follow it; create a new Trainer instead"
                 )

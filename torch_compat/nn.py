@@ -11,6 +11,7 @@ from flax import nnx
 
 from jaxtrainer import models, presets
 from jaxtrainer.data.dataset import numeric_array
+from jaxtrainer.errors import InputError
 from jaxtrainer.layers import AdaptiveMaxPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
 
 __all__ = [
@@ -114,7 +115,7 @@ class Sequential(models.Sequential):
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Accepts numpy arrays or torch tensors in PyTorch's layouts (strict key matching only)."""
         if not strict:
-            raise ValueError("only strict=True is supported: every key must match")
+            raise InputError("only strict=True is supported: every key must match")
         models.load_state_dict(self, state_dict)
 
     def __call__(self, x):

@@ -23,6 +23,7 @@ from jaxtrainer.config import NetworkConfiguration, shown
 from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.data.loader import BatchLoader
 from jaxtrainer.equivariance import equivariance_maps
+from jaxtrainer.errors import InputError
 from jaxtrainer.layers import ACTIVATION_MODULES
 from jaxtrainer.plots import equivariance_figure
 from jaxtrainer.settings import Settings
@@ -47,8 +48,8 @@ class Adam:
         """The optimizer state, holding the learning rate ``param_groups`` says now."""
         lr = self.param_groups[0]["lr"]
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
         # optax.inject_hyperparams' state (typed as any optimizer state)
+            raise InputError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
         hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}  # pyright: ignore[reportAttributeAccessIssue]
         return self._state._replace(hyperparams=hyperparams)  # pyright: ignore[reportAttributeAccessIssue]
 
@@ -77,7 +78,7 @@ def _array(x, name: str = "the batch"):
     if np.dtype(x.dtype).kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
     if not np.shape(x) or np.shape(x)[0] == 0:
-        raise ValueError(f"{name} must hold at least one example, got shape {tuple(np.shape(x))}")
+        raise InputError(f"{name} must hold at least one example, got shape {tuple(np.shape(x))}")
     return jnp.asarray(x, dtype=jnp.float32)
 
 
@@ -242,7 +243,7 @@ class Trainer:
         is refused otherwise."""
         config.check_n_epochs(n_epochs)
         if resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
+            raise InputError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
         if self.checkpoint_dir is None:
             state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
             return self._extend(logs)
@@ -340,4 +341,4 @@ def _activation_name(activation) -> str:
     for name, module in ACTIVATION_MODULES.items():
         if issubclass(cls, module) or cls.__name__ == module.__name__:
             return name
-    raise ValueError(f"activation must be a ReLU, Tanh or Sigmoid module, got {activation!r}")
+    raise InputError(f"activation must be a ReLU, Tanh or Sigmoid module, got {activation!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import InputError
 from .dataset import Dataset, fingerprint, from_arrays
 from .digits import load_digits
 from .named import DATA_DIR_ENV, load_named
@@ -48,7 +49,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
     files; `seed` draws the rotations of "digits", "fashion_mnist" and "mnist"."""
     if data_dir is not None and not (isinstance(source, str) and source in DATA_DIR_NAMES):
         given = repr(source) if isinstance(source, (str, os.PathLike, type(None))) else "arrays"
-        raise ValueError(
+        raise InputError(
             f"data_dir is used with the dataset names {DATA_DIR_NAMES}, not with dataset={given}"
         )
     if source is None:
@@ -79,7 +80,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
         return load_named(source, data_dir, seed=seed)
     if os.path.isdir(source):
         return load_rotated_folder(source)
-    raise ValueError(
+    raise InputError(
         f"unknown dataset {source!r}: expected one of {NAMES}, an existing folder, "
         "or arrays ((X_train, y_train), (X_test, y_test))"
     )

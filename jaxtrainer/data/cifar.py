@@ -13,6 +13,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 FOLDER = "cifar-10-batches-py"
@@ -58,17 +60,17 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
         MemoryError,
         UnicodeDecodeError,
     ) as e:
-        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(f"{path}: expected a dict with b'data' and b'labels', found {keys}")
+        raise InputError(f"{path}: expected a dict with b'data' and b'labels', found {keys}")
     data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+        raise InputError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
     if labels.shape != (len(data),):
-        raise ValueError(f"{path}: b'data' holds {len(data)} images but b'labels' holds {labels.size} labels")
+        raise InputError(f"{path}: b'data' holds {len(data)} images but b'labels' holds {labels.size} labels")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: labels must be class indices 0..9, found [{labels.min()}, {labels.max()}]")
+        raise InputError(f"{path}: labels must be class indices 0..9, found [{labels.min()}, {labels.max()}]")
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 

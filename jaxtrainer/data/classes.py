@@ -13,6 +13,7 @@ from typing import Tuple
 
 import numpy as np
 
+from ..errors import InputError
 from .named import read_idx_source
 
 NAMES = ("digits", "fashion_mnist", "mnist")
@@ -51,25 +52,25 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
         X, y = np.asarray(X), np.asarray(y)
         if len(X) == 0:
-            raise ValueError(f"X_{split} is empty: at least one example is needed")
+            raise InputError(f"X_{split} is empty: at least one example is needed")
         if y.shape != (len(X),):
-            raise ValueError(
+            raise InputError(
                 f"y_{split} must hold one class index per example, shape ({len(X)},), got {y.shape}"
             )
         if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y_{split} must hold integer class indices, got dtype {y.dtype}")
+            raise InputError(f"y_{split} must hold integer class indices, got dtype {y.dtype}")
         if y.min() < 0:
-            raise ValueError(f"y_{split} holds a negative class index ({y.min()})")
+            raise InputError(f"y_{split} holds a negative class index ({y.min()})")
         X = X.reshape(len(X), -1).astype(np.float32)
         if not np.all(np.isfinite(X)):
-            raise ValueError(f"X_{split} contains NaN or Inf values")
+            raise InputError(f"X_{split} contains NaN or Inf values")
         parts.append((X, y.astype(np.int32)))
     (X_train, y_train), (X_test, y_test) = parts
     if X_train.shape[1] != X_test.shape[1]:
-        raise ValueError(f"train examples have {X_train.shape[1]} features, test examples {X_test.shape[1]}")
+        raise InputError(f"train examples have {X_train.shape[1]} features, test examples {X_test.shape[1]}")
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     if n_classes < 2:
-        raise ValueError("the labels hold a single class: at least two are needed")
+        raise InputError("the labels hold a single class: at least two are needed")
     names = FASHION_MNIST_CLASSES if name == "fashion_mnist" else tuple(map(str, range(n_classes)))
     return ClassificationSet(name, X_train, y_train, X_test, y_test, n_classes, names)
 
@@ -93,7 +94,7 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
         try:
             (X_train, y_train), (X_test, y_test) = source
         except (TypeError, ValueError):
-            raise ValueError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
+            raise InputError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
         return _checked("arrays", X_train, y_train, X_test, y_test)
     if source == "digits":
         return load_digits()
@@ -101,7 +102,7 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
         raw = read_idx_source(data_dir, source)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
-    raise ValueError(
+    raise InputError(
         f"unknown classification dataset {source!r}: expected one of {NAMES} or arrays "
         "((X_train, y_train), (X_test, y_test))"
     )
@@ -111,10 +112,10 @@ def split_train_val(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
     """((X_train, y_train), (X_val, y_val)): a seeded random `val_fraction` of the examples held
     out (at least one on each side)."""
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     n_val = int(round(len(X) * val_fraction))
     if not 0 < n_val < len(X):
-        raise ValueError(
+        raise InputError(
             f"cannot hold out {val_fraction:g} of {len(X)} examples: each side needs at least one"
         )
     order = np.random.default_rng(seed).permutation(len(X))

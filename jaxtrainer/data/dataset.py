@@ -14,6 +14,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 NUMERIC_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floating point
 ALLOWED_DTYPES = "bool, integer or floating-point numbers"
 FINGERPRINT_HASH = "sha256"  # with SHA CPU extensions the fastest of hashlib's (blake2b: half as fast)
@@ -74,8 +76,8 @@ def _finite_float32(a: np.ndarray, label: str) -> np.ndarray:
         out = a.astype(np.float32)
     if not np.all(np.isfinite(out)):
         if np.all(np.isfinite(a)):
-            raise ValueError(f"{label} holds values beyond float32's range (|x| > 3.4e38)")
-        raise ValueError(f"{label} contains NaN or Inf values")
+            raise InputError(f"{label} holds values beyond float32's range (|x| > 3.4e38)")
+        raise InputError(f"{label} contains NaN or Inf values")
     return out
 
 
@@ -84,21 +86,21 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
     try:
         (X_train, y_train), (X_test, y_test) = arrays
     except (TypeError, ValueError):
-        raise ValueError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
+        raise InputError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
     parts = {}
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
         X, y = numeric_array(X, f"X_{split}"), numeric_array(y, f"y_{split}")
         if X.ndim != 4:
-            raise ValueError(f"X_{split} must be images (N, C, H, W), got shape {X.shape}")
+            raise InputError(f"X_{split} must be images (N, C, H, W), got shape {X.shape}")
         if len(X) == 0:
-            raise ValueError(f"X_{split} is empty: at least one example is needed")
+            raise InputError(f"X_{split} is empty: at least one example is needed")
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         if y.shape != (len(X), 1):
-            raise ValueError(f"y_{split} must have shape ({len(X)}, 1) to match X_{split}, got {y.shape}")
+            raise InputError(f"y_{split} must have shape ({len(X)}, 1) to match X_{split}, got {y.shape}")
         parts[split] = (_finite_float32(X, f"X_{split}"), _finite_float32(y, f"y_{split}"))
     if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
-        raise ValueError(
+        raise InputError(
             f"train images {parts['train'][0].shape[1:]} and test images "
             f"{parts['test'][0].shape[1:]} differ in shape"
         )

@@ -14,6 +14,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 # element type code -> numpy dtype (multi-byte types are big-endian)
 DTYPES = {
     0x08: np.dtype("u1"),
@@ -42,26 +44,26 @@ def _read_bytes(path: str) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: a truncated or corrupt gzip file ({e})") from None
+        raise InputError(f"{path}: a truncated or corrupt gzip file ({e})") from None
 
 
 def read_idx(path: str) -> np.ndarray:
     """Any IDX file as a numpy array (native byte order), its size checked against its header."""
     data = _read_bytes(os.fspath(path))
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in DTYPES:
-        raise ValueError(
+        raise InputError(
             f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'}, "
             "expected 0000 then a type code such as 08 and the number of dimensions)"
         )
     dtype, ndim = DTYPES[data[2]], data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes, {header} expected)")
+        raise InputError(f"{path}: truncated IDX header ({len(data)} bytes, {header} expected)")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
-        raise ValueError(
+        raise InputError(
             f"{path}: {what}: the header says {shape} elements of {dtype.itemsize} "
             f"byte(s), {expected} bytes in all, the file has {len(data)}"
         )
@@ -72,7 +74,7 @@ def read_images_or_labels(path: str, kind: str) -> np.ndarray:
     """An IDX file of uint8 images (N, H, W) or labels (N,), its magic number checked."""
     data = read_idx(path)
     if data.dtype != np.uint8 or (0x0800 | data.ndim) != MAGIC[kind]:
-        raise ValueError(
+        raise InputError(
             f"{path}: IDX of {data.dtype} with {data.ndim} dimension(s), expected magic "
             f"number {MAGIC[kind]:08x} (uint8, {MAGIC[kind] & 0xFF} dimension(s)) for {kind}"
         )
@@ -115,7 +117,7 @@ def load_idx_set(files: Dict) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         images = read_images_or_labels(files[(split, "images")], "images")
         labels = read_images_or_labels(files[(split, "labels")], "labels")
         if len(images) != len(labels):
-            raise ValueError(
+            raise InputError(
                 f"{files[(split, 'images')]} holds {len(images)} images but "
                 f"{files[(split, 'labels')]} holds {len(labels)} labels"
             )

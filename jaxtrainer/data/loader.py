@@ -12,13 +12,15 @@ import math
 
 import numpy as np
 
+from ..errors import InputError
+
 
 class BatchLoader:
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
         if len(X) != len(y):
-            raise ValueError(f"{len(X)} images but {len(y)} labels")
+            raise InputError(f"{len(X)} images but {len(y)} labels")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.X, self.y = X, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

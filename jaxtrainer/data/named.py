@@ -18,6 +18,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..errors import InputError
 from . import cifar, idx, svhn
 from .dataset import Dataset
 from .rotation import N_TEST, rotated_splits, rotation_dataset
@@ -60,12 +61,12 @@ def _keras_mnist(folders):
                 with np.load(path, allow_pickle=False) as z:
                     parts = {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in ("train", "test")}
             except Exception as e:
-                raise ValueError(
+                raise InputError(
                     f"{path}: not a readable Keras mnist.npz ({type(e).__name__}: {e})"
                 ) from None
             for split, (x, y) in parts.items():
                 if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y):
-                    raise ValueError(
+                    raise InputError(
                         f"{path}: x_{split} {x.dtype} {x.shape} with {len(y)} labels, "
                         "expected uint8 (N, 28, 28) and N labels"
                     )
@@ -128,7 +129,7 @@ def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
     for split, (images, _) in raw.items():
         if images.ndim == 4:  # from tfds: (N, 1, H, W)
             if images.shape[1] != 1:
-                raise ValueError(f"{name} {split}: expected grayscale images, got {images.shape}")
+                raise InputError(f"{name} {split}: expected grayscale images, got {images.shape}")
             raw[split] = (images[:, 0], raw[split][1])
     return raw
 
@@ -138,7 +139,7 @@ def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
         raw = read_raw(name, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         if X.shape[1:] != Xt.shape[1:]:
-            raise ValueError(f"{name}: train images {X.shape[1:]} and test images {Xt.shape[1:]} differ")
+            raise InputError(f"{name}: train images {X.shape[1:]} and test images {Xt.shape[1:]} differ")
         return Dataset(
             name,
             pixels_to_unit_range(X),

@@ -41,6 +41,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+from ..errors import InputError
 from . import cache
 from .dataset import Dataset
 from .rotation import rotation_dataset
@@ -66,11 +67,11 @@ def _list_split(folder: str) -> List[Tuple[int, str, int]]:
         if not os.path.lexists(folder):
             raise FileNotFoundError(f"{shown} does not exist: expected {_EXPECTED}")
         what = "a file" if os.path.exists(folder) else "a symbolic link loop or a link to nothing"
-        raise ValueError(f"{shown} is {what}: expected {_EXPECTED}")
+        raise InputError(f"{shown} is {what}: expected {_EXPECTED}")
     try:
         names = os.listdir(folder)
     except OSError as e:
-        raise ValueError(f"{shown}: cannot be listed ({e.strerror})") from None
+        raise InputError(f"{shown}: cannot be listed ({e.strerror})") from None
     found = {}  # index -> (name, angle)
     for name in names:
         if not name.lower().endswith(".png"):
@@ -78,24 +79,24 @@ def _list_split(folder: str) -> List[Tuple[int, str, int]]:
         path = printable(os.path.join(folder, name))
         m = NAME.match(name)
         if m is None:
-            raise ValueError(
+            raise InputError(
                 f"{path}: the name must be <index>_<angle>.png "
                 "(the angle is the integer after the underscore)"
             )
         index, angle = int(m.group(1)), int(m.group(2))
         if not ANGLE_RANGE[0] <= angle <= ANGLE_RANGE[1]:
-            raise ValueError(
+            raise InputError(
                 f"{path}: angle {m.group(2)} is outside {ANGLE_RANGE[0]}..{ANGLE_RANGE[1]} degrees"
             )
         if index in found:
             first, second = sorted((found[index][0], name))
-            raise ValueError(
+            raise InputError(
                 f"{printable(os.path.join(folder, first))} and {printable(os.path.join(folder, second))} "
                 f"have the same index {index}: each index must appear once in a split"
             )
         found[index] = (name, angle)
     if not found:
-        raise ValueError(f"{shown} holds no PNG named <index>_<angle>.png")
+        raise InputError(f"{shown} holds no PNG named <index>_<angle>.png")
     return [(index, *found[index]) for index in sorted(found)]
 
 
@@ -110,11 +111,11 @@ def decode_grey(path: str) -> np.ndarray:
         kind = _not_regular(os.fstat(fd).st_mode)
         if kind:
             os.close(fd)
-            raise ValueError(f"{shown}: cannot be read ({kind}, not a regular file)")
+            raise InputError(f"{shown}: cannot be read ({kind}, not a regular file)")
         with os.fdopen(fd, "rb") as f:
             encoded = f.read()
     except OSError as e:  # a link loop, a dangling link, no permission
-        raise ValueError(f"{shown}: cannot be read ({e.strerror})") from None
+        raise InputError(f"{shown}: cannot be read ({e.strerror})") from None
     pixels = None
     try:
         with Image.open(io.BytesIO(encoded)) as im:
@@ -124,20 +125,20 @@ def decode_grey(path: str) -> np.ndarray:
             elif mode in MODES_16BIT:
                 pixels = np.asarray(im)
     except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
-        raise ValueError(
+        raise InputError(
             f"{shown}: not a readable PNG (no image format Pillow knows, in its {len(encoded)} bytes)"
         ) from None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib and struct errors...
-        raise ValueError(f"{shown}: not a readable PNG ({type(e).__name__}: {e})") from None
+        raise InputError(f"{shown}: not a readable PNG ({type(e).__name__}: {e})") from None
     if pixels is None:
-        raise ValueError(
+        raise InputError(
             f"{shown}: image mode {mode!r} is not supported; allowed: "
             f"{', '.join(map(repr, MODES_8BIT + MODES_16BIT))}"
         )
     if pixels.dtype == np.uint8:
         return pixels
     if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
-        raise ValueError(
+        raise InputError(
             f"{shown}: a mode {mode!r} image with values in [{pixels.min()}, {pixels.max()}]: "
             "integer images must hold 16-bit values 0..65535"
         )
@@ -167,7 +168,7 @@ def _read_split(folder: str) -> Tuple[np.ndarray, np.ndarray]:
         pixels = decode_grey(path)
         if images and pixels.shape != images[0].shape:
             (h, w), (h0, w0) = pixels.shape, images[0].shape
-            raise ValueError(
+            raise InputError(
                 f"{printable(path)} is {h}x{w}, the first image was {h0}x{w0}: all images must have one size"
             )
         images.append(pixels)

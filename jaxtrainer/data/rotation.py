@@ -14,6 +14,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..errors import InputError
 from .dataset import Dataset
 from .scaling import pixels_to_unit_range, standardise
 
@@ -36,20 +37,20 @@ def rotate_uint8(image: np.ndarray, angle: int) -> np.ndarray:
 def check_args(seed: int, max_angle: int, n_train: int, n_test: int) -> None:
     for name, value in (("seed", seed), ("max_angle", max_angle), ("n_train", n_train), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+            raise InputError(f"{name} must be an integer, got {value!r}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise InputError(f"seed must be >= 0, got {seed}")
     if not 1 <= max_angle <= 359:
-        raise ValueError(
+        raise InputError(
             f"max_angle must be in 1..359 (angles are drawn in [0, max_angle]; 360 would "
             f"make 0 and 360 the same picture with different targets), got {max_angle}"
         )
     if n_train < 2:
-        raise ValueError(
+        raise InputError(
             f"n_train must be >= 2 (the targets are standardised with the train std), got {n_train}"
         )
     if n_test < 1:
-        raise ValueError(f"n_test must be >= 1, got {n_test}")
+        raise InputError(f"n_test must be >= 1, got {n_test}")
 
 
 def draw_angles(seed: int, split: str, n: int, max_angle: int = MAX_ANGLE) -> np.ndarray:
@@ -60,7 +61,7 @@ def take(raw: Dict, split: str, n: int) -> np.ndarray:
     """The first `n` images of `raw[split]`; ValueError when the source has fewer."""
     images = raw[split][0]
     if n > len(images):
-        raise ValueError(f"{n} {split} images asked for, the source has {len(images)}")
+        raise InputError(f"{n} {split} images asked for, the source has {len(images)}")
     return images[:n]
 
 
@@ -94,7 +95,7 @@ def rotation_dataset(name: str, splits) -> Dataset:
     unbiased std."""
     (X_train, a_train), (X_test, a_test) = splits["train"], splits["test"]
     if X_train.shape[1:] != X_test.shape[1:]:
-        raise ValueError(
+        raise InputError(
             f"{name}: train images are {X_train.shape[1:]} and test images {X_test.shape[1:]}: "
             "all images must have one size"
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 
 def to_unit_range(images_01: np.ndarray) -> np.ndarray:
     """The homework's pixel mapping: (x - 0.5) / 0.5 after scaling to [0, 1]."""
@@ -34,9 +36,9 @@ def pixels_to_unit_range(images: np.ndarray) -> np.ndarray:
 def standardise(y_train: np.ndarray, y_test: np.ndarray):
     """Targets standardised with the train mean and unbiased std, as the homework does."""
     if len(y_train) < 2:
-        raise ValueError(f"{len(y_train)} training target(s): at least 2 are needed to standardise them")
+        raise InputError(f"{len(y_train)} training target(s): at least 2 are needed to standardise them")
     mean, std = y_train.mean(), y_train.std(ddof=1)
     if not std > 0:
-        raise ValueError(f"the training targets are constant ({float(mean)}): they cannot be standardised")
+        raise InputError(f"the training targets are constant ({float(mean)}): they cannot be standardised")
     scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)  # noqa: E731
     return scale(y_train), scale(y_test)

@@ -11,6 +11,8 @@ from typing import Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 
 
@@ -21,24 +23,24 @@ def read_mat(path: str) -> Tuple[np.ndarray, np.ndarray]:
     try:
         contents = loadmat(path, variable_names=("X", "y"))
     except Exception as e:  # scipy raises ValueError, TypeError, OSError, zlib errors... when corrupt
-        raise ValueError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
     missing = [k for k in ("X", "y") if k not in contents]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: no variable {' or '.join(missing)}: expected SVHN's X "
             "(32, 32, 3, N) images and y (N, 1) labels"
         )
     X, y = contents["X"], np.asarray(contents["y"])
     if X.ndim != 4 or X.shape[2] != 3:
-        raise ValueError(f"{path}: X has shape {X.shape}, expected (H, W, 3, N) as SVHN's (32, 32, 3, N)")
+        raise InputError(f"{path}: X has shape {X.shape}, expected (H, W, 3, N) as SVHN's (32, 32, 3, N)")
     if X.dtype != np.uint8:
-        raise ValueError(f"{path}: X holds {X.dtype}, expected uint8 pixels")
+        raise InputError(f"{path}: X holds {X.dtype}, expected uint8 pixels")
     n = X.shape[3]
     if y.size != n:
-        raise ValueError(f"{path}: X holds {n} images but y holds {y.size} labels")
+        raise InputError(f"{path}: X holds {n} images but y holds {y.size} labels")
     y = y.reshape(-1)
     if y.size and (not np.all(y == np.round(y)) or y.min() < 0 or y.max() > 10):
-        raise ValueError(
+        raise InputError(
             f"{path}: labels must be integers 1..10 (10 for the digit 0), "
             f"found values in [{y.min()}, {y.max()}]"
         )

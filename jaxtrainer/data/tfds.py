@@ -12,6 +12,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 TFDS_NAMES = {
     "fashion_mnist": "fashion_mnist",
     "mnist": "mnist",
@@ -55,7 +57,7 @@ def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarra
         images, labels = tfds.as_numpy(ds)
         images = np.asarray(images)
         if images.ndim != 4 or images.dtype != np.uint8:
-            raise ValueError(
+            raise InputError(
                 f"tfds {tfds_name} {split}: images {images.dtype} {images.shape}, expected uint8 (N, H, W, C)"
             )
         out[split] = (

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import data, distributed, equivariance, models, plots, presets
 from ..config import NetworkConfiguration, check_n_epochs
+from ..errors import InputError
 from ..runs import Run, check_writable_folder, read_json
 from ..settings import Settings
 from ..sweeps import fit_sweep, init_sweep
@@ -104,7 +105,7 @@ def train_group(
     name = group.name or group.network
     folders = [m.folder for m in group.members]
     if len(set(folders)) != len(folders):
-        raise ValueError(f"{name}: two members would share one folder: {folders}")
+        raise InputError(f"{name}: two members would share one folder: {folders}")
     if folder.epochs_done == epochs and epochs:
         say(f"{name}: {len(folders)} run(s) already finished in {folder.folder}, skipped")
         saved = [

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data import cifar, svhn
 from ..data.digits import frames
+from ..errors import InputError
 from ..files import atomic_write
 
 N_TRAIN = 500  # 4 batches of the template's 128, the last one short
@@ -33,9 +34,9 @@ def loader_images(n_train: int = N_TRAIN, n_test: int = N_TEST) -> Dict[str, Tup
     seeded draw of distinct digits, the same on every call."""
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-            raise ValueError(f"{name} must be an integer of at least 2, got {n!r}")
+            raise InputError(f"{name} must be an integer of at least 2, got {n!r}")
     if n_train + n_test > N_DIGITS:
-        raise ValueError(
+        raise InputError(
             f"n_train + n_test must be at most {N_DIGITS} (the embedded digits), got {n_train + n_test}"
         )
     from sklearn.datasets import load_digits

@@ -13,6 +13,7 @@ import math
 import sys
 from typing import Dict, List, NamedTuple
 
+from ..errors import InputError
 from .plan import CHECK_IDS
 
 if sys.version_info >= (3, 11):
@@ -117,16 +118,16 @@ def load(path: str | None) -> Rubric:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--rubric {path!r} is not valid TOML ({e})") from None
+        raise InputError(f"--rubric {path!r} is not valid TOML ({e})") from None
     unknown = set(data) - {"questions", "checks"}
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"--rubric {path!r}: unknown table {sorted(unknown)[0]!r}; allowed: questions, checks"
         )
     questions = QUESTIONS
     if "questions" in data:
         if not isinstance(data["questions"], dict) or not data["questions"]:
-            raise ValueError(f"--rubric {path!r}: [questions] must map ids to titles")
+            raise InputError(f"--rubric {path!r}: [questions] must map ids to titles")
         questions = tuple(Question(str(k), str(v)) for k, v in data["questions"].items())
     ids = {q.id for q in questions}
     rules = dict(RULES)
@@ -139,26 +140,26 @@ def load(path: str | None) -> Rubric:
             else None
         )
         if check_id is None:
-            raise ValueError(
+            raise InputError(
                 f"--rubric {path!r}: unknown check {key!r}; the checks are {', '.join(CHECK_IDS)}"
             )
         if not isinstance(table, dict):
-            raise ValueError(f"--rubric {path!r}: [checks.{key}] must be a table")
+            raise InputError(f"--rubric {path!r}: [checks.{key}] must be a table")
         extra = set(table) - {"question", "points", "partial", "not_graded"}
         if extra:
-            raise ValueError(f"--rubric {path!r}: [checks.{key}] has unknown key {sorted(extra)[0]!r}")
+            raise InputError(f"--rubric {path!r}: [checks.{key}] has unknown key {sorted(extra)[0]!r}")
         rule = rules[check_id]._replace(**table)
         if rule.question is not None and rule.question not in ids:
-            raise ValueError(
+            raise InputError(
                 f"--rubric {path!r}: [checks.{key}] names question {rule.question!r}, "
                 f"not one of {sorted(ids)}"
             )
         if not (isinstance(rule.points, (int, float)) and math.isfinite(rule.points) and rule.points >= 0):
-            raise ValueError(
+            raise InputError(
                 f"--rubric {path!r}: [checks.{key}] points must be a number >= 0, got {rule.points!r}"
             )
         if not (isinstance(rule.not_graded, (int, float)) and 0 <= rule.not_graded <= 1):
-            raise ValueError(
+            raise InputError(
                 f"--rubric {path!r}: [checks.{key}] not_graded must be in [0, 1], got {rule.not_graded!r}"
             )
         rules[check_id] = rule._replace(points=float(rule.points), partial=bool(rule.partial))

@@ -5,7 +5,7 @@ What one run sees (``bwrap`` namespaces: mount, PID, network, IPC, UTS):
 - the system (/usr, /etc) and the Python install read-only; the project itself (jaxtrainer,
   torch_compat, the source tree) is not mounted, so the reference and the checks cannot be imported;
 - /submission, its own folder (its files, the data or a view of them), the only writable place besides
-  an empty HOME and a private /tmp; other submissions, --out and --data are not mounted;
+  an empty HOME and a private /tmp; other submissions, --out and --dataset are not mounted;
 - /grader, read-only: the collector and the request;
 - no network but its own loopback; a PID namespace, so no other process of the machine can be
   seen or signalled, and every process the run starts (setsid and double forks included) dies
@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
+from ..errors import JaxtrainerError
+
 UID_BASE = 200_000  # the sandboxes' uids lie above it, none in /etc/passwd
 UIDS_PER_SESSION = 1000  # a session's slots; two sessions on one machine get other uids (by pid)
 HOME, WORK, GRADER = "/home/student", "/submission", "/grader"
@@ -42,7 +44,7 @@ class Limits(NamedTuple):
     output: int = 10 << 20  # bytes of stdout+stderr kept in output.log
 
 
-class SandboxError(ValueError):
+class SandboxError(JaxtrainerError):
     """The sandbox cannot be built on this machine (the CLI says it in one line, exit 2)."""
 
 

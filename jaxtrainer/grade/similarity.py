@@ -21,6 +21,7 @@ import numpy as np
 from copydetect import CodeFingerprint, compare_files, defaults
 
 from .. import files
+from ..errors import InputError
 
 CSV_FILE, HTML_FILE = "similarity.csv", "similarity.html"
 CSV_COLUMNS = ["a", "b", "shared_of_a", "shared_of_b", "shared"]
@@ -55,7 +56,7 @@ def submission_code(path: str) -> str:
             if entry.name.endswith(".py") and entry.is_file(follow_symlinks=False)
         ]
     else:
-        raise ValueError(f"{path!r} is not a .py file or a folder of .py files")
+        raise InputError(f"{path!r} is not a .py file or a folder of .py files")
     code = "\n".join(parts)
     if len(code) > MAX_CODE_CHARS:
         code = code[:MAX_CODE_CHARS] + f"\n# [cut: only the first {MAX_CODE_CHARS} characters are compared]\n"
@@ -81,15 +82,15 @@ def find_similar(
     """The pairs of submissions (name, path) sharing at least `threshold` of either one's code, the
     most similar first; the code of `template` (a .py file of the starter code) does not count."""
     if not 0 <= threshold <= 1:
-        raise ValueError(f"the similarity threshold must be between 0 and 1, got {threshold!r}")
+        raise InputError(f"the similarity threshold must be between 0 and 1, got {threshold!r}")
     names = [name for name, _ in sources]
     if len(set(names)) != len(names):
         twice = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"submission names must be unique, {twice[0]!r} is given more than once")
+        raise InputError(f"submission names must be unique, {twice[0]!r} is given more than once")
     boilerplate = np.array([], dtype=np.int64)
     if template is not None:
         if not (os.path.isfile(template) and template.endswith(".py")):
-            raise ValueError(f"the template {template!r} is not a .py file")
+            raise InputError(f"the template {template!r} is not a .py file")
         # every K-gram of the template, as copydetect's own boilerplate (window 1: none skipped)
         boilerplate = np.unique(
             np.array(list(_fingerprint(template, _read(template), boilerplate, 1).hashes))

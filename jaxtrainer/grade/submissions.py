@@ -7,6 +7,8 @@ import os
 import shutil
 from typing import List, NamedTuple, Sequence
 
+from ..errors import InputError
+
 SOLUTION_FILE = "solution.py"
 MAX_FILE_BYTES = 16 << 20  # a .py file larger than this is not code a student wrote
 
@@ -40,18 +42,18 @@ def find(paths: Sequence[str]) -> List[Submission]:
         path = os.path.abspath(given)
         if os.path.isdir(path):
             if not os.path.isfile(os.path.join(path, SOLUTION_FILE)):
-                raise ValueError(f"submission folder {given!r} holds no {SOLUTION_FILE}")
+                raise InputError(f"submission folder {given!r} holds no {SOLUTION_FILE}")
             name = os.path.basename(os.path.normpath(path))
         elif os.path.isfile(path):
             if not path.endswith(".py"):
-                raise ValueError(
+                raise InputError(
                     f"submission {given!r} is not a .py file or a folder holding {SOLUTION_FILE}"
                 )
             name = os.path.splitext(os.path.basename(path))[0]
         else:
-            raise ValueError(f"submission {given!r} does not exist")
+            raise InputError(f"submission {given!r} does not exist")
         if name in by_name:
-            raise ValueError(
+            raise InputError(
                 f"submissions {by_name[name]!r} and {given!r} are both named {name!r}: each needs its own "
                 "name (a .py file is named by its stem, a folder by its name)"
             )

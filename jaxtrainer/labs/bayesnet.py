@@ -31,6 +31,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["Variable", "BayesNet", "Distribution", "TOLERANCE"]
 
 #: How far a table row may sum away from 1 (float64 rounding of decimal tables).
@@ -63,22 +65,22 @@ class Variable:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"variable name must be a non-empty string, got {self.name!r}")
+            raise InputError(f"variable name must be a non-empty string, got {self.name!r}")
         values = tuple(self.values) if not isinstance(self.values, str) else (self.values,)
         if not values:
-            raise ValueError(f"variable {self.name!r} needs at least one value")
+            raise InputError(f"variable {self.name!r} needs at least one value")
         for v in values:
             if not isinstance(v, str) or not v:
-                raise ValueError(f"values of {self.name!r} must be non-empty strings, got {v!r}")
+                raise InputError(f"values of {self.name!r} must be non-empty strings, got {v!r}")
         if len(set(values)) != len(values):
-            raise ValueError(f"variable {self.name!r} has duplicate values: {_names(values)}")
+            raise InputError(f"variable {self.name!r} has duplicate values: {_names(values)}")
         parents = (self.parents,) if isinstance(self.parents, str) else tuple(self.parents)
         if len(set(parents)) != len(parents):
-            raise ValueError(f"variable {self.name!r} lists a parent twice: {_names(parents)}")
+            raise InputError(f"variable {self.name!r} lists a parent twice: {_names(parents)}")
         try:
             table = np.array(self.table, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"table of {self.name!r} is not a numeric array: {exc}") from None
+            raise InputError(f"table of {self.name!r} is not a numeric array: {exc}") from None
         table.setflags(write=False)  # shared by every query: keep it immutable
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "parents", parents)
@@ -89,7 +91,7 @@ class Variable:
         try:
             return self.values.index(value)
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"unknown value {value!r} for {self.name} in {role}; allowed values: {_names(self.values)}"
             ) from None
 
@@ -160,12 +162,12 @@ class BayesNet:
             if not isinstance(var, Variable):
                 raise TypeError(f"expected Variable, got {type(var).__name__}")
             if var.name in self._vars:
-                raise ValueError(f"variable {var.name!r} is defined twice")
+                raise InputError(f"variable {var.name!r} is defined twice")
             self._vars[var.name] = var
         for var in variables:
             for p in var.parents:
                 if p not in self._vars:
-                    raise ValueError(
+                    raise InputError(
                         f"unknown parent {p!r} of {var.name!r}; variables are: {_names(self._vars)}"
                     )
         self._check_acyclic()
@@ -185,13 +187,13 @@ class BayesNet:
         """Add a variable whose parents are already in the net; returns self."""
         var = Variable(name, tuple(values), tuple(parents), table)
         if name in self._vars:
-            raise ValueError(f"variable {name!r} is defined twice")
+            raise InputError(f"variable {name!r} is defined twice")
         if name in var.parents:
-            raise ValueError(f"variable {name!r} lists itself as a parent (cycle {name} -> {name})")
+            raise InputError(f"variable {name!r} lists itself as a parent (cycle {name} -> {name})")
         for p in var.parents:
             if p not in self._vars:
                 known = _names(self._vars) or "none yet"
-                raise ValueError(
+                raise InputError(
                     f"unknown parent {p!r} of {name!r}; variables are: {known} "
                     f"(add parents before their children)"
                 )
@@ -202,7 +204,7 @@ class BayesNet:
 
     def _check_size(self) -> None:
         if len(self._vars) > _MAX_VARIABLES:
-            raise ValueError(f"at most {_MAX_VARIABLES} variables are supported (einsum axes)")
+            raise InputError(f"at most {_MAX_VARIABLES} variables are supported (einsum axes)")
 
     def _check_acyclic(self) -> None:
         """Depth-first search; a back edge is a cycle, reported as a path."""
@@ -215,7 +217,7 @@ class BayesNet:
                 if state.get(p) == 1:
                     cycle = path[path.index(p) :] + [p]
                     # path follows child -> parent; print it in edge direction
-                    raise ValueError(f"the graph has a cycle: {' -> '.join(reversed(cycle))}")
+                    raise InputError(f"the graph has a cycle: {' -> '.join(reversed(cycle))}")
                 if p not in state:
                     visit(p, path)
             path.pop()
@@ -235,19 +237,19 @@ class BayesNet:
             axes = _names(
                 [f"{p.name}: {len(p.values)}" for p in parents] + [f"{var.name}: {len(var.values)}"]
             )
-            raise ValueError(f"{desc}: table has shape {t.shape}, expected {expected} ({axes})")
+            raise InputError(f"{desc}: table has shape {t.shape}, expected {expected} ({axes})")
         for idx in product(*(range(n) for n in expected[:-1])):
             row = t[idx]
             cond = _names(f"{p.name}={p.values[i]}" for p, i in zip(parents, idx))
             where = f"P({var.name} | {cond})" if parents else f"P({var.name})"
             if not np.all(np.isfinite(row)):
-                raise ValueError(f"{where} has a non-finite entry: {row.tolist()}")
+                raise InputError(f"{where} has a non-finite entry: {row.tolist()}")
             for value, p in zip(var.values, row):
                 if p < 0:
-                    raise ValueError(f"{where} has a negative entry {p:g} for {var.name}={value}")
+                    raise InputError(f"{where} has a negative entry {p:g} for {var.name}={value}")
             total = float(row.sum())
             if abs(total - 1.0) > TOLERANCE:
-                raise ValueError(f"{where} sums to {total:.12g}, must sum to 1 (±{TOLERANCE:g})")
+                raise InputError(f"{where} sums to {total:.12g}, must sum to 1 (±{TOLERANCE:g})")
 
     # -- inspection -----------------------------------------------------
 
@@ -272,7 +274,7 @@ class BayesNet:
         try:
             return self._vars[name]
         except (KeyError, TypeError):
-            raise ValueError(
+            raise InputError(
                 f"unknown variable {name!r} in {role}; variables are: {_names(self._vars)}"
             ) from None
 
@@ -308,7 +310,7 @@ class BayesNet:
     def joint(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """The full joint table and its axis names (the variables' order)."""
         if not self._vars:
-            raise ValueError("the network has no variables")
+            raise InputError("the network has no variables")
         return self._contract(self.names, {}, {}), self.names
 
     def query(
@@ -327,9 +329,9 @@ class BayesNet:
         evidence = dict(evidence or {})
         do = dict(do or {})
         if not targets:
-            raise ValueError("query needs at least one target variable")
+            raise InputError("query needs at least one target variable")
         if len(set(targets)) != len(targets):
-            raise ValueError(f"target listed twice: {_names(targets)}")
+            raise InputError(f"target listed twice: {_names(targets)}")
         for role, names in (("targets", targets), ("evidence", evidence), ("do", do)):
             for name in names:
                 self._var(name, role)
@@ -342,7 +344,7 @@ class BayesNet:
         if not z > 0.0:
             given = _names(f"{k}={v}" for k, v in evidence.items())
             under = f" under do({_names(f'{k}={v}' for k, v in do.items())})" if do else ""
-            raise ValueError(f"evidence {given} has probability 0{under}; cannot condition on it")
+            raise InputError(f"evidence {given} has probability 0{under}; cannot condition on it")
         probs = unnorm / z
         probs.setflags(write=False)
         return Distribution(

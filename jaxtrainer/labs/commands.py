@@ -11,6 +11,8 @@ import dataclasses
 import os
 from typing import Callable
 
+from ..cli import options
+
 # -- Lab B: logistic regression ---------------------------------------------------------------------
 LOGREG_LRS = (0.1, 0.01, 0.001)
 LOGREG_BATCH_SIZES = (1, 20, 200, 1000)
@@ -33,6 +35,10 @@ MNIST_NETWORKS = {  # name: (hidden layers, activation, initialisation)
 }
 
 
+def _listed(values) -> str:
+    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 def _bayesnet_options(p) -> None:
     p.add_argument(
         "--decimals",
@@ -40,44 +46,102 @@ def _bayesnet_options(p) -> None:
         default=5,
         choices=range(1, 11),
         metavar="N",
-        help="decimals shown (1-10, default 5)",
+        help="decimals shown, 1 to 10 (default: 5)",
     )
 
 
+# A flag that lists values to try is named in the singular, as its one-value form elsewhere
+# (`--lr 0.1 0.01`); `dest` keeps the labs' plural names.
 def _logreg_options(p) -> None:
-    p.add_argument("--lrs", type=float, nargs="+", default=list(LOGREG_LRS), help="default: 0.1 0.01 0.001")
     p.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=list(LOGREG_BATCH_SIZES), help="default: 1 20 200 1000"
+        "--lr",
+        dest="lrs",
+        metavar="LR",
+        type=options.lr,
+        nargs="+",
+        default=list(LOGREG_LRS),
+        help=f"learning rates (default: {_listed(LOGREG_LRS)})",
     )
-    p.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
+    p.add_argument(
+        "--batch-size",
+        dest="batch_sizes",
+        metavar="BATCH_SIZE",
+        type=options.batch_size,
+        nargs="+",
+        default=list(LOGREG_BATCH_SIZES),
+        help=f"batch sizes (default: {_listed(LOGREG_BATCH_SIZES)})",
+    )
+    p.add_argument(
+        "--optimizer",
+        dest="optimizers",
+        nargs="+",
+        choices=OPTIMIZERS,
+        default=list(OPTIMIZERS),
+        help=f"optimizers, written by hand (default: {_listed(OPTIMIZERS)})",
+    )
 
 
 def _mlp_options(p) -> None:
-    p.add_argument("--depths", type=int, nargs="+", default=list(MLP_DEPTHS), help="default: 1 3 5")
     p.add_argument(
-        "--widths", type=int, nargs="+", default=list(MLP_WIDTHS), help="default: 25 100 300 500 1000"
+        "--depth",
+        dest="depths",
+        metavar="DEPTH",
+        type=options.checked(int, options.at_least(0)),
+        nargs="+",
+        default=list(MLP_DEPTHS),
+        help=f"hidden layers (default: {_listed(MLP_DEPTHS)})",
     )
     p.add_argument(
-        "--sgd-lrs",
-        type=float,
+        "--width",
+        dest="widths",
+        metavar="WIDTH",
+        type=options.checked(int, options.at_least(1)),
+        nargs="+",
+        default=list(MLP_WIDTHS),
+        help=f"hidden units per layer (default: {_listed(MLP_WIDTHS)})",
+    )
+    p.add_argument(
+        "--sgd-lr",
+        dest="sgd_lrs",
+        metavar="LR",
+        type=options.lr,
         nargs="*",
         default=list(MLP_LRS["sgd"]),
-        help="SGD's learning rates (default: 0.1 0.01; none: no SGD)",
+        help=f"SGD's learning rates; none: no SGD (default: {_listed(MLP_LRS['sgd'])})",
     )
     p.add_argument(
-        "--adam-lrs",
-        type=float,
+        "--adam-lr",
+        dest="adam_lrs",
+        metavar="LR",
+        type=options.lr,
         nargs="*",
         default=list(MLP_LRS["adam"]),
-        help="Adam's learning rates (default: 0.001 0.0001; none: no Adam)",
+        help=f"Adam's learning rates; none: no Adam (default: {_listed(MLP_LRS['adam'])})",
     )
-    p.add_argument("--batch-size", type=int, default=MLP_BATCH_SIZE)
+    p.add_argument(
+        "--batch-size",
+        type=options.batch_size,
+        default=MLP_BATCH_SIZE,
+        help=f"batch size (default: {MLP_BATCH_SIZE})",
+    )
 
 
 def _mnist_options(p) -> None:
-    p.add_argument("--networks", nargs="+", choices=tuple(MNIST_NETWORKS), default=list(MNIST_NETWORKS))
-    p.add_argument("--lr", type=float, default=MNIST_LR)
-    p.add_argument("--batch-size", type=int, default=MNIST_BATCH_SIZE)
+    p.add_argument(
+        "--network",
+        dest="networks",
+        nargs="+",
+        choices=tuple(MNIST_NETWORKS),
+        default=list(MNIST_NETWORKS),
+        help=f"networks (default: {_listed(MNIST_NETWORKS)})",
+    )
+    p.add_argument("--lr", type=options.lr, default=MNIST_LR, help=f"learning rate (default: {MNIST_LR:g})")
+    p.add_argument(
+        "--batch-size",
+        type=options.batch_size,
+        default=MNIST_BATCH_SIZE,
+        help=f"batch size (default: {MNIST_BATCH_SIZE})",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

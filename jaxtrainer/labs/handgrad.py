@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ..errors import InputError
 from ..tasks import Classification, one_hot, softmax
 
 INITS = ("normal", "glorot", "kaiming")
@@ -58,13 +59,13 @@ class SoftmaxMLP(nnx.Module):
         dtype=jnp.float32,
     ):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+            raise InputError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
         if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+            raise InputError(f"init must be one of {INITS}, got {init!r}")
         sizes = [n_in, *hidden, n_classes]
         bad = [s for s in sizes if isinstance(s, bool) or not isinstance(s, int) or s < 1]
         if bad:
-            raise ValueError(f"layer sizes must be positive integers, got {sizes}")
+            raise InputError(f"layer sizes must be positive integers, got {sizes}")
         keys = jax.random.split(jax.random.key(seed), len(sizes) - 1)
         self.activation = activation
         self.thetas = nnx.List(
@@ -108,7 +109,7 @@ def backprop(graphdef, params, x, y, task):
     """The engine's gradient plug for a `SoftmaxMLP`: `gradient.autodiff`'s signature and results,
     the gradient from `SoftmaxMLP.backward`."""
     if not isinstance(task, Classification):
-        raise ValueError(
+        raise InputError(
             f"backprop by hand is written for softmax cross-entropy (a Classification "
             f"task), got {type(task).__name__}"
         )

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..errors import InputError
+
 
 def sgd(learning_rate) -> optax.GradientTransformation:
     """θ ← θ − lr·g."""
@@ -60,5 +62,5 @@ OPTIMIZERS = {"sgd": sgd, "adam": adam}
 
 def by_name(name: str):
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
+        raise InputError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name]

@@ -22,6 +22,7 @@ from flax import nnx
 
 from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data.classes import load_classes, split_train_val
+from ..errors import InputError
 from ..gradient import autodiff
 from ..runs import Run
 from ..settings import Settings
@@ -70,7 +71,7 @@ def run_mlp(
         handopt.by_name(name)
     bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
     if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
-        raise ValueError(
+        raise InputError(
             f"depths must be integers >= 0 and widths integers >= 1, got depths "
             f"{list(depths)}, widths {list(widths)}"
         )

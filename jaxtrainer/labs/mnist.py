@@ -16,6 +16,7 @@ from typing import Sequence
 from .. import plots
 from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data.classes import load_classes, split_train_val
+from ..errors import InputError
 from ..runs import Run
 from ..tasks import Classification
 from . import classify
@@ -43,7 +44,7 @@ def run_mnist(
     check_n_epochs(epochs)
     unknown = [n for n in networks if n not in MNIST_NETWORKS]
     if unknown:
-        raise ValueError(f"unknown network {unknown[0]!r}: expected one of {tuple(MNIST_NETWORKS)}")
+        raise InputError(f"unknown network {unknown[0]!r}: expected one of {tuple(MNIST_NETWORKS)}")
     check_lr(lr)
     check_batch_size(batch_size)
     start = time.perf_counter()

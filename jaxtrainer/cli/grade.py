@@ -1,5 +1,5 @@
-"""`jaxtrainer grade`: its arguments, their checks (bad usage exits 2 with one line naming the
-value), a progress bar over submissions, and the outputs."""
+"""`jaxtrainer grade`: its arguments and their checks (bad usage exits 2 with one line naming the
+value); the grading itself is `jaxtrainer/grade/`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import importlib.util
 import math
 import os
 
-from .submissions import SOLUTION_FILE
+from ..errors import InputError
+from ..grade.submissions import SOLUTION_FILE
+from . import options
 
 DEFAULT_OUT = "grades"
 DEFAULT_TIMEOUT = 300.0
@@ -29,25 +31,27 @@ def add_parser(subparsers) -> None:
         help=f"a .py file (named by its stem) or a folder holding {SOLUTION_FILE} (named by the folder)",
     )
     p.add_argument(
-        "--data",
+        "--dataset",
         metavar="DIR",
-        help="train/ and test/ PNGs named <index>_<angle>.png, each submission's ./rotated_fashion_mnist "
-        "(default: the embedded digits written in that format)",
+        help="a folder with train/ and test/ PNGs named <index>_<angle>.png, each submission's "
+        "./rotated_fashion_mnist (default: the embedded digits written in that format)",
     )
     p.add_argument(
         "--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})"
     )
     p.add_argument(
         "--timeout",
-        default=str(DEFAULT_TIMEOUT),
+        default=f"{DEFAULT_TIMEOUT:g}",
         metavar="SECONDS",
         help=f"wall clock per submission, checks and --tests together (default: {DEFAULT_TIMEOUT:g})",
     )
+    options.overwrite_option(p)
     p.add_argument("--jobs", default="1", metavar="N", help="submissions graded at a time (default: 1)")
     p.add_argument(
         "--tests",
         metavar="GRADER_TESTS.py",
-        help="also run this unittest/pytest file against each submission (imported as solution)",
+        help="also run this unittest/pytest file against each submission, imported as solution "
+        "(default: none)",
     )
     p.add_argument(
         "--variant",
@@ -61,7 +65,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--template",
         metavar="FILE.py",
-        help="the starter code every student got: left out of the similarity comparison",
+        help="the starter code every student got: left out of the similarity comparison (default: none)",
     )
     p.add_argument(
         "--similarity-threshold",
@@ -82,7 +86,7 @@ def add_parser(subparsers) -> None:
         default="bwrap",
         help="bwrap: each submission in a bubblewrap sandbox (default); none: no sandbox, for code you trust",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.progress_options(p)
     p.set_defaults(run=run, backend=False)
 
 
@@ -92,21 +96,21 @@ def _number(text: str, option: str, kind, lowest, allowed: str, highest=math.inf
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or value < lowest or value > highest:
-        raise ValueError(f"{option} must be {allowed}, got {text!r}")
+        raise InputError(f"{option} must be {allowed}, got {text!r}")
     return value
 
 
-def _check_data(data: str | None) -> str | None:
+def _check_dataset(data: str | None) -> str | None:
     if data is not None and not all(os.path.isdir(os.path.join(data, split)) for split in ("train", "test")):
-        raise ValueError(
-            f"--data {data!r} is not a folder with train/ and test/ of PNGs named <index>_<angle>.png"
+        raise InputError(
+            f"--dataset {data!r} is not a folder with train/ and test/ of PNGs named <index>_<angle>.png"
         )
     return data
 
 
 def _check_file(path: str | None, option: str, suffix: str) -> str | None:
     if path is not None and (not os.path.isfile(path) or not path.endswith(suffix)):
-        raise ValueError(f"{option} {path!r} is not a {suffix} file")
+        raise InputError(f"{option} {path!r} is not a {suffix} file")
     return path
 
 
@@ -114,21 +118,22 @@ def _check_tests(tests: str | None) -> str | None:
     if _check_file(tests, "--tests", ".py") is None:
         return None
     if os.path.basename(tests) == SOLUTION_FILE:  # not None past _check_file  # pyright: ignore[reportCallIssue, reportArgumentType]
-        raise ValueError(
+        raise InputError(
             f"--tests {tests!r}: the grader's file cannot be named {SOLUTION_FILE} (the submission is)"
         )
     if importlib.util.find_spec("pytest") is None:
-        raise ValueError("--tests needs pytest installed (pip install pytest)")
+        raise InputError("--tests needs pytest installed (pip install pytest)")
     return tests
 
 
 def run(args: argparse.Namespace) -> int:
-    from .session import Session
+    from ..grade.session import Session
+    from ..grade.similarity import CSV_FILE, HTML_FILE
 
     session = Session(
         submissions=args.submissions,
         out=args.out,
-        data=_check_data(args.data),
+        data=_check_dataset(args.dataset),
         timeout=_number(args.timeout, "--timeout", float, 1e-3, "a number of seconds > 0"),
         jobs=_number(args.jobs, "--jobs", int, 1, "an integer >= 1"),
         tests=_check_tests(args.tests),
@@ -141,5 +146,8 @@ def run(args: argparse.Namespace) -> int:
         gradescope=args.format == "gradescope",
         sandbox=args.sandbox,
         progress=not args.no_progress,
+    )
+    options.claim_output(
+        args.out, args.overwrite, ("grades.json", "grades.csv", CSV_FILE, HTML_FILE, "submissions")
     )
     return session.run()

@@ -1,0 +1,99 @@
+"""`jaxtrainer bench`: the PyTorch reference against jaxtrainer (the measuring: `jaxtrainer/bench.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+
+from .. import bench, files
+from . import options
+
+log = logging.getLogger(__name__)
+OWNED = ("compare.json", "compare.md")  # what it writes in --out
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--network",
+        dest="models",
+        nargs="+",
+        choices=list(bench.ROWS),
+        default=["mlp", "cnn"],
+        help="rows of the table (default: mlp cnn); "
+        + "; ".join(f"{row}: {bench.describe(row)}" for row in bench.SWEEPS),
+    )
+    p.add_argument(
+        "--epochs",
+        type=options.checked(int, options.at_least(2)),
+        default=4,
+        help="epochs per run, 2 or more; the first is warm-up (default: 4)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=options.checked(int, options.at_least(1)),
+        default=3,
+        help="runs per framework and model, each in a fresh process: the table gives their median and "
+        "range (default: 3)",
+    )
+    p.add_argument(
+        "--n-train",
+        type=options.positive_int,
+        default=60_000,
+        help="synthetic training images (default: 60000)",
+    )
+    p.add_argument(
+        "--n-test", type=options.positive_int, default=2_000, help="synthetic test images (default: 2000)"
+    )
+    p.add_argument(
+        "--out",
+        default="benchmarks/results",
+        help="folder for compare.json and compare.md (default: benchmarks/results)",
+    )
+    options.overwrite_option(p)
+    options.progress_options(p)
+    p.set_defaults(  # the frameworks run in their own processes
+        run=run, backend=False, interrupted="nothing written: the table goes to {out} at the end"
+    )
+
+
+def run(args) -> int:
+    """Both frameworks, one subprocess per (framework, model), then the table."""
+    if importlib.util.find_spec("torch") is None:
+        raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
+    options.claim_output(args.out, args.overwrite, OWNED)
+    files.check_writable_folder(args.out)  # before the minutes of measuring
+    try:
+        rows = bench.measure(
+            args.models,
+            args.epochs,
+            args.n_train,
+            args.n_test,
+            say=(lambda line: None) if args.no_progress else log.info,
+            repeats=args.repeats,
+        )
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 1
+    meta = {
+        "models": args.models,
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "n_train": args.n_train,
+        "machine": bench.machine(rows),
+    }
+    data = {
+        "meta": meta,
+        "rows": rows,
+        "ratios": bench.ratios(rows),
+        "ratio_ranges": bench.ratio_ranges(rows),
+    }
+    bench.write_results(args.out, "compare", data, bench.markdown(rows, meta))
+    return 0

@@ -1,0 +1,66 @@
+"""`jaxtrainer data build-rotated`: the homework's dataset from files the user has."""
+
+from __future__ import annotations
+
+import logging
+
+from . import options
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> None:
+    from ..data import cache
+    from ..data.rotation import MAX_ANGLE, N_TEST, N_TRAIN
+
+    p = sub.add_parser(
+        "data",
+        help="datasets from files you have (nothing is downloaded)",
+        description="Datasets built from files you have; nothing is downloaded.",
+    )
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    b = data_sub.add_parser(
+        "build-rotated",
+        help="rotated Fashion-MNIST in the homework's folder format, from the four Fashion-MNIST IDX files",
+        description="Write rotated Fashion-MNIST as the homework's folder (train/ and test/ of "
+        "<index>_<angle>.png) from the four Fashion-MNIST IDX files, each image turned by a "
+        "seeded angle.",
+    )
+    options.progress_options(b)
+    b.add_argument("--source", required=True, help="folder with the four IDX files, plain or .gz (required)")
+    b.add_argument("--out", required=True, help="the folder to create, with train/ and test/ (required)")
+    options.overwrite_option(b)
+    b.add_argument(
+        "--seed", type=options.seed, default=0, help="draws the angles, 0 to 2**32 - 1 (default: 0)"
+    )
+    b.add_argument(
+        "--max-angle",
+        type=int,
+        default=MAX_ANGLE,
+        help=options.defaults("angles are integers in [0, max-angle]", MAX_ANGLE),
+    )
+    b.add_argument(
+        "--n-train", type=int, default=N_TRAIN, help=options.defaults("first N training images", N_TRAIN)
+    )
+    b.add_argument("--n-test", type=int, default=N_TEST, help=options.defaults("first N t10k images", N_TEST))
+    b.set_defaults(run=run, backend=False, owned=("train", "test", cache.NAME))
+
+
+def run(args) -> int:
+    from ..data import build
+
+    options.claim_output(args.out, args.overwrite, args.owned, whole=True)
+    info = build.build_rotated(
+        args.source,
+        args.out,
+        seed=args.seed,
+        max_angle=args.max_angle,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        progress=not args.no_progress,
+    )
+    log.info(
+        f"wrote {info['out']}: {info['n_train']} train and {info['n_test']} test images, angles "
+        f"in [0, {info['max_angle']}], seed {info['seed']}"
+    )
+    return 0

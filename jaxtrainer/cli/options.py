@@ -1,0 +1,296 @@
+"""The options that several commands share, one spelling per concept, and the checks that speak in
+flag names.
+
+The vocabulary: `--network` (what is trained; several where a command compares them), `--lr` (one
+learning rate, or the several a command tries), `--seed`, `--epochs`, `--batch-size`,
+`--dataset` (a named dataset or a folder of PNGs) and `--data-dir` (where named datasets' files
+are), `--num-processes`, `--out` with `--overwrite`, `--no-progress`. A flag that takes several
+values is named in the singular, like its one-value form on the other commands.
+
+Groups are added by function rather than argparse `parents=`: parent parsers share their Action
+objects, so one command's set_defaults would change every command's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+
+from .. import presets
+from ..config import (
+    ACTIVATIONS,
+    NetworkConfiguration,
+    check_activation,
+    check_batch_size,
+    check_lr,
+    check_n_epochs,
+    check_seed,
+)
+from ..errors import InputError
+from .policy import UserError
+
+STRATEGIES = ("auto", "vmap", "map")
+CONV_IMPLS = ("im2col", "lax")
+NETWORK_TYPES = ("mlp", "cnn")
+
+# The engine's names of the values the flags give, for its messages in the user's terms.
+FLAGS = {
+    "n_channels": "--channels",
+    "kernel_sizes": "--kernels",
+    "strides": "--strides",
+    "dense_hiddens": "--hidden",
+    "n_epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "seed": "--seed",
+    "activation": "--activation",
+}
+_FIELD = re.compile(r"\b(" + "|".join(FLAGS) + r")\b(\[\d+\])?")
+
+
+def in_flag_terms(message: str) -> str:
+    """An engine message with its field names as the flags that set them: `n_epochs must be ...`
+    becomes `--epochs must be ...`, `n_channels[1]` becomes `--channels' value 2`."""
+
+    def flag(match) -> str:
+        index = match.group(2)
+        return FLAGS[match.group(1)] + (f" value {int(index[1:-1]) + 1}" if index else "")
+
+    return _FIELD.sub(flag, message)
+
+
+def checked(convert, check=None):
+    """An argparse `type=`: `convert` the text (an unconvertible text goes to `check` as it is, so
+    that the message is the engine's), then the engine's `check`; its message speaks of the
+    value, argparse adds the flag (`argument --epochs: must be an int >= 0, got -1`)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            if check is None:
+                raise argparse.ArgumentTypeError(f"must be {convert.__name__}, got {text!r}") from None
+            value = text
+        if check is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as e:
+            message = str(e)
+            start = message.find("must ")
+            raise argparse.ArgumentTypeError(message[start:] if start >= 0 else message) from None
+
+    parse.__name__ = getattr(check, "__name__", convert.__name__).removeprefix("check_")
+    return parse
+
+
+def _positive(value: int) -> int:
+    return check_batch_size(value, "value")
+
+
+def at_least(low: int):
+    def check(value: int) -> int:
+        if value < low:
+            raise InputError(f"value must be an int >= {low}, got {value}")
+        return value
+
+    return check
+
+
+seed = checked(int, check_seed)
+lr = checked(float, check_lr)
+epochs = checked(int, check_n_epochs)
+batch_size = checked(int, check_batch_size)
+positive_int = checked(int, _positive)
+
+
+def defaults(text: str, default) -> str:
+    """A help text that ends with the default, shown as the user would type it."""
+    if default is None:
+        return text
+    if isinstance(default, (list, tuple)):
+        default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or "none"
+    return f"{text} (default: {default})"
+
+
+def progress_options(p) -> None:
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars or per-step lines (default: shown)"
+    )
+
+
+def data_options(p, dataset: str | None, shown: str | None = None) -> None:
+    """`dataset`: the default; None lets the engine pick (`shown` says what it picks)."""
+    p.add_argument(
+        "--dataset",
+        default=dataset,
+        help=defaults(
+            "'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or fashion_mnist, "
+            "mnist, svhn, cifar10 (read from --data-dir)",
+            dataset or shown,
+        ),
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where named datasets find their files; nothing is downloaded (default: $JAXTRAINER_DATA_DIR)",
+    )
+
+
+def output_options(p, out: str, what: str = "the run folder") -> None:
+    p.add_argument("--out", default=out, help=defaults(what, out))
+    overwrite_option(p)
+
+
+def overwrite_option(p) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what an earlier command left in --out (default: continue the same run; "
+        "refuse anything else; see docs/usage.md, 'An existing --out')",
+    )
+
+
+def network_options(p) -> None:
+    d = NetworkConfiguration()
+    p.add_argument("--network", choices=NETWORK_TYPES, default="mlp", help=defaults("network type", "mlp"))
+    p.add_argument(
+        "--channels",
+        type=positive_int,
+        nargs="+",
+        default=list(d.n_channels),
+        help=defaults("a CNN's conv channels, one per layer", list(d.n_channels)),
+    )
+    p.add_argument(
+        "--kernels",
+        type=positive_int,
+        nargs="+",
+        default=list(d.kernel_sizes),
+        help=defaults("a CNN's kernel sizes, one per conv layer", list(d.kernel_sizes)),
+    )
+    p.add_argument(
+        "--strides",
+        type=positive_int,
+        nargs="+",
+        default=list(d.strides),
+        help=defaults("a CNN's strides, one per conv layer", list(d.strides)),
+    )
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        nargs="*",
+        default=list(d.dense_hiddens),
+        help=defaults("dense hidden sizes (none: a linear model)", list(d.dense_hiddens)),
+    )
+    p.add_argument(
+        "--activation",
+        type=checked(str, check_activation),
+        default=presets.ACTIVATION,
+        help=defaults(f"one of {', '.join(ACTIVATIONS)}", presets.ACTIVATION),
+    )
+    conv_impl_option(p)
+
+
+def conv_impl_option(p) -> None:
+    p.add_argument(
+        "--conv-impl",
+        choices=CONV_IMPLS,
+        default=None,
+        help="how convolutions are computed (default: im2col on CPU, lax on GPU/TPU)",
+    )
+
+
+def training_options(p, n_epochs: int) -> None:
+    p.add_argument("--epochs", type=epochs, default=n_epochs, help=defaults("training epochs", n_epochs))
+    p.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default=presets.BATCH_SIZE,
+        help=defaults("training batch size", presets.BATCH_SIZE),
+    )
+    strategy_option(p)
+
+
+def strategy_option(p) -> None:
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="how the members of one architecture share a program: vmap (batched), map (one after "
+        "another inside it), auto (map on CPU, vmap on GPU/TPU) (default: auto)",
+    )
+
+
+def distributed_options(p) -> None:
+    g = p.add_argument_group("several processes (docs/cluster.md; default: one, or as SLURM/Open MPI says)")
+    g.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address (default: $JAXTRAINER_COORDINATOR)"
+    )
+    g.add_argument("--num-processes", type=int, help="processes in all (default: $JAXTRAINER_NUM_PROCESSES)")
+    g.add_argument(
+        "--process-id", type=int, help="this process's rank, 0 first (default: $JAXTRAINER_PROCESS_ID)"
+    )
+
+
+def net_config(args) -> NetworkConfiguration:
+    """The network the options describe, checked now (a CNN's layer lists must agree) so that a
+    mistake is said in flag names before any data is read."""
+    from ..config import check_cnn
+
+    cfg = NetworkConfiguration(
+        tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
+    )
+    if args.network == "cnn":
+        try:
+            check_cnn(cfg)
+        except ValueError as e:
+            raise InputError(in_flag_terms(str(e))) from None
+    return cfg
+
+
+def mode(args) -> str:
+    """What to do with a run already in --out: continue (default), resume (it must exist), overwrite."""
+    resume = getattr(args, "resume", False)
+    if args.overwrite and resume:
+        raise UserError("--resume and --overwrite contradict each other: choose one")
+    return "overwrite" if args.overwrite else "resume" if resume else "continue"
+
+
+def claim_output(out: str, overwrite: bool, owned, whole: bool = False) -> str:
+    """The policy for an --out that a command writes anew (not a run that continues): a missing or
+    empty folder is used; one that holds files is refused unless --overwrite, which removes the
+    entries named `owned` that an earlier run of the command wrote (links removed, never followed)
+    and nothing else. `whole`: the command creates the folder itself, so an emptied one is removed
+    and one that holds anything else is refused."""
+    try:
+        present = sorted(os.listdir(out))
+    except FileNotFoundError:
+        return out
+    except NotADirectoryError:
+        raise InputError(f"--out {out!r} exists and is not a folder; choose another path") from None
+    if present and not overwrite:
+        raise InputError(
+            f"--out {out!r} already holds files ({_listed(present)}): choose another --out, or add "
+            "--overwrite to replace this command's earlier output"
+        )
+    others = [name for name in present if name not in owned]
+    if whole and others:
+        raise InputError(
+            f"--out {out!r} holds files this command did not write ({_listed(others)}): "
+            "--overwrite replaces only its own; choose another --out"
+        )
+    for name in set(owned) & set(present):
+        path = os.path.join(out, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    if whole:
+        os.rmdir(out)
+    return out
+
+
+def _listed(names) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")

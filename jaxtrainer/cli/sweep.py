@@ -1,0 +1,77 @@
+"""`jaxtrainer sweep`: several learning rates and seeds of one network, trained as one program."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import presets
+from . import options
+
+log = logging.getLogger(__name__)
+EPOCHS = 5
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="several learning rates / seeds of one network at once, as one program",
+        description="Train one network at every (--lr, --seed) pair (their product, or element-wise "
+        "with --pair) as one compiled program; one run folder per member in --out, and a table of "
+        "the members' final errors. The same command again continues the members' runs.",
+    )
+    options.network_options(p)
+    options.training_options(p, EPOCHS)
+    options.data_options(p, "digits")
+    options.output_options(p, "runs/sweep")
+    options.progress_options(p)
+    p.add_argument(
+        "--lr",
+        type=options.lr,
+        nargs="+",
+        default=[presets.DEFAULT_LR],
+        help=options.defaults("learning rates", [presets.DEFAULT_LR]),
+    )
+    p.add_argument(
+        "--seed",
+        type=options.seed,
+        nargs="+",
+        default=[presets.SEED],
+        help=options.defaults("initialisation seeds, each 0 to 2**32 - 1", [presets.SEED]),
+    )
+    p.add_argument(
+        "--pair",
+        action="store_true",
+        help="pair --lr and --seed element-wise, not their product (default: the product)",
+    )
+    options.distributed_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..experiments.homework import run_sweep
+    from ..sweeps import members_of
+
+    result = run_sweep(
+        args.network,
+        options.net_config(args),
+        args.dataset,
+        args.out,
+        members=members_of(args.lr, args.seed, args.pair),
+        epochs=args.epochs,
+        settings=_settings(args),
+        activation=args.activation,
+        conv_impl=args.conv_impl,
+        progress=not args.no_progress,
+        mode=options.mode(args),
+        data_dir=args.data_dir,
+    )
+    log.info(result["table"])
+    for path in result["paths"].values():
+        log.info(f"wrote {path}")
+    return 0
+
+
+def _settings(args):
+    from ..settings import Settings
+
+    return Settings(batch_size=args.batch_size, strategy=args.strategy)

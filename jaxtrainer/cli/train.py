@@ -1,0 +1,77 @@
+"""`jaxtrainer train`: one network, one learning rate, one seed."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import presets
+from . import options
+
+log = logging.getLogger(__name__)
+EPOCHS = 5
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one MLP or CNN: logs.json, logs.csv, curves.png, checkpoint.npz",
+        description="Train one MLP or CNN regressor of the rotation angle with Adam and MSE, and write "
+        "the run folder: logs.json, logs.csv, curves.png, checkpoint.npz. The same command again "
+        "continues the run from its last saved epoch (to more --epochs too).",
+    )
+    options.network_options(p)
+    options.training_options(p, EPOCHS)
+    options.data_options(p, "digits")
+    options.output_options(p, "runs/train")
+    options.progress_options(p)
+    p.add_argument(
+        "--lr",
+        type=options.lr,
+        default=presets.DEFAULT_LR,
+        help=options.defaults("learning rate", presets.DEFAULT_LR),
+    )
+    p.add_argument(
+        "--seed",
+        type=options.seed,
+        default=presets.SEED,
+        help=options.defaults("initialisation seed, 0 to 2**32 - 1", presets.SEED),
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out, which must hold one (same configuration) (default: off)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        help="also write the weights as a state_dict (.pt, .npz, .safetensors) (default: none)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..experiments import single
+
+    cfg = single.RunConfig(
+        network=args.network,
+        net_config=options.net_config(args),
+        lr=args.lr,
+        batch_size=args.batch_size,
+        activation=args.activation,
+        epochs=args.epochs,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        conv_impl=args.conv_impl,
+    )
+    result = single.run(
+        cfg, args.out, progress=not args.no_progress, mode=options.mode(args), export=args.export
+    )
+    logs = result["logs"]
+    log.info(
+        f"final: train_mae {logs['train_mae'][-1]:.4f}  test_mae {logs['test_mae'][-1]:.4f}  "
+        f"test_loss {logs['test_loss'][-1]:.4f}  ({result['meta']['seconds']:.1f} s)"
+    )
+    for path in result["paths"].values():
+        log.info(f"wrote {path}")
+    return 0
