@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from jaxtrainer.bench import write_results
+from jaxtrainer.tables import markdown_table
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
@@ -309,43 +310,38 @@ def markdown(rows: list, meta: dict) -> str:
         "",
         "Seconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):",
         "",
-        "| config | parameters | "
-        + " | ".join(f"{LABELS[n]} s" for n in VARIANTS)
-        + " | "
-        + " | ".join(f"{LABELS[n]} ratio" for n in others)
-        + " |",
-        "|---|---|" + "---|" * (len(VARIANTS) + len(others)),
     ]
-    for row in rows:
-        v = row["variants"]
-        lines.append(
-            f"| {row['config']} | {row['parameters']:,} | "
-            + " | ".join(f"{v[n]['median_epoch_s']:.3f}" for n in VARIANTS)
-            + " | "
-            + " | ".join(f"{row['ratios'][n]:.2f}x" for n in others)
-            + " |"
-        )
-    lines += [
-        "",
+    header = [
+        "config",
+        "parameters",
+        *(f"{LABELS[n]} s" for n in VARIANTS),
+        *(f"{LABELS[n]} ratio" for n in others),
+    ]
+    table = [
+        [
+            row["config"],
+            f"{row['parameters']:,}",
+            *(f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS),
+            *(f"{row['ratios'][n]:.2f}x" for n in others),
+        ]
+        for row in rows
+    ]
+    lines += [markdown_table(header, table), ""]
+    lines.append(
         "First epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
-        "on the first batch, float32:",
-        "",
-        "| config | "
-        + " | ".join(f"{LABELS[n]} 1st s" for n in VARIANTS)
-        + " | "
-        + " | ".join(f"{LABELS[n]} Δ" for n in checked)
-        + " | max abs ∂θ |",
-        "|---|" + "---|" * (len(VARIANTS) + len(checked) + 1),
+        "on the first batch, float32:"
+    )
+    header = ["config", *(f"{LABELS[n]} 1st s" for n in VARIANTS), *(f"{LABELS[n]} Δ" for n in checked)]
+    table = [
+        [
+            row["config"],
+            *(f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS),
+            *(f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in checked),
+            f"{row['grad_max_abs_diff_vs_jax_grad']['grad_max_abs']:.1e}",
+        ]
+        for row in rows
     ]
-    for row in rows:
-        v, diff = row["variants"], row["grad_max_abs_diff_vs_jax_grad"]
-        lines.append(
-            f"| {row['config']} | "
-            + " | ".join(f"{v[n]['first_epoch_s']:.3f}" for n in VARIANTS)
-            + " | "
-            + " | ".join(f"{diff[n]:.1e}" for n in checked)
-            + f" | {diff['grad_max_abs']:.1e} |"
-        )
+    lines += ["", markdown_table([*header, "max abs ∂θ"], table)]
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ import tempfile
 import time
 
 from jaxtrainer import bench
+from jaxtrainer.tables import markdown_table
 
 NETWORK_ROWS = ("mlp", "cnn", "deep_cnn", "shallow_cnn")
 SWEEP_ROW = "cnn_sweep8"
@@ -141,18 +142,15 @@ def markdown(rows: list, header: str) -> str:
     def cell(seconds):
         return "failed" if seconds is None else f"{seconds:.2f}"
 
-    lines = [
-        header,
-        "",
-        "| measurement | jaxtrainer | baseline | baseline is | jaxtrainer / baseline |",
-        "|---|---|---|---|---|",
+    def ratio(jax_s, base_s):
+        return "failed" if jax_s is None or base_s is None else f"{jax_s / base_s:.2f}x"
+
+    table = [
+        [m, cell(jax_s), *((cell(base_s), baseline, ratio(jax_s, base_s)) if baseline else ("", "", ""))]
+        for m, jax_s, base_s, baseline in rows
     ]
-    for measurement, jax_s, base_s, baseline in rows:
-        if not baseline:
-            lines.append(f"| {measurement} | {cell(jax_s)} | | | |")
-            continue
-        ratio = "failed" if jax_s is None or base_s is None else f"{jax_s / base_s:.2f}x"
-        lines.append(f"| {measurement} | {cell(jax_s)} | {cell(base_s)} | {baseline} | {ratio} |")
+    header_row = ("measurement", "jaxtrainer", "baseline", "baseline is", "jaxtrainer / baseline")
+    lines = [header, "", markdown_table(header_row, table)]
     return "\n".join(lines) + "\n"
 
 

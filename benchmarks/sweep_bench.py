@@ -18,6 +18,7 @@ import time
 
 from jaxtrainer.bench import synthetic, write_results
 from jaxtrainer.presets import NETWORKS
+from jaxtrainer.tables import markdown_table
 
 
 def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
@@ -63,15 +64,17 @@ def markdown(rows: list, meta: dict) -> str:
         f"{meta['machine']}, "
         f"{meta['cpus']} cores, JAX on {rows[0]['backend']}",
         "",
-        "| model | one run s/epoch | "
-        + " | ".join(f"K={rows[0]['k']} {s} s/epoch | {s} / one run" for s in strategies)
-        + " |",
-        "|---|---|" + "---|---|" * len(strategies),
     ]
+    header = ["model", "one run s/epoch"]
+    for s in strategies:
+        header += [f"K={rows[0]['k']} {s} s/epoch", f"{s} / one run"]
+    table = []
     for r in rows:
         m = r["median"]
-        cells = " | ".join(f"{m[s]:.2f} | {m[s] / m['solo']:.2f}x" for s in strategies)
-        lines.append(f"| {r['model']} | {m['solo']:.2f} | {cells} |")
+        table.append([r["model"], f"{m['solo']:.2f}"])
+        for s in strategies:
+            table[-1] += [f"{m[s]:.2f}", f"{m[s] / m['solo']:.2f}x"]
+    lines.append(markdown_table(header, table))
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ import time
 
 from jaxtrainer.bench import synthetic, write_results
 from jaxtrainer.presets import NETWORKS
+from jaxtrainer.tables import markdown_table
 
 HOMEWORK = "jaxtrainer homework --dataset digits --epochs 3"
 
@@ -79,20 +80,20 @@ def markdown(rows: list, meta: dict) -> str:
         f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
         f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}",
         "",
-        "| run | cold s | warm s | cold / warm | cold CPU s | warm CPU s | cold s, in process "
-        "| warm s, in process | cache files |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    header = ("run", "cold s", "warm s", "cold / warm", "cold CPU s", "warm CPU s")
+    header += ("cold s, in process", "warm s, in process", "cache files")
+    table = []
     for r in rows:
         cold, warm = r["cold"], r["warm"]
-        inner = " | "
-        if "in_process_s" in cold:
-            inner = f"{cold['in_process_s']:.1f} | {warm['in_process_s']:.1f}"
-        lines.append(
-            f"| {r['name']} | {cold['process_s']:.1f} | {warm['process_s']:.1f} | "
-            f"{cold['process_s'] / warm['process_s']:.1f}x | {cold['cpu_s']:.1f} | {warm['cpu_s']:.1f} | "
-            f"{inner} | {r['cache_entries']} |"
-        )
+        inner = [
+            f"{run.get('in_process_s', ''):.1f}" if "in_process_s" in run else "" for run in (cold, warm)
+        ]
+        seconds = [f"{x:.1f}" for x in (cold["process_s"], warm["process_s"])]
+        ratio = f"{cold['process_s'] / warm['process_s']:.1f}x"
+        cpu = [f"{x:.1f}" for x in (cold["cpu_s"], warm["cpu_s"])]
+        table.append([r["name"], *seconds, ratio, *cpu, *inner, r["cache_entries"]])
+    lines.append(markdown_table(header, table))
     return "\n".join(lines) + "\n"
 
 

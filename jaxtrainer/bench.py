@@ -34,6 +34,7 @@ import numpy as np
 
 from . import files
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
+from .tables import markdown_table
 
 # name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
 SWEEPS = {
@@ -296,20 +297,20 @@ def markdown(rows: list, meta: dict) -> str:
         f"{meta['repeats']} runs per framework and model, each in a fresh process: median (min–max) "
         f"over the runs; {meta['machine']}",
         "",
-        "| model | PyTorch s/epoch | jaxtrainer s/epoch | ratio | PyTorch 1st epoch | "
-        "jaxtrainer 1st epoch | PyTorch RSS MB | jaxtrainer RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["framework"], r["model"]): r for r in rows}
     ratio, ratio_range = ratios(rows), ratio_ranges(rows)
-    for model in meta["models"]:
+
+    def row(model: str) -> list:
         t, j = by[("torch", model)], by[("jax", model)]
         seconds = [_spread(r["median_epoch_s"], r["min_epoch_s"], r["max_epoch_s"]) for r in (t, j)]
-        lines.append(
-            f"| {model} | {seconds[0]} | {seconds[1]} | {_spread(ratio[model], *ratio_range[model], 'x')} | "
-            f"{t['first_epoch_s']:.2f} | {j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | "
-            f"{j['peak_rss_mb']:.0f} |"
-        )
+        firsts = [f"{r['first_epoch_s']:.2f}" for r in (t, j)]
+        rss = [f"{r['peak_rss_mb']:.0f}" for r in (t, j)]
+        return [model, *seconds, _spread(ratio[model], *ratio_range[model], "x"), *firsts, *rss]
+
+    header = ("model", "PyTorch s/epoch", "jaxtrainer s/epoch", "ratio", "PyTorch 1st epoch")
+    header += ("jaxtrainer 1st epoch", "PyTorch RSS MB", "jaxtrainer RSS MB")
+    lines.append(markdown_table(header, map(row, meta["models"])))
     notes = [
         f"{model}: {describe(model)}. PyTorch: the reference Trainer once per learning "
         "rate, one run after another, its epoch the sum of the runs' epochs; jaxtrainer: the "

@@ -31,6 +31,7 @@ from ..gradient import apply, autodiff
 from ..runs import Run
 from ..settings import Settings
 from ..sweeps import fit_sweep, stack, unstack
+from ..tables import markdown_table
 from ..train import evaluate, init_state, to_device
 from . import handopt
 
@@ -201,19 +202,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return counts
 
 
-def markdown_table(
-    corner: str, rows: Sequence, columns: Sequence, cell: Callable[[object, object], float | None]
-) -> List[str]:
-    """A markdown table of `cell(row, column)` (an accuracy, shown as a percentage)."""
-    lines = [f"| {corner} | " + " | ".join(str(c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
-    for r in rows:
-        values = [cell(r, c) for c in columns]
-        lines.append(
-            f"| {r} | "
-            + " | ".join("-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}" for v in values)
-            + " |"
-        )
-    return lines
+def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
+    """A table of `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
+
+    def percent(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
+
+    rows = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
+    return markdown_table((corner, *columns), rows)
 
 
 def data_record(ds, train: Tuple, val: Tuple) -> dict:

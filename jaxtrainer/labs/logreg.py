@@ -106,13 +106,15 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
     ]
     for optimizer in optimizers:
         lines += [f"## {optimizer}: validation accuracy (%) after the last epoch", ""]
-        lines += classify.markdown_table(
-            "lr \\ batch size",
-            lrs,
-            batch_sizes,
-            lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],
-        )
-        lines.append("")
+        lines += [
+            classify.accuracy_table(
+                "lr \\ batch size",
+                lrs,
+                batch_sizes,
+                lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],
+            ),
+            "",
+        ]
     lines += [
         "## Best configuration",
         "",

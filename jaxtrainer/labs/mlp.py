@@ -25,6 +25,7 @@ from ..data.classes import load_classes, split_train_val
 from ..gradient import autodiff
 from ..runs import Run
 from ..settings import Settings
+from ..tables import markdown_table
 from ..tasks import Classification
 from ..train import to_device
 from . import classify, handopt
@@ -143,18 +144,21 @@ def _report(summary: dict, depths, widths, lrs) -> list:
         "",
         "## The hand-written gradient against jax.grad",
         "",
-        "| depth | max abs difference (float32, one batch) |",
-        "|---|---|",
+        markdown_table(
+            ("depth", "max abs difference (float32, one batch)"),
+            ((d, f"{g:.2e}") for d, g in summary["gradient_check"].items()),
+        ),
     ]
-    lines += [f"| {d} | {g:.2e} |" for d, g in summary["gradient_check"].items()]
     for optimizer, rates in lrs.items():
         for lr in rates:
             lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch", ""]
-            lines += classify.markdown_table(
-                "depth \\ width",
-                depths,
-                widths,
-                lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
+            lines.append(
+                classify.accuracy_table(
+                    "depth \\ width",
+                    depths,
+                    widths,
+                    lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
+                )
             )
     lines += [
         "",

@@ -17,6 +17,7 @@ from .. import plots
 from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data.classes import load_classes, split_train_val
 from ..runs import Run
+from ..tables import markdown_table
 from ..tasks import Classification
 from . import classify
 from .commands import LABS, MNIST_BATCH_SIZE, MNIST_LR, MNIST_NETWORKS
@@ -115,16 +116,22 @@ def _report(summary: dict) -> list:
         f"{summary['epochs']} epochs, backward pass by hand. Wall time "
         f"{summary['seconds']:.1f} s.",
         "",
-        "| network | hidden | init | best epoch | val accuracy (%) | test accuracy (%) | train s |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(
+            ("network", "hidden", "init", "best epoch", "val accuracy (%)", "test accuracy (%)", "train s"),
+            (
+                (
+                    r["network"],
+                    f"{r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}",
+                    r["init"],
+                    r["best_epoch"],
+                    f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f}",
+                    f"{100 * r['test']['accuracy']:.2f}",
+                    f"{r['seconds']:.1f}",
+                )
+                for r in summary["networks"]
+            ),
+        ),
     ]
-    for r in summary["networks"]:
-        lines.append(
-            f"| {r['network']} | {r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}"
-            f" | {r['init']} | {r['best_epoch']} | "
-            f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f} | "
-            f"{100 * r['test']['accuracy']:.2f} | {r['seconds']:.1f} |"
-        )
     lines += ["", "![curves](curves.png)", "", "![confusion matrices](confusion.png)", ""]
     return lines
 
