@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import files
+from . import compile_cache, files
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
 from .tables import markdown_table
 
@@ -115,6 +115,7 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
     epoch's logs reached the host), the device and this process's peak RSS."""
     import jax
 
+    compile_cache.enable()
     network, lrs = runs_of(row)
     dataset = _load_npz(data_file)
     stamps = [time.perf_counter()]

@@ -18,7 +18,7 @@ import sys
 import warnings
 from typing import Sequence
 
-from . import __version__, bench, files, presets
+from . import __version__, bench, compile_cache, files, presets
 from .config import ACTIVATIONS, NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
@@ -509,6 +509,7 @@ def _run_command(argv) -> int:
             _join(args)  # before anything starts JAX's backend
         if args.backend:
             _check_backend()
+            compile_cache.enable()  # here, not at import: importing jaxtrainer changes no JAX setting
         from . import runs
 
         with runs.tracking() as opened:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxtrainer import config, data, models, presets, runs, train
+from jaxtrainer import compile_cache, config, data, models, presets, runs, train
 from jaxtrainer.config import NetworkConfiguration, shown
 from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.data.loader import BatchLoader
@@ -81,6 +81,29 @@ def _array(x, name: str = "the batch"):
 
 
 class Trainer:
+    """The homework's Trainer: builds the network of `network_type` and `net_config`, trains it with
+    Adam at `lr` on MSE, and logs loss and MAE per epoch, as the PyTorch original does.
+
+    Constructing one turns on JAX's persistent compilation cache (`jaxtrainer.compile_cache`: the
+    next session reads the compiled programs back instead of compiling them again); importing
+    torch_compat changes nothing. Set the environment variable JAXTRAINER_NO_CACHE=1 (in a notebook,
+    `os.environ["JAXTRAINER_NO_CACHE"] = "1"` before the first Trainer) to keep JAX's own settings.
+
+    Args (the homework's first five, then keyword-only extras):
+        network_type: "mlp" or "cnn".
+        net_config: the layer sizes (`NetworkConfiguration`).
+        lr: Adam's learning rate; `optimizer.param_groups[0]["lr"]` changes it later.
+        batch_size: examples per training step.
+        activation_name: "relu", "tanh" or "sigmoid".
+        dataset: a dataset name or folder, or ((X_train, y_train), (X_test, y_test)) arrays;
+            None: the homework's default.
+        seed: seeds the initial weights and the data order.
+        conv_impl: how the CNN's convolutions are computed (None: the default for this backend).
+        progress: show a progress bar while training.
+        checkpoint_dir: a folder where `train_loop` saves each epoch and resumes from.
+        data_dir: where a named dataset's files are.
+    """
+
     def __init__(
         self,
         network_type: str = "mlp",
@@ -97,6 +120,7 @@ class Trainer:
         data_dir: str | None = None,
     ):
         config.check_network_type(network_type)
+        compile_cache.enable()
         self.network_type = network_type
         self.net_config = config.check_network_configuration(net_config)
         self.lr = config.check_lr(lr)
