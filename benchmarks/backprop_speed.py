@@ -153,6 +153,7 @@ def torch_hand_backward(thetas, x, y):
 
 
 def torch_optimizer(name: str, params):
+    """torch's optimizer `name` ("sgd", "adam") at the benchmark's learning rate."""
     import torch
 
     return {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name](params, lr=LR)
@@ -290,6 +291,7 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
 
 
 def machine() -> str:
+    """The processor, cores, JAX and PyTorch versions and devices, for the table's header."""
     import jax
     import torch
 
@@ -301,6 +303,7 @@ def machine() -> str:
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """backprop_speed.md: seconds per epoch and ratios, then first epochs and gradient gaps."""
     others = [name for name in VARIANTS if name != BASELINE]
     checked = [name for name in VARIANTS if name != GRAD_REFERENCE]
     lines = [
@@ -346,6 +349,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.backprop_speed`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--configs",

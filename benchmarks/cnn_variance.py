@@ -46,6 +46,7 @@ print(json.dumps({"runs": [[b - a for a, b in zip(stamps, stamps[1:])]]}))
 
 
 def seconds(command, env=None) -> float:
+    """The median epoch (after the first) of a bench worker run as `command`."""
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     epochs = [sum(e) for e in zip(*report["runs"])]
@@ -53,6 +54,7 @@ def seconds(command, env=None) -> float:
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.cnn_variance`."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
     args = p.parse_args(argv)

@@ -41,6 +41,7 @@ PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cud
 
 
 def say(message: str) -> None:
+    """Progress on stderr, so that stdout holds the table alone."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -139,6 +140,8 @@ def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_
 
 
 def markdown(rows: list, header: str) -> str:
+    """device_check.md: `header`, then a table row per measurement."""
+
     def cell(seconds):
         return "failed" if seconds is None else f"{seconds:.2f}"
 
@@ -155,6 +158,7 @@ def markdown(rows: list, header: str) -> str:
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.device_check`: exit 1 when a measurement failed."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="CPU only, tiny sizes: checks the script itself")
     p.add_argument("--out", default="benchmarks/results", help="folder for device_check.json and .md")

@@ -57,6 +57,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """sweep.md: one run's epoch against each strategy's sweep of K."""
     strategies = [s for s in ("vmap", "map") if s in rows[0]["median"]]
     lines = [
         f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
@@ -79,6 +80,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.sweep_bench`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
     p.add_argument("--k", type=int, default=3, help="members per sweep")

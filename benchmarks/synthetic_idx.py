@@ -31,6 +31,7 @@ def write_idx(path: str, array: np.ndarray) -> None:
 
 
 def synthetic_images(n: int, rng: np.random.Generator, prototypes: np.ndarray):
+    """`n` images drawn from class `prototypes`, shifted and noised: (images, labels)."""
     labels = rng.integers(0, len(prototypes), n)
     shifts = rng.integers(-3, 4, (n, 2))
     images = np.empty((n, 28, 28), np.float32)
@@ -41,6 +42,7 @@ def synthetic_images(n: int, rng: np.random.Generator, prototypes: np.ndarray):
 
 
 def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int = 0) -> None:
+    """An MNIST-shaped set of IDX files in `out`, for the labs' timings without a download."""
     rng = np.random.default_rng(seed)
     # a shared base plus a faint class-specific part: hard enough that a linear model is not
     # perfect (about Fashion-MNIST's difficulty for logistic regression)
@@ -55,6 +57,7 @@ def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int =
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.synthetic_idx`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
     p.add_argument("--n-train", type=int, default=60_000)

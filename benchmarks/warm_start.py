@@ -76,6 +76,7 @@ def measure(name: str, command_for, tmp: str) -> dict:
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """warm_start.md: each command's cold and warm times."""
     lines = [
         f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
         f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}",
@@ -98,6 +99,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.warm_start`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-train", type=int, default=2_000, help="synthetic images for the Trainer rows")
     p.add_argument("--n-test", type=int, default=500)

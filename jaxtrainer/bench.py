@@ -50,6 +50,7 @@ def runs_of(row: str):
 
 
 def describe(row: str) -> str:
+    """The row's network, and for a sweep row its learning rates, in words."""
     network, lrs = runs_of(row)
     if row not in SWEEPS:
         return NETWORKS[network].label
@@ -284,6 +285,7 @@ def _spread(median: float, low: float, high: float, unit: str = "") -> str:
 
 
 def machine(rows: list) -> str:
+    """The processor, core count and the two frameworks' devices, for the table's header."""
     devices = {r["framework"]: r["device"] for r in rows}
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, JAX on {devices['jax']}, "
@@ -292,6 +294,7 @@ def machine(rows: list) -> str:
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """compare.md: the header, the table (one row per model) and the sweep rows' notes."""
     lines = [
         f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs per run "
         f"(a run's figure: the median of its epochs 2..{meta['epochs']}), logging included; "
@@ -325,6 +328,7 @@ def markdown(rows: list, meta: dict) -> str:
 
 
 def add_arguments(p) -> None:
+    """The options of `jaxtrainer bench` (and of its worker's command line)."""
     p.add_argument(
         "--models",
         nargs="+",

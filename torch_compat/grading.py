@@ -147,5 +147,6 @@ class Trainer(_facade.Trainer):
         return _scalar(loss), _scalar(mae)
 
     def evaluate(self, X, y) -> Tuple[torch.Tensor, torch.Tensor]:
+        """As the facade's, the mean loss and MAE as 0-d torch tensors."""
         loss, mae = super().evaluate(X, y)
         return _scalar(loss), _scalar(mae)

@@ -31,6 +31,8 @@ _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 class NetworkConfiguration(NamedTuple):
+    """The homework's layer sizes: CNN channels, kernels and strides, and the dense layers' widths."""
+
     n_channels: Tuple[int, ...] = (16, 32, 48)
     kernel_sizes: Tuple[int, ...] = (3, 3, 3)
     strides: Tuple[int, ...] = (1, 1, 1)
@@ -77,6 +79,9 @@ def _rotate90(image: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
+    """The homework's Trainer as the statement describes it, in eager PyTorch: the baseline of the parity
+    tests and benchmarks."""
+
     def __init__(
         self,
         network_type: str = "mlp",
@@ -180,6 +185,7 @@ class Trainer:
             return self.compute_loss_and_mae(X, y)
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
+        """Appends the train and test loss and MAE to `train_logs`."""
         train_loss, train_mae = self.evaluate(X_train, y_train)
         test_loss, test_mae = self.evaluate(X_test, y_test)
         self.train_logs["train_loss"].append(train_loss.item())

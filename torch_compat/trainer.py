@@ -241,12 +241,15 @@ class Trainer:
         return metrics["loss"], metrics["mae"]
 
     def evaluate(self, X, y) -> Tuple:
+        """Mean loss and MAE over the given set, without updating anything."""
         X, y = _array(X, "X"), _array(y, "y")
         models.check_batch(self._engine_network(), X.shape, y.shape)
         metrics = train.evaluate(self.optimizer.graphdef, self._params(), X, y)
         return metrics["loss"], metrics["mae"]
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
+        """Appends the train and test loss and MAE to `train_logs`, as the homework's loop does once per
+        epoch."""
         for split, (X, y) in (("train", (X_train, y_train)), ("test", (X_test, y_test))):
             loss, mae = self.evaluate(X, y)
             self.train_logs[f"{split}_loss"].append(float(loss))

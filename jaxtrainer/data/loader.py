@@ -14,6 +14,9 @@ import numpy as np
 
 
 class BatchLoader:
+    """The loader year's data: an iterable of (images, labels) batches, like torch's DataLoader, shuffled
+    with its own seed at each pass."""
+
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
         if len(X) != len(y):
             raise ValueError(f"{len(X)} images but {len(y)} labels")

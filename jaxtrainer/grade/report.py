@@ -56,6 +56,7 @@ def report_text(graded: dict) -> str:
 
 
 def write_report(graded: dict, out: str) -> str:
+    """The student's report.md in the submission's folder under `out`; returns its path."""
     folder = submission_folder(out, graded["name"])
     os.makedirs(folder, exist_ok=True)
     return files.write_text(os.path.join(folder, REPORT_FILE), report_text(graded))
