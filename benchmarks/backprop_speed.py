@@ -33,13 +33,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
-import statistics
 import time
 
 import numpy as np
 
-from jaxtrainer.bench import write_results
+from jaxtrainer.bench import epoch_times, host, write_results
 from jaxtrainer.tables import markdown_table
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
@@ -267,15 +265,7 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
             losses, accuracies = epoch_of[name]()
             times[name].append(time.perf_counter() - start)
             last[name] = {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies))}
-    variants = {
-        name: {
-            "epoch_s": times[name],
-            "first_epoch_s": times[name][0],
-            "median_epoch_s": statistics.median(times[name][1:]),
-            "last_epoch_train": last[name],
-        }
-        for name in VARIANTS
-    }
+    variants = {name: {**epoch_times(times[name]), "last_epoch_train": last[name]} for name in VARIANTS}
     baseline = variants[BASELINE]["median_epoch_s"]
     return {
         "config": f"{depth}x{width}",
@@ -296,8 +286,7 @@ def machine() -> str:
     import torch
 
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX "
-        f"{jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
+        f"{host()}; JAX {jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
         f"({torch.get_num_threads()} torch threads)"
     )
 

@@ -16,6 +16,7 @@ printed and written (device_check.json, device_check.md) either way.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -40,9 +41,7 @@ HOMEWORK_TIMEOUT_S = {"gpu": 240, "dry-run": 400}
 PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cuda.is_available() else 'cpu')"
 
 
-def say(message: str) -> None:
-    """Progress on stderr, so that stdout holds the table alone."""
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)  # progress, on stderr (main): stdout holds the table alone
 
 
 def gpu_missing() -> str | None:
@@ -64,10 +63,10 @@ def framework_rows(n_train: int, n_test: int, epochs: int, timeout: float) -> di
     results = {}
     for row in (*NETWORK_ROWS, SWEEP_ROW):
         try:
-            for result in bench.measure([row], epochs, n_train, n_test, say=say, timeout=timeout):
+            for result in bench.measure([row], epochs, n_train, n_test, timeout=timeout):
                 results[(result["framework"], row)] = result
         except RuntimeError as e:
-            say(f"device_check: {row} failed: {e}")
+            log.info(f"device_check: {row} failed: {e}")
     return results
 
 
@@ -85,13 +84,13 @@ def homework_seconds(n_train: int, n_test: int, epochs: int, timeout: float) -> 
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            say(f"device_check: the homework ran past {timeout} s")
+            log.info(f"device_check: the homework ran past {timeout} s")
             return None
         seconds = time.perf_counter() - start
     if done.returncode != 0:
-        say(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        log.info(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
         return None
-    say(f"homework {seconds:.1f} s")
+    log.info(f"homework {seconds:.1f} s")
     return seconds
 
 
@@ -163,6 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--dry-run", action="store_true", help="CPU only, tiny sizes: checks the script itself")
     p.add_argument("--out", default="benchmarks/results", help="folder for device_check.json and .md")
     args = p.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     mode = "dry-run" if args.dry_run else "gpu"
     missing = None if args.dry_run else gpu_missing()
     if missing:

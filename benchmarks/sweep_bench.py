@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import time
 
-from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.bench import epoch_times, host, synthetic, write_results
 from jaxtrainer.presets import NETWORKS
 from jaxtrainer.tables import markdown_table
 
@@ -51,7 +48,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
             start = time.perf_counter()
             jax.block_until_ready(epoch(key))
             row[key].append(time.perf_counter() - start)
-    row["median"] = {key: statistics.median(row[key][1:]) for key in states}
+    row["median"] = {key: epoch_times(row[key])["median_epoch_s"] for key in states}
     row["backend"] = jax.default_backend()
     return row
 
@@ -62,8 +59,7 @@ def markdown(rows: list, meta: dict) -> str:
     lines = [
         f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
         f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
-        f"{meta['machine']}, "
-        f"{meta['cpus']} cores, JAX on {rows[0]['backend']}",
+        f"{meta['machine']}, JAX on {rows[0]['backend']}",
         "",
     ]
     header = ["model", "one run s/epoch"]
@@ -97,8 +93,7 @@ def main(argv=None) -> int:
     meta = {
         "n_train": args.n_train,
         "epochs": args.epochs,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        "machine": host(),
     }
     write_results(args.out, "sweep", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.bench import host, synthetic, write_results
 from jaxtrainer.presets import NETWORKS
 from jaxtrainer.tables import markdown_table
 
@@ -131,7 +130,7 @@ def main(argv=None) -> int:
             child = [sys.executable, "-m", "benchmarks.warm_start", "--child", network]
             sizes = ["--n-train", str(args.n_train), "--n-test", str(args.n_test)]
             rows.append(measure(f"Trainer({network!r}).train_loop(1)", lambda tag: child + sizes, tmp))
-    meta = {"n_train": args.n_train, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    meta = {"n_train": args.n_train, "machine": host()}
     write_results(args.out, "warm_start", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 

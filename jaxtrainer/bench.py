@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import platform
 import resource
@@ -42,6 +43,7 @@ SWEEPS = {
     "cnn_sweep8": ("cnn", (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)),
 }
 ROWS = (*NETWORKS, *SWEEPS)
+log = logging.getLogger(__name__)
 
 
 def runs_of(row: str):
@@ -172,15 +174,21 @@ def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
     ]
 
 
+def epoch_times(times: Sequence[float]) -> dict:
+    """A run's epochs in seconds, its first (compilation and warm-up) and the median of the others:
+    the figure every benchmark reports."""
+    return {"epoch_s": list(times), "first_epoch_s": times[0], "median_epoch_s": statistics.median(times[1:])}
+
+
+def host() -> str:
+    """The processor and its core count, for a table's header."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def _run(report: dict) -> dict:
     """One worker's run; sequential runs (PyTorch's sweep rows) add up epoch by epoch."""
     times = [sum(epoch) for epoch in zip(*report["runs"])]
-    return {
-        "epoch_s": times,
-        "first_epoch_s": times[0],
-        "median_epoch_s": statistics.median(times[1:]),
-        "peak_rss_mb": report["peak_rss_mb"],
-    }
+    return {**epoch_times(times), "peak_rss_mb": report["peak_rss_mb"]}
 
 
 def _result(framework: str, row: str, reports: Sequence[dict]) -> dict:
@@ -211,7 +219,6 @@ def measure(
     epochs: int,
     n_train: int,
     n_test: int,
-    say=print,
     timeout: float | None = None,
     repeats: int = 1,
 ) -> list:
@@ -246,9 +253,9 @@ def measure(
                         )
                     report = json.loads(done.stdout.strip().splitlines()[-1])
                     reports[(framework, row)].append(report)
-                    say(
-                        f"{framework:5s} {row:12s} {_run(report)['median_epoch_s']:.2f} s/epoch "
-                        f"(run {repeat + 1} of {repeats})"
+                    seconds = _run(report)["median_epoch_s"]
+                    log.info(
+                        f"{framework:5s} {row:12s} {seconds:.2f} s/epoch (run {repeat + 1} of {repeats})"
                     )
     return [_result(framework, row, runs) for (framework, row), runs in reports.items()]
 
@@ -287,10 +294,7 @@ def _spread(median: float, low: float, high: float, unit: str = "") -> str:
 def machine(rows: list) -> str:
     """The processor, core count and the two frameworks' devices, for the table's header."""
     devices = {r["framework"]: r["device"] for r in rows}
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, JAX on {devices['jax']}, "
-        f"PyTorch on {devices['torch']}"
-    )
+    return f"{host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
 
 
 def markdown(rows: list, meta: dict) -> str:
@@ -370,7 +374,6 @@ def run(args) -> int:
             args.epochs,
             args.n_train,
             args.n_test,
-            say=lambda s: print(s, flush=True),
             repeats=args.repeats,
         )
     except RuntimeError as e:
