@@ -90,7 +90,19 @@ def train_members(
 ):
     """The benchmarks' one call into the training API: the homework network `network` at each
     learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
-    single run. Returns `jaxtrainer.sweep`'s SweepResult."""
+    single run.
+
+    Args:
+        network: a name in `presets.NETWORKS`.
+        lrs: the learning rates, one member each.
+        dataset: ((X_train, y_train), (X_test, y_test)).
+        epochs: epochs to train.
+        on_epoch: called after each epoch as the sweep calls it (the timers stamp there).
+        progress: show a progress bar.
+
+    Returns:
+        `jaxtrainer.sweep`'s SweepResult.
+    """
     from .settings import Settings
     from .sweeps import sweep
 
@@ -222,10 +234,21 @@ def measure(
     timeout: float | None = None,
     repeats: int = 1,
 ) -> list:
-    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess (stopped after
-    `timeout` seconds), on one synthetic set written once. The repeats are interleaved (every row
-    once, then again) and the frameworks alternate, so that a slow spell of the machine falls on
-    both."""
+    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
+    synthetic set written once. The repeats are interleaved (every row once, then again) and the
+    frameworks alternate, so that a slow spell of the machine falls on both.
+
+    Args:
+        rows: rows of the table, names in `ROWS` (a network, or a sweep row of `SWEEPS`).
+        epochs: epochs per run, >= 2 (the first carries compilation and is reported apart).
+        n_train, n_test: sizes of the synthetic set.
+        timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
+        repeats: runs per (framework, row).
+
+    Returns:
+        One result per (framework, row): the runs, the median epoch and its range, the first epoch,
+        the peak RSS and the device.
+    """
     if epochs < 2:
         raise ValueError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
     if repeats < 1:

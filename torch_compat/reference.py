@@ -95,10 +95,21 @@ class Trainer:
         progress: bool = True,
         device: str = "cpu",
     ):
-        """``dataset`` is ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
-        shape (N, C, H, W) and y of shape (N, 1); ``progress`` shows a tqdm bar over epochs;
-        ``device`` holds the network and the data ("cuda" for a GPU; the weights are drawn on the
-        CPU first, so a seed gives the same initial network on every device)."""
+        """The homework's constructor, with the data passed in.
+
+        Args:
+            network_type: "mlp" or "cnn".
+            net_config: the layer sizes.
+            lr: Adam's learning rate.
+            batch_size: examples per training step.
+            activation_name: "relu", "tanh" or "sigmoid" (any case).
+            dataset: ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
+                shape (N, C, H, W) and y of shape (N, 1); required: this Trainer reads no files.
+            seed: seeds random, numpy and torch, as the homework's solution file does.
+            progress: show a tqdm bar over epochs.
+            device: where the network and the data live ("cuda" for a GPU; the weights are drawn
+                on the CPU first, so a seed gives the same initial network on every device).
+        """
         if dataset is None:
             raise ValueError(
                 "a dataset must be passed as dataset=((X_train, y_train), (X_test, y_test)); "

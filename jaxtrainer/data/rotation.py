@@ -76,8 +76,16 @@ def rotated_splits(
     n_test: int = N_TEST,
     on_image=None,
 ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """{split: (rotated images uint8 (n, H, W), angles int64 (n,))} from raw uint8 images;
-    `on_image(split, index, angle, image)` is called after each image (the folder writer)."""
+    """{split: (rotated images uint8 (n, H, W), angles int64 (n,))} from raw uint8 images.
+
+    Args:
+        raw: {"train": (images, labels), "test": (images, labels)} as read from the source.
+        seed: seeds the angles (each split its own stream, `draw_angles`).
+        max_angle: angles are drawn in [0, max_angle] degrees.
+        n_train, n_test: the first images of each split that are kept.
+        on_image: called as `on_image(split, index, angle, image)` after each image (the folder
+            writer saves it there).
+    """
     check_args(seed, max_angle, n_train, n_test)
     sources = {"train": take(raw, "train", n_train), "test": take(raw, "test", n_test)}
     out = {}
