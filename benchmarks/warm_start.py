@@ -110,22 +110,8 @@ def main(argv=None) -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="warm-start-") as tmp:
-        homework = HOMEWORK.split()[1:]
-        rows.append(
-            measure(
-                HOMEWORK,
-                lambda tag: [
-                    sys.executable,
-                    "-m",
-                    "jaxtrainer",
-                    *homework,
-                    "--no-progress",
-                    "--out",
-                    f"{tmp}/{tag}",
-                ],
-                tmp,
-            )
-        )
+        homework = [sys.executable, "-m", "jaxtrainer", *HOMEWORK.split()[1:], "--no-progress", "--out"]
+        rows.append(measure(HOMEWORK, lambda tag: [*homework, f"{tmp}/{tag}"], tmp))
         for network in NETWORKS:
             child = [sys.executable, "-m", "benchmarks.warm_start", "--child", network]
             sizes = ["--n-train", str(args.n_train), "--n-test", str(args.n_test)]

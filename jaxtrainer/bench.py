@@ -156,34 +156,15 @@ def _reference_file() -> str:
 
 
 def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
+    """The worker's command line: `jaxtrainer.bench --worker`, or the reference run as a file."""
+    common = ["--data", data_file, "--epochs", str(epochs)]
     if framework == "jax":
-        return [
-            sys.executable,
-            "-m",
-            "jaxtrainer.bench",
-            "--worker",
-            row,
-            "--data",
-            data_file,
-            "--epochs",
-            str(epochs),
-        ]
+        return [sys.executable, "-m", "jaxtrainer.bench", "--worker", row, *common]
     network, lrs = runs_of(row)
     net = NETWORKS[network]
-    return [
-        sys.executable,
-        _reference_file(),
-        "--data",
-        data_file,
-        "--network-type",
-        net.network_type,
-        "--net-config",
-        json.dumps([list(field) for field in net.net_config]),
-        "--lrs",
-        *(repr(lr) for lr in lrs),
-        "--epochs",
-        str(epochs),
-    ]
+    config = json.dumps([list(field) for field in net.net_config])
+    common += ["--network-type", net.network_type, "--net-config", config, "--lrs", *map(repr, lrs)]
+    return [sys.executable, _reference_file(), *common]
 
 
 def epoch_times(times: Sequence[float]) -> dict:

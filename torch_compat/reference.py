@@ -197,12 +197,10 @@ class Trainer:
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
         """Appends the train and test loss and MAE to `train_logs`."""
-        train_loss, train_mae = self.evaluate(X_train, y_train)
-        test_loss, test_mae = self.evaluate(X_test, y_test)
-        self.train_logs["train_loss"].append(train_loss.item())
-        self.train_logs["test_loss"].append(test_loss.item())
-        self.train_logs["train_mae"].append(train_mae.item())
-        self.train_logs["test_mae"].append(test_mae.item())
+        for split, (X, y) in (("train", (X_train, y_train)), ("test", (X_test, y_test))):
+            loss, mae = self.evaluate(X, y)
+            self.train_logs[f"{split}_loss"].append(loss.item())
+            self.train_logs[f"{split}_mae"].append(mae.item())
 
     def train_loop(self, n_epochs: int) -> dict:
         """Log before training and after every epoch (``n_epochs + 1`` entries per list); an epoch
