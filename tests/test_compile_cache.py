@@ -20,16 +20,21 @@ COMPILE_ONE = (
 VARIABLES = ("JAXTRAINER_CACHE_DIR", "JAXTRAINER_NO_CACHE", "JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME")
 
 
-def compile_one(tmp_path, **env):
+def python(tmp_path, code: str, **env):
+    """`code` in a fresh interpreter whose environment has none of VARIABLES but `env`'s."""
     clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     done = subprocess.run(
-        [sys.executable, "-c", COMPILE_ONE],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**clean, "HOME": str(tmp_path / "home"), **env},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def compile_one(tmp_path, **env):
+    return python(tmp_path, COMPILE_ONE, **env)
 
 
 def files(folder):
@@ -154,15 +159,7 @@ print(json.dumps({"by_import": changed, "dir": jax.config.values["jax_compilatio
 
 
 def import_then_trainer(tmp_path, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_THEN_TRAINER],
-        capture_output=True,
-        text=True,
-        env={**clean, "HOME": str(tmp_path / "home"), **env},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(python(tmp_path, IMPORT_THEN_TRAINER, **env).stdout.strip().splitlines()[-1])
 
 
 def test_importing_the_package_leaves_jax_config_alone_and_a_trainer_turns_the_cache_on(tmp_path):
