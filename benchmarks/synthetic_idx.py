@@ -15,11 +15,9 @@ import struct
 import numpy as np
 from scipy import ndimage
 
+from jaxtrainer.data.idx import FILES
+
 CLASS_CONTRAST = 0.4
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
@@ -52,8 +50,8 @@ def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int =
     os.makedirs(out, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
         images, labels = synthetic_images(n, rng, prototypes)
-        write_idx(os.path.join(out, FILES[split][0]), images)
-        write_idx(os.path.join(out, FILES[split][1]), labels)
+        write_idx(os.path.join(out, FILES[(split, "images")]), images)
+        write_idx(os.path.join(out, FILES[(split, "labels")]), labels)
 
 
 def main(argv=None) -> int:
