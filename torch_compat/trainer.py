@@ -316,33 +316,17 @@ class Trainer:
         """The engine's one loop, then the trained state back into the network. The loader
         variant's epoch e trains on the loader's next order (as iterating it would draw); a resumed
         run started from a fresh loader: its epoch k used pass k - 1."""
+        settings, order = Settings(batch_size=self.batch_size), None
         if isinstance(self.train, BatchLoader):
             loader = self.train
             first = 0 if resume else loader.epoch
             settings = Settings(
                 batch_size=loader.batch_size, variant="loader", test_batch_size=self.test.batch_size
             )
-            train, test = (loader.X, loader.y), (self.test.X, self.test.y)
             order = lambda epoch: loader.order(first + epoch - 1)
-        else:
-            settings, (train, test), order = (
-                Settings(batch_size=self.batch_size),
-                (self.train, self.test),
-                None,
-            )
-        graphdef = self.optimizer.graphdef
-        state, logs = fit(
-            graphdef,
-            state,
-            train,
-            test,
-            n_epochs,
-            settings,
-            logs=logs,
-            on_epoch=on_epoch,
-            order=order,
-            progress=self.progress,
-        )
+        train, test = self._arrays()
+        run = dict(logs=logs, on_epoch=on_epoch, order=order, progress=self.progress)
+        state, logs = fit(self.optimizer.graphdef, state, train, test, n_epochs, settings, **run)
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
         self._commit(state)
