@@ -99,6 +99,23 @@ def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Cal
     return markdown_table((corner, *columns), rows)
 
 
+def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
+    """A report's lines on the selected model (`label`, its record `best`): its validation accuracy
+    at its best epoch, its test metrics, its curves and where its parameters are."""
+    val = 100 * best["logs"]["val_accuracy"][best["best_epoch"]]
+    return [
+        f"## {heading}",
+        "",
+        f"{label}: validation accuracy {val:.2f} % at epoch {best['best_epoch']}; that model's **test "
+        f"accuracy {100 * test['accuracy']:.2f} %** (mean NLL {test['loss']:.4f}), the test set's only use.",
+        "",
+        "![curves](best_curves.png)",
+        "",
+        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
+        "",
+    ]
+
+
 def member_record(member: Member) -> dict:
     """JSON-ready: everything but the parameters."""
     return {f.name: getattr(member, f.name) for f in dataclasses.fields(member) if f.name != "params"}

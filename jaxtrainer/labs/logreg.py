@@ -87,20 +87,8 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
             ),
             "",
         ]
-    lines += [
-        "## Best configuration",
-        "",
-        f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}: validation "
-        f"accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % at epoch "
-        f"{best['best_epoch']}; that model's **test accuracy {100 * test['accuracy']:.2f} %** "
-        f"(mean NLL {test['loss']:.4f}), the test set's only use.",
-        "",
-        "![curves](best_curves.png)",
-        "",
-        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
-        "",
-    ]
-    return lines
+    label = f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}"
+    return lines + classify.best_section("Best configuration", label, best, test)
 
 
 def run_from_args(args, mode: str = "continue") -> dict:

@@ -134,20 +134,8 @@ def _report(summary: dict, depths, widths, lrs) -> list:
                     lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
                 )
             )
-    lines += [
-        "",
-        "## Best model",
-        "",
-        f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}: "
-        f"validation accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % "
-        f"at epoch {best['best_epoch']}; **test accuracy {100 * test['accuracy']:.2f} %**.",
-        "",
-        "![curves](best_curves.png)",
-        "",
-        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
-        "",
-    ]
-    return lines
+    label = f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}"
+    return lines + [""] + classify.best_section("Best model", label, best, test)
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
