@@ -160,6 +160,18 @@ class Options:
         )
 
 
+def _best_so_far(epoch: int, params, logs, best_params, best_epochs):
+    """Each member's parameters at its best validation accuracy so far (the earliest of ties), and
+    that epoch, after `epoch` gave `params`."""
+    improved = np.array([m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)])
+    best_params = jax.tree.map(
+        lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
+        best_params,
+        params,
+    )
+    return best_params, np.where(improved, epoch, best_epochs)
+
+
 @dataclasses.dataclass
 class LabRun:
     """A classification lab under way: its data (split train/validation), task and run folder."""
@@ -186,18 +198,7 @@ class LabRun:
         check_batch_size(batch_size)
         lrs = [check_lr(lr) for lr in lrs]
         graphdef, initial = nnx.split(model, nnx.Param)
-        leaves = jax.tree.leaves(initial)
-        identity = {  # what the results depend on (the epoch count aside: more epochs continue)
-            "model": type(model).__name__,
-            "shapes": [list(p.shape) for p in leaves],
-            "initial_crc32": zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in leaves)),
-            "optimizer": optimizer,
-            "lrs": lrs,
-            "batch_size": batch_size,
-            "task": repr(self.task),
-            "gradient": f"{backprop.__module__}.{backprop.__qualname__}",
-            "data": fingerprint(self.train, self.val),
-        }
+        identity = self._identity(model, initial, optimizer, lrs, batch_size)
         states = stack([init_state(model, lr, factory)[1] for lr in lrs])
         zero = np.zeros(len(lrs), np.int32)
         untrained = {"state": states, "best_params": states.params, "best_epoch": zero}
@@ -217,35 +218,16 @@ class LabRun:
             clock = time.perf_counter()
 
             def keep_best(epoch, states, logs):
-                """Each member's parameters at its best validation accuracy so far (the earliest of
-                ties), then the checkpoint."""
+                """The members' best parameters so far, then the checkpoint."""
                 nonlocal best_params, best_epochs
-                improved = np.array(
-                    [m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)]
-                )
-                best_epochs = np.where(improved, epoch, best_epochs)
-                best_params = jax.tree.map(
-                    lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
-                    best_params,
-                    states.params,
-                )
+                best_params, best_epochs = _best_so_far(epoch, states.params, logs, best_params, best_epochs)
                 tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
                 run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
 
             if logs is None or run.epochs_done < o.epochs:
-                _, logs = fit_sweep(
-                    graphdef,
-                    saved["state"],
-                    self.train,
-                    self.val,
-                    o.epochs,
-                    settings,
-                    logs=logs,
-                    progress=o.progress,
-                    on_epoch=keep_best,
-                    labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
-                    desc=name,
-                )
+                labels = [f"{optimizer} lr {lr:g}" for lr in lrs]
+                kw = dict(logs=logs, progress=o.progress, on_epoch=keep_best, labels=labels, desc=name)
+                _, logs = fit_sweep(graphdef, saved["state"], self.train, self.val, o.epochs, settings, **kw)
                 seconds += time.perf_counter() - clock
         share = seconds / len(lrs)
         best = [unstack(best_params, i) for i in range(len(lrs))]
@@ -254,6 +236,21 @@ class LabRun:
             for i, lr in enumerate(lrs)
         ]
         return graphdef, members
+
+    def _identity(self, model, initial, optimizer: str, lrs: List[float], batch_size: int) -> dict:
+        """What a sweep's results depend on (the epoch count aside: more epochs continue it)."""
+        leaves = jax.tree.leaves(initial)
+        return {
+            "model": type(model).__name__,
+            "shapes": [list(p.shape) for p in leaves],
+            "initial_crc32": zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in leaves)),
+            "optimizer": optimizer,
+            "lrs": lrs,
+            "batch_size": batch_size,
+            "task": repr(self.task),
+            "gradient": f"{backprop.__module__}.{backprop.__qualname__}",
+            "data": fingerprint(self.train, self.val),
+        }
 
     def test(self, graphdef, member: Member) -> Dict[str, float]:
         """The member's loss and accuracy on the test set (its only use)."""

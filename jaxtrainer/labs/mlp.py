@@ -39,6 +39,16 @@ def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float
     return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)))
 
 
+def _check_grid(depths: Sequence[int], widths: Sequence[int]) -> None:
+    """Refuses depths that are not integers >= 0 or widths that are not integers >= 1."""
+    bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
+    if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
+        raise ValueError(
+            f"depths must be integers >= 0 and widths integers >= 1, got depths "
+            f"{list(depths)}, widths {list(widths)}"
+        )
+
+
 def run_mlp(
     options: classify.Options,
     depths: Sequence[int] = MLP_DEPTHS,
@@ -65,12 +75,7 @@ def run_mlp(
     lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
     for name in lrs:
         handopt.by_name(name)
-    bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
-    if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
-        raise ValueError(
-            f"depths must be integers >= 0 and widths integers >= 1, got depths "
-            f"{list(depths)}, widths {list(widths)}"
-        )
+    _check_grid(depths, widths)
     config = {"depths": depths, "widths": widths, "lrs": lrs, "batch_size": batch_size}
     gaps, members, where = {}, [], {}
     with classify.open_lab("mlp", options, config) as lab:
