@@ -33,13 +33,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
-import statistics
 import time
 
 import numpy as np
 
-from jaxtrainer.bench import write_results
+from jaxtrainer.bench import epoch_times, host, write_results
+from jaxtrainer.tables import markdown_table
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
@@ -152,6 +151,7 @@ def torch_hand_backward(thetas, x, y):
 
 
 def torch_optimizer(name: str, params):
+    """torch's optimizer `name` ("sgd", "adam") at the benchmark's learning rate."""
     import torch
 
     return {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name](params, lr=LR)
@@ -265,15 +265,7 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
             losses, accuracies = epoch_of[name]()
             times[name].append(time.perf_counter() - start)
             last[name] = {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies))}
-    variants = {
-        name: {
-            "epoch_s": times[name],
-            "first_epoch_s": times[name][0],
-            "median_epoch_s": statistics.median(times[name][1:]),
-            "last_epoch_train": last[name],
-        }
-        for name in VARIANTS
-    }
+    variants = {name: {**epoch_times(times[name]), "last_epoch_train": last[name]} for name in VARIANTS}
     baseline = variants[BASELINE]["median_epoch_s"]
     return {
         "config": f"{depth}x{width}",
@@ -289,17 +281,18 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
 
 
 def machine() -> str:
+    """The processor, cores, JAX and PyTorch versions and devices, for the table's header."""
     import jax
     import torch
 
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX "
-        f"{jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
+        f"{host()}; JAX {jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
         f"({torch.get_num_threads()} torch threads)"
     )
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """backprop_speed.md: seconds per epoch and ratios, then first epochs and gradient gaps."""
     others = [name for name in VARIANTS if name != BASELINE]
     checked = [name for name in VARIANTS if name != GRAD_REFERENCE]
     lines = [
@@ -309,47 +302,43 @@ def markdown(rows: list, meta: dict) -> str:
         "",
         "Seconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):",
         "",
-        "| config | parameters | "
-        + " | ".join(f"{LABELS[n]} s" for n in VARIANTS)
-        + " | "
-        + " | ".join(f"{LABELS[n]} ratio" for n in others)
-        + " |",
-        "|---|---|" + "---|" * (len(VARIANTS) + len(others)),
     ]
-    for row in rows:
-        v = row["variants"]
-        lines.append(
-            f"| {row['config']} | {row['parameters']:,} | "
-            + " | ".join(f"{v[n]['median_epoch_s']:.3f}" for n in VARIANTS)
-            + " | "
-            + " | ".join(f"{row['ratios'][n]:.2f}x" for n in others)
-            + " |"
-        )
-    lines += [
-        "",
+    header = [
+        "config",
+        "parameters",
+        *(f"{LABELS[n]} s" for n in VARIANTS),
+        *(f"{LABELS[n]} ratio" for n in others),
+    ]
+    table = [
+        [
+            row["config"],
+            f"{row['parameters']:,}",
+            *(f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS),
+            *(f"{row['ratios'][n]:.2f}x" for n in others),
+        ]
+        for row in rows
+    ]
+    lines += [markdown_table(header, table), ""]
+    lines.append(
         "First epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
-        "on the first batch, float32:",
-        "",
-        "| config | "
-        + " | ".join(f"{LABELS[n]} 1st s" for n in VARIANTS)
-        + " | "
-        + " | ".join(f"{LABELS[n]} Δ" for n in checked)
-        + " | max abs ∂θ |",
-        "|---|" + "---|" * (len(VARIANTS) + len(checked) + 1),
+        "on the first batch, float32:"
+    )
+    header = ["config", *(f"{LABELS[n]} 1st s" for n in VARIANTS), *(f"{LABELS[n]} Δ" for n in checked)]
+    table = [
+        [
+            row["config"],
+            *(f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS),
+            *(f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in checked),
+            f"{row['grad_max_abs_diff_vs_jax_grad']['grad_max_abs']:.1e}",
+        ]
+        for row in rows
     ]
-    for row in rows:
-        v, diff = row["variants"], row["grad_max_abs_diff_vs_jax_grad"]
-        lines.append(
-            f"| {row['config']} | "
-            + " | ".join(f"{v[n]['first_epoch_s']:.3f}" for n in VARIANTS)
-            + " | "
-            + " | ".join(f"{diff[n]:.1e}" for n in checked)
-            + f" | {diff['grad_max_abs']:.1e} |"
-        )
+    lines += ["", markdown_table([*header, "max abs ∂θ"], table)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.backprop_speed`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--configs",

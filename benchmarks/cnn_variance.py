@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,13 +45,14 @@ print(json.dumps({"runs": [[b - a for a, b in zip(stamps, stamps[1:])]]}))
 
 
 def seconds(command, env=None) -> float:
+    """The median epoch (after the first) of a bench worker run as `command`."""
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    epochs = [sum(e) for e in zip(*report["runs"])]
-    return statistics.median(epochs[1:])
+    return bench.epoch_times([sum(e) for e in zip(*report["runs"])])["median_epoch_s"]
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.cnn_variance`."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
     args = p.parse_args(argv)

@@ -16,6 +16,7 @@ printed and written (device_check.json, device_check.md) either way.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import tempfile
 import time
 
 from jaxtrainer import bench
+from jaxtrainer.tables import markdown_table
 
 NETWORK_ROWS = ("mlp", "cnn", "deep_cnn", "shallow_cnn")
 SWEEP_ROW = "cnn_sweep8"
@@ -39,8 +41,7 @@ HOMEWORK_TIMEOUT_S = {"gpu": 240, "dry-run": 400}
 PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cuda.is_available() else 'cpu')"
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)  # progress, on stderr (main): stdout holds the table alone
 
 
 def gpu_missing() -> str | None:
@@ -62,10 +63,10 @@ def framework_rows(n_train: int, n_test: int, epochs: int, timeout: float) -> di
     results = {}
     for row in (*NETWORK_ROWS, SWEEP_ROW):
         try:
-            for result in bench.measure([row], epochs, n_train, n_test, say=say, timeout=timeout):
+            for result in bench.measure([row], epochs, n_train, n_test, timeout=timeout):
                 results[(result["framework"], row)] = result
         except RuntimeError as e:
-            say(f"device_check: {row} failed: {e}")
+            log.info(f"device_check: {row} failed: {e}")
     return results
 
 
@@ -83,13 +84,13 @@ def homework_seconds(n_train: int, n_test: int, epochs: int, timeout: float) -> 
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            say(f"device_check: the homework ran past {timeout} s")
+            log.info(f"device_check: the homework ran past {timeout} s")
             return None
         seconds = time.perf_counter() - start
     if done.returncode != 0:
-        say(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        log.info(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
         return None
-    say(f"homework {seconds:.1f} s")
+    log.info(f"homework {seconds:.1f} s")
     return seconds
 
 
@@ -138,29 +139,30 @@ def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_
 
 
 def markdown(rows: list, header: str) -> str:
+    """device_check.md: `header`, then a table row per measurement."""
+
     def cell(seconds):
         return "failed" if seconds is None else f"{seconds:.2f}"
 
-    lines = [
-        header,
-        "",
-        "| measurement | jaxtrainer | baseline | baseline is | jaxtrainer / baseline |",
-        "|---|---|---|---|---|",
+    def ratio(jax_s, base_s):
+        return "failed" if jax_s is None or base_s is None else f"{jax_s / base_s:.2f}x"
+
+    table = [
+        [m, cell(jax_s), *((cell(base_s), baseline, ratio(jax_s, base_s)) if baseline else ("", "", ""))]
+        for m, jax_s, base_s, baseline in rows
     ]
-    for measurement, jax_s, base_s, baseline in rows:
-        if not baseline:
-            lines.append(f"| {measurement} | {cell(jax_s)} | | | |")
-            continue
-        ratio = "failed" if jax_s is None or base_s is None else f"{jax_s / base_s:.2f}x"
-        lines.append(f"| {measurement} | {cell(jax_s)} | {cell(base_s)} | {baseline} | {ratio} |")
+    header_row = ("measurement", "jaxtrainer", "baseline", "baseline is", "jaxtrainer / baseline")
+    lines = [header, "", markdown_table(header_row, table)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.device_check`: exit 1 when a measurement failed."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="CPU only, tiny sizes: checks the script itself")
     p.add_argument("--out", default="benchmarks/results", help="folder for device_check.json and .md")
     args = p.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     mode = "dry-run" if args.dry_run else "gpu"
     missing = None if args.dry_run else gpu_missing()
     if missing:

@@ -45,6 +45,7 @@ def grade(paths, out, jobs):
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.grade_class`."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--submissions", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)

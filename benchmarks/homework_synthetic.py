@@ -12,6 +12,7 @@ import time
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.homework_synthetic`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--n-train", type=int, default=60_000)

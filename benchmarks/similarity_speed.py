@@ -24,6 +24,7 @@ SOLUTION = os.path.join(ROOT, "tests", "grade_solutions", "correct.py")
 
 
 def own_code(seed: int) -> str:
+    """Seeded functions unlike any other seed's, the code a submission adds to the template."""
     rng = random.Random(seed)
     return "".join(
         f"\n\ndef helper_{seed}_{j}(x, y):\n    z = x * {rng.randint(1, 99)} + y ** {rng.randint(2, 5)}\n"
@@ -33,6 +34,7 @@ def own_code(seed: int) -> str:
 
 
 def main() -> None:
+    """`python -m benchmarks.similarity_speed`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=30, help="how many (default: 30)")
     args = parser.parse_args()

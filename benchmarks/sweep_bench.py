@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import time
 
-from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.bench import epoch_times, host, synthetic, write_results
 from jaxtrainer.presets import NETWORKS
+from jaxtrainer.tables import markdown_table
 
 
 def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategies) -> dict:
@@ -50,32 +48,35 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
             start = time.perf_counter()
             jax.block_until_ready(epoch(key))
             row[key].append(time.perf_counter() - start)
-    row["median"] = {key: statistics.median(row[key][1:]) for key in states}
+    row["median"] = {key: epoch_times(row[key])["median_epoch_s"] for key in states}
     row["backend"] = jax.default_backend()
     return row
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """sweep.md: one run's epoch against each strategy's sweep of K."""
     strategies = [s for s in ("vmap", "map") if s in rows[0]["median"]]
     lines = [
         f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
         f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
-        f"{meta['machine']}, "
-        f"{meta['cpus']} cores, JAX on {rows[0]['backend']}",
+        f"{meta['machine']}, JAX on {rows[0]['backend']}",
         "",
-        "| model | one run s/epoch | "
-        + " | ".join(f"K={rows[0]['k']} {s} s/epoch | {s} / one run" for s in strategies)
-        + " |",
-        "|---|---|" + "---|---|" * len(strategies),
     ]
+    header = ["model", "one run s/epoch"]
+    for s in strategies:
+        header += [f"K={rows[0]['k']} {s} s/epoch", f"{s} / one run"]
+    table = []
     for r in rows:
         m = r["median"]
-        cells = " | ".join(f"{m[s]:.2f} | {m[s] / m['solo']:.2f}x" for s in strategies)
-        lines.append(f"| {r['model']} | {m['solo']:.2f} | {cells} |")
+        table.append([r["model"], f"{m['solo']:.2f}"])
+        for s in strategies:
+            table[-1] += [f"{m[s]:.2f}", f"{m[s] / m['solo']:.2f}x"]
+    lines.append(markdown_table(header, table))
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.sweep_bench`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
     p.add_argument("--k", type=int, default=3, help="members per sweep")
@@ -92,8 +93,7 @@ def main(argv=None) -> int:
     meta = {
         "n_train": args.n_train,
         "epochs": args.epochs,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        "machine": host(),
     }
     write_results(args.out, "sweep", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0

@@ -15,11 +15,9 @@ import struct
 import numpy as np
 from scipy import ndimage
 
+from jaxtrainer.data.idx import FILES
+
 CLASS_CONTRAST = 0.4
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
@@ -31,6 +29,7 @@ def write_idx(path: str, array: np.ndarray) -> None:
 
 
 def synthetic_images(n: int, rng: np.random.Generator, prototypes: np.ndarray):
+    """`n` images drawn from class `prototypes`, shifted and noised: (images, labels)."""
     labels = rng.integers(0, len(prototypes), n)
     shifts = rng.integers(-3, 4, (n, 2))
     images = np.empty((n, 28, 28), np.float32)
@@ -41,6 +40,7 @@ def synthetic_images(n: int, rng: np.random.Generator, prototypes: np.ndarray):
 
 
 def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int = 0) -> None:
+    """An MNIST-shaped set of IDX files in `out`, for the labs' timings without a download."""
     rng = np.random.default_rng(seed)
     # a shared base plus a faint class-specific part: hard enough that a linear model is not
     # perfect (about Fashion-MNIST's difficulty for logistic regression)
@@ -50,11 +50,12 @@ def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int =
     os.makedirs(out, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
         images, labels = synthetic_images(n, rng, prototypes)
-        write_idx(os.path.join(out, FILES[split][0]), images)
-        write_idx(os.path.join(out, FILES[split][1]), labels)
+        write_idx(os.path.join(out, FILES[(split, "images")]), images)
+        write_idx(os.path.join(out, FILES[(split, "labels")]), labels)
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.synthetic_idx`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
     p.add_argument("--n-train", type=int, default=60_000)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-from jaxtrainer.bench import synthetic, write_results
+from jaxtrainer.bench import host, synthetic, write_results
 from jaxtrainer.presets import NETWORKS
+from jaxtrainer.tables import markdown_table
 
 HOMEWORK = "jaxtrainer homework --dataset digits --epochs 3"
 
@@ -75,28 +75,30 @@ def measure(name: str, command_for, tmp: str) -> dict:
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """warm_start.md: each command's cold and warm times."""
     lines = [
         f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
         f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}",
         "",
-        "| run | cold s | warm s | cold / warm | cold CPU s | warm CPU s | cold s, in process "
-        "| warm s, in process | cache files |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    header = ("run", "cold s", "warm s", "cold / warm", "cold CPU s", "warm CPU s")
+    header += ("cold s, in process", "warm s, in process", "cache files")
+    table = []
     for r in rows:
         cold, warm = r["cold"], r["warm"]
-        inner = " | "
-        if "in_process_s" in cold:
-            inner = f"{cold['in_process_s']:.1f} | {warm['in_process_s']:.1f}"
-        lines.append(
-            f"| {r['name']} | {cold['process_s']:.1f} | {warm['process_s']:.1f} | "
-            f"{cold['process_s'] / warm['process_s']:.1f}x | {cold['cpu_s']:.1f} | {warm['cpu_s']:.1f} | "
-            f"{inner} | {r['cache_entries']} |"
-        )
+        inner = [
+            f"{run.get('in_process_s', ''):.1f}" if "in_process_s" in run else "" for run in (cold, warm)
+        ]
+        seconds = [f"{x:.1f}" for x in (cold["process_s"], warm["process_s"])]
+        ratio = f"{cold['process_s'] / warm['process_s']:.1f}x"
+        cpu = [f"{x:.1f}" for x in (cold["cpu_s"], warm["cpu_s"])]
+        table.append([r["name"], *seconds, ratio, *cpu, *inner, r["cache_entries"]])
+    lines.append(markdown_table(header, table))
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
+    """`python -m benchmarks.warm_start`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n-train", type=int, default=2_000, help="synthetic images for the Trainer rows")
     p.add_argument("--n-test", type=int, default=500)
@@ -108,27 +110,13 @@ def main(argv=None) -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="warm-start-") as tmp:
-        homework = HOMEWORK.split()[1:]
-        rows.append(
-            measure(
-                HOMEWORK,
-                lambda tag: [
-                    sys.executable,
-                    "-m",
-                    "jaxtrainer",
-                    *homework,
-                    "--no-progress",
-                    "--out",
-                    f"{tmp}/{tag}",
-                ],
-                tmp,
-            )
-        )
+        homework = [sys.executable, "-m", "jaxtrainer", *HOMEWORK.split()[1:], "--no-progress", "--out"]
+        rows.append(measure(HOMEWORK, lambda tag: [*homework, f"{tmp}/{tag}"], tmp))
         for network in NETWORKS:
             child = [sys.executable, "-m", "benchmarks.warm_start", "--child", network]
             sizes = ["--n-train", str(args.n_train), "--n-test", str(args.n_test)]
             rows.append(measure(f"Trainer({network!r}).train_loop(1)", lambda tag: child + sizes, tmp))
-    meta = {"n_train": args.n_train, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    meta = {"n_train": args.n_train, "machine": host()}
     write_results(args.out, "warm_start", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 

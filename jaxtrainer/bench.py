@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import platform
 import resource
@@ -32,9 +33,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import files
+from . import compile_cache, files
 from .errors import InputError
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
+from .tables import markdown_table
 
 # name: (network in presets.NETWORKS, learning rates); the other rows train one network at DEFAULT_LR.
 SWEEPS = {
@@ -42,6 +44,7 @@ SWEEPS = {
     "cnn_sweep8": ("cnn", (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6)),
 }
 ROWS = (*NETWORKS, *SWEEPS)
+log = logging.getLogger(__name__)
 
 
 def runs_of(row: str):
@@ -50,6 +53,7 @@ def runs_of(row: str):
 
 
 def describe(row: str) -> str:
+    """The row's network, and for a sweep row its learning rates, in words."""
     network, lrs = runs_of(row)
     if row not in SWEEPS:
         return NETWORKS[network].label
@@ -87,7 +91,19 @@ def train_members(
 ):
     """The benchmarks' one call into the training API: the homework network `network` at each
     learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
-    single run. Returns `jaxtrainer.sweep`'s SweepResult."""
+    single run.
+
+    Args:
+        network: a name in `presets.NETWORKS`.
+        lrs: the learning rates, one member each.
+        dataset: ((X_train, y_train), (X_test, y_test)).
+        epochs: epochs to train.
+        on_epoch: called after each epoch as the sweep calls it (the timers stamp there).
+        progress: show a progress bar.
+
+    Returns:
+        `jaxtrainer.sweep`'s SweepResult.
+    """
     from .settings import Settings
     from .sweeps import sweep
 
@@ -115,6 +131,7 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
     epoch's logs reached the host), the device and this process's peak RSS."""
     import jax
 
+    compile_cache.enable()
     network, lrs = runs_of(row)
     dataset = _load_npz(data_file)
     stamps = [time.perf_counter()]
@@ -140,45 +157,32 @@ def _reference_file() -> str:
 
 
 def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
+    """The worker's command line: `jaxtrainer.bench --worker`, or the reference run as a file."""
+    common = ["--data", data_file, "--epochs", str(epochs)]
     if framework == "jax":
-        return [
-            sys.executable,
-            "-m",
-            "jaxtrainer.bench",
-            "--worker",
-            row,
-            "--data",
-            data_file,
-            "--epochs",
-            str(epochs),
-        ]
+        return [sys.executable, "-m", "jaxtrainer.bench", "--worker", row, *common]
     network, lrs = runs_of(row)
     net = NETWORKS[network]
-    return [
-        sys.executable,
-        _reference_file(),
-        "--data",
-        data_file,
-        "--network-type",
-        net.network_type,
-        "--net-config",
-        json.dumps([list(field) for field in net.net_config]),
-        "--lrs",
-        *(repr(lr) for lr in lrs),
-        "--epochs",
-        str(epochs),
-    ]
+    config = json.dumps([list(field) for field in net.net_config])
+    common += ["--network-type", net.network_type, "--net-config", config, "--lrs", *map(repr, lrs)]
+    return [sys.executable, _reference_file(), *common]
+
+
+def epoch_times(times: Sequence[float]) -> dict:
+    """A run's epochs in seconds, its first (compilation and warm-up) and the median of the others:
+    the figure every benchmark reports."""
+    return {"epoch_s": list(times), "first_epoch_s": times[0], "median_epoch_s": statistics.median(times[1:])}
+
+
+def host() -> str:
+    """The processor and its core count, for a table's header."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def _run(report: dict) -> dict:
     """One worker's run; sequential runs (PyTorch's sweep rows) add up epoch by epoch."""
     times = [sum(epoch) for epoch in zip(*report["runs"])]
-    return {
-        "epoch_s": times,
-        "first_epoch_s": times[0],
-        "median_epoch_s": statistics.median(times[1:]),
-        "peak_rss_mb": report["peak_rss_mb"],
-    }
+    return {**epoch_times(times), "peak_rss_mb": report["peak_rss_mb"]}
 
 
 def _result(framework: str, row: str, reports: Sequence[dict]) -> dict:
@@ -209,14 +213,24 @@ def measure(
     epochs: int,
     n_train: int,
     n_test: int,
-    say=print,
     timeout: float | None = None,
     repeats: int = 1,
 ) -> list:
-    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess (stopped after
-    `timeout` seconds), on one synthetic set written once. The repeats are interleaved (every row
-    once, then again) and the frameworks alternate, so that a slow spell of the machine falls on
-    both."""
+    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
+    synthetic set written once. The repeats are interleaved (every row once, then again) and the
+    frameworks alternate, so that a slow spell of the machine falls on both.
+
+    Args:
+        rows: rows of the table, names in `ROWS` (a network, or a sweep row of `SWEEPS`).
+        epochs: epochs per run, >= 2 (the first carries compilation and is reported apart).
+        n_train, n_test: sizes of the synthetic set.
+        timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
+        repeats: runs per (framework, row).
+
+    Returns:
+        One result per (framework, row): the runs, the median epoch and its range, the first epoch,
+        the peak RSS and the device.
+    """
     if epochs < 2:
         raise InputError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
     if repeats < 1:
@@ -244,9 +258,9 @@ def measure(
                         )
                     report = json.loads(done.stdout.strip().splitlines()[-1])
                     reports[(framework, row)].append(report)
-                    say(
-                        f"{framework:5s} {row:12s} {_run(report)['median_epoch_s']:.2f} s/epoch "
-                        f"(run {repeat + 1} of {repeats})"
+                    seconds = _run(report)["median_epoch_s"]
+                    log.info(
+                        f"{framework:5s} {row:12s} {seconds:.2f} s/epoch (run {repeat + 1} of {repeats})"
                     )
     return [_result(framework, row, runs) for (framework, row), runs in reports.items()]
 
@@ -283,34 +297,33 @@ def _spread(median: float, low: float, high: float, unit: str = "") -> str:
 
 
 def machine(rows: list) -> str:
+    """The processor, core count and the two frameworks' devices, for the table's header."""
     devices = {r["framework"]: r["device"] for r in rows}
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, JAX on {devices['jax']}, "
-        f"PyTorch on {devices['torch']}"
-    )
+    return f"{host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
 
 
 def markdown(rows: list, meta: dict) -> str:
+    """compare.md: the header, the table (one row per model) and the sweep rows' notes."""
     lines = [
         f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs per run "
         f"(a run's figure: the median of its epochs 2..{meta['epochs']}), logging included; "
         f"{meta['repeats']} runs per framework and model, each in a fresh process: median (min–max) "
         f"over the runs; {meta['machine']}",
         "",
-        "| model | PyTorch s/epoch | jaxtrainer s/epoch | ratio | PyTorch 1st epoch | "
-        "jaxtrainer 1st epoch | PyTorch RSS MB | jaxtrainer RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["framework"], r["model"]): r for r in rows}
     ratio, ratio_range = ratios(rows), ratio_ranges(rows)
-    for model in meta["models"]:
+
+    def row(model: str) -> list:
         t, j = by[("torch", model)], by[("jax", model)]
         seconds = [_spread(r["median_epoch_s"], r["min_epoch_s"], r["max_epoch_s"]) for r in (t, j)]
-        lines.append(
-            f"| {model} | {seconds[0]} | {seconds[1]} | {_spread(ratio[model], *ratio_range[model], 'x')} | "
-            f"{t['first_epoch_s']:.2f} | {j['first_epoch_s']:.2f} | {t['peak_rss_mb']:.0f} | "
-            f"{j['peak_rss_mb']:.0f} |"
-        )
+        firsts = [f"{r['first_epoch_s']:.2f}" for r in (t, j)]
+        rss = [f"{r['peak_rss_mb']:.0f}" for r in (t, j)]
+        return [model, *seconds, _spread(ratio[model], *ratio_range[model], "x"), *firsts, *rss]
+
+    header = ("model", "PyTorch s/epoch", "jaxtrainer s/epoch", "ratio", "PyTorch 1st epoch")
+    header += ("jaxtrainer 1st epoch", "PyTorch RSS MB", "jaxtrainer RSS MB")
+    lines.append(markdown_table(header, map(row, meta["models"])))
     notes = [
         f"{model}: {describe(model)}. PyTorch: the reference Trainer once per learning "
         "rate, one run after another, its epoch the sum of the runs' epochs; jaxtrainer: the "

@@ -86,8 +86,16 @@ def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
 
 
 def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric: str = "mae") -> Figure:
-    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch, runs given
-    as {label: logs}. Non-finite entries (a diverged run) are not drawn."""
+    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch. Non-finite
+    entries (a diverged run) are not drawn.
+
+    Args:
+        runs: {label: logs}, logs as `train_logs` holds them ("test_mae": [...], ...).
+        path: the PNG file written.
+        title: the figure's title.
+        splits: which of "train" and "test" are drawn.
+        metric: "mae" or "loss".
+    """
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     _draw_runs(ax, runs, splits, metric)

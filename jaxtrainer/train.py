@@ -22,12 +22,10 @@ import optax
 from flax import nnx
 from jax import lax
 
-from . import compile_cache
 from .gradient import apply
 from .settings import Settings
 from .tasks import REGRESSION
 
-compile_cache.enable()  # programs compiled by an earlier command are read back, not compiled again
 DEFAULT = Settings(strategy="map")
 
 

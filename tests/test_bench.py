@@ -131,7 +131,7 @@ def test_bench_repeats_give_the_median_and_range_of_the_runs(monkeypatch):
         return SimpleNamespace(returncode=0, stdout=json.dumps(report) + "\n", stderr="")
 
     monkeypatch.setattr(bench.subprocess, "run", worker)
-    rows = bench.measure(["mlp", "cnn"], 3, 64, 16, say=lambda s: None, repeats=3)
+    rows = bench.measure(["mlp", "cnn"], 3, 64, 16, repeats=3)
     # interleaved repeats, the frameworks' order alternating by row and by repeat
     assert calls == [
         *[("torch", "mlp"), ("jax", "mlp"), ("jax", "cnn"), ("torch", "cnn")],

@@ -1,7 +1,8 @@
 """The persistent compilation cache (jaxtrainer/compile_cache.py): where it goes, and that the
-environment variables move it and turn it off, in fresh interpreters (the cache is set up when
-the engine, jaxtrainer.train, is imported)."""
+environment variables move it and turn it off, in fresh interpreters; that importing the package
+changes nothing in JAX's settings, and that the facade's Trainer turns the cache on unless told not to."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,25 +11,30 @@ import pytest
 
 from jaxtrainer.compile_cache import cache_dir
 
-# Import the engine (which sets the cache up), compile one small program, print the folder in use.
+# Set the cache up (as the CLI and the Trainer do), compile one small program, print the folder in use.
 COMPILE_ONE = (
-    "import jax, jax.numpy as jnp, jaxtrainer.train; "
+    "import jax, jax.numpy as jnp, jaxtrainer.compile_cache; jaxtrainer.compile_cache.enable(); "
     "jax.jit(lambda x: x * 2.0 + 1.0)(jnp.arange(3.0)).block_until_ready(); "
     "print(jax.config.values['jax_compilation_cache_dir'])"
 )
 VARIABLES = ("JAXTRAINER_CACHE_DIR", "JAXTRAINER_NO_CACHE", "JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME")
 
 
-def compile_one(tmp_path, **env):
+def python(tmp_path, code: str, **env):
+    """`code` in a fresh interpreter whose environment has none of VARIABLES but `env`'s."""
     clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     done = subprocess.run(
-        [sys.executable, "-c", COMPILE_ONE],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**clean, "HOME": str(tmp_path / "home"), **env},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def compile_one(tmp_path, **env):
+    return python(tmp_path, COMPILE_ONE, **env)
 
 
 def files(folder):
@@ -139,3 +145,35 @@ def test_corrupt_entries_are_replaced_once_with_one_line(tmp_path):
     end = "; its program is compiled again and saved in its place (any other corrupt entry too)"
     assert said[0].startswith(start) and said[0].endswith(end), said
     assert train("third") == []
+
+
+# Every module of both packages imported, then a Trainer built: JAX's settings after each.
+IMPORT_THEN_TRAINER = """
+import importlib, json, pkgutil, jax
+before = dict(jax.config.values)
+import jaxtrainer, torch_compat
+for package in (jaxtrainer, torch_compat):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+changed = sorted(k for k in jax.config.values if jax.config.values[k] != before.get(k))
+import numpy as np
+data = ((np.zeros((4, 1, 28, 28), np.float32), np.zeros((4, 1), np.float32)),) * 2
+torch_compat.Trainer(dataset=data, progress=False)
+print(json.dumps({"by_import": changed, "dir": jax.config.values["jax_compilation_cache_dir"],
+                  "min_secs": jax.config.values["jax_persistent_cache_min_compile_time_secs"]}))
+"""
+
+
+def import_then_trainer(tmp_path, **env):
+    return json.loads(python(tmp_path, IMPORT_THEN_TRAINER, **env).stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_package_leaves_jax_config_alone_and_a_trainer_turns_the_cache_on(tmp_path):
+    seen = import_then_trainer(tmp_path, JAXTRAINER_CACHE_DIR=str(tmp_path / "xla"))
+    assert seen == {"by_import": [], "dir": str(tmp_path / "xla"), "min_secs": 0}
+
+
+def test_jaxtrainer_no_cache_keeps_the_trainer_off_jax_settings(tmp_path):
+    seen = import_then_trainer(tmp_path, JAXTRAINER_CACHE_DIR=str(tmp_path / "xla"), JAXTRAINER_NO_CACHE="1")
+    assert seen == {"by_import": [], "dir": None, "min_secs": 1.0}

@@ -66,6 +66,8 @@ class NotGraded(Exception):
 
 
 class Verdict(NamedTuple):
+    """One check's outcome for one submission, as the report and grades.csv show it."""
+
     id: str
     result: str  # passed, failed, not graded, not applicable
     message: str = ""
@@ -102,10 +104,13 @@ class Collected:
         self.running = running
 
     def section(self, name: str) -> dict | None:
+        """The section `name` the collector wrote, or None when the run never reached it."""
         value = self.sections.get(name)
         return None if value is None else need(value, dict, name)
 
     def array(self, ref, what: str, shape=None) -> np.ndarray:
+        """The array `ref` ("@N": N.npy in the result folder) as float32, refused as Malformed when it is
+        not a float32 array of `shape`."""
         if not (isinstance(ref, str) and ref.startswith("@") and ref[1:].isdigit() and len(ref) < 12):
             raise Malformed(f"{what} is not an array reference")
         path = os.path.join(self.folder, f"{int(ref[1:])}.npy")
@@ -123,6 +128,8 @@ class Collected:
 
 
 def need(value, kind, what: str):
+    """`value` when it is a `kind`, else Malformed: the run's JSON comes from hostile code and is read
+    strictly."""
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise Malformed(f"{what} is a {type(value).__name__}")
     return value
@@ -144,6 +151,8 @@ def _behaves_as(collected: Collected, entry: dict, what: str) -> str | None:
 
 
 class Layer(NamedTuple):
+    """One position of a student's network as the collector described it."""
+
     name: str  # the layer type as graded: a torch.nn name, or the student's class name
     attributes: dict
     parameters: Dict[str, np.ndarray]
@@ -161,6 +170,8 @@ def _pair(value):
 
 
 def layers_of(collected: Collected, description: dict, what: str) -> List[Layer]:
+    """The layers of a network `description`, each layer's arrays read from the result folder; a layer
+    that is not a known torch.nn one is named by what it computes on a probe (`_behaves_as`)."""
     layers = []
     for i, entry in enumerate(need(description.get("layers", []), list, f"{what} layers")[:1000]):
         need(entry, dict, f"{what} layer {i}")
@@ -346,6 +357,8 @@ class Judge:
 
     # helpers
     def section(self, name: str, needs: str | None = None) -> dict:
+        """The section `name`, or a Mistake: the run ended before it, or `needs` (the call it depends on)
+        raised."""
         value = self.c.section(name)
         if value is None:
             raise Mistake(self._missing(name))
@@ -359,12 +372,15 @@ class Judge:
         return f"not run: the run ended during {self.c.running or 'an earlier step'}"
 
     def case(self, k: int) -> plan.Case:
+        """The k-th configuration the builders are graded on (`plan.CASES`)."""
         return plan.CASES[k]
 
     def where(self, case: plan.Case) -> str:
+        """How a case is named in a message: the builder and the configuration."""
         return f"create_{case.network_type} ({case.label})"
 
     def builds(self) -> list:
+        """The collector's `builds` section: one entry per case the builders ran on."""
         if self._builds is None:
             self._builds = need(self.section("builds").get("cases"), list, "builds")
             if len(self._builds) > len(plan.CASES):
@@ -400,6 +416,8 @@ class Judge:
 
     # Q1
     def check_activation_function(self):
+        """Q1: create_activation_function returns a fresh instance of the right torch.nn activation for
+        each name, in any letter case."""
         found = need(self.section("activation").get("names"), dict, "activation names")
         problems = []
         for name in plan.ACTIVATION_NAMES:
@@ -479,9 +497,11 @@ class Judge:
         return bool(found) and all(isinstance(e, dict) and e.get("kind") == "class" for e in found.values())
 
     def check_structure_mlp(self):
+        """Q2: create_mlp's layers, their order and sizes are the reference's, for every configuration."""
         self._structure("mlp")
 
     def check_structure_cnn(self):
+        """Q3: create_cnn's layers, their order and sizes are the reference's, for every configuration."""
         self._structure("cnn")
 
     def built(self, cases, seed_index: int = 0) -> list:
@@ -498,6 +518,8 @@ class Judge:
         return found
 
     def check_activation_instances(self):
+        """Each activation position holds its own instance: a shared one is listed once by torch's
+        children()."""
         for k, description, layers in self.built((0, 3)):
             case = self.case(k)
             at: Dict[int, List[int]] = {}
@@ -517,6 +539,8 @@ class Judge:
                 )
 
     def check_init(self):
+        """The weights are PyTorch's default initialisation drawn in the layers' order under the seed: no
+        weights initialised by hand, no seed reset."""
         problems, judged = [], 0
         for seed_index in (0, 1):
             for k, _, layers in self.built(plan.INIT_CASES, seed_index):
@@ -546,6 +570,8 @@ class Judge:
             raise NotGraded("depends on structure: no network holds only the homework's layers")
 
     def check_forward(self):
+        """With the same weights, each built network's output matches the reference network's within the
+        tolerance."""
         failures, built = [], self.built(range(len(plan.CASES)))
         for k, description, layers in built:
             case = self.case(k)
@@ -585,6 +611,8 @@ class Judge:
 
     # the trainer
     def trainer_network(self, section: dict, what: str) -> torch.nn.Sequential:
+        """The network a Trainer held in `section`, rebuilt as a torch module; not graded when its layers
+        cannot be rebuilt."""
         description = section.get("network")
         if description is None:
             raise Mistake(f"{what}: trainer.network is not a torch.nn.Module")
@@ -598,9 +626,11 @@ class Judge:
 
     def batch(self, name: str, n: int, shape) -> Tuple[np.ndarray, np.ndarray]:
         # variant is set with the request, before any batch
-        return plan.batch(self.request["seed"], name, n, shape, self.variant)  # pyright: ignore[reportArgumentType]
+        """The seeded batch `name` of `n` examples that the collector also drew."""
+        return plan.batch(self.request["seed"], name, n, shape, self.variant)
 
     def image_shape(self) -> tuple:
+        """The image shape the student's Trainer loaded, and the homework's year (variant) it implies."""
         trainer = self.section("trainer", needs=_trainer_call())
         shape = tuple(need(trainer.get("image_shape"), list, "image_shape"))
         if len(shape) != 3 or not all(isinstance(v, int) and 0 < v <= 512 for v in shape):
@@ -615,6 +645,8 @@ class Judge:
         return _Reference(copy.deepcopy(network), ((X, y), (X, y)))
 
     def check_loss_and_mae(self):
+        """Q4: compute_loss_and_mae returns the batch's MSE and MAE; a wrong value is matched against the
+        usual mistakes to say which."""
         shape = self.image_shape()
         section = self.section("loss", needs=_trainer_call())
         network = self.trainer_network(section, "compute_loss_and_mae")
@@ -652,12 +684,15 @@ class Judge:
         return None
 
     def returned(self, section: dict, what: str):
+        """What a Trainer method returned, or a Mistake naming what it raised."""
         returned = need(section.get("returned"), dict, "returned")
         if "error" in returned:
             raise Mistake(f"{what} raised {need(returned['error'], str, 'error')}")
         return returned
 
     def check_evaluate(self):
+        """Q5: evaluate returns the mean MSE and MAE over the whole set, whether given tensors or a
+        DataLoader."""
         shape = self.image_shape()
         section = self.section("evaluate", needs=_trainer_call())
         network = self.trainer_network(section, "evaluate")
@@ -681,6 +716,8 @@ class Judge:
         )
 
     def check_training_step(self):
+        """Q6: training_step takes one Adam step at the Trainer's lr: the weights after each step match
+        the reference's, and the returned loss is the batch's."""
         shape = self.image_shape()
         section = self.section("steps", needs=_trainer_call())
         network = self.trainer_network(section, "training_step")
@@ -769,6 +806,8 @@ class Judge:
         return expected is not None and _close(got[0], expected[0]) and _close(got[1], expected[1])
 
     def check_train_loop_logs(self):
+        """Q7: train_loop's logs have one entry before training and one per epoch, with the values a
+        reference run gives."""
         section = self.c.section("train_loop")
         if section is not None and "not_applicable" in section:
             raise NotApplicable(str(section["not_applicable"])[:200])
@@ -851,6 +890,7 @@ class Judge:
             raise Mistake("; ".join(problems))
 
     def check_equivariance(self):
+        """Q8: test_equivariance draws the 2x2 figure (image, output, shift and rotation differences)."""
         section = self.c.section("equivariance")
         if section is not None and "not_applicable" in section:
             raise NotApplicable(str(section["not_applicable"])[:200])
@@ -884,6 +924,7 @@ class Judge:
 
     # the import
     def check_import(self):
+        """solution.py imports and defines Trainer and NetworkConfiguration; every other check needs it."""
         section = self.c.section("import")
         if section is None:
             raise Mistake(
@@ -897,6 +938,8 @@ class Judge:
             raise Mistake(f"solution.py defines no {' and no '.join(missing)}")
 
     def run(self) -> List[Verdict]:
+        """Every check of `plan.CHECK_IDS` in order, each turned into a Verdict; nothing else runs when
+        the import failed."""
         for check_id in plan.CHECK_IDS:
             if check_id != "import" and self.verdicts["import"].result != "passed":
                 self.verdicts[check_id] = Verdict(

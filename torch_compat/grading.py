@@ -66,14 +66,10 @@ def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:
 
 
 def _tensor(x) -> torch.Tensor:
-    """Torch tensors as given; numpy or JAX arrays as float32 tensors."""
+    """Torch tensors as given; numpy or JAX arrays (an engine metric: a 0-d tensor, with ``.item()``,
+    ``float()`` and torch arithmetic) as float32 tensors."""
     if isinstance(x, torch.Tensor):
         return x
-    return torch.from_numpy(np.array(x, dtype=np.float32))
-
-
-def _scalar(x) -> torch.Tensor:
-    """An engine metric as a 0-d float32 torch tensor (``.item()``, ``float()``, torch arithmetic)."""
     return torch.from_numpy(np.array(x, dtype=np.float32))
 
 
@@ -146,8 +142,9 @@ class Trainer(_facade.Trainer):
         """One Adam step in the engine; the module holds the updated weights. Returns the batch's
         (loss, mae) before the update as 0-d torch tensors."""
         loss, mae = super().training_step(X_batch, y_batch)
-        return _scalar(loss), _scalar(mae)
+        return _tensor(loss), _tensor(mae)
 
     def evaluate(self, X, y) -> Tuple[torch.Tensor, torch.Tensor]:
+        """As the facade's, the mean loss and MAE as 0-d torch tensors."""
         loss, mae = super().evaluate(X, y)
-        return _scalar(loss), _scalar(mae)
+        return _tensor(loss), _tensor(mae)

@@ -36,10 +36,13 @@ class _Generator:
 
 
 def manual_seed(seed: int) -> None:
+    """Seeds the generator that the facade's layers draw their initial weights from, as torch.manual_seed
+    does for torch's."""
     _Generator.rngs = nnx.Rngs(params=seed)
 
 
 def default_rngs() -> nnx.Rngs:
+    """The generator seeded by `manual_seed`, which the builders pass to the layers."""
     return _Generator.rngs
 
 
@@ -71,10 +74,12 @@ class Parameter(np.ndarray):
     ``sum(p.numel() for p in model.parameters())``."""
 
     def numel(self) -> int:
+        """The number of elements, as torch's."""
         return int(self.size)
 
     @property
     def requires_grad(self) -> bool:
+        """Always True: every weight of the homework's networks is trained."""
         return True
 
     def to(self, device, *args, **kwargs) -> Parameter:
@@ -83,9 +88,11 @@ class Parameter(np.ndarray):
         return self
 
     def cpu(self) -> Parameter:
+        """Itself: the data already live on the host."""
         return self
 
     def cuda(self, device=0) -> Parameter:
+        """A copy on the GPU `device`, as torch's (an error where JAX sees none)."""
         return self.to(device if not isinstance(device, int) else f"cuda:{device}")
 
 
@@ -95,21 +102,26 @@ def _parameter(array) -> Parameter:
 
 class Sequential(models.Sequential):
     def children(self):
+        """The layers in order, as torch's (a shared layer once per position here)."""
         return iter(self.layers)
 
     def modules(self):
+        """The network itself, then its layers, as torch's."""
         yield self
         yield from self.layers
 
     def named_parameters(self):
+        """(name, weight) pairs under torch's names ("0.weight", "0.bias", ...)."""
         for key, p in models.named_parameters(self).items():
             yield key, _parameter(p[...])
 
     def parameters(self):
+        """The weights in torch's order."""
         for _, p in self.named_parameters():
             yield p
 
     def state_dict(self) -> OrderedDict[str, Parameter]:
+        """The weights under torch's names, as read-only numpy copies."""
         return OrderedDict(self.named_parameters())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> None:
@@ -134,9 +146,11 @@ class Sequential(models.Sequential):
         return self
 
     def cpu(self) -> Sequential:
+        """Itself: JAX places the arrays."""
         return self
 
     def cuda(self, device=0) -> Sequential:
+        """The network with its weights on the GPU `device`, as torch's."""
         return self.to(device if not isinstance(device, int) else f"cuda:{device}")
 
     def eval(self):

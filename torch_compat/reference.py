@@ -31,6 +31,8 @@ _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 class NetworkConfiguration(NamedTuple):
+    """The homework's layer sizes: CNN channels, kernels and strides, and the dense layers' widths."""
+
     n_channels: Tuple[int, ...] = (16, 32, 48)
     kernel_sizes: Tuple[int, ...] = (3, 3, 3)
     strides: Tuple[int, ...] = (1, 1, 1)
@@ -77,6 +79,9 @@ def _rotate90(image: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
+    """The homework's Trainer as the statement describes it, in eager PyTorch: the baseline of the parity
+    tests and benchmarks."""
+
     def __init__(
         self,
         network_type: str = "mlp",
@@ -90,10 +95,21 @@ class Trainer:
         progress: bool = True,
         device: str = "cpu",
     ):
-        """``dataset`` is ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
-        shape (N, C, H, W) and y of shape (N, 1); ``progress`` shows a tqdm bar over epochs;
-        ``device`` holds the network and the data ("cuda" for a GPU; the weights are drawn on the
-        CPU first, so a seed gives the same initial network on every device)."""
+        """The homework's constructor, with the data passed in.
+
+        Args:
+            network_type: "mlp" or "cnn".
+            net_config: the layer sizes.
+            lr: Adam's learning rate.
+            batch_size: examples per training step.
+            activation_name: "relu", "tanh" or "sigmoid" (any case).
+            dataset: ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
+                shape (N, C, H, W) and y of shape (N, 1); required: this Trainer reads no files.
+            seed: seeds random, numpy and torch, as the homework's solution file does.
+            progress: show a tqdm bar over epochs.
+            device: where the network and the data live ("cuda" for a GPU; the weights are drawn
+                on the CPU first, so a seed gives the same initial network on every device).
+        """
         if dataset is None:
             raise ValueError(
                 "a dataset must be passed as dataset=((X_train, y_train), (X_test, y_test)); "
@@ -180,12 +196,11 @@ class Trainer:
             return self.compute_loss_and_mae(X, y)
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
-        train_loss, train_mae = self.evaluate(X_train, y_train)
-        test_loss, test_mae = self.evaluate(X_test, y_test)
-        self.train_logs["train_loss"].append(train_loss.item())
-        self.train_logs["test_loss"].append(test_loss.item())
-        self.train_logs["train_mae"].append(train_mae.item())
-        self.train_logs["test_mae"].append(test_mae.item())
+        """Appends the train and test loss and MAE to `train_logs`."""
+        for split, (X, y) in (("train", (X_train, y_train)), ("test", (X_test, y_test))):
+            loss, mae = self.evaluate(X, y)
+            self.train_logs[f"{split}_loss"].append(loss.item())
+            self.train_logs[f"{split}_mae"].append(mae.item())
 
     def train_loop(self, n_epochs: int) -> dict:
         """Log before training and after every epoch (``n_epochs + 1`` entries per list); an epoch

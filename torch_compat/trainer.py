@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxtrainer import config, data, models, presets, runs, train
+from jaxtrainer import compile_cache, config, data, models, presets, runs, train
 from jaxtrainer.config import NetworkConfiguration, shown
 from jaxtrainer.data.dataset import numeric_array
 from jaxtrainer.data.loader import BatchLoader
@@ -48,7 +48,7 @@ class Adam:
         """The optimizer state, holding the learning rate ``param_groups`` says now."""
         lr = self.param_groups[0]["lr"]
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
-        # optax.inject_hyperparams' state (typed as any optimizer state)
+            # optax.inject_hyperparams' state (typed as any optimizer state)
             raise InputError(f"optimizer.param_groups[0]['lr'] must be a finite number >= 0, got {shown(lr)}")
         hyperparams = {**self._state.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)}  # pyright: ignore[reportAttributeAccessIssue]
         return self._state._replace(hyperparams=hyperparams)  # pyright: ignore[reportAttributeAccessIssue]
@@ -83,6 +83,29 @@ def _array(x, name: str = "the batch"):
 
 
 class Trainer:
+    """The homework's Trainer: builds the network of `network_type` and `net_config`, trains it with
+    Adam at `lr` on MSE, and logs loss and MAE per epoch, as the PyTorch original does.
+
+    Constructing one turns on JAX's persistent compilation cache (`jaxtrainer.compile_cache`: the
+    next session reads the compiled programs back instead of compiling them again); importing
+    torch_compat changes nothing. Set the environment variable JAXTRAINER_NO_CACHE=1 (in a notebook,
+    `os.environ["JAXTRAINER_NO_CACHE"] = "1"` before the first Trainer) to keep JAX's own settings.
+
+    Args (the homework's first five, then keyword-only extras):
+        network_type: "mlp" or "cnn".
+        net_config: the layer sizes (`NetworkConfiguration`).
+        lr: Adam's learning rate; `optimizer.param_groups[0]["lr"]` changes it later.
+        batch_size: examples per training step.
+        activation_name: "relu", "tanh" or "sigmoid".
+        dataset: a dataset name or folder, or ((X_train, y_train), (X_test, y_test)) arrays;
+            None: the homework's default.
+        seed: seeds the initial weights and the data order.
+        conv_impl: how the CNN's convolutions are computed (None: the default for this backend).
+        progress: show a progress bar while training.
+        checkpoint_dir: a folder where `train_loop` saves each epoch and resumes from.
+        data_dir: where a named dataset's files are.
+    """
+
     def __init__(
         self,
         network_type: str = "mlp",
@@ -99,6 +122,7 @@ class Trainer:
         data_dir: str | None = None,
     ):
         config.check_network_type(network_type)
+        compile_cache.enable()
         self.network_type = network_type
         self.net_config = config.check_network_configuration(net_config)
         self.lr = config.check_lr(lr)
@@ -220,12 +244,15 @@ class Trainer:
         return metrics["loss"], metrics["mae"]
 
     def evaluate(self, X, y) -> Tuple:
+        """Mean loss and MAE over the given set, without updating anything."""
         X, y = _array(X, "X"), _array(y, "y")
         models.check_batch(self._engine_network(), X.shape, y.shape)
         metrics = train.evaluate(self.optimizer.graphdef, self._params(), X, y)
         return metrics["loss"], metrics["mae"]
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
+        """Appends the train and test loss and MAE to `train_logs`, as the homework's loop does once per
+        epoch."""
         for split, (X, y) in (("train", (X_train, y_train)), ("test", (X_test, y_test))):
             loss, mae = self.evaluate(X, y)
             self.train_logs[f"{split}_loss"].append(float(loss))
@@ -292,6 +319,7 @@ class Trainer:
         """The engine's one loop, then the trained state back into the network. The loader
         variant's epoch e trains on the loader's next order (as iterating it would draw); a resumed
         run started from a fresh loader: its epoch k used pass k - 1."""
+        settings, order = Settings(batch_size=self.batch_size), None
         if isinstance(self.train, BatchLoader):
             loader = self.train
             first = 0 if resume else loader.epoch
@@ -301,27 +329,10 @@ class Trainer:
                 variant="loader",
                 test_batch_size=self.test.batch_size,  # pyright: ignore[reportAttributeAccessIssue]
             )
-            train, test = (loader.X, loader.y), (self.test.X, self.test.y)  # pyright: ignore[reportAttributeAccessIssue]
             order = lambda epoch: loader.order(first + epoch - 1)
-        else:
-            settings, (train, test), order = (
-                Settings(batch_size=self.batch_size),
-                (self.train, self.test),
-                None,
-            )
-        graphdef = self.optimizer.graphdef
-        state, logs = fit(
-            graphdef,
-            state,
-            train,
-            test,  # pyright: ignore[reportArgumentType]
-            n_epochs,
-            settings,
-            logs=logs,
-            on_epoch=on_epoch,
-            order=order,
-            progress=self.progress,
-        )
+        train, test = self._arrays()
+        run = dict(logs=logs, on_epoch=on_epoch, order=order, progress=self.progress)
+        state, logs = fit(self.optimizer.graphdef, state, train, test, n_epochs, settings, **run)
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
         self._commit(state)

@@ -70,18 +70,16 @@ def run(args) -> int:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     options.claim_output(args.out, args.overwrite, OWNED)
     files.check_writable_folder(args.out)  # before the minutes of measuring
+    progress = logging.getLogger(bench.__name__)  # its per-run lines
+    level = progress.level
+    progress.setLevel(logging.WARNING if args.no_progress else level)
     try:
-        rows = bench.measure(
-            args.models,
-            args.epochs,
-            args.n_train,
-            args.n_test,
-            say=(lambda line: None) if args.no_progress else log.info,
-            repeats=args.repeats,
-        )
+        rows = bench.measure(args.models, args.epochs, args.n_train, args.n_test, repeats=args.repeats)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
+    finally:
+        progress.setLevel(level)
     meta = {
         "models": args.models,
         "epochs": args.epochs,

@@ -53,7 +53,19 @@ def build_rotated(
     n_test: int = N_TEST,
     progress: bool = True,
 ) -> dict:
-    """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`."""
+    """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`.
+
+    Args:
+        source: a folder holding Fashion-MNIST's four IDX files (gzipped or not).
+        out: the folder to create; it must not exist (a build is never mixed with another).
+        seed: seeds the rotation angles.
+        max_angle: angles are drawn in [0, max_angle] degrees (1-359).
+        n_train, n_test: images kept from the source's train and test splits.
+        progress: show a progress bar.
+
+    Returns:
+        What was written (the folder, the counts, the settings).
+    """
     check_args(seed, max_angle, n_train, n_test)
     out = _check_new_folder(out)
     raw = read_idx_source(os.fspath(source), "fashion_mnist")

@@ -75,5 +75,6 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def read_split(folder: str, names) -> Tuple[np.ndarray, np.ndarray]:
+    """The named batch files of a CIFAR-10 folder, concatenated: (images, labels)."""
     parts = [read_batch(os.path.join(folder, name)) for name in names]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -34,6 +34,8 @@ FASHION_MNIST_CLASSES = (
 
 @dataclass(frozen=True)
 class ClassificationSet:
+    """A classification dataset as the labs use it: flat float32 features in [0, 1], integer labels."""
+
     name: str
     X_train: np.ndarray  # (N, D) float32 in [0, 1]
     y_train: np.ndarray  # (N,) int32 in [0, n_classes)
@@ -44,6 +46,7 @@ class ClassificationSet:
 
     @property
     def n_features(self) -> int:
+        """Inputs per example (pixels times channels)."""
         return int(self.X_train.shape[1])
 
 
@@ -76,6 +79,7 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
 
 
 def load_digits(seed: int = 0) -> ClassificationSet:
+    """scikit-learn's 8x8 digits (bundled: no download) as a classification set."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     pixels, target = sklearn_digits(return_X_y=True)

@@ -24,6 +24,9 @@ _HASH_CHUNK_BYTES = 1 << 24  # the most a non-contiguous array is copied at once
 
 @dataclass(frozen=True)
 class Dataset:
+    """A dataset as the homework serves it: images, their targets, and how the homework's year
+    hands them to the Trainer."""
+
     name: str
     X_train: np.ndarray
     y_train: np.ndarray
@@ -35,14 +38,17 @@ class Dataset:
 
     @property
     def train(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(X_train, y_train)."""
         return self.X_train, self.y_train
 
     @property
     def test(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(X_test, y_test)."""
         return self.X_test, self.y_test
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
+        """One image's (channels, height, width)."""
         return tuple(self.X_train.shape[1:])
 
 

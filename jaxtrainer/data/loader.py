@@ -16,6 +16,16 @@ from ..errors import InputError
 
 
 class BatchLoader:
+    """The loader year's data: an iterable of (images, labels) batches, like torch's DataLoader, shuffled
+    with its own seed at each pass.
+
+    Args:
+        X, y: the images and their labels, as many of each.
+        batch_size: examples per batch (the last one may be shorter).
+        shuffle: draw a new order at each pass (`order(epoch)`), else keep the given one.
+        seed: seeds the orders.
+    """
+
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
         if len(X) != len(y):
             raise InputError(f"{len(X)} images but {len(y)} labels")

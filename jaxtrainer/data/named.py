@@ -135,6 +135,8 @@ def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
 
 
 def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
+    """The dataset `name` read from `data_dir` (never downloaded), rotated with `seed` where the
+    homework's year rotates it."""
     if name in LOADER_VARIANT:
         raw = read_raw(name, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]

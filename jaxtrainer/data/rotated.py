@@ -178,6 +178,8 @@ def _read_split(folder: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def load_rotated_folder(root: str) -> Dataset:
+    """A folder built by `jaxtrainer data build-rotated` (train/ and test/ of PNG images and angles), read
+    through its cache when the folder has not changed."""
     key = cache.folder_key(root)
     splits = cache.read(root, key) if key is not None else None
     if splits is None:

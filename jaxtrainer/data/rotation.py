@@ -31,10 +31,12 @@ def rotate(image: np.ndarray, angle: float) -> np.ndarray:
 
 
 def rotate_uint8(image: np.ndarray, angle: int) -> np.ndarray:
+    """`image` (uint8) rotated by `angle` degrees, rounded back to uint8."""
     return np.rint(rotate(image / 255.0, float(angle)) * 255.0).astype(np.uint8)
 
 
 def check_args(seed: int, max_angle: int, n_train: int, n_test: int) -> None:
+    """Refuses, by name, a seed, angle range or split size that cannot build a rotated set."""
     for name, value in (("seed", seed), ("max_angle", max_angle), ("n_train", n_train), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise InputError(f"{name} must be an integer, got {value!r}")
@@ -54,6 +56,8 @@ def check_args(seed: int, max_angle: int, n_train: int, n_test: int) -> None:
 
 
 def draw_angles(seed: int, split: str, n: int, max_angle: int = MAX_ANGLE) -> np.ndarray:
+    """The angles of split `split`'s `n` images, in [0, max_angle], from a stream of their own: the train
+    and test angles do not depend on each other's size."""
     return np.random.default_rng([seed, _SPLIT_STREAM[split]]).integers(0, max_angle + 1, size=n)
 
 
@@ -73,8 +77,16 @@ def rotated_splits(
     n_test: int = N_TEST,
     on_image=None,
 ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """{split: (rotated images uint8 (n, H, W), angles int64 (n,))} from raw uint8 images;
-    `on_image(split, index, angle, image)` is called after each image (the folder writer)."""
+    """{split: (rotated images uint8 (n, H, W), angles int64 (n,))} from raw uint8 images.
+
+    Args:
+        raw: {"train": (images, labels), "test": (images, labels)} as read from the source.
+        seed: seeds the angles (each split its own stream, `draw_angles`).
+        max_angle: angles are drawn in [0, max_angle] degrees.
+        n_train, n_test: the first images of each split that are kept.
+        on_image: called as `on_image(split, index, angle, image)` after each image (the folder
+            writer saves it there).
+    """
     check_args(seed, max_angle, n_train, n_test)
     sources = {"train": take(raw, "train", n_train), "test": take(raw, "test", n_test)}
     out = {}

@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..runs import Run, check_writable_folder, read_json
 from ..settings import Settings
 from ..sweeps import fit_sweep, init_sweep
+from ..tables import markdown_table
 from ..train import divergence_epoch
 
 
@@ -281,25 +282,25 @@ def fmt(v) -> str:
     return f"{v:.4f}"
 
 
-TABLE_HEADER = (
-    "| run | lr | final train loss | final test loss | final train MAE | final test MAE | "
-    "best test MAE (epoch) | diverged? | seconds (sweep) |\n"
-    "|---|---|---|---|---|---|---|---|---|"
-)
+TABLE_HEADER = ("run", "lr", "final train loss", "final test loss", "final train MAE", "final test MAE")
+TABLE_HEADER += ("best test MAE (epoch)", "diverged?", "seconds (sweep)")
 
 
-def table_line(row: dict, out_dir: str) -> str:
-    link = os.path.relpath(os.path.join(row["dir"], "logs.json"), out_dir)
-    diverged = "no" if row["diverged_at_epoch"] is None else f"epoch {row['diverged_at_epoch']}"
-    best = "-" if row["best_epoch"] is None else f"{fmt(row['best_test_mae'])} ({row['best_epoch']})"
-    size = row["sweep_size"]
-    seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
-    sweep = "" if not size else " (1 run)" if size == 1 else f" ({size} runs, {row['strategy']})"
-    return (
-        f"| [{row['run']}]({link}) | {row['lr']:g} | {fmt(row['final_train_loss'])} | "
-        f"{fmt(row['final_test_loss'])} | {fmt(row['final_train_mae'])} | "
-        f"{fmt(row['final_test_mae'])} | {best} | {diverged} | {seconds}{sweep} |"
-    )
+def runs_table(rows, out_dir: str) -> str:
+    """The runs' table, each run's name a link to its logs.json (relative to `out_dir`)."""
+
+    def line(row: dict) -> list:
+        link = os.path.relpath(os.path.join(row["dir"], "logs.json"), out_dir)
+        diverged = "no" if row["diverged_at_epoch"] is None else f"epoch {row['diverged_at_epoch']}"
+        best = "-" if row["best_epoch"] is None else f"{fmt(row['best_test_mae'])} ({row['best_epoch']})"
+        size = row["sweep_size"]
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
+        sweep = "" if not size else " (1 run)" if size == 1 else f" ({size} runs, {row['strategy']})"
+        finals = (row[f"final_{k}"] for k in ("train_loss", "test_loss", "train_mae", "test_mae"))
+        name = f"[{row['run']}]({link})"
+        return [name, f"{row['lr']:g}", *map(fmt, finals), best, diverged, seconds + sweep]
+
+    return markdown_table(TABLE_HEADER, map(line, rows))
 
 
 def run_homework(
@@ -429,8 +430,7 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         "Runs of one architecture are trained together as one compiled sweep; a run's seconds are "
         "its sweep's wall time (compilation included), shared by the sweep's runs.",
         "",
-        TABLE_HEADER,
-        *(table_line(row, out_dir) for row in s["runs"]),
+        runs_table(s["runs"], out_dir),
         "",
         "## 1. MLP (128, 128), learning rates " + ", ".join(f"{lr:g}" for lr in presets.LRS),
         "",
@@ -510,7 +510,7 @@ def run_sweep(
             "runs": rows,
         }
         paths["summary"] = folder.write_json("summary.json", summary)
-        table = "\n".join([TABLE_HEADER, *(table_line(row, out_dir) for row in rows)])
+        table = runs_table(rows, out_dir)
         paths["report"] = folder.write_text(
             "report.md",
             f"# Sweep: {network} on {ds.name}, {epochs} epochs\n\n{table}\n\n"

@@ -10,6 +10,7 @@ import os
 from typing import List, Sequence
 
 from .. import files
+from ..tables import markdown_table
 from .plan import CHECK_IDS
 from .runner import LOG_FILE, submission_folder
 
@@ -22,12 +23,21 @@ _RESULT_MARKS = {
 }
 
 
-def _cell(text: str) -> str:
-    """Text that stays in one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
 def report_text(graded: dict) -> str:
+    """The student's report.md: the score, a table of questions, of checks and of the grader's tests."""
+    questions = [
+        (f"{q['id']} `{q['title']}`", f"{q['score']:g} / {q['max_score']:g}") for q in graded["questions"]
+    ]
+    checks = [
+        (
+            f"`{c['id']}`",
+            c["question"] or "-",
+            _RESULT_MARKS[c["result"]],
+            f"{c['score']:g} / {c['max_score']:g}" if c["max_score"] else "-",
+            c["message"],
+        )
+        for c in graded["checks"]
+    ]
     lines = [
         f"# {graded['name']}: {graded['score']:g} of {graded['max_score']:g} points",
         "",
@@ -35,28 +45,18 @@ def report_text(graded: dict) -> str:
         f"- status: {graded['status']} ({graded['seconds']:g} s); year: {graded.get('variant') or 'unknown'}",
         f"- the run's output (stdout and stderr): `{LOG_FILE}`",
         "",
-        "| question | points |",
-        "|---|---|",
+        markdown_table(("question", "points"), questions),
+        "",
+        markdown_table(("check", "question", "result", "points", "what is wrong"), checks),
     ]
-    for question in graded["questions"]:
-        lines.append(
-            f"| {question['id']} `{question['title']}` | {question['score']:g} / {question['max_score']:g} |"
-        )
-    lines += ["", "| check | question | result | points | what is wrong |", "|---|---|---|---|---|"]
-    for check in graded["checks"]:
-        points = f"{check['score']:g} / {check['max_score']:g}" if check["max_score"] else "-"
-        lines.append(
-            f"| `{check['id']}` | {check['question'] or '-'} | {_RESULT_MARKS[check['result']]} | {points} | "
-            f"{_cell(check['message'])} |"
-        )
     if "tests" in graded:
-        lines += ["", "## The grader's tests", "", "| test | outcome | message |", "|---|---|---|"]
-        for test in graded["tests"]:
-            lines.append(f"| `{_cell(test['id'])}` | {test['outcome']} | {_cell(test['message'])} |")
+        tests = [(f"`{t['id']}`", t["outcome"], t["message"]) for t in graded["tests"]]
+        lines += ["", "## The grader's tests", "", markdown_table(("test", "outcome", "message"), tests)]
     return "\n".join(lines) + "\n"
 
 
 def write_report(graded: dict, out: str) -> str:
+    """The student's report.md in the submission's folder under `out`; returns its path."""
     folder = submission_folder(out, graded["name"])
     os.makedirs(folder, exist_ok=True)
     return files.write_text(os.path.join(folder, REPORT_FILE), report_text(graded))

@@ -34,6 +34,8 @@ Spans = Tuple[Tuple[int, int], ...]  # (start, end) character offsets of shared 
 
 
 class Pair(NamedTuple):
+    """Two submissions whose own code (the template left out) overlaps, and where."""
+
     a: str
     b: str
     similarity_a: float  # the fraction of a's code (its template part left out) also found in b

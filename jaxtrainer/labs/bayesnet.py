@@ -255,10 +255,12 @@ class BayesNet:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The variables' names, in the order they were added."""
         return tuple(self._vars)
 
     @property
     def variables(self) -> tuple[Variable, ...]:
+        """The variables, in the order they were added."""
         return tuple(self._vars.values())
 
     def __getitem__(self, name: str) -> Variable:

@@ -13,11 +13,12 @@ refused, with the differing fields named, unless the lab is started over (mode "
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 import zlib
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -25,14 +26,18 @@ import numpy as np
 from flax import nnx
 
 from .. import files, plots
-from ..config import check_batch_size, check_lr
+from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data import fingerprint
-from ..gradient import apply, autodiff
+from ..data.classes import load_classes, split_train_val
+from ..gradient import apply
 from ..runs import Run
 from ..settings import Settings
 from ..sweeps import fit_sweep, stack, unstack
+from ..tables import markdown_table
+from ..tasks import Classification
 from ..train import evaluate, init_state, to_device
 from . import handopt
+from .handgrad import backprop
 
 SETS = ("train", "val")
 
@@ -51,118 +56,8 @@ class Member:
 
     @property
     def best_val_accuracy(self) -> float:
+        """The validation accuracy at the best epoch."""
         return self.logs["val_accuracy"][self.best_epoch]
-
-
-def sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient) -> dict:
-    """Everything a sweep's results depend on, JSON-comparable (the epoch count aside: asking more
-    epochs continues the sweep)."""
-    params = jax.tree.leaves(initial)
-    crc = zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in params))
-    return {
-        "model": type(model).__name__,
-        "shapes": [list(p.shape) for p in params],
-        "initial_crc32": crc,
-        "optimizer": optimizer,
-        "lrs": list(lrs),
-        "batch_size": batch_size,
-        "task": repr(task),
-        "gradient": f"{gradient.__module__}.{gradient.__qualname__}",
-        "data": fingerprint(train, val),
-    }
-
-
-def train_members(
-    model: nnx.Module,
-    optimizer: str,
-    lrs: Sequence[float],
-    batch_size: int,
-    train: Tuple,
-    val: Tuple,
-    *,
-    epochs: int,
-    task,
-    folder: str,
-    gradient: Callable = autodiff,
-    strategy: str = "auto",
-    mode: str = "continue",
-    progress: bool = True,
-    desc: str = "sweep",
-) -> Tuple[nnx.GraphDef, List[Member]]:
-    """`model` (its initial parameters shared by every member) trained with `optimizer` at each
-    of `lrs` as one compiled sweep, logging loss and accuracy on the whole training split and on
-    the validation split before training and after each epoch.
-
-    The sweep is the run folder `folder` (`runs.Run`, opened with `mode`): after every epoch its
-    checkpoint holds the members' training state, their best epochs and the parameters of those,
-    so the same call continues an interrupted sweep from its last finished epoch, with the results
-    of an uninterrupted one, and reads a finished sweep back instead of training it again."""
-    factory = handopt.by_name(optimizer)
-    check_batch_size(batch_size)
-    lrs = [check_lr(lr) for lr in lrs]
-    graphdef, initial = nnx.split(model, nnx.Param)
-    identity = sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient)
-    states = stack([init_state(model, lr, factory)[1] for lr in lrs])
-    untrained = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
-    settings = Settings(
-        batch_size=batch_size,
-        task=task,
-        optimizer=factory,
-        gradient=gradient,
-        train_eval_size=len(train[0]),
-        names=SETS,
-        strategy=strategy,
-    )
-    with Run(folder, identity, mode=mode, epochs=epochs) as run:
-        saved, record = run.restore(untrained)
-        best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
-        logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
-        clock = time.perf_counter()
-
-        def keep_best(epoch, states, logs):
-            """Each member's parameters at its best validation accuracy so far (the earliest of
-            ties), then the checkpoint."""
-            nonlocal best_params, best_epochs
-            improved = np.array(
-                [m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)]
-            )
-            best_epochs = np.where(improved, epoch, best_epochs)
-            best_params = jax.tree.map(
-                lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
-                best_params,
-                states.params,
-            )
-            tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
-            run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
-
-        if logs is None or run.epochs_done < epochs:
-            _, logs = fit_sweep(
-                graphdef,
-                saved["state"],
-                train,
-                val,
-                epochs,
-                settings,
-                logs=logs,
-                progress=progress,
-                on_epoch=keep_best,
-                labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
-                desc=desc,
-            )
-            seconds += time.perf_counter() - clock
-    members = [
-        Member(
-            optimizer,
-            lr,
-            batch_size,
-            logs[i],
-            int(best_epochs[i]),
-            unstack(best_params, i),
-            seconds / len(lrs),
-        )
-        for i, lr in enumerate(lrs)
-    ]
-    return graphdef, members
 
 
 def best_member(members: Sequence[Member]) -> Member:
@@ -171,15 +66,8 @@ def best_member(members: Sequence[Member]) -> Member:
     return max(finite or members, key=lambda m: m.best_val_accuracy)
 
 
-def test_metrics(graphdef, member: Member, test: Tuple[np.ndarray, np.ndarray], task) -> Dict[str, float]:
-    X, y = to_device(*test, task)
-    return {
-        k: float(v)
-        for k, v in evaluate(graphdef, member.params, X, y, Settings(task=task, strategy="map")).items()
-    }
-
-
 def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
+    """The class each row of `X` is given by the parameters `params`."""
     logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
     return np.asarray(jnp.argmax(logits, axis=1))
 
@@ -202,36 +90,205 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return counts
 
 
-def markdown_table(
-    corner: str, rows: Sequence, columns: Sequence, cell: Callable[[object, object], float | None]
-) -> List[str]:
-    """A markdown table of `cell(row, column)` (an accuracy, shown as a percentage)."""
-    lines = [f"| {corner} | " + " | ".join(str(c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
-    for r in rows:
-        values = [cell(r, c) for c in columns]
-        lines.append(
-            f"| {r} | "
-            + " | ".join("-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}" for v in values)
-            + " |"
-        )
-    return lines
+def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
+    """A table of `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
+
+    def percent(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
+
+    rows = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
+    return markdown_table((corner, *columns), rows)
 
 
-def data_record(ds, train: Tuple, val: Tuple) -> dict:
-    return {"dataset": ds.name, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(ds.X_test)}
-
-
-def lab_identity(lab: str, config: dict, ds) -> dict:
-    """A lab's run folder's identity: the lab, its settings (the epoch count aside) and its data."""
-    return {"lab": lab, **config, "data": fingerprint((ds.X_train, ds.y_train), (ds.X_test, ds.y_test))}
-
-
-def write_outputs(run: Run, summary: dict, report_lines: Sequence[str]) -> None:
-    """results.json (the summary) and report.md."""
-    run.write_json("results.json", summary)
-    run.write_text("report.md", "\n".join(report_lines))
+def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
+    """A report's lines on the selected model (`label`, its record `best`): its validation accuracy
+    at its best epoch, its test metrics, its curves and where its parameters are."""
+    val = 100 * best["logs"]["val_accuracy"][best["best_epoch"]]
+    return [
+        f"## {heading}",
+        "",
+        f"{label}: validation accuracy {val:.2f} % at epoch {best['best_epoch']}; that model's **test "
+        f"accuracy {100 * test['accuracy']:.2f} %** (mean NLL {test['loss']:.4f}), the test set's only use.",
+        "",
+        "![curves](best_curves.png)",
+        "",
+        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
+        "",
+    ]
 
 
 def member_record(member: Member) -> dict:
     """JSON-ready: everything but the parameters."""
     return {f.name: getattr(member, f.name) for f in dataclasses.fields(member) if f.name != "params"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What every classification lab takes besides its grid.
+
+    Args:
+        dataset: a classification dataset's name (`jaxtrainer.data.classes`).
+        out_dir: the lab's run folder.
+        data_dir: where the dataset's files are (None: its default place).
+        epochs: epochs per configuration; more than a finished run's continue it.
+        seed: the initial weights' and the train/validation split's seed.
+        strategy: how a sweep's members share one program ("auto", "vmap", "map").
+        progress: show progress bars.
+        mode: how the run folder is opened ("continue", "resume", "overwrite": `runs.Run`).
+    """
+
+    dataset: str
+    out_dir: str
+    data_dir: str | None = None
+    epochs: int = 5
+    seed: int = 0
+    strategy: str = "auto"
+    progress: bool = True
+    mode: str = "continue"
+
+    @classmethod
+    def from_args(cls, args, mode: str) -> Options:
+        """The options of `jaxtrainer lab NAME` (the lab's own are read by its module)."""
+        return cls(
+            args.dataset,
+            args.out,
+            args.data_dir,
+            args.epochs,
+            args.seed,
+            args.strategy,
+            not args.no_progress,
+            mode,
+        )
+
+
+def _best_so_far(epoch: int, params, logs, best_params, best_epochs):
+    """Each member's parameters at its best validation accuracy so far (the earliest of ties), and
+    that epoch, after `epoch` gave `params`."""
+    improved = np.array([m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)])
+    best_params = jax.tree.map(
+        lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
+        best_params,
+        params,
+    )
+    return best_params, np.where(improved, epoch, best_epochs)
+
+
+@dataclasses.dataclass
+class LabRun:
+    """A classification lab under way: its data (split train/validation), task and run folder."""
+
+    options: Options
+    ds: object  # data.classes.ClassificationSet
+    train: Tuple
+    val: Tuple
+    task: object
+    run: Run
+    start: float
+
+    def sweep(self, model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int, name: str):
+        """`model` (its initial parameters shared by every member) trained with the hand-written
+        backward pass and `optimizer` at each of `lrs` as one compiled sweep, logging loss and
+        accuracy on the whole training split and on the validation split before training and after
+        each epoch; returns (graphdef, members).
+
+        The sweep is the run folder OUT/sweeps/`name`: after every epoch its checkpoint holds the
+        members' training state, their best epochs and the parameters of those, so the same call
+        continues an interrupted sweep from its last finished epoch, with the results of an
+        uninterrupted one, and reads a finished sweep back instead of training it again."""
+        o, factory = self.options, handopt.by_name(optimizer)
+        check_batch_size(batch_size)
+        lrs = [check_lr(lr) for lr in lrs]
+        graphdef, initial = nnx.split(model, nnx.Param)
+        identity = self._identity(model, initial, optimizer, lrs, batch_size)
+        states = stack([init_state(model, lr, factory)[1] for lr in lrs])
+        zero = np.zeros(len(lrs), np.int32)
+        untrained = {"state": states, "best_params": states.params, "best_epoch": zero}
+        settings = Settings(
+            batch_size=batch_size,
+            task=self.task,
+            optimizer=factory,
+            gradient=backprop,
+            train_eval_size=len(self.train[0]),
+            names=SETS,
+            strategy=o.strategy,
+        )
+        with Run(self.run.path("sweeps", name), identity, mode=o.mode, epochs=o.epochs) as run:
+            saved, record = run.restore(untrained)
+            best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
+            logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
+            clock = time.perf_counter()
+
+            def keep_best(epoch, states, logs):
+                """The members' best parameters so far, then the checkpoint."""
+                nonlocal best_params, best_epochs
+                best_params, best_epochs = _best_so_far(epoch, states.params, logs, best_params, best_epochs)
+                tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
+                run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
+
+            if logs is None or run.epochs_done < o.epochs:
+                labels = [f"{optimizer} lr {lr:g}" for lr in lrs]
+                kw = dict(logs=logs, progress=o.progress, on_epoch=keep_best, labels=labels, desc=name)
+                _, logs = fit_sweep(graphdef, saved["state"], self.train, self.val, o.epochs, settings, **kw)
+                seconds += time.perf_counter() - clock
+        share = seconds / len(lrs)
+        best = [unstack(best_params, i) for i in range(len(lrs))]
+        members = [
+            Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), best[i], share)
+            for i, lr in enumerate(lrs)
+        ]
+        return graphdef, members
+
+    def _identity(self, model, initial, optimizer: str, lrs: List[float], batch_size: int) -> dict:
+        """What a sweep's results depend on (the epoch count aside: more epochs continue it)."""
+        leaves = jax.tree.leaves(initial)
+        return {
+            "model": type(model).__name__,
+            "shapes": [list(p.shape) for p in leaves],
+            "initial_crc32": zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in leaves)),
+            "optimizer": optimizer,
+            "lrs": lrs,
+            "batch_size": batch_size,
+            "task": repr(self.task),
+            "gradient": f"{backprop.__module__}.{backprop.__qualname__}",
+            "data": fingerprint(self.train, self.val),
+        }
+
+    def test(self, graphdef, member: Member) -> Dict[str, float]:
+        """The member's loss and accuracy on the test set (its only use)."""
+        X, y = to_device(self.ds.X_test, self.ds.y_test, self.task)
+        metrics = evaluate(graphdef, member.params, X, y, Settings(task=self.task, strategy="map"))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def finish(self, summary: dict, report: Callable[[dict], List[str]]) -> dict:
+        """results.json (the data and options shared by every lab, then `summary`) and report.md."""
+        o = self.options
+        summary = {
+            "dataset": self.ds.name,
+            "n_train": len(self.train[0]),
+            "n_val": len(self.val[0]),
+            "n_test": len(self.ds.X_test),
+            "epochs": o.epochs,
+            "seed": o.seed,
+            "strategy": o.strategy,
+            **summary,
+            "seconds": time.perf_counter() - self.start,
+        }
+        self.run.write_json("results.json", summary)
+        self.run.write_text("report.md", "\n".join(report(summary)))
+        return summary
+
+
+@contextlib.contextmanager
+def open_lab(lab: str, options: Options, config: dict, reduction: str = "mean") -> Iterator[LabRun]:
+    """The lab's data loaded and split, its run folder open (identity: the lab, `config`, the seed
+    and the data; the epoch count aside, so that more epochs continue it)."""
+    check_n_epochs(options.epochs)
+    start = time.perf_counter()
+    options = dataclasses.replace(options, strategy=Settings(strategy=options.strategy).strategy)
+    ds = load_classes(options.dataset, data_dir=options.data_dir)
+    train, val = split_train_val(ds.X_train, ds.y_train, seed=options.seed)
+    data = fingerprint((ds.X_train, ds.y_train), (ds.X_test, ds.y_test))
+    identity = {"lab": lab, **config, "seed": options.seed, "data": data}
+    with Run(options.out_dir, identity, mode=options.mode) as run:
+        task = Classification(ds.n_classes, reduction=reduction)
+        yield LabRun(options, ds, train, val, task, run, start)

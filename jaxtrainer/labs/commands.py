@@ -146,6 +146,9 @@ def _mnist_options(p) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Lab:
+    """One `jaxtrainer lab` subcommand: the module that runs it, its help, its own options and the data
+    defaults of a classification lab."""
+
     module: str  # jaxtrainer.labs.<module>
     help: str
     options: Callable  # adds the lab's own options to its parser

@@ -45,7 +45,17 @@ def with_bias(h):
 
 class SoftmaxMLP(nnx.Module):
     """Flattened input → `hidden` layers of `activation` → logits over `n_classes`; no hidden
-    layer is multinomial logistic regression."""
+    layer is multinomial logistic regression.
+
+    Args:
+        n_in: inputs per example.
+        hidden: the hidden layers' widths ([]: logistic regression).
+        n_classes: outputs (logits).
+        activation: the hidden layers' activation, a name in `ACTIVATIONS`.
+        init: how the weights are drawn, a name in `INITS` ("normal": N(0, 0.01²) as Lab B asks).
+        seed: seeds the initial weights.
+        dtype: the parameters' dtype.
+    """
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ def sgd(learning_rate) -> optax.GradientTransformation:
 
 
 class AdamState(NamedTuple):
+    """Adam's state: the step count and the two moment estimates."""
+
     count: jax.Array  # steps taken, t
     mu: optax.Params  # first moment m_t
     nu: optax.Params  # second moment v_t
@@ -61,6 +63,7 @@ OPTIMIZERS = {"sgd": sgd, "adam": adam}
 
 
 def by_name(name: str):
+    """The hand-written optimizer `name` ("sgd", "adam"), refused by name otherwise."""
     if name not in OPTIMIZERS:
         raise InputError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name]

@@ -12,24 +12,20 @@ on a batch of training examples. Which is faster, by hand or autodiff: `benchmar
 
 from __future__ import annotations
 
-import time
-from typing import Mapping, Sequence
+from typing import Dict, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..config import check_batch_size, check_lr, check_n_epochs
-from ..data.classes import load_classes, split_train_val
+from ..config import check_batch_size, check_lr
 from ..errors import InputError
 from ..gradient import autodiff
-from ..runs import Run
-from ..settings import Settings
-from ..tasks import Classification
+from ..tables import markdown_table
 from ..train import to_device
 from . import classify, handopt
-from .commands import LABS, MLP_BATCH_SIZE, MLP_DEPTHS, MLP_LRS, MLP_WIDTHS
+from .commands import MLP_BATCH_SIZE, MLP_DEPTHS, MLP_LRS, MLP_WIDTHS
 from .handgrad import SoftmaxMLP, backprop
 
 CHECK_BATCH = 100  # examples in the gradient check
@@ -44,91 +40,75 @@ def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float
     return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)))
 
 
-def run_mlp(
-    dataset=LABS["mlp"].dataset,
-    out_dir: str = "runs/mlp",
-    *,
-    data_dir=None,
-    epochs: int = LABS["mlp"].epochs,  # a classification lab has one  # pyright: ignore[reportArgumentType]
-    depths: Sequence[int] = MLP_DEPTHS,
-    widths: Sequence[int] = MLP_WIDTHS,
-    lrs: Mapping[str, Sequence[float]] = MLP_LRS,
-    batch_size: int = MLP_BATCH_SIZE,
-    seed: int = 0,
-    strategy: str = "auto",
-    progress: bool = True,
-    mode: str = "continue",
-) -> dict:
-    """The grid in the run folder `out_dir` (each (depth, width, optimizer) sweep in
-    `out_dir/sweeps/`, opened with `mode`); writes report.md, results.json, best_curves.png and
-    best_model.npz; returns the summary."""
-    check_n_epochs(epochs)
-    start = time.perf_counter()
-    strategy = Settings(strategy=strategy).strategy
-    check_batch_size(batch_size)
-    lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
-    for name in lrs:
-        handopt.by_name(name)
+def _check_grid(depths: Sequence[int], widths: Sequence[int]) -> None:
+    """Refuses depths that are not integers >= 0 or widths that are not integers >= 1."""
     bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
     if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
         raise InputError(
             f"depths must be integers >= 0 and widths integers >= 1, got depths "
             f"{list(depths)}, widths {list(widths)}"
         )
-    ds = load_classes(dataset, data_dir=data_dir)
-    train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
-    task = Classification(ds.n_classes)
-    config = {"depths": depths, "widths": widths, "lrs": lrs, "batch_size": batch_size, "seed": seed}
+
+
+def run_mlp(
+    options: classify.Options,
+    depths: Sequence[int] = MLP_DEPTHS,
+    widths: Sequence[int] = MLP_WIDTHS,
+    lrs: Dict[str, Sequence[float]] = MLP_LRS,
+    batch_size: int = MLP_BATCH_SIZE,
+) -> dict:
+    """Checks the hand-written gradient per depth, trains the grid and keeps the best model.
+
+    Each (depth, width, optimizer) is one sweep over its learning rates in OUT/sweeps/; writes
+    report.md, results.json, best_curves.png and best_model.npz in `options.out_dir`.
+
+    Args:
+        options: the data, folder and training options every lab takes.
+        depths: hidden layers, each >= 0.
+        widths: units per hidden layer, each >= 1.
+        lrs: hand-written optimizer name ("sgd", "adam") -> its learning rates.
+        batch_size: examples per step.
+
+    Returns:
+        The summary written to results.json.
+    """
+    check_batch_size(batch_size)
+    lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
+    for name in lrs:
+        handopt.by_name(name)
+    _check_grid(depths, widths)
+    config = {"depths": depths, "widths": widths, "lrs": lrs, "batch_size": batch_size}
     gaps, members, where = {}, [], {}
-    with Run(out_dir, classify.lab_identity("mlp", config, ds), mode=mode) as run:
+    with classify.open_lab("mlp", options, config) as lab:
+        train, ds = lab.train, lab.ds
         for depth in depths:
             for width in widths:
 
                 def build():
-                    return SoftmaxMLP(ds.n_features, [width] * depth, ds.n_classes, init="kaiming", seed=seed)
+                    hidden = [width] * depth
+                    return SoftmaxMLP(ds.n_features, hidden, ds.n_classes, init="kaiming", seed=options.seed)
 
                 if depth not in gaps:
-                    gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH], task)
+                    batch = train[0][:CHECK_BATCH], train[1][:CHECK_BATCH]
+                    gaps[depth] = gradient_gap(build(), *batch, lab.task)
                 for optimizer, rates in lrs.items():
-                    graphdef, trained = classify.train_members(
-                        build(),
-                        optimizer,
-                        rates,
-                        batch_size,
-                        train,
-                        val,
-                        epochs=epochs,
-                        task=task,
-                        folder=run.path("sweeps", f"depth{depth}-width{width}-{optimizer}"),
-                        gradient=backprop,
-                        strategy=strategy,
-                        mode=mode,
-                        progress=progress,
-                        desc=f"depth {depth} width {width} {optimizer}",
-                    )
+                    name = f"depth{depth}-width{width}-{optimizer}"
+                    graphdef, trained = lab.sweep(build(), optimizer, rates, batch_size, name)
                     for m in trained:
                         where[id(m)] = (depth, width, graphdef)
                         members.append((depth, width, m))
         best = classify.best_member([m for _, _, m in members])
         depth, width, graphdef = where[id(best)]
-        test = classify.test_metrics(graphdef, best, (ds.X_test, ds.y_test), task)
-        classify.write_best(
-            run, best, f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}", "best model"
-        )
+        label = f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}"
+        classify.write_best(lab.run, best, label, "best model")
         summary = {
-            **classify.data_record(ds, train, val),
-            "epochs": epochs,
             "batch_size": batch_size,
-            "seed": seed,
-            "strategy": strategy,
             "gradient_check": {str(d): g for d, g in gaps.items()},
             "best": {"depth": depth, "width": width, **classify.member_record(best)},
-            "test": test,
+            "test": lab.test(graphdef, best),
             "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, m in members],
-            "seconds": time.perf_counter() - start,
         }
-        classify.write_outputs(run, summary, _report(summary, depths, widths, lrs))
-    return summary
+        return lab.finish(summary, lambda summary: _report(summary, depths, widths, lrs))
 
 
 def _report(summary: dict, depths, widths, lrs) -> list:
@@ -144,48 +124,28 @@ def _report(summary: dict, depths, widths, lrs) -> list:
         "",
         "## The hand-written gradient against jax.grad",
         "",
-        "| depth | max abs difference (float32, one batch) |",
-        "|---|---|",
+        markdown_table(
+            ("depth", "max abs difference (float32, one batch)"),
+            ((d, f"{g:.2e}") for d, g in summary["gradient_check"].items()),
+        ),
     ]
-    lines += [f"| {d} | {g:.2e} |" for d, g in summary["gradient_check"].items()]
     for optimizer, rates in lrs.items():
         for lr in rates:
             lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch", ""]
-            lines += classify.markdown_table(
-                "depth \\ width",
-                depths,
-                widths,
-                lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
+            lines.append(
+                classify.accuracy_table(
+                    "depth \\ width",
+                    depths,
+                    widths,
+                    lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
+                )
             )
-    lines += [
-        "",
-        "## Best model",
-        "",
-        f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}: "
-        f"validation accuracy {100 * best['logs']['val_accuracy'][best['best_epoch']]:.2f} % "
-        f"at epoch {best['best_epoch']}; **test accuracy {100 * test['accuracy']:.2f} %**.",
-        "",
-        "![curves](best_curves.png)",
-        "",
-        "Its parameters: best_model.npz (theta0, theta1, ...: one (out, in + 1) matrix per layer).",
-        "",
-    ]
-    return lines
+    label = f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}"
+    return lines + [""] + classify.best_section("Best model", label, best, test)
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
+    """`jaxtrainer lab mlp`: --sgd-lrs and --adam-lrs, an empty one leaving its optimizer out."""
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
-    return run_mlp(
-        args.dataset,
-        args.out,
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        depths=args.depths,
-        widths=args.widths,
-        lrs=lrs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        strategy=args.strategy,
-        progress=not args.no_progress,
-        mode=mode,
-    )
+    options = classify.Options.from_args(args, mode)
+    return run_mlp(options, args.depths, args.widths, lrs, args.batch_size)

@@ -10,72 +10,52 @@ accuracy is kept and scored once on the test set.
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 from .. import plots
-from ..config import check_batch_size, check_lr, check_n_epochs
-from ..data.classes import load_classes, split_train_val
+from ..config import check_batch_size, check_lr
 from ..errors import InputError
-from ..runs import Run
-from ..tasks import Classification
+from ..tables import markdown_table
 from . import classify
-from .commands import LABS, MNIST_BATCH_SIZE, MNIST_LR, MNIST_NETWORKS
-from .handgrad import SoftmaxMLP, backprop
+from .commands import MNIST_BATCH_SIZE, MNIST_LR, MNIST_NETWORKS
+from .handgrad import SoftmaxMLP
 
 
 def run_mnist(
-    dataset=LABS["mnist"].dataset,
-    out_dir: str = "runs/mnist",
-    *,
-    data_dir=None,
-    epochs: int = LABS["mnist"].epochs,  # a classification lab has one  # pyright: ignore[reportArgumentType]
+    options: classify.Options,
     lr: float = MNIST_LR,
     batch_size: int = MNIST_BATCH_SIZE,
     networks: Sequence[str] = tuple(MNIST_NETWORKS),
-    seed: int = 0,
-    strategy: str = "auto",
-    progress: bool = True,
-    mode: str = "continue",
 ) -> dict:
-    """Each of `networks` in the run folder `out_dir` (each network's training in
-    `out_dir/sweeps/`, opened with `mode`); writes report.md, results.json, curves.png and
-    confusion.png."""
-    check_n_epochs(epochs)
+    """Trains each of `networks` with per-example SGD and scores its best epoch on the test set.
+
+    Each network's training is a sweep in OUT/sweeps/; writes report.md, results.json, curves.png
+    and confusion.png in `options.out_dir`.
+
+    Args:
+        options: the data, folder and training options every lab takes.
+        lr: SGD's learning rate.
+        batch_size: examples per step (the lab's 1: per-example SGD).
+        networks: names in `commands.MNIST_NETWORKS` (hidden layers, activation, initialisation).
+
+    Returns:
+        The summary written to results.json.
+    """
     unknown = [n for n in networks if n not in MNIST_NETWORKS]
     if unknown:
         raise InputError(f"unknown network {unknown[0]!r}: expected one of {tuple(MNIST_NETWORKS)}")
     check_lr(lr)
     check_batch_size(batch_size)
-    start = time.perf_counter()
-    ds = load_classes(dataset, data_dir=data_dir)
-    train, val = split_train_val(ds.X_train, ds.y_train, seed=seed)
-    task = Classification(ds.n_classes)
-    config = {"networks": list(networks), "lr": lr, "batch_size": batch_size, "seed": seed}
     runs, matrices, records = {}, {}, []
-    with Run(out_dir, classify.lab_identity("mnist", config, ds), mode=mode) as run:
+    config = {"networks": list(networks), "lr": lr, "batch_size": batch_size}
+    with classify.open_lab("mnist", options, config) as lab:
+        ds = lab.ds
         for name in networks:
             hidden, activation, init = MNIST_NETWORKS[name]
             model = SoftmaxMLP(
-                ds.n_features, list(hidden), ds.n_classes, activation=activation, init=init, seed=seed
+                ds.n_features, list(hidden), ds.n_classes, activation=activation, init=init, seed=options.seed
             )
-            graphdef, (member,) = classify.train_members(
-                model,
-                "sgd",
-                [lr],
-                batch_size,
-                train,
-                val,
-                epochs=epochs,
-                task=task,
-                folder=run.path("sweeps", name),
-                gradient=backprop,
-                strategy=strategy,
-                mode=mode,
-                progress=progress,
-                desc=name,
-            )
-            test = classify.test_metrics(graphdef, member, (ds.X_test, ds.y_test), task)
+            graphdef, (member,) = lab.sweep(model, "sgd", [lr], batch_size, name)
             predicted = classify.predict(graphdef, member.params, ds.X_test)
             matrices[name] = classify.confusion_matrix(ds.y_test, predicted, ds.n_classes)
             runs[name] = member.logs
@@ -85,26 +65,15 @@ def run_mnist(
                     "hidden": list(hidden),
                     "activation": activation,
                     "init": init,
-                    "test": test,
+                    "test": lab.test(graphdef, member),
                     "confusion": matrices[name].tolist(),
                     **classify.member_record(member),
                 }
             )
-        plots.classification_curves(
-            runs, run.output("curves.png"), title=f"{ds.name}: per-example SGD, lr {lr:g}"
-        )
-        plots.confusion_figure(matrices, ds.class_names, run.output("confusion.png"))
-        summary = {
-            **classify.data_record(ds, train, val),
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "seed": seed,
-            "networks": records,
-            "seconds": time.perf_counter() - start,
-        }
-        classify.write_outputs(run, summary, _report(summary))
-    return summary
+        title = f"{ds.name}: per-example SGD, lr {lr:g}"
+        plots.classification_curves(runs, lab.run.output("curves.png"), title=title)
+        plots.confusion_figure(matrices, ds.class_names, lab.run.output("confusion.png"))
+        return lab.finish({"lr": lr, "batch_size": batch_size, "networks": records}, _report)
 
 
 def _report(summary: dict) -> list:
@@ -116,31 +85,26 @@ def _report(summary: dict) -> list:
         f"{summary['epochs']} epochs, backward pass by hand. Wall time "
         f"{summary['seconds']:.1f} s.",
         "",
-        "| network | hidden | init | best epoch | val accuracy (%) | test accuracy (%) | train s |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(
+            ("network", "hidden", "init", "best epoch", "val accuracy (%)", "test accuracy (%)", "train s"),
+            (
+                (
+                    r["network"],
+                    f"{r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}",
+                    r["init"],
+                    r["best_epoch"],
+                    f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f}",
+                    f"{100 * r['test']['accuracy']:.2f}",
+                    f"{r['seconds']:.1f}",
+                )
+                for r in summary["networks"]
+            ),
+        ),
     ]
-    for r in summary["networks"]:
-        lines.append(
-            f"| {r['network']} | {r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}"
-            f" | {r['init']} | {r['best_epoch']} | "
-            f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f} | "
-            f"{100 * r['test']['accuracy']:.2f} | {r['seconds']:.1f} |"
-        )
     lines += ["", "![curves](curves.png)", "", "![confusion matrices](confusion.png)", ""]
     return lines
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
-    return run_mnist(
-        args.dataset,
-        args.out,
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        networks=args.networks,
-        seed=args.seed,
-        strategy=args.strategy,
-        progress=not args.no_progress,
-        mode=mode,
-    )
+    """`jaxtrainer lab mnist`."""
+    return run_mnist(classify.Options.from_args(args, mode), args.lr, args.batch_size, args.networks)

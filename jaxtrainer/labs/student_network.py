@@ -68,6 +68,7 @@ class LabResult:
 
     @property
     def label(self) -> str:
+        """The query as written, e.g. P(G | do(I=high))."""
         return self.query.label
 
     @property
