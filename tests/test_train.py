@@ -32,6 +32,7 @@ def epoch(graphdef, state, X, y, settings, program=sweep_epoch):
     return unstack(states, 0), unstack(steps, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [100, 96, 20])
 def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
     (X, y), _ = random_dataset(rng, n_train=n, n_test=1)
@@ -46,6 +47,7 @@ def test_scanned_epoch_equals_consecutive_steps_with_a_short_last_batch(n, rng):
     chex.assert_trees_all_close(scanned.params, stepped.params, atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_chunked_evaluation_equals_one_big_batch(chunk, rng):
     (X, y), _ = random_dataset(rng, n_train=50, n_test=1)
@@ -56,6 +58,7 @@ def test_chunked_evaluation_equals_one_big_batch(chunk, rng):
     assert float(metrics["mae"]) == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_learning_rate_is_data_not_a_compile_time_constant(rng):
     (X, y), _ = random_dataset(rng, n_train=64, n_test=1)
     X, y = jnp.asarray(X), jnp.asarray(y)
@@ -73,6 +76,7 @@ def test_learning_rate_is_data_not_a_compile_time_constant(rng):
     assert all(m < 0.5 for m in moved)  # lr 1e-3 moves the weights much less than lr 1e-2
 
 
+@pytest.mark.slow
 def test_train_loop_on_the_embedded_digits():
     t = Trainer(
         "cnn",
@@ -101,6 +105,7 @@ def test_train_loop_on_the_embedded_digits():
     assert other["test_loss"] != logs["test_loss"]
 
 
+@pytest.mark.slow
 def test_train_loop_logs_the_first_2000_training_examples(rng):
     train_set, test_set = random_dataset(rng, n_train=2100, n_test=30)
     t = Trainer(
@@ -114,6 +119,7 @@ def test_train_loop_logs_the_first_2000_training_examples(rng):
     assert logs["train_loss"][2] == pytest.approx(t.evaluate(*(a[:2000] for a in train_set))[0].item())
 
 
+@pytest.mark.slow
 def test_a_dataset_smaller_than_one_batch_trains(rng):
     train_set, test_set = random_dataset(rng, n_train=5, n_test=3)
     t = Trainer("cnn", SMALL_CNN, batch_size=128, dataset=(train_set, test_set), progress=False)
@@ -121,6 +127,7 @@ def test_a_dataset_smaller_than_one_batch_trains(rng):
     assert all(len(v) == 2 and np.all(np.isfinite(v)) for v in logs.values())
 
 
+@pytest.mark.slow
 def test_equivariance_of_a_conv_net_to_shifts_but_not_rotations(rng):
     image = rng.uniform(0, 1, (28, 28))
     maps = equivariance.equivariance_maps(image, seed=0)
@@ -134,6 +141,7 @@ def test_equivariance_of_a_conv_net_to_shifts_but_not_rotations(rng):
     assert shifted[5, 5] == 0 and shifted[7, 7] == 18 and shifted[:5].sum() == 0
 
 
+@pytest.mark.slow
 def test_cli_train_writes_logs_csv_and_figure(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli_main(
