@@ -8,6 +8,7 @@ learning rate or seed (those are data: the learning rate lives in the optimizer 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Tuple
 
 import optax
@@ -15,10 +16,18 @@ import optax
 from . import presets
 from .config import check_batch_size
 from .gradient import autodiff
+from .registry import OPTIMIZERS, STRATEGIES, choose
 from .tasks import REGRESSION, log_keys
 
-STRATEGIES = ("auto", "vmap", "map")
 VARIANTS = ("tensor", "loader")
+
+
+@functools.cache
+def optimizer(name: str, options: Tuple[Tuple[str, object], ...] = ()) -> Callable:
+    """optax's optimizer `name` (a registry name) with `options` fixed: a factory of the learning
+    rate. Cached, so equal specs give equal `Settings` and share their compiled programs."""
+    factory = getattr(optax, choose("optimizer", name, OPTIMIZERS))
+    return functools.partial(factory, **dict(options)) if options else factory
 
 
 def auto_strategy(backend: str) -> str:
@@ -50,8 +59,7 @@ class Settings:
 
     def __post_init__(self):
         check_batch_size(self.batch_size)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        choose("strategy", self.strategy, STRATEGIES)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         for field in ("train_eval_size", "eval_chunk"):

@@ -4,6 +4,7 @@ import json
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import ONE_DEVICE, random_dataset, traced_at_most
@@ -210,3 +211,31 @@ def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, caps
     assert cli_main(argv) == 0
     assert "2 run(s) already finished" in capsys.readouterr().out
     assert (out / "lr_0.01_seed_0" / "logs.json").read_text() == before
+
+
+def test_a_sweep_with_sgd_equals_sgd_applied_by_hand(tmp_path, tiny):
+    """Issue 21: the optimizer is given once: `sgd` builds the state and steps it (it was given to
+    the step only, so the state was Adam's and sgd() was called with Adam's b1)."""
+    import optax
+
+    from jaxtrainer.experiments.homework import run_sweep
+
+    result = run_sweep(
+        "mlp",
+        NETS["mlp"],
+        tiny,
+        str(tmp_path),
+        members=[(0.1, 0)],
+        epochs=1,
+        settings=Settings(batch_size=200, optimizer=optax.sgd, strategy="map"),
+        progress=False,
+    )
+    model = models.build_network("mlp", (1, 28, 28), NETS["mlp"], seed=0)
+    graphdef, params = __import__("flax").nnx.split(model, __import__("flax").nnx.Param)
+    X, y = (jnp.asarray(a) for a in tiny.train)
+    loss = lambda p: jnp.mean((__import__("jaxtrainer").gradient.apply(graphdef, p, X) - y) ** 2)  # noqa
+    grads = jax.grad(loss)(params)
+    stepped = optax.apply_updates(params, jax.tree.map(lambda g: -0.1 * g, grads))
+    Xt, yt = (jnp.asarray(a) for a in tiny.test)
+    expected = float(jnp.mean((__import__("jaxtrainer").gradient.apply(graphdef, stepped, Xt) - yt) ** 2))
+    assert result["rows"][0]["final_test_loss"] == pytest.approx(expected, rel=1e-5)

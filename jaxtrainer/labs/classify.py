@@ -102,8 +102,6 @@ def train_members(
     lrs = [check_lr(lr) for lr in lrs]
     graphdef, initial = nnx.split(model, nnx.Param)
     identity = sweep_identity(model, initial, optimizer, lrs, batch_size, train, val, task, gradient)
-    states = stack([init_state(model, lr, factory)[1] for lr in lrs])
-    untrained = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
     settings = Settings(
         batch_size=batch_size,
         task=task,
@@ -113,6 +111,8 @@ def train_members(
         names=SETS,
         strategy=strategy,
     )
+    states = stack([init_state(model, lr, settings)[1] for lr in lrs])
+    untrained = {"state": states, "best_params": states.params, "best_epoch": np.zeros(len(lrs), np.int32)}
     with Run(folder, identity, mode=mode, epochs=epochs) as run:
         saved, record = run.restore(untrained)
         best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
