@@ -87,21 +87,20 @@ def train_members(
     """The benchmarks' one call into the training API: the homework network `network` at each
     learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
     single run. Returns `jaxtrainer.sweep`'s SweepResult."""
-    from .settings import Settings
-    from .sweeps import sweep
+    from .spec import Spec
+    from .sweeps import Loop, sweep
 
     net = NETWORKS[network]
-    return sweep(
+    members = [(lr, SEED) for lr in lrs]
+    spec = Spec(
         net.network_type,
         net.net_config,
-        dataset,
-        lrs=tuple(lrs),
-        seeds=(SEED,),
-        n_epochs=epochs,
-        settings=Settings(batch_size=BATCH_SIZE),
-        progress=progress,
-        on_epoch=on_epoch,
+        members=members,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        dataset=dataset,
     )
+    return sweep(spec, Loop(progress=progress, on_epoch=on_epoch))
 
 
 def _load_npz(path: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -19,11 +20,10 @@ import warnings
 from typing import Sequence
 
 from . import __version__, bench, files, presets
-from .config import ACTIVATIONS, NetworkConfiguration, check_seed
+from .config import NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
-
-STRATEGIES = ("auto", "vmap", "map")
+from .registry import ACTIVATIONS, CONV_IMPLS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 
 
 class UserError(Exception):
@@ -63,17 +63,23 @@ def _output_options(p, out: str) -> None:
 
 def _network_options(p) -> None:
     d = NetworkConfiguration()
-    p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--network", choices=NETWORK_TYPES, default="mlp")
     p.add_argument("--channels", type=int, nargs="+", default=list(d.n_channels))
     p.add_argument("--kernels", type=int, nargs="+", default=list(d.kernel_sizes))
     p.add_argument("--strides", type=int, nargs="+", default=list(d.strides))
     p.add_argument("--hidden", type=int, nargs="*", default=list(d.dense_hiddens), help="dense hidden sizes")
     p.add_argument("--activation", default=presets.ACTIVATION, help=f"one of {', '.join(ACTIVATIONS)}")
-    p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None, help="default: by backend")
+    p.add_argument("--conv-impl", choices=CONV_IMPLS, default=None, help="default: by backend")
 
 
 def _training_options(p) -> None:
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=OPTIMIZERS[0],
+        help="optax's, by name (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=presets.BATCH_SIZE)
     p.add_argument(
         "--strategy",
@@ -115,10 +121,26 @@ def _net_config(args) -> NetworkConfiguration:
     )
 
 
-def _settings(args):
-    from .settings import Settings
+def _spec(args, epochs: int, **network):
+    """The command's run spec (`spec.Spec`), from the options every training command shares."""
+    from .spec import Spec
 
-    return Settings(batch_size=args.batch_size, strategy=args.strategy)
+    return Spec(
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        epochs=epochs if args.epochs is None else args.epochs,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        conv_impl=args.conv_impl,
+        strategy=args.strategy,
+        **network,
+    )
+
+
+def _network(args, members) -> dict:
+    return dict(
+        network=args.network, net_config=_net_config(args), activation=args.activation, members=members
+    )
 
 
 def _mode(args) -> str:
@@ -129,21 +151,10 @@ def _mode(args) -> str:
 
 # -- the commands -------------------------------------------------------------------------------------
 def _train(args) -> int:
-    from .experiments.single import RunConfig, run
+    from .experiments.single import run
 
-    cfg = RunConfig(
-        network=args.network,
-        net_config=_net_config(args),
-        lr=args.lr,
-        batch_size=args.batch_size,
-        activation=args.activation,
-        epochs=5 if args.epochs is None else args.epochs,
-        dataset=args.dataset or "digits",
-        data_dir=args.data_dir,
-        seed=args.seed,
-        conv_impl=args.conv_impl,
-    )
-    result = run(cfg, args.out, progress=not args.no_progress, mode=_mode(args), export=args.export)
+    spec = _spec(args, 5, **_network(args, [(args.lr, args.seed)]))
+    result = run(spec, args.out, progress=not args.no_progress, mode=_mode(args), export=args.export)
     logs = result["logs"]
     say(
         f"final: train_mae {logs['train_mae'][-1]:.4f}  test_mae {logs['test_mae'][-1]:.4f}  "
@@ -163,27 +174,15 @@ def _join(args) -> None:
     several = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if several and not distributed.is_writer():
         args.no_progress = _quiet = True
+        logging.getLogger(__package__).setLevel(logging.WARNING)
 
 
 def _sweep(args) -> int:
-    from .experiments.homework import run_sweep
-    from .sweeps import members_of
+    from .experiments.sweep import run_sweep
+    from .spec import members_of
 
-    result = run_sweep(
-        args.network,
-        _net_config(args),
-        args.dataset or "digits",
-        args.out,
-        members=members_of(args.lr, args.seeds, args.pair),
-        epochs=5 if args.epochs is None else args.epochs,
-        settings=_settings(args),
-        activation=args.activation,
-        conv_impl=args.conv_impl,
-        progress=not args.no_progress,
-        mode=_mode(args),
-        say=say,
-        data_dir=args.data_dir,
-    )
+    spec = _spec(args, 5, **_network(args, members_of(args.lr, args.seeds, args.pair)))
+    result = run_sweep(spec, args.out, mode=_mode(args), progress=not args.no_progress)
     say(result["table"])
     for path in result["paths"].values():
         say(f"wrote {path}")
@@ -194,15 +193,7 @@ def _homework(args) -> int:
     from .experiments.homework import run_homework
 
     result = run_homework(
-        args.dataset,
-        args.out,
-        epochs=presets.EPOCHS if args.epochs is None else args.epochs,
-        settings=_settings(args),
-        conv_impl=args.conv_impl,
-        progress=not args.no_progress,
-        mode=_mode(args),
-        say=say,
-        data_dir=args.data_dir,
+        _spec(args, presets.EPOCHS), args.out, mode=_mode(args), progress=not args.no_progress
     )
     s = result["summary"]
     say(
@@ -278,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         (_network_options,),
         (_training_options,),
-        (_data_options,),
+        (_data_options, "digits"),
         (_output_options, "runs/train"),
         (_progress_options,),
     )
@@ -299,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         (_network_options,),
         (_training_options,),
-        (_data_options,),
+        (_data_options, "digits"),
         (_output_options, "runs/sweep"),
         (_progress_options,),
     )
@@ -315,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         "homework", help="the homework's experiments 1-4: every run, the figures and report.md"
     )
     _add(p, (_training_options,), (_data_options,), (_output_options, "runs/homework"), (_progress_options,))
-    p.add_argument("--conv-impl", choices=("im2col", "lax"), default=None, help="default: by backend")
+    p.add_argument("--conv-impl", choices=CONV_IMPLS, default=None, help="default: by backend")
     _distributed_options(p)
     p.set_defaults(run=_homework)
 
@@ -592,9 +583,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
     sys.stdout, sys.stderr = _Output(sys.stdout), _Output(sys.stderr)
     warnings.formatwarning = _one_line_warnings(format_warning)
+    log, handler = logging.getLogger(__package__), logging.StreamHandler(sys.stdout)
+    level, _ = log.level, log.addHandler(handler)  # the engine's messages, as said: one line each
+    log.setLevel(logging.INFO)
     try:
         return _run_command(argv)
     finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
         sys.stdout, sys.stderr = streams
         warnings.formatwarning = format_warning
         for sig, handler in handlers.items():

@@ -194,9 +194,9 @@ def test_cli_lab_bayesnet(capsys):
 def test_a_continued_train_run_counts_the_time_of_its_earlier_epochs(tmp_path, monkeypatch):
     """Issue 21: `train --epochs 1` then `--epochs 2` in one folder records the total time, not only
     the second command's (the first epoch is made to last at least a second)."""
-    from jaxtrainer import sweeps
+    from jaxtrainer.sweeps import programs
 
-    program = sweeps.sweep_epoch
+    program = programs.sweep_epoch
 
     def slow(*args, **kwargs):
         time.sleep(1.0)
@@ -205,7 +205,7 @@ def test_a_continued_train_run_counts_the_time_of_its_earlier_epochs(tmp_path, m
     argv = ["train", "--dataset", "digits", "--network", "mlp", "--hidden", "16", "--out", str(tmp_path)]
     seconds = lambda: json.loads((tmp_path / "logs.json").read_text())["config"]["seconds"]  # noqa: E731
     with monkeypatch.context() as patch:
-        patch.setattr(sweeps, "sweep_epoch", slow)
+        patch.setattr(programs, "sweep_epoch", slow)
         assert cli_main([*argv, "--epochs", "1", "--no-progress"]) == 0
     first = seconds()
     assert first >= 1.0

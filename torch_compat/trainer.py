@@ -26,7 +26,7 @@ from jaxtrainer.equivariance import equivariance_maps
 from jaxtrainer.layers import ACTIVATION_MODULES
 from jaxtrainer.plots import equivariance_figure
 from jaxtrainer.settings import Settings
-from jaxtrainer.sweeps import fit
+from jaxtrainer.sweeps import Loop, fit
 
 from . import nn
 
@@ -312,9 +312,7 @@ class Trainer:
             n_epochs,
             settings,
             logs=logs,
-            on_epoch=on_epoch,
-            order=order,
-            progress=self.progress,
+            loop=Loop(order=order, progress=self.progress, on_epoch=on_epoch),
         )
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])

@@ -30,7 +30,7 @@ from ..data import fingerprint
 from ..gradient import apply, autodiff
 from ..runs import Run
 from ..settings import Settings
-from ..sweeps import fit_sweep, stack, unstack
+from ..sweeps import Loop, fit_sweep, stack, unstack
 from ..train import evaluate, init_state, to_device
 from . import handopt
 
@@ -144,10 +144,12 @@ def train_members(
                 epochs,
                 settings,
                 logs=logs,
-                progress=progress,
-                on_epoch=keep_best,
-                labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
-                desc=desc,
+                loop=Loop(
+                    progress=progress,
+                    on_epoch=keep_best,
+                    labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
+                    desc=desc,
+                ),
             )
             seconds += time.perf_counter() - clock
     members = [
