@@ -39,6 +39,7 @@ from test_datasets import make_idx_set
 from jaxtrainer import data, files, models, presets, runs, state_dict, train
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.spec import Spec
 from jaxtrainer.sweeps import init_sweep
 from torch_compat import Trainer
 
@@ -70,8 +71,8 @@ def leftovers(folder: Path) -> list:
 
 
 def train_template():
-    model = models.build_network("mlp", (1, 28, 28), HIDDEN, seed=presets.SEED)
-    return train.init_state(model, presets.DEFAULT_LR)[1]
+    """A train run's checkpointed state: a sweep of one member."""
+    return init_sweep(Spec("mlp", HIDDEN), (1, 28, 28))[1]
 
 
 def saved_epochs(folder: Path, template=None) -> int:
@@ -81,9 +82,9 @@ def saved_epochs(folder: Path, template=None) -> int:
     path = folder / runs.CHECKPOINT
     if not path.exists():
         return 0
-    state, epoch, logs, _ = runs.load_checkpoint(str(path), template or train_template())
+    state, epoch, saved, _ = runs.load_checkpoint(str(path), template or train_template())
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
-    members = logs if isinstance(logs, list) else [logs]
+    members = saved["logs"]
     assert all(len(values) == epoch + 1 for member in members for values in member.values())
     return epoch
 
@@ -274,8 +275,9 @@ def test_sigkill_mid_sweep_then_the_same_command_gives_every_members_uninterrupt
     result = background.futures["sweep"].result()
     assert result.returncode == -signal.SIGKILL
     members = [(lr, presets.SEED) for lr in SWEEP_LRS]
-    template = init_sweep("mlp", (1, 28, 28), HIDDEN, members)[1]
-    _, epoch, logs, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
+    template = init_sweep(Spec("mlp", HIDDEN, members=members), (1, 28, 28))[1]
+    _, epoch, saved, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
+    logs = saved["logs"]
     assert 1 <= epoch < LONG and [len(m["test_mae"]) for m in logs] == [epoch + 1] * 2
     code, out, _ = run_main([*SWEEP, "--epochs", LONG, "--out", result.out], capfd)
     assert code == 0
@@ -958,10 +960,10 @@ def test_seeds_outside_the_one_range_are_refused_everywhere(seed, capfd):
         assert exit_.value.code == 2 and message in capfd.readouterr().err
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
         Trainer("mlp", HIDDEN, dataset="digits", seed=seed)
-    from jaxtrainer.sweeps import members_of
+    from jaxtrainer.spec import Spec, members_of
 
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
-        members_of([0.1], [0, seed])
+        Spec(members=members_of([0.1], [0, seed]))
 
 
 def test_distinct_seeds_in_the_range_draw_distinct_weights():
