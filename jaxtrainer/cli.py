@@ -23,7 +23,7 @@ from . import __version__, bench, files, presets
 from .config import NetworkConfiguration, check_seed
 from .grade import cli as grade_cli
 from .labs.commands import LABS
-from .registry import ACTIVATIONS, CONV_IMPLS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
+from .registry import ACTIVATIONS, CONV_IMPLS, DATA_DIR_DATASETS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 
 
 class UserError(Exception):
@@ -41,8 +41,8 @@ def _data_options(p, dataset=None) -> None:
     p.add_argument(
         "--dataset",
         default=dataset,
-        help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or fashion_mnist, "
-        "mnist, svhn, cifar10 (read from --data-dir)",
+        help="'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or "
+        f"{', '.join(DATA_DIR_DATASETS)} (read from --data-dir)",
     )
     p.add_argument(
         "--data-dir",
