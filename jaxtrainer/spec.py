@@ -64,7 +64,7 @@ class Spec:
     strategy: str = "auto"
 
     def __post_init__(self):
-        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        fix = lambda name, value: object.__setattr__(self, name, value)  # frozen
         fix("network", check_network_type(self.network))
         fix("net_config", check_network_configuration(self.net_config))
         fix("activation", check_activation(self.activation))

@@ -42,7 +42,7 @@ def test_every_optimizer_steps_as_optax_applied_by_hand(name, rng):
     params = state.params
     tx = getattr(optax, name)(learning_rate=0.01)
     opt_state = tx.init(params)
-    mse = lambda p: jnp.mean((apply(graphdef, p, X) - y) ** 2)  # noqa: E731
+    mse = lambda p: jnp.mean((apply(graphdef, p, X) - y) ** 2)
     for _ in range(2):
         state, _ = train.train_step(graphdef, state, X, y, settings)
         updates, opt_state = tx.update(jax.grad(mse)(params), opt_state, params)
@@ -79,7 +79,7 @@ def test_every_network_type_equals_the_pytorch_reference(network, rng):
 @pytest.mark.parametrize("impl", registry.CONV_IMPLS)
 def test_every_conv_impl_gives_the_same_network(impl, rng):
     X = rng.uniform(-1, 1, (2, 1, 28, 28)).astype(np.float32)
-    built = lambda impl: models.build_network("cnn", (1, 28, 28), SMALL, seed=0, conv_impl=impl)  # noqa: E731
+    built = lambda impl: models.build_network("cnn", (1, 28, 28), SMALL, seed=0, conv_impl=impl)
     np.testing.assert_allclose(np.asarray(built(impl)(X)), np.asarray(built("lax")(X)), rtol=1e-5, atol=1e-6)
 
 

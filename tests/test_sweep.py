@@ -198,7 +198,7 @@ def test_a_sweep_with_sgd_equals_sgd_applied_by_hand(tmp_path, tiny):
     result = run_sweep(spec.replace(strategy="map"), str(tmp_path), progress=False)
     model = models.build_network("mlp", (1, 28, 28), NETS["mlp"], seed=0)
     graphdef, params = nnx.split(model, nnx.Param)
-    mse = lambda p, X, y: jnp.mean((apply(graphdef, p, jnp.asarray(X)) - jnp.asarray(y)) ** 2)  # noqa: E731
+    mse = lambda p, X, y: jnp.mean((apply(graphdef, p, jnp.asarray(X)) - jnp.asarray(y)) ** 2)
     grads = jax.grad(mse)(params, *tiny[0])
     stepped = jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
     assert result["rows"][0]["final_test_loss"] == pytest.approx(float(mse(stepped, *tiny[1])), rel=1e-5)

@@ -203,7 +203,7 @@ def test_a_continued_train_run_counts_the_time_of_its_earlier_epochs(tmp_path, m
         return program(*args, **kwargs)
 
     argv = ["train", "--dataset", "digits", "--network", "mlp", "--hidden", "16", "--out", str(tmp_path)]
-    seconds = lambda: json.loads((tmp_path / "logs.json").read_text())["config"]["seconds"]  # noqa: E731
+    seconds = lambda: json.loads((tmp_path / "logs.json").read_text())["config"]["seconds"]
     with monkeypatch.context() as patch:
         patch.setattr(programs, "sweep_epoch", slow)
         assert cli_main([*argv, "--epochs", "1", "--no-progress"]) == 0

@@ -14,15 +14,8 @@ from .members import init_sweep, stack, sweep_size, unstack
 from .placement import Placement, devices_used, placement
 from .programs import AXIS, sweep_epoch, sweep_evaluate
 
-__all__ = [
-    "AXIS",
-    "Loop",
-    "Placement",
-    "SweepResult",
-    "devices_used",
-    "fit",
-    "fit_sweep",
-    "init_sweep",
+__all__ = ["AXIS", "Loop", "Placement", "SweepResult", "devices_used", "fit", "fit_sweep", "init_sweep"]
+__all__ += [
     "members_of",
     "placement",
     "stack",

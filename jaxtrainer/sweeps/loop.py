@@ -133,17 +133,7 @@ def _report(sweep: _Sweep, epoch: int, bar) -> None:
     bar.set_postfix({last: shown})
 
 
-def fit_sweep(
-    graphdef,
-    states: TrainState,
-    train,
-    test,
-    n_epochs: int,
-    settings: Settings = DEFAULT,
-    *,
-    logs=None,
-    loop=Loop(),
-):
+def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *, logs=None, loop=Loop()):
     """Train K stacked members to `n_epochs` in three phases: prepare, the epochs, report.
 
     Each member's logs are those the homework's loop writes for it alone, under
@@ -153,14 +143,9 @@ def fit_sweep(
     """
     sweep = _prepare(graphdef, states, train, test, settings, logs, loop)
     k, done = len(sweep.logs), sweep.done
+    epochs = range(done + 1, n_epochs + 1)
     bar = tqdm(
-        range(done + 1, n_epochs + 1),
-        desc=loop.desc,
-        unit="epoch",
-        disable=not loop.progress,
-        dynamic_ncols=True,
-        initial=done,
-        total=n_epochs,
+        epochs, loop.desc, n_epochs, initial=done, disable=not loop.progress, unit="epoch", dynamic_ncols=True
     )
     for epoch in bar:
         _train_epoch(sweep, epoch, loop.order)
@@ -170,17 +155,7 @@ def fit_sweep(
     return gathered(sweep.states, k), sweep.logs
 
 
-def fit(
-    graphdef,
-    state: TrainState,
-    train,
-    test,
-    n_epochs: int,
-    settings: Settings = DEFAULT,
-    *,
-    logs=None,
-    loop=Loop(),
-):
+def fit(graphdef, state, train, test, n_epochs: int, settings=DEFAULT, *, logs=None, loop=Loop()):
     """One run: `fit_sweep` of one member (its compiled program has no member axis). `logs` are
     those of epochs already run; `loop.on_epoch(epoch, state, logs)`. Returns (state, logs)."""
     hook = loop.on_epoch
@@ -188,16 +163,8 @@ def fit(
         loop = dataclasses.replace(
             loop, on_epoch=lambda e, states, logs: hook(e, unstack(states, 0), logs[0])
         )
-    states, logs = fit_sweep(
-        graphdef,
-        stack([state]),
-        train,
-        test,
-        n_epochs,
-        settings,
-        logs=None if logs is None else [logs],
-        loop=loop,
-    )
+    logs = None if logs is None else [logs]
+    states, logs = fit_sweep(graphdef, stack([state]), train, test, n_epochs, settings, logs=logs, loop=loop)
     return unstack(states, 0), logs[0]
 
 

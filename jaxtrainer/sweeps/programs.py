@@ -47,7 +47,7 @@ def sweep_epoch(graphdef, states: TrainState, data, settings: Settings, mesh: Me
     """One epoch of every member and the metrics that log it (`train.member_epoch`), as one
     compiled program. `data` is (X, y, order or None, eval_sets). Returns the new stacked state, the
     per-step metrics and, per logged set, metrics of shape (K,)."""
-    member = lambda state, data: member_epoch(graphdef, state, data, settings)  # noqa: E731
+    member = lambda state, data: member_epoch(graphdef, state, data, settings)
     return _over_members(member, states, data, settings.strategy, mesh)
 
 
