@@ -30,6 +30,7 @@ OPTIMIZERS = (
     "yogi",
     "amsgrad",
     "novograd",
+    "adadelta",
 )
 DEFAULT_OPTIMIZER = OPTIMIZERS[0]
 
