@@ -100,9 +100,11 @@ class Spec:
 
     def identity(self, data_id: dict) -> dict:
         """What makes two runs the same run (the optimizer included: another one is refused by
-        name); `data_id` is the data's fingerprint."""
+        name); `data_id` is the data's fingerprint. The members as two lists, so that a refusal
+        names the field that differs ("lrs: saved [0.001], now [0.01]")."""
         same = {k: v for k, v in self.as_dict().items() if k not in _NOT_IDENTITY}
-        return {**same, "data": data_id}
+        lrs, seeds = ([member[i] for member in self.members] for i in (0, 1))
+        return {**same, "members": {"lrs": lrs, "seeds": seeds}, "data": data_id}
 
     def meta(self, ds, parameters: int) -> dict:
         """logs.json's "config": the spec, the data it read and the network's size."""

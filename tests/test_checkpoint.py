@@ -113,7 +113,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     spec = Spec("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1)
     run(spec, str(tmp_path), progress=False)
     with pytest.raises(
-        ValueError, match=r"different configuration \(members: saved \[\{'lr': 0\.001, 'seed'"
+        ValueError, match=r"different configuration \(members\.lrs: saved \[0\.001\], now \[0\.01\]\)"
     ):
         run(
             spec.replace(members=[(0.01, spec.members[0][1])], epochs=2),

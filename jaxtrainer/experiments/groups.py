@@ -70,33 +70,29 @@ def load(spec: Spec, out_dir: str) -> Tuple[data.Dataset, dict]:
 
 
 def train_group(group: Group, ds, run: Run, progress: bool = True):
-    """The group's sweep in the open `run`, continued from its checkpoint, or nothing to do when
-    it already holds the spec's epochs. Returns (one record per member: name, lr, seed, dir, logs,
-    meta, skipped; and the trained (graphdef, stacked states), None when nothing was trained)."""
-    folders, name = group.folders, group.name or group.spec.network
+    """The group's sweep in the open `run`, continued from its checkpoint (read whole, so a damaged
+    one is refused by name even when the run is finished), or nothing to train when it already
+    holds the spec's epochs. Returns (one record per member: name, lr, seed, dir, logs, meta,
+    skipped; and the members' (graphdef, stacked states))."""
+    spec, folders, name = group.spec, group.folders, group.name or group.spec.network
     if len(set(folders)) != len(folders):
         raise InputError(f"{name}: two members would share one folder: {folders}")
-    if run.epochs_done == group.spec.epochs and group.spec.epochs:
+    graphdef, states, model = init_sweep(spec, ds.image_shape)
+    states, record = run.restore(states)
+    if run.epochs_done == spec.epochs and spec.epochs:
         logger.info(f"{name}: {len(folders)} run(s) already finished in {run.folder}, skipped")
         saved = distributed.from_writer(
             [read_json(run.path(f, "logs.json")) if run.writer else None for f in folders]
         )
-        return [_record(group, i, run, s["logs"], s["config"], True) for i, s in enumerate(saved)], None
-    return _train(group, ds, run, progress)
-
-
-def _train(group: Group, ds, run: Run, progress: bool):
-    spec, settings, folders = group.spec, group.spec.settings(), group.folders
-    graphdef, states, model = init_sweep(spec, ds.image_shape)
-    states, record = run.restore(states)
-    logs, prior = (None, 0.0) if record is None else (record["logs"], record["seconds"])
-    lrs = ", ".join(f"{lr:g}" for lr, _ in spec.members)
+        records = [_record(group, i, run, s["logs"], s["config"], True) for i, s in enumerate(saved)]
+        return records, (graphdef, states)
+    settings, lrs = spec.settings(), ", ".join(f"{lr:g}" for lr, _ in spec.members)
     logger.info(
-        f"{group.name or spec.network}: {len(folders)} run(s) (lr {lrs}) as one sweep ({settings.strategy}), "
-        f"{spec.epochs} epochs"
+        f"{name}: {len(folders)} run(s) (lr {lrs}) as one sweep ({settings.strategy}), {spec.epochs} epochs"
     )
     sweep = {"size": len(folders), "strategy": settings.strategy, "members": list(folders)}
     meta = {**spec.meta(ds, models.count_parameters(model)), "sweep": sweep}
+    logs, prior = (None, 0.0) if record is None else (record["logs"], record["seconds"])
     start, metas = time.perf_counter(), []
 
     def save(epoch, states, logs):
@@ -116,9 +112,7 @@ def _train(group: Group, ds, run: Run, progress: bool):
         run.checkpoint(states, epoch, {"logs": logs, "seconds": seconds})
 
     names = group.run_names()
-    loop = Loop(
-        progress=progress, on_epoch=save, labels=names, desc=f"{group.name or spec.network} x{len(names)}"
-    )
+    loop = Loop(progress=progress, on_epoch=save, labels=names, desc=f"{name} x{len(names)}")
     states, logs = fit_sweep(graphdef, states, ds.train, ds.test, spec.epochs, settings, logs=logs, loop=loop)
     if run.epochs_done != spec.epochs or not spec.epochs:  # nothing was trained: epoch 0's logs
         save(spec.epochs, states, logs)

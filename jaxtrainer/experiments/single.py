@@ -11,7 +11,7 @@ from flax import nnx
 from .. import models, plots, state_dict
 from ..errors import InputError
 from ..spec import Spec
-from ..sweeps import init_sweep, unstack
+from ..sweeps import unstack
 from .groups import Group, load, train_group
 
 
@@ -35,13 +35,7 @@ def run(
             "curves.png", lambda path: plots.training_curves(logs, path, title=title)
         )
         if export:
-            graphdef, states = trained or _saved(spec, ds, folder)
+            graphdef, states = trained
             trained_model = nnx.merge(graphdef, unstack(states.params, 0))
             paths["export"] = state_dict.export_state_dict(models.state_dict(trained_model), export)
     return {"logs": logs, "paths": paths, "meta": record["meta"]}
-
-
-def _saved(spec: Spec, ds, folder):
-    """(graphdef, states) of a run finished by an earlier command, read from its checkpoint."""
-    graphdef, template, _ = init_sweep(spec, ds.image_shape)
-    return graphdef, folder.restore(template)[0]
