@@ -16,7 +16,7 @@ import optax
 from . import presets
 from .config import check_batch_size
 from .gradient import autodiff
-from .registry import OPTIMIZERS, STRATEGIES, choose
+from .registry import DEFAULT_OPTIMIZER, OPTIMIZERS, STRATEGIES, choose
 from .tasks import REGRESSION, log_keys
 
 VARIANTS = ("tensor", "loader")
@@ -48,7 +48,7 @@ class Settings:
 
     batch_size: int = presets.BATCH_SIZE
     task: object = REGRESSION
-    optimizer: Callable = optax.adam
+    optimizer: Callable = getattr(optax, DEFAULT_OPTIMIZER)  # a factory of the learning rate
     gradient: Callable = autodiff
     strategy: str = "auto"
     variant: str = "tensor"
