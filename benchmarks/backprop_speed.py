@@ -88,7 +88,7 @@ def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
     settings = Settings(
         batch_size=batch_size, task=Classification(N_CLASSES), optimizer=factory, gradient=gradient
     )
-    graphdef, state = train.init_state(model, LR, factory)
+    graphdef, state = train.init_state(model, LR, settings)
     compiled_epoch = jax.jit(train.member_epoch, static_argnames=("graphdef", "settings"))
 
     def epoch():

@@ -24,11 +24,12 @@ def main(argv=None) -> int:
     from jaxtrainer.bench import synthetic
     from jaxtrainer.data import Dataset
     from jaxtrainer.experiments.homework import run_homework
+    from jaxtrainer.spec import Spec
 
     (X, y), (Xt, yt) = synthetic(args.n_train, args.n_test)
     ds = Dataset(f"SYNTHETIC random data, {args.n_train // 1000}k", X, y, Xt, yt)
     start = time.perf_counter()
-    result = run_homework(ds, args.out, epochs=args.epochs, progress=not args.no_progress)
+    result = run_homework(Spec(dataset=ds, epochs=args.epochs), args.out, progress=not args.no_progress)
     print(
         f"homework on {ds.name}, {args.epochs} epochs: {time.perf_counter() - start:.1f} s; "
         f"report in {result['paths']['report']}"

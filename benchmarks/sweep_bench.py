@@ -24,6 +24,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
     import jax
 
     from jaxtrainer.settings import Settings
+    from jaxtrainer.spec import Spec
     from jaxtrainer.sweeps import init_sweep, sweep_epoch
     from jaxtrainer.train import to_device
 
@@ -31,11 +32,12 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
     (X, y), test = synthetic(n_train, n_test)
     X, y = to_device(X, y)
     evals = ((X[:2000], y[:2000]), to_device(*test))
-    graphdef, solo, _ = init_sweep(network, (1, 28, 28), cfg, [(1e-3, 0)])  # one run: a sweep of one
+    spec = Spec(network, cfg, members=[(1e-3, 0)])
+    graphdef, solo, _ = init_sweep(spec, (1, 28, 28))  # one run: a sweep of one
     states = {"solo": solo}
     members = [(lr, 0) for lr in (1e-2, 1e-4, 1e-8, 1e-3, 3e-3, 3e-4, 1e-5, 1e-6)[:k]]
     for strategy in strategies:
-        states[strategy] = init_sweep(network, (1, 28, 28), cfg, members)[1]
+        states[strategy] = init_sweep(spec.replace(members=members), (1, 28, 28))[1]
 
     def epoch(key):
         settings = Settings(batch_size=128, strategy="map" if key == "solo" else key)

@@ -18,6 +18,8 @@ _EXPORTS = {
     "evaluate": "train",
     "init_state": "train",
     "train_step": "train",
+    "Loop": "sweeps",
+    "Spec": "spec",
     "SweepResult": "sweeps",
     "fit": "sweeps",
     "fit_sweep": "sweeps",

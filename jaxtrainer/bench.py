@@ -104,21 +104,20 @@ def train_members(
     Returns:
         `jaxtrainer.sweep`'s SweepResult.
     """
-    from .settings import Settings
-    from .sweeps import sweep
+    from .spec import Spec
+    from .sweeps import Loop, sweep
 
     net = NETWORKS[network]
-    return sweep(
+    members = [(lr, SEED) for lr in lrs]
+    spec = Spec(
         net.network_type,
         net.net_config,
-        dataset,
-        lrs=tuple(lrs),
-        seeds=(SEED,),
-        n_epochs=epochs,
-        settings=Settings(batch_size=BATCH_SIZE),
-        progress=progress,
-        on_epoch=on_epoch,
+        members=members,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        dataset=dataset,
     )
+    return sweep(spec, Loop(progress=progress, on_epoch=on_epoch))
 
 
 def _load_npz(path: str):

@@ -8,9 +8,7 @@ import os
 from typing import NamedTuple, Tuple
 
 from .errors import InputError
-
-NETWORK_TYPES = ("mlp", "cnn")
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
+from .registry import ACTIVATIONS, NETWORK_TYPES, choose
 
 
 class NetworkConfiguration(NamedTuple):
@@ -31,16 +29,15 @@ def shown(value) -> str:
 
 
 def check_network_type(network_type: str) -> str:
-    if network_type not in NETWORK_TYPES:
-        raise InputError(f"network_type must be one of {NETWORK_TYPES}, got {network_type!r}")
-    return network_type
+    return choose("network_type", network_type, NETWORK_TYPES)
 
 
 def check_activation(name: str) -> str:
     """Students' tests pass "ReLU" or "SIGMOID": any case is accepted."""
-    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        raise InputError(f"activation must be one of {ACTIVATIONS} (any case), got {name!r}")
-    return name.lower()
+    lower = name.lower() if isinstance(name, str) else name
+    if lower not in ACTIVATIONS:
+        choose("activation", name, ACTIVATIONS, " (any case)")
+    return lower
 
 
 def _positive_ints(field: str, values) -> Tuple[int, ...]:

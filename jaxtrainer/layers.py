@@ -17,8 +17,7 @@ from flax import nnx
 from jax import lax
 
 from .errors import InputError
-
-CONV_IMPLS = ("im2col", "lax")
+from .registry import ACTIVATIONS, CONV_IMPLS, choose
 
 
 def default_conv_impl() -> str:
@@ -34,9 +33,7 @@ def default_conv_impl() -> str:
 
 
 def check_conv_impl(impl: str) -> str:
-    if impl not in CONV_IMPLS:
-        raise InputError(f"conv implementation must be one of {CONV_IMPLS}, got {impl!r}")
-    return impl
+    return choose("conv implementation", impl, CONV_IMPLS)
 
 
 def torch_uniform(key: jax.Array, shape: Tuple[int, ...], fan_in: int) -> jax.Array:
@@ -224,4 +221,4 @@ class Sigmoid(nnx.Module):
         return jax.nn.sigmoid(x)
 
 
-ACTIVATION_MODULES = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+ACTIVATION_MODULES = {name: globals()[cls] for name, cls in ACTIVATIONS.items()}

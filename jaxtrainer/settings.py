@@ -8,6 +8,7 @@ learning rate or seed (those are data: the learning rate lives in the optimizer 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Tuple
 
 import optax
@@ -16,10 +17,18 @@ from . import presets
 from .config import check_batch_size
 from .errors import InputError
 from .gradient import autodiff
+from .registry import DEFAULT_OPTIMIZER, OPTIMIZERS, STRATEGIES, choose
 from .tasks import REGRESSION, log_keys
 
-STRATEGIES = ("auto", "vmap", "map")
 VARIANTS = ("tensor", "loader")
+
+
+@functools.cache
+def optimizer(name: str, options: Tuple[Tuple[str, object], ...] = ()) -> Callable:
+    """optax's optimizer `name` (a registry name) with `options` fixed: a factory of the learning
+    rate. Cached, so equal specs give equal `Settings` and share their compiled programs."""
+    factory = getattr(optax, choose("optimizer", name, OPTIMIZERS))
+    return functools.partial(factory, **dict(options)) if options else factory
 
 
 def auto_strategy(backend: str) -> str:
@@ -40,7 +49,7 @@ class Settings:
 
     batch_size: int = presets.BATCH_SIZE
     task: object = REGRESSION
-    optimizer: Callable = optax.adam
+    optimizer: Callable = getattr(optax, DEFAULT_OPTIMIZER)  # a factory of the learning rate
     gradient: Callable = autodiff
     strategy: str = "auto"
     variant: str = "tensor"
@@ -51,8 +60,7 @@ class Settings:
 
     def __post_init__(self):
         check_batch_size(self.batch_size)
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        choose("strategy", self.strategy, STRATEGIES)
         if self.variant not in VARIANTS:
             raise InputError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         for field in ("train_eval_size", "eval_chunk"):

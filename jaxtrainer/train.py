@@ -41,9 +41,11 @@ def _hyperparam_optimizer(factory) -> optax.GradientTransformation:
     return optax.inject_hyperparams(factory)(learning_rate=0.0)
 
 
-def init_state(model: nnx.Module, lr: float, optimizer=optax.adam) -> Tuple[nnx.GraphDef, TrainState]:
+def init_state(model: nnx.Module, lr: float, settings: Settings = DEFAULT) -> Tuple[nnx.GraphDef, TrainState]:
+    """The model's parameters and the state of `settings.optimizer` at `lr`: the optimizer that
+    will step them (given once, here and to the step, through the settings)."""
     graphdef, params = nnx.split(model, nnx.Param)
-    opt_state = optax.inject_hyperparams(optimizer)(learning_rate=lr).init(params)
+    opt_state = optax.inject_hyperparams(settings.optimizer)(learning_rate=lr).init(params)
     return graphdef, TrainState(params, opt_state)
 
 

@@ -15,9 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxtrainer import files, models, presets, runs, train
+from jaxtrainer import files, runs
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.spec import Spec
+from jaxtrainer.sweeps import init_sweep
 
 HIDDEN = NetworkConfiguration(dense_hiddens=(8,))
 
@@ -58,8 +60,8 @@ def leftovers(folder: Path) -> list:
 
 
 def train_template():
-    model = models.build_network("mlp", (1, 28, 28), HIDDEN, seed=presets.SEED)
-    return train.init_state(model, presets.DEFAULT_LR)[1]
+    """A train run's checkpointed state: a sweep of one member."""
+    return init_sweep(Spec("mlp", HIDDEN), (1, 28, 28))[1]
 
 
 def saved_epochs(folder: Path, template=None) -> int:
@@ -69,9 +71,9 @@ def saved_epochs(folder: Path, template=None) -> int:
     path = folder / runs.CHECKPOINT
     if not path.exists():
         return 0
-    state, epoch, logs, _ = runs.load_checkpoint(str(path), template or train_template())
+    state, epoch, saved, _ = runs.load_checkpoint(str(path), template or train_template())
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
-    members = logs if isinstance(logs, list) else [logs]
+    members = saved["logs"]
     assert all(len(values) == epoch + 1 for member in members for values in member.values())
     return epoch
 

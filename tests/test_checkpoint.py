@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from jaxtrainer import data, models, runs, state_dict, train
+from jaxtrainer import data, runs, state_dict, train
 from jaxtrainer.config import NetworkConfiguration
-from jaxtrainer.experiments.single import RunConfig, run
+from jaxtrainer.experiments.single import run
+from jaxtrainer.spec import Spec
+from jaxtrainer.sweeps import init_sweep
 from torch_compat import reference as ref
 
 CNN_ARGS = [
@@ -99,22 +101,25 @@ def test_sigint_leaves_a_clean_checkpoint_partial_logs_and_a_one_line_message(tm
     )
     assert not (out / runs.LOCK).exists()
     assert 2 <= len(logs["train_loss"]) < 13 and all(len(v) == len(logs["train_loss"]) for v in logs.values())
-    cfg = RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=12)
-    model = models.build_network("cnn", (1, 28, 28), cfg.net_config, seed=cfg.seed)
-    template = train.init_state(model, cfg.lr)[1]
-    identity = cfg.identity(data.load("digits"))
-    state, epoch, saved_logs, saved_identity = runs.load_checkpoint(str(out / runs.CHECKPOINT), template)
+    spec = Spec("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=12)
+    template = init_sweep(spec, (1, 28, 28))[1]  # a run is a sweep of one
+    ds = data.load("digits")
+    identity = {"kind": "train", **spec.identity(data.fingerprint(ds.train, ds.test))}
+    state, epoch, saved, saved_identity = runs.load_checkpoint(str(out / runs.CHECKPOINT), template)
     assert saved_identity == runs.plain(identity)
-    assert epoch == len(saved_logs["train_loss"]) - 1 == n >= 1
+    assert epoch == len(saved["logs"][0]["train_loss"]) - 1 == n >= 1 and saved["seconds"] > 0
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in __import__("jax").tree.leaves(state))
 
 
 @pytest.mark.slow
 def test_resume_refuses_a_different_configuration(tmp_path):
-    run(RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1), str(tmp_path), progress=False)
-    with pytest.raises(ValueError, match=r"different configuration \(lr: saved 0\.001, now 0\.01\)"):
+    spec = Spec("mlp", NetworkConfiguration(dense_hiddens=(8,)), epochs=1)
+    run(spec, str(tmp_path), progress=False)
+    with pytest.raises(
+        ValueError, match=r"different configuration \(members\.lrs: saved \[0\.001\], now \[0\.01\]\)"
+    ):
         run(
-            RunConfig("mlp", NetworkConfiguration(dense_hiddens=(8,)), lr=0.01, epochs=2),
+            spec.replace(members=[(0.01, spec.members[0][1])], epochs=2),
             str(tmp_path),
             progress=False,
             mode="resume",
@@ -125,12 +130,12 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         r"\(net_config\.dense_hiddens: saved \[8\], now \[16\]\)\. .* use --overwrite to start over",
     ):
         run(
-            RunConfig("mlp", NetworkConfiguration(dense_hiddens=(16,)), epochs=2),
+            spec.replace(net_config=NetworkConfiguration(dense_hiddens=(16,)), epochs=2),
             str(tmp_path),
             progress=False,
         )
     with pytest.raises(ValueError, match="no run to resume in .*empty: it holds no run.json"):
-        run(RunConfig("mlp", epochs=1), str(tmp_path / "empty"), progress=False, mode="resume")
+        run(spec, str(tmp_path / "empty"), progress=False, mode="resume")
 
 
 def test_a_corrupt_checkpoint_is_named(tmp_path):
@@ -144,7 +149,7 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
 def test_exported_state_dict_loads_into_the_torch_reference_model(ext, tmp_path):
     path = str(tmp_path / f"model{ext}")
     result = run(
-        RunConfig("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=1),
+        Spec("cnn", NetworkConfiguration((16, 32, 45), (3, 3, 3), (1, 1, 1), (128,)), epochs=1),
         str(tmp_path / "run"),
         progress=False,
         export=path,
@@ -171,7 +176,7 @@ def test_export_rejects_unknown_formats(tmp_path):
 @pytest.mark.slow
 def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
     result = run(
-        RunConfig("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), lr=1e25, epochs=4),
+        Spec("mlp", NetworkConfiguration(dense_hiddens=(64, 64)), members=[(1e25, 0)], epochs=4),
         str(tmp_path),
         progress=True,
     )

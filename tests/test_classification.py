@@ -18,7 +18,7 @@ from jaxtrainer.gradient import autodiff
 from jaxtrainer.labs import handopt
 from jaxtrainer.labs.handgrad import SoftmaxMLP, backprop, init_theta
 from jaxtrainer.settings import Settings
-from jaxtrainer.sweeps import fit, fit_sweep, stack
+from jaxtrainer.sweeps import Loop, fit, fit_sweep, stack
 from jaxtrainer.tasks import Classification, log_keys, log_softmax, one_hot, softmax
 
 
@@ -164,7 +164,6 @@ def test_training_by_hand_follows_autodiff_with_optax():
     task = Classification(10, "sum")
     runs = {}
     for key, gradient, optimizer in (("hand", backprop, handopt.adam), ("auto", autodiff, optax.adam)):
-        graphdef, state = train.init_state(SoftmaxMLP(64, [32], 10, seed=3), 1e-2, optimizer)
         settings = Settings(
             batch_size=50,
             task=task,
@@ -173,7 +172,8 @@ def test_training_by_hand_follows_autodiff_with_optax():
             names=("train", "val"),
             train_eval_size=len(train_set[0]),
         )
-        runs[key] = fit(graphdef, state, train_set, val, 2, settings, progress=False)
+        graphdef, state = train.init_state(SoftmaxMLP(64, [32], 10, seed=3), 1e-2, settings)
+        runs[key] = fit(graphdef, state, train_set, val, 2, settings, loop=Loop(progress=False))
     (hand_state, hand_logs), (auto_state, auto_logs) = runs["hand"], runs["auto"]
     assert list(hand_logs) == list(log_keys(task, ("train", "val")))
     chex.assert_trees_all_close(hand_logs, auto_logs, rtol=1e-4, atol=1e-5)
@@ -188,13 +188,15 @@ def test_sweep_member_equals_its_solo_run():
     task = Classification(10)
     model = SoftmaxMLP(64, [], 10, init="normal")
     lrs = (0.1, 0.01)
-    pairs = [train.init_state(model, lr, handopt.sgd) for lr in lrs]
     settings = Settings(
         batch_size=1, task=task, optimizer=handopt.sgd, gradient=backprop, names=("train", "val")
     )
+    pairs = [train.init_state(model, lr, settings) for lr in lrs]
     states = stack([s for _, s in pairs])
-    _, logs = fit_sweep(pairs[0][0], states, train_set, val, 2, settings, devices=ONE_DEVICE, progress=False)
-    _, solo = fit(*pairs[1], train_set, val, 2, settings, progress=False)
+    _, logs = fit_sweep(
+        pairs[0][0], states, train_set, val, 2, settings, loop=Loop(devices=ONE_DEVICE, progress=False)
+    )
+    _, solo = fit(*pairs[1], train_set, val, 2, settings, loop=Loop(progress=False))
     chex.assert_trees_all_close(logs[1], solo, rtol=1e-5, atol=1e-6)
 
 

@@ -279,3 +279,37 @@ def test_n_epochs_accepted(n):
 def test_n_epochs_rejected(n):
     with pytest.raises(ValueError, match=r"^n_epochs must be an int >= 0, got " + re_escape_repr(n)):
         check_n_epochs(n)
+
+
+def test_the_spec_derives_identity_metadata_and_settings_from_one_place():
+    import json
+
+    import optax
+
+    from jaxtrainer.settings import Settings
+    from jaxtrainer.spec import Spec
+
+    spec = Spec(
+        "cnn", HOMEWORK_CNN, "Tanh", "adamw", {"weight_decay": 0.5}, [(0.1, 3)], epochs=7, dataset="x"
+    )
+    assert spec.activation == "tanh" and spec.optimizer_options == (("weight_decay", 0.5),)
+    saved = json.loads(json.dumps(spec.as_dict()))  # spec.json: plain JSON, whole
+    assert saved["optimizer_options"] == {"weight_decay": 0.5} and saved["members"] == [
+        {"lr": 0.1, "seed": 3}
+    ]
+    assert NetworkConfiguration(**saved["net_config"]) == NetworkConfiguration(*map(list, HOMEWORK_CNN))
+    assert saved["epochs"] == 7
+    # how much, how and where from are not what: the same run whatever they are
+    same = spec.replace(epochs=9, conv_impl="lax", strategy="vmap", dataset="y", data_dir="/d")
+    assert same.identity({"sha256": "a"}) == spec.identity({"sha256": "a"})
+    identity = spec.identity({"sha256": "a"})
+    assert identity["optimizer"] == "adamw" and identity["members"] == {"lrs": [0.1], "seeds": [3]}
+    assert spec.replace(optimizer="adam").identity({"sha256": "a"}) != identity
+    settings = spec.settings()
+    assert settings.batch_size == presets.BATCH_SIZE and settings.optimizer.func is optax.adamw
+    assert settings.optimizer.keywords == {"weight_decay": 0.5}
+    assert spec.settings() == settings != Settings()  # equal specs share their compiled programs
+    with pytest.raises(ValueError, match="a sweep needs at least one learning rate and one seed"):
+        Spec(members=[])
+    with pytest.raises(ValueError, match=r"epochs|n_epochs must be an int >= 0, got -1"):
+        Spec(epochs=-1)

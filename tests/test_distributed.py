@@ -116,6 +116,7 @@ def test_two_processes_give_the_one_process_logs_and_write_each_file_once(strate
             runs.CHECKPOINT,
             runs.MANIFEST,
             "report.md",
+            "spec.json",
             "summary.json",
             "sweep.png",
             *(f"{m}/{f}" for m in MEMBERS for f in ("logs.json", "logs.csv")),

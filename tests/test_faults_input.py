@@ -63,10 +63,10 @@ def test_seeds_outside_the_one_range_are_refused_everywhere(seed, capfd):
         assert exit_.value.code == 2 and message in capfd.readouterr().err
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
         Trainer("mlp", HIDDEN, dataset="digits", seed=seed)
-    from jaxtrainer.sweeps import members_of
+    from jaxtrainer.spec import Spec, members_of
 
     with pytest.raises(ValueError, match=r"seed must be an int in \[0, 4294967295\]"):
-        members_of([0.1], [0, seed])
+        Spec(members=members_of([0.1], [0, seed]))
 
 
 def test_distinct_seeds_in_the_range_draw_distinct_weights():

@@ -45,6 +45,7 @@ from fault_helpers import (
 
 from jaxtrainer import presets, runs
 from jaxtrainer.cli import main
+from jaxtrainer.spec import Spec
 from jaxtrainer.sweeps import init_sweep
 
 pytestmark = pytest.mark.slow  # its module fixture runs every signalled and killed command (minutes)
@@ -182,8 +183,9 @@ def test_sigkill_mid_sweep_then_the_same_command_gives_every_members_uninterrupt
     result = background.futures["sweep"].result()
     assert result.returncode == -signal.SIGKILL
     members = [(lr, presets.SEED) for lr in SWEEP_LRS]
-    template = init_sweep("mlp", (1, 28, 28), HIDDEN, members)[1]
-    _, epoch, logs, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
+    template = init_sweep(Spec("mlp", HIDDEN, members=members), (1, 28, 28))[1]
+    _, epoch, saved, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
+    logs = saved["logs"]
     assert 1 <= epoch < LONG and [len(m["test_mae"]) for m in logs] == [epoch + 1] * 2
     code, out, _ = run_main([*SWEEP, "--epochs", LONG, "--out", result.out], capfd)
     assert code == 0

@@ -118,7 +118,7 @@ def test_train_into_a_sweeps_folder_is_refused_and_overwrite_replaces_it(
     code, printed, _ = run_main(train_argv(out, SHORT, "--overwrite"), capfd)
     assert code == 0 and f"{out}: the previous run's files were removed (--overwrite)" in printed
     assert sorted(contents(out)) == sorted(
-        [runs.MANIFEST, runs.CHECKPOINT, "logs.json", "logs.csv", "curves.png"]
+        [runs.MANIFEST, runs.CHECKPOINT, "spec.json", "logs.json", "logs.csv", "curves.png"]
     )
     assert csv_bytes(out) == csv_bytes(reference)
 
@@ -131,13 +131,13 @@ def test_a_finished_run_is_never_replaced_by_another_configuration(reference, tm
     refused(
         [*train_argv(out), "--lr", "0.01"],
         capfd,
-        "refusing to continue it with a different configuration (lr: saved 0.001, now 0.01)",
+        "refusing to continue it with a different configuration (members.lrs: saved [0.001], now [0.01])",
         "use --overwrite to start over",
     )
     refused(
         [*train_argv(out), "--seed", "7"],
         capfd,
-        f"(seed: saved {presets.SEED}, now 7)",
+        f"(members.seeds: saved [{presets.SEED}], now [7])",
     )
     assert contents(out) == before
     code, _, _ = run_main([*train_argv(out, 1), "--lr", "0.01", "--overwrite"], capfd)

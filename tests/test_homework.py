@@ -12,6 +12,8 @@ from conftest import write_png_folder
 from jaxtrainer import presets
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.experiments import homework
+from jaxtrainer.experiments.groups import Group, train_group
+from jaxtrainer.spec import Spec
 
 pytestmark = pytest.mark.slow  # its module fixture runs the whole homework
 
@@ -127,19 +129,13 @@ def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, t
     from jaxtrainer.config import NetworkConfiguration
 
     ds = data.load(str(png_folder))
-    group = homework.Group(
-        "g",
-        "mlp",
-        NetworkConfiguration(dense_hiddens=(8,)),
-        (homework.Member(1e-2), homework.Member(1e-3, seed=5)),
-    )
-    run = lambda out, epochs: homework.run_group(
-        group,
-        ds,
-        str(out),
-        epochs=epochs,  # noqa: E731
-        progress=False,
-    )
+    spec = Spec("mlp", NetworkConfiguration(dense_hiddens=(8,)), members=[(1e-2, presets.SEED), (1e-3, 5)])
+
+    def run(out, epochs):
+        group = Group(spec.replace(epochs=epochs), "g")
+        with group.open(str(out), data.fingerprint(ds.train, ds.test)) as folder:
+            return train_group(group, ds, folder, progress=False)[0]
+
     run(tmp_path / "a", 1)
     resumed = run(tmp_path / "a", 2)
     assert f"resuming after epoch 1 from {tmp_path / 'a' / 'g' / 'checkpoint.npz'}" in capsys.readouterr().out

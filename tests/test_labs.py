@@ -201,11 +201,12 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
     """Ctrl-C in the middle of the second sweep's epochs: the same command trains only the epochs
     not saved yet and gives the results of an uninterrupted run; more epochs continue the sweeps;
     fewer epochs or another grid are refused with the fields named, unless --overwrite."""
-    from jaxtrainer import runs, sweeps
+    from jaxtrainer import runs
+    from jaxtrainer.sweeps import programs
 
     argv = ["lab", "logreg", "--dataset", "digits", "--batch-size", "100", "--lr", "0.01", "0.001"]
     argv += ["--no-progress"]
-    real_epoch, trained, interrupt_before = sweeps.sweep_epoch, [], None
+    real_epoch, trained, interrupt_before = programs.sweep_epoch, [], None
 
     def counted_epoch(graphdef, states, data, settings, mesh=None):
         """Every compiled epoch of a sweep, by optimizer; Ctrl-C before the chosen one."""
@@ -214,7 +215,7 @@ def test_interrupted_lab_continues_mid_sweep_and_refuses_another_configuration(t
         trained.append(settings.optimizer.__name__)
         return real_epoch(graphdef, states, data, settings, mesh)
 
-    monkeypatch.setattr(sweeps, "sweep_epoch", counted_epoch)
+    monkeypatch.setattr(programs, "sweep_epoch", counted_epoch)
     whole, out = tmp_path / "whole", tmp_path / "cut"
     assert main([*argv, "--epochs", "3", "--out", str(whole)]) == 0
     assert trained == ["sgd"] * 3 + ["adam"] * 3

@@ -27,7 +27,7 @@ from jaxtrainer import files, models
 from jaxtrainer.cli import main
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.errors import InputError
-from jaxtrainer.experiments import homework, single
+from jaxtrainer.experiments import groups
 from torch_compat import Trainer
 
 CHECKS = settings(
@@ -261,8 +261,7 @@ def test_the_command_line_works_or_says_what_is_wrong_in_one_line(png, data, cap
     def trains(*args, **kwargs):
         raise Trains
 
-    monkeypatch.setattr(single, "fit", trains)
-    monkeypatch.setattr(homework, "fit_sweep", trains)
+    monkeypatch.setattr(groups, "fit_sweep", trains)  # the one road of train, sweep and homework
     with tempfile.TemporaryDirectory() as tmp:
         argv = data.draw(command_lines(png, Path(tmp) / "run"), label="argv")
         capfd.readouterr()

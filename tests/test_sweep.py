@@ -4,17 +4,23 @@ import json
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import ONE_DEVICE, random_dataset, traced_at_most
+from flax import nnx
 
-from jaxtrainer import models, sweeps, train
+from jaxtrainer import models, train
 from jaxtrainer.cli import main as cli_main
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.experiments.sweep import run_sweep
+from jaxtrainer.gradient import apply
 from jaxtrainer.settings import Settings
-from jaxtrainer.sweeps import devices_used, fit, members_of, sweep
+from jaxtrainer.spec import Spec
+from jaxtrainer.sweeps import Loop, devices_used, fit, members_of, programs, sweep
 
 LOG_KEYS = Settings().log_keys
+QUIET = Loop(progress=False, devices=ONE_DEVICE)
 
 NETS = {
     "mlp": NetworkConfiguration(dense_hiddens=(16,)),
@@ -32,13 +38,18 @@ def tiny():
 _SOLO = {}
 
 
+def small(members, strategy):
+    """The spec fields of these tests' sweeps."""
+    return dict(members=members, batch_size=BATCH, epochs=EPOCHS, strategy=strategy)
+
+
 def solo(network, lr, seed, data):
     """fit on one configuration alone (cached: several tests compare against the same runs)."""
     key = (network, lr, seed)
     if key not in _SOLO:
         model = models.build_network(network, (1, 28, 28), NETS[network], seed=seed)
         graphdef, state = train.init_state(model, lr)
-        _SOLO[key] = fit(graphdef, state, *data, EPOCHS, Settings(batch_size=BATCH), progress=False)[1]
+        _SOLO[key] = fit(graphdef, state, *data, EPOCHS, Settings(batch_size=BATCH), loop=QUIET)[1]
     return _SOLO[key]
 
 
@@ -59,16 +70,7 @@ def assert_logs_close(a, b, atol=1e-5):
 def test_each_member_equals_its_solo_run(network, strategy, tiny):
     members = members_of([1e-2, 1e-3], [0, 1])
     assert members == [(1e-2, 0), (1e-2, 1), (1e-3, 0), (1e-3, 1)]
-    result = sweep(
-        network,
-        NETS[network],
-        tiny,
-        members=members,
-        n_epochs=EPOCHS,
-        settings=Settings(batch_size=BATCH, strategy=strategy),
-        progress=False,
-        devices=ONE_DEVICE,
-    )
+    result = sweep(Spec(network, NETS[network], **small(members, strategy), dataset=tiny), QUIET)
     assert result.strategy == strategy and len(result.logs) == 4
     for (lr, seed), logs in zip(members, result.logs):
         assert_logs_close(logs, solo(network, lr, seed, tiny))
@@ -80,16 +82,7 @@ def test_each_member_equals_its_solo_run(network, strategy, tiny):
 def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
     # lr 1e3 is not enough: Adam's steps are ~lr, and the MSE stays finite. 1e25 overflows.
     members = [(1e-3, 0), (1e25, 0), (1e-2, 1)]
-    result = sweep(
-        "mlp",
-        NETS["mlp"],
-        tiny,
-        members=members,
-        n_epochs=EPOCHS,
-        settings=Settings(batch_size=BATCH, strategy=strategy),
-        progress=False,
-        devices=ONE_DEVICE,
-    )
+    result = sweep(Spec("mlp", NETS["mlp"], **small(members, strategy), dataset=tiny), QUIET)
     assert result.diverged_at_epoch == [None, 1, None]
     assert all(np.isnan(result.logs[1][k][1:]).all() for k in LOG_KEYS)
     assert_logs_close(result.logs[0], solo("mlp", 1e-3, 0, tiny))
@@ -101,21 +94,14 @@ def test_a_diverging_member_leaves_the_others_unharmed(strategy, tiny):
 @pytest.mark.slow
 def test_new_learning_rates_do_not_recompile(tiny, monkeypatch):
     """The second run, with other learning rates, traces neither program again."""
-    epoch, evaluate = traced_at_most(1, sweeps.sweep_epoch, sweeps.sweep_evaluate)
-    monkeypatch.setattr(sweeps, "sweep_epoch", epoch)
-    monkeypatch.setattr(sweeps, "sweep_evaluate", evaluate)
+    epoch, evaluate = traced_at_most(1, programs.sweep_epoch, programs.sweep_evaluate)
+    monkeypatch.setattr(programs, "sweep_epoch", epoch)
+    monkeypatch.setattr(programs, "sweep_evaluate", evaluate)
 
     def run(lrs):
+        members = members_of(lrs, [3])
         return sweep(
-            "mlp",
-            NETS["mlp"],
-            tiny,
-            lrs=lrs,
-            seeds=[3],
-            n_epochs=1,
-            settings=Settings(batch_size=BATCH, strategy="vmap"),
-            progress=False,
-            devices=ONE_DEVICE,
+            Spec("mlp", NETS["mlp"], **small(members, "vmap"), dataset=tiny).replace(epochs=1), QUIET
         )
 
     first = run([1e-2, 1e-3])
@@ -132,7 +118,7 @@ def test_members_and_devices_arithmetic():
     with pytest.raises(ValueError, match="one length"):
         members_of([1e-2, 1e-4], [5], pair=True)
     with pytest.raises(ValueError, match="lr"):
-        members_of([0.0], [1])
+        Spec(members=members_of([0.0], [1]))
     # (devices used, padded K): fewest members per device, then fewest devices (least padding)
     assert devices_used(3, 4) == (3, 3)
     assert devices_used(4, 4) == (4, 4)
@@ -153,17 +139,8 @@ def test_sharded_over_four_host_devices_equals_one_device(network, strategy, k):
     members[-1] = (1e25, 9)  # diverges, on whichever device holds it
 
     def run(devices):
-        settings = Settings(batch_size=BATCH, strategy=strategy)
-        return sweep(
-            network,
-            NETS[network],
-            data,
-            members=members,
-            n_epochs=EPOCHS,
-            settings=settings,
-            progress=False,
-            devices=devices,
-        )
+        spec = Spec(network, NETS[network], **small(members, strategy), dataset=data)
+        return sweep(spec, Loop(progress=False, devices=devices))
 
     sharded, single = run(cpus), run(cpus[:1])
     n_devices = {3: 3, 4: 4, 5: 3}[k]  # K=5: 3 devices, padded to 6
@@ -215,3 +192,22 @@ def test_sweep_command_writes_each_member_and_skips_finished_ones(tmp_path, caps
     assert cli_main(argv) == 0
     assert "2 run(s) already finished" in capsys.readouterr().out
     assert (out / "lr_0.01_seed_0" / "logs.json").read_text() == before
+
+
+def test_a_sweep_with_sgd_equals_sgd_applied_by_hand(tmp_path, tiny):
+    """Issue 21: the optimizer is given once, in the spec: `sgd` builds the state and steps it
+    (the step alone used to get it, so the state was Adam's and sgd() was called with Adam's b1)."""
+    spec = Spec(
+        "mlp", NETS["mlp"], optimizer="sgd", members=[(0.1, 0)], batch_size=200, epochs=1, dataset=tiny
+    )
+    result = run_sweep(spec.replace(strategy="map"), str(tmp_path), progress=False)
+    model = models.build_network("mlp", (1, 28, 28), NETS["mlp"], seed=0)
+    graphdef, params = nnx.split(model, nnx.Param)
+    mse = lambda p, X, y: jnp.mean((apply(graphdef, p, jnp.asarray(X)) - jnp.asarray(y)) ** 2)
+    grads = jax.grad(mse)(params, *tiny[0])
+    stepped = jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
+    assert result["rows"][0]["final_test_loss"] == pytest.approx(float(mse(stepped, *tiny[1])), rel=1e-5)
+    saved = json.loads((tmp_path / "spec.json").read_text())
+    assert saved["optimizer"] == "sgd" and saved["members"] == [{"lr": 0.1, "seed": 0}]
+    with pytest.raises(ValueError, match=r"different configuration \(optimizer: saved 'sgd', now 'adam'\)"):
+        run_sweep(spec.replace(optimizer="adam", epochs=2), str(tmp_path), progress=False)

@@ -1,6 +1,7 @@
 """Training semantics of the engine: epochs, short batches, chunked evaluation, determinism."""
 
 import json
+import time
 
 import chex
 import jax
@@ -199,3 +200,25 @@ def test_cli_lab_bayesnet(capsys):
     assert cli_main(["lab", "bayesnet"]) == 0
     out = capsys.readouterr().out
     assert "P(R | do(g2))" in out and "0.34000" in out and "0.75485" in out
+
+
+def test_a_continued_train_run_counts_the_time_of_its_earlier_epochs(tmp_path, monkeypatch):
+    """Issue 21: `train --epochs 1` then `--epochs 2` in one folder records the total time, not only
+    the second command's (the first epoch is made to last at least a second)."""
+    from jaxtrainer.sweeps import programs
+
+    program = programs.sweep_epoch
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return program(*args, **kwargs)
+
+    argv = ["train", "--dataset", "digits", "--network", "mlp", "--hidden", "16", "--out", str(tmp_path)]
+    seconds = lambda: json.loads((tmp_path / "logs.json").read_text())["config"]["seconds"]
+    with monkeypatch.context() as patch:
+        patch.setattr(programs, "sweep_epoch", slow)
+        assert cli_main([*argv, "--epochs", "1", "--no-progress"]) == 0
+    first = seconds()
+    assert first >= 1.0
+    assert cli_main([*argv, "--epochs", "2", "--no-progress"]) == 0
+    assert seconds() > first

@@ -7,10 +7,11 @@ import numpy as np
 from flax import nnx
 
 from jaxtrainer.errors import InputError
+from jaxtrainer.registry import ACTIVATIONS
 
 from . import nn
 
-_ACTIVATIONS = ("ReLU", "Tanh", "Sigmoid")
+_ACTIVATIONS = tuple(ACTIVATIONS.values())
 
 
 def to_torch(network: nn.Sequential, copy_weights: bool = True):

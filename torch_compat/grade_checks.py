@@ -34,6 +34,7 @@ from jaxtrainer import models, presets
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.grade import plan, sandbox
 from jaxtrainer.grade.collector import SECTIONS  # what the collector writes (stdlib-only module)
+from jaxtrainer.registry import ACTIVATIONS
 
 from . import bridge, grading, reference
 
@@ -49,8 +50,8 @@ _ATTRIBUTES = {  # what must match, per layer type (PyTorch's attribute names)
     "Flatten": ("start_dim", "end_dim"),
 }
 _PAIRS = ("kernel_size", "stride", "padding", "output_size", "dilation")
-_ACTIVATIONS = {"ReLU": torch.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid}
-_NAME_OF = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+_ACTIVATIONS = {cls: getattr(torch, name) for name, cls in ACTIVATIONS.items()}
+_NAME_OF = ACTIVATIONS
 
 
 class Malformed(Exception):

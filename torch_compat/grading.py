@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from flax import nnx
 
-from jaxtrainer import config, presets
+from jaxtrainer import config, presets, registry
 from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.errors import InputError
 
@@ -44,7 +44,7 @@ random.seed(presets.SEED)
 np.random.seed(presets.SEED)
 torch.manual_seed(presets.SEED)
 
-_TORCH_ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+_TORCH_ACTIVATIONS = {name: getattr(torch.nn, cls) for name, cls in registry.ACTIVATIONS.items()}
 
 
 def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:

@@ -27,7 +27,9 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+from jaxtrainer.registry import ACTIVATIONS
+
+_ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
 
 
 class NetworkConfiguration(NamedTuple):

@@ -27,7 +27,7 @@ from jaxtrainer.errors import InputError
 from jaxtrainer.layers import ACTIVATION_MODULES
 from jaxtrainer.plots import equivariance_figure
 from jaxtrainer.settings import Settings
-from jaxtrainer.sweeps import fit
+from jaxtrainer.sweeps import Loop, fit
 
 from . import nn
 
@@ -331,8 +331,10 @@ class Trainer:
             )
             order = lambda epoch: loader.order(first + epoch - 1)
         train, test = self._arrays()
-        run = dict(logs=logs, on_epoch=on_epoch, order=order, progress=self.progress)
-        state, logs = fit(self.optimizer.graphdef, state, train, test, n_epochs, settings, **run)
+        loop = Loop(order=order, progress=self.progress, on_epoch=on_epoch)
+        state, logs = fit(
+            self.optimizer.graphdef, state, train, test, n_epochs, settings, logs=logs, loop=loop
+        )
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
         self._commit(state)

@@ -6,7 +6,6 @@ import logging
 
 from .. import presets
 from . import options
-from .sweep import _settings
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +31,7 @@ def run(args) -> int:
     from ..experiments.homework import run_homework
 
     result = run_homework(
-        args.dataset,
-        args.out,
-        epochs=args.epochs,
-        settings=_settings(args),
-        conv_impl=args.conv_impl,
-        progress=not args.no_progress,
-        mode=options.mode(args),
-        data_dir=args.data_dir,
+        options.spec(args), args.out, mode=options.mode(args), progress=not args.no_progress
     )
     s = result["summary"]
     log.info(

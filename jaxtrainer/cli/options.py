@@ -20,7 +20,6 @@ import shutil
 
 from .. import presets
 from ..config import (
-    ACTIVATIONS,
     NetworkConfiguration,
     check_activation,
     check_batch_size,
@@ -29,11 +28,8 @@ from ..config import (
     check_seed,
 )
 from ..errors import InputError
+from ..registry import ACTIVATIONS, CONV_IMPLS, DATA_DIR_DATASETS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 from .policy import UserError
-
-STRATEGIES = ("auto", "vmap", "map")
-CONV_IMPLS = ("im2col", "lax")
-NETWORK_TYPES = ("mlp", "cnn")
 
 # The engine's names of the values the flags give, for its messages in the user's terms.
 FLAGS = {
@@ -127,8 +123,8 @@ def data_options(p, dataset: str | None, shown: str | None = None) -> None:
         "--dataset",
         default=dataset,
         help=defaults(
-            "'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or fashion_mnist, "
-            "mnist, svhn, cifar10 (read from --data-dir)",
+            "'digits' (embedded), a folder with train/ and test/ <i>_<angle>.png, or "
+            f"{', '.join(DATA_DIR_DATASETS)} (read from --data-dir)",
             dataset or shown,
         ),
     )
@@ -205,6 +201,12 @@ def conv_impl_option(p) -> None:
 def training_options(p, n_epochs: int) -> None:
     p.add_argument("--epochs", type=epochs, default=n_epochs, help=defaults("training epochs", n_epochs))
     p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=OPTIMIZERS[0],
+        help=defaults("optax's optimizer, by name", OPTIMIZERS[0]),
+    )
+    p.add_argument(
         "--batch-size",
         type=batch_size,
         default=presets.BATCH_SIZE,
@@ -248,6 +250,21 @@ def net_config(args) -> NetworkConfiguration:
         except ValueError as e:
             raise InputError(in_flag_terms(str(e))) from None
     return cfg
+
+
+def spec(args, members=None):
+    """The command's run spec (`spec.Spec`) from the options every training command shares; with
+    `members`, also the network's options."""
+    from ..spec import Spec
+
+    network = {}
+    if members is not None:
+        network = dict(
+            network=args.network, net_config=net_config(args), activation=args.activation, members=members
+        )
+    shared = dict(optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs)
+    where = dict(dataset=args.dataset, data_dir=args.data_dir, conv_impl=args.conv_impl)
+    return Spec(**shared, **where, strategy=args.strategy, **network)
 
 
 def mode(args) -> str:

@@ -48,30 +48,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.homework import run_sweep
-    from ..sweeps import members_of
+    from ..experiments.sweep import run_sweep
+    from ..spec import members_of
 
-    result = run_sweep(
-        args.network,
-        options.net_config(args),
-        args.dataset,
-        args.out,
-        members=members_of(args.lr, args.seed, args.pair),
-        epochs=args.epochs,
-        settings=_settings(args),
-        activation=args.activation,
-        conv_impl=args.conv_impl,
-        progress=not args.no_progress,
-        mode=options.mode(args),
-        data_dir=args.data_dir,
-    )
+    spec = options.spec(args, members_of(args.lr, args.seed, args.pair))
+    result = run_sweep(spec, args.out, mode=options.mode(args), progress=not args.no_progress)
     log.info(result["table"])
     for path in result["paths"].values():
         log.info(f"wrote {path}")
     return 0
-
-
-def _settings(args):
-    from ..settings import Settings
-
-    return Settings(batch_size=args.batch_size, strategy=args.strategy)

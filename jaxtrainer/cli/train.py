@@ -52,20 +52,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..experiments import single
 
-    cfg = single.RunConfig(
-        network=args.network,
-        net_config=options.net_config(args),
-        lr=args.lr,
-        batch_size=args.batch_size,
-        activation=args.activation,
-        epochs=args.epochs,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        seed=args.seed,
-        conv_impl=args.conv_impl,
-    )
+    spec = options.spec(args, [(args.lr, args.seed)])
     result = single.run(
-        cfg, args.out, progress=not args.no_progress, mode=options.mode(args), export=args.export
+        spec, args.out, progress=not args.no_progress, mode=options.mode(args), export=args.export
     )
     logs = result["logs"]
     log.info(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
+from ..registry import DATA_DIR_DATASETS, DATASETS
 from .dataset import Dataset, fingerprint, from_arrays
 from .digits import load_digits
 from .named import DATA_DIR_ENV, load_named
@@ -23,8 +24,8 @@ from .rotated import load_rotated_folder
 from .scaling import pixels_to_unit_range, standardise, to_unit_range
 
 DEFAULT_FOLDER = "rotated_fashion_mnist"
-DATA_DIR_NAMES = ("fashion_mnist", "mnist", "svhn", "cifar10")  # read from files in data_dir
-NAMES = ("digits", *DATA_DIR_NAMES)
+DATA_DIR_NAMES = DATA_DIR_DATASETS  # read from files in data_dir
+NAMES = tuple(DATASETS)
 
 __all__ = [
     "DATA_DIR_ENV",

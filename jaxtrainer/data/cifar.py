@@ -14,10 +14,11 @@ from typing import Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..registry import CIFAR_FOLDER
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
-FOLDER = "cifar-10-batches-py"
+FOLDER = CIFAR_FOLDER
 
 # What the batches' pickles may construct: numpy arrays and nothing else. A pickle can run any
 # code it names; a file that names anything else is refused instead of executed.

@@ -14,9 +14,10 @@ from typing import Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..registry import DATASETS
 from .named import read_idx_source
 
-NAMES = ("digits", "fashion_mnist", "mnist")
+NAMES = tuple(name for name, entry in DATASETS.items() if entry.reader in ("", "idx"))  # grayscale
 N_TEST_DIGITS = 300
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",

@@ -19,36 +19,20 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..registry import DATASETS
 from . import cifar, idx, svhn
 from .dataset import Dataset
 from .rotation import N_TEST, rotated_splits, rotation_dataset
 from .scaling import pixels_to_unit_range
-from .tfds import TFDS_NAMES, load_tfds, prepared_folder
+from .tfds import load_tfds, prepared_folder
 
 DATA_DIR_ENV = "JAXTRAINER_DATA_DIR"  # data_dir's default, as TFDS_DATA_DIR is tfds's
-
-# where each dataset's files sit inside data_dir, by the caches that hold them
-SUBFOLDERS = {
-    "fashion_mnist": ("", "FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "data/fashion"),
-    "mnist": ("", "MNIST/raw", "mnist"),
-    "svhn": ("", "svhn", "SVHN"),
-    "cifar10": ("", cifar.FOLDER),
-}
-EXPECTED = {
-    "fashion_mnist": "Zalando's four Fashion-MNIST IDX files (train-images-idx3-ubyte, "
-    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; "
-    "plain or .gz)",
-    "mnist": "the four MNIST IDX files (train-images-idx3-ubyte, ..., plain or .gz) or Keras's mnist.npz",
-    "svhn": "SVHN cropped digits (format 2): train_32x32.mat and test_32x32.mat",
-    "cifar10": f"CIFAR-10's python version ({cifar.FOLDER}/: data_batch_1..5, test_batch)",
-}
-LOADER_VARIANT = ("svhn", "cifar10")
 
 
 def _folders(data_dir: str, name: str):
     return [
         os.path.normpath(os.path.join(data_dir, sub))
-        for sub in SUBFOLDERS[name]
+        for sub in DATASETS[name].subfolders
         if os.path.isdir(os.path.join(data_dir, sub))
     ]
 
@@ -74,24 +58,31 @@ def _keras_mnist(folders):
     return None
 
 
-def _read_raw(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    if name in ("fashion_mnist", "mnist"):
-        try:
-            return idx.load_idx_set(idx.find_files(folders)[1])
-        except FileNotFoundError:
-            parts = _keras_mnist(folders) if name == "mnist" else None
-            if parts is None:
-                raise
-            return parts
-    if name == "svhn":
-        _, files = idx.find_files(folders, svhn.FILES, suffixes=("",))
-        return {split: svhn.read_mat(path) for split, path in files.items()}
+def _read_idx(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    try:
+        return idx.load_idx_set(idx.find_files(folders)[1])
+    except FileNotFoundError:
+        parts = _keras_mnist(folders) if name == "mnist" else None
+        if parts is None:
+            raise
+        return parts
+
+
+def _read_svhn(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    _, files = idx.find_files(folders, svhn.FILES, suffixes=("",))
+    return {split: svhn.read_mat(path) for split, path in files.items()}
+
+
+def _read_cifar(name: str, folders) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     names = {("train", f): f for f in cifar.TRAIN_FILES} | {("test", f): f for f in cifar.TEST_FILES}
     folder, _ = idx.find_files(folders, names, suffixes=("",))
     return {
         "train": cifar.read_split(folder, cifar.TRAIN_FILES),
         "test": cifar.read_split(folder, cifar.TEST_FILES),
     }
+
+
+READERS = {"idx": _read_idx, "svhn": _read_svhn, "cifar": _read_cifar}  # by `registry.DATASETS` reader
 
 
 def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -103,23 +94,23 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     if data_dir is None:
         raise FileNotFoundError(
             f"dataset {name!r} is read from files you already have: pass data_dir= (CLI --data-dir, "
-            f"or set $JAXTRAINER_DATA_DIR) to a folder with {EXPECTED[name]}, or a prepared "
+            f"or set $JAXTRAINER_DATA_DIR) to a folder with {DATASETS[name].expected}, or a prepared "
             f"tensorflow_datasets data dir. Nothing is downloaded; the README says where to get them."
         )
     data_dir = os.path.expanduser(os.fspath(data_dir))
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(
-            f"data_dir {data_dir!r} is not a folder (dataset {name!r} expects {EXPECTED[name]})"
+            f"data_dir {data_dir!r} is not a folder (dataset {name!r} expects {DATASETS[name].expected})"
         )
     try:
-        return _read_raw(name, _folders(data_dir, name))
+        return READERS[DATASETS[name].reader](name, _folders(data_dir, name))
     except FileNotFoundError as missing:
         if prepared_folder(data_dir, name) is not None:
             return load_tfds(name, data_dir)
         raise FileNotFoundError(
-            f"dataset {name!r}: {missing}. Expected {EXPECTED[name]} in {data_dir} (or its "
-            f"sub-folder {', '.join(repr(s) for s in SUBFOLDERS[name] if s)}), or a prepared "
-            f"tensorflow_datasets data dir with {TFDS_NAMES[name]}/. Nothing is downloaded."
+            f"dataset {name!r}: {missing}. Expected {DATASETS[name].expected} in {data_dir} (or its "
+            f"sub-folder {', '.join(repr(s) for s in DATASETS[name].subfolders if s)}), or a prepared "
+            f"tensorflow_datasets data dir with {DATASETS[name].tfds}/. Nothing is downloaded."
         ) from None
 
 
@@ -135,9 +126,7 @@ def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
 
 
 def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
-    """The dataset `name` read from `data_dir` (never downloaded), rotated with `seed` where the
-    homework's year rotates it."""
-    if name in LOADER_VARIANT:
+    if DATASETS[name].variant == "loader":
         raw = read_raw(name, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         if X.shape[1:] != Xt.shape[1:]:

@@ -13,18 +13,12 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..errors import InputError
-
-TFDS_NAMES = {
-    "fashion_mnist": "fashion_mnist",
-    "mnist": "mnist",
-    "svhn": "svhn_cropped",
-    "cifar10": "cifar10",
-}
+from ..registry import DATASETS
 
 
 def prepared_folder(data_dir: str, name: str) -> str | None:
     """`data_dir/<tfds name>` if it holds a prepared version (a folder with dataset_info.json)."""
-    root = os.path.join(data_dir, TFDS_NAMES[name])
+    root = os.path.join(data_dir, DATASETS[name].tfds)
     if not os.path.isdir(root):
         return None
     for version in sorted(os.listdir(root)):
@@ -36,7 +30,7 @@ def prepared_folder(data_dir: str, name: str) -> str | None:
 def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """{"train": (images uint8 (N, C, H, W), labels int64 (N,)), "test": ...} from a prepared tfds
     dataset; ImportError naming the way out when tensorflow_datasets is not installed."""
-    tfds_name = TFDS_NAMES[name]
+    tfds_name = DATASETS[name].tfds
     try:
         import tensorflow_datasets as tfds  # optional  # pyright: ignore[reportMissingImports]
     except ImportError:

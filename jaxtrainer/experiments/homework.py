@@ -1,203 +1,33 @@
-"""The homework's experiments 1-4 (docs/homework.md) in one call, and sweeps written to disk.
+"""The homework's experiments 1-4 (docs/homework.md) in one call.
 
-`run_group` trains the members of one architecture (learning rates, seeds) as one sweep
-(jaxtrainer.sweep) in one run folder (`runs.Run`): each member's logs.json/logs.csv and the
-sweep's checkpoint are written every epoch, so the same command continues an interrupted sweep
-from its last finished epoch, and a finished one is not trained again.
-
-`run_homework` runs the four experiments as such groups (one sweep per architecture), then draws
-the figures and writes report.md and summary.json.
+`run_homework` runs the four experiments as groups (`groups.py`: one sweep per architecture, each
+its own run folder), then draws the figures and writes report.md and summary.json. The groups are
+the command's spec with the homework's networks and learning rates (`presets`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import logging
 import os
 import time
-from typing import List, Sequence, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
+from flax import nnx
 
-from .. import data, distributed, equivariance, models, plots, presets
-from ..config import NetworkConfiguration, check_n_epochs
-from ..errors import InputError
-from ..runs import Run, check_writable_folder, read_json
-from ..settings import Settings
-from ..sweeps import fit_sweep, init_sweep
-from ..tables import markdown_table
-from ..train import divergence_epoch
+from .. import equivariance, models, plots, presets
+from ..config import NetworkConfiguration
+from ..runs import Run
+from ..spec import Spec
+from .groups import Group, load, train_group
+from .table import summary_row, table
 
-
-@dataclasses.dataclass(frozen=True)
-class Member:
-    lr: float
-    seed: int = presets.SEED
-    name: str = ""  # its folder under the group's; default lr_<lr>
-
-    @property
-    def folder(self) -> str:
-        return self.name or f"lr_{self.lr:g}"
+logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class Group:
-    """Members of one architecture, trained together as one sweep."""
-
-    name: str
-    network: str
-    net_config: NetworkConfiguration
-    members: Tuple[Member, ...]
-    label: str = ""
-
-
-def group_identity(group: Group, settings: Settings, activation: str, data_id: dict) -> dict:
-    """What makes two sweeps the same sweep (the epoch count aside: more epochs may be asked)."""
-    return {
-        "kind": "sweep",
-        "network": group.network,
-        "net_config": group.net_config._asdict(),
-        "activation": activation,
-        "batch_size": settings.batch_size,
-        "members": [{"lr": m.lr, "seed": m.seed, "folder": m.folder} for m in group.members],
-        "data": data_id,
-    }
-
-
-def run_group(
-    group: Group,
-    ds,
-    out_dir: str,
-    *,
-    epochs: int,
-    settings: Settings | None = None,
-    activation: str = presets.ACTIVATION,
-    data_id: dict | None = None,
-    mode: str = "continue",
-    say=print,
-    **train,
-) -> List[dict]:
-    """Train the group's members as one sweep in the run folder `out_dir/<group.name>/` (`train`:
-    conv_impl, progress); returns one record per member (in the group's order): name, lr, seed,
-    dir, logs, meta, skipped."""
-    settings = settings or Settings()
-    group_dir = os.path.join(out_dir, group.name) if group.name else out_dir
-    identity = group_identity(group, settings, activation, data_id or data.fingerprint(ds.train, ds.test))
-    with Run(group_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
-        return train_group(
-            group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
-        )
-
-
-def train_group(
-    group: Group,
-    ds,
-    folder: Run,
-    *,
-    epochs: int,
-    settings: Settings,
-    activation: str = presets.ACTIVATION,
-    conv_impl: str | None = None,
-    progress: bool = True,
-    say=print,
-) -> List[dict]:
-    """The group's sweep in the open run `folder` (continued from its checkpoint, or nothing to do
-    when it already holds `epochs`): each member's logs under `folder/<member>/`."""
-    name = group.name or group.network
-    folders = [m.folder for m in group.members]
-    if len(set(folders)) != len(folders):
-        raise InputError(f"{name}: two members would share one folder: {folders}")
-    if folder.epochs_done == epochs and epochs:
-        say(f"{name}: {len(folders)} run(s) already finished in {folder.folder}, skipped")
-        saved = [
-            read_json(folder.path(m.folder, "logs.json")) if folder.writer else None for m in group.members
-        ]
-        saved = distributed.from_writer(saved)
-        # every process gets the writer's logs (from_writer), never None
-        return [_record(group, m, folder, s["logs"], s["config"], True) for m, s in zip(group.members, saved)]  # pyright: ignore[reportOptionalSubscript]
-    members = [(m.lr, m.seed) for m in group.members]
-    graphdef, states, model = init_sweep(
-        group.network, ds.image_shape, group.net_config, members, activation, conv_impl=conv_impl
-    )
-    states, logs = folder.restore(states)
-    prior = distributed.from_writer(_previous_seconds(folder.path(folders[0], "logs.json")) if logs else 0.0)
-    lrs = ", ".join(f"{m.lr:g}" for m in group.members)
-    say(f"{name}: {len(folders)} run(s) (lr {lrs}) as one sweep ({settings.strategy}), {epochs} epochs")
-    meta = {
-        "network": group.network,
-        "net_config": group.net_config._asdict(),
-        "activation": activation,
-        "batch_size": settings.batch_size,
-        "dataset_name": ds.name,
-        "n_train": len(ds.X_train),
-        "n_test": len(ds.X_test),
-        "parameters": models.count_parameters(model),  # init_sweep built it  # pyright: ignore[reportArgumentType]
-        "sweep": {"size": len(folders), "strategy": settings.strategy, "members": folders},
-    }
-    start = time.perf_counter()
-
-    metas = {}
-
-    def save(epoch, states, logs):
-        for m, member_logs in zip(group.members, logs):
-            metas[m.folder] = {
-                **meta,
-                "lr": m.lr,
-                "seed": m.seed,
-                "seconds": prior + time.perf_counter() - start,
-                "diverged_at_epoch": divergence_epoch(member_logs),
-                "epochs": epoch,
-            }
-            folder.write_logs(m.folder, member_logs, metas[m.folder], epoch)
-        folder.checkpoint(states, epoch, logs)
-
-    states, logs = fit_sweep(
-        graphdef,
-        states,
-        ds.train,
-        ds.test,
-        epochs,
-        settings,
-        logs=logs,
-        on_epoch=save,
-        progress=progress,
-        labels=[_run_name(group, m) for m in group.members],
-        desc=f"{name} x{len(folders)}",
-    )
-    if folder.epochs_done != epochs or not epochs:  # nothing was trained: epoch 0's logs
-        save(epochs, states, logs)
-    return [_record(group, m, folder, lg, metas[m.folder], False) for m, lg in zip(group.members, logs)]
-
-
-def _record(group: Group, member: Member, folder: Run, logs: dict, meta: dict, skipped: bool) -> dict:
-    return {
-        "name": _run_name(group, member),
-        "lr": member.lr,
-        "seed": member.seed,
-        "dir": folder.path(member.folder),
-        "logs": logs,
-        "meta": meta,
-        "skipped": skipped,
-    }
-
-
-def _run_name(group: Group, member: Member) -> str:
-    return f"{group.name}/{member.folder}" if group.name else member.folder
-
-
-def _previous_seconds(path: str) -> float:
-    try:
-        return float(read_json(path)["config"]["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-
-
-# -- the homework ----------------------------------------------------------------------------------
 def parameter_count(network: str, cfg: NetworkConfiguration, image_shape) -> int:
     """Counted on the abstract network (shapes only): initialising each candidate for real would
     compile a random draw per new shape, ~10 s for the shallow-CNN search on the 2-core machine."""
-    from flax import nnx
-
     abstract = nnx.eval_shape(lambda: models.build_network(network, image_shape, cfg, seed=0))
     return models.count_parameters(abstract)
 
@@ -214,10 +44,11 @@ def matching_shallow_cnn(image_shape, target: int) -> Tuple[NetworkConfiguration
             best = (cfg, count)
         if count >= target:
             return best
-    return best  # the loop runs  # pyright: ignore[reportReturnType]
+    return best
 
 
-def homework_groups(image_shape) -> Tuple[List[Group], dict]:
+def homework_groups(spec: Spec, image_shape) -> Tuple[Dict[str, Group], dict]:
+    """The four groups by name (mlp, cnn, deep_cnn, shallow_cnn) and their parameter counts."""
     cnn_count = parameter_count("cnn", presets.CNN, image_shape)
     shallow, shallow_count = matching_shallow_cnn(image_shape, cnn_count)
     counts = {
@@ -225,188 +56,99 @@ def homework_groups(image_shape) -> Tuple[List[Group], dict]:
         "deep_cnn": parameter_count("cnn", presets.DEEP_CNN, image_shape),
         "shallow_cnn": shallow_count,
     }
-    default, label = presets.DEFAULT_LR, lambda name: presets.NETWORKS[name].label
-    groups = [
-        Group("mlp", "mlp", presets.MLP, tuple(Member(lr) for lr in presets.LRS), label("mlp")),
-        # The report swept the three learning rates on the CNN too; lr 1e-3 (the default) is the
-        # CNN of experiment 3. One architecture, so one sweep.
-        Group(
-            "cnn",
-            "cnn",
-            presets.CNN,
-            tuple(Member(lr) for lr in (presets.LRS[0], default, *presets.LRS[1:])),
-            label("cnn"),
-        ),
-        Group("deep_cnn", "cnn", presets.DEEP_CNN, (Member(default),), label("deep_cnn")),
-        Group(
-            "shallow_cnn",
-            "cnn",
-            shallow,
-            (Member(default),),
-            f"shallow CNN ({shallow.n_channels[0]},) k{shallow.kernel_sizes[0]} + (256, 256)",
-        ),
-    ]
+    default = presets.DEFAULT_LR
+    # The report swept the three learning rates on the CNN too; lr 1e-3 (the default) is the CNN of
+    # experiment 3. One architecture, so one sweep.
+    lrs = {"mlp": presets.LRS, "cnn": (presets.LRS[0], default, *presets.LRS[1:])}
+    groups = {}
+    for name, (network, net_config, label) in presets.NETWORKS.items():
+        if name == "shallow_cnn":
+            net_config = shallow
+            label = f"shallow CNN ({shallow.n_channels[0]},) k{shallow.kernel_sizes[0]} + (256, 256)"
+        members = tuple((lr, presets.SEED) for lr in lrs.get(name, (default,)))
+        groups[name] = Group(
+            spec.replace(network=network, net_config=net_config, members=members), name, label
+        )
     return groups, counts
 
 
-def summary_row(record: dict) -> dict:
-    logs = record["logs"]
-    test_mae = np.array(logs["test_mae"], dtype=np.float64)
-    finite = np.isfinite(test_mae)
-    best_epoch = int(np.nanargmin(np.where(finite, test_mae, np.nan))) if finite.any() else None
-    meta = record["meta"]
-    return {
-        "run": record["name"],
-        "dir": record["dir"],
-        "lr": record["lr"],
-        "seed": record["seed"],
-        **{f"final_{k}": logs[k][-1] for k in ("train_loss", "test_loss", "train_mae", "test_mae")},
-        "best_test_mae": float(test_mae[best_epoch]) if best_epoch is not None else math.nan,
-        "best_epoch": best_epoch,
-        "diverged_at_epoch": divergence_epoch(logs),
-        "seconds": meta.get("seconds"),
-        "sweep_size": meta.get("sweep", {}).get("size"),
-        "strategy": meta.get("sweep", {}).get("strategy"),
-        "skipped": record["skipped"],
-    }
-
-
-def fmt(v) -> str:
-    if v is None:
-        return "-"
-    v = float(v)
-    if not math.isfinite(v):
-        return str(v)
-    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
-        return f"{v:.4e}"
-    return f"{v:.4f}"
-
-
-TABLE_HEADER = ("run", "lr", "final train loss", "final test loss", "final train MAE", "final test MAE")
-TABLE_HEADER += ("best test MAE (epoch)", "diverged?", "seconds (sweep)")
-
-
-def runs_table(rows, out_dir: str) -> str:
-    """The runs' table, each run's name a link to its logs.json (relative to `out_dir`)."""
-
-    def line(row: dict) -> list:
-        link = os.path.relpath(os.path.join(row["dir"], "logs.json"), out_dir)
-        diverged = "no" if row["diverged_at_epoch"] is None else f"epoch {row['diverged_at_epoch']}"
-        best = "-" if row["best_epoch"] is None else f"{fmt(row['best_test_mae'])} ({row['best_epoch']})"
-        size = row["sweep_size"]
-        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
-        sweep = "" if not size else " (1 run)" if size == 1 else f" ({size} runs, {row['strategy']})"
-        finals = (row[f"final_{k}"] for k in ("train_loss", "test_loss", "train_mae", "test_mae"))
-        name = f"[{row['run']}]({link})"
-        return [name, f"{row['lr']:g}", *map(fmt, finals), best, diverged, seconds + sweep]
-
-    return markdown_table(TABLE_HEADER, map(line, rows))
-
-
-def run_homework(
-    dataset,
-    out_dir: str,
-    *,
-    epochs: int = presets.EPOCHS,
-    settings: Settings | None = None,
-    conv_impl: str | None = None,
-    progress: bool = True,
-    mode: str = "continue",
-    say=print,
-    data_dir: str | None = None,
-) -> dict:
-    """Experiments 1-4 on `dataset` (a name, a folder, arrays) into the run folder `out_dir`:
-    every run's logs (one run folder per architecture), four figures, report.md and summary.json.
-    The same command continues an interrupted homework; finished runs are not trained again."""
-
-    check_n_epochs(epochs)
-    settings = settings or Settings()
-    check_writable_folder(out_dir)
+def run_homework(spec: Spec, out_dir: str, mode: str = "continue", progress: bool = True) -> dict:
+    """Experiments 1-4 with `spec`'s data, epochs, batch size and optimizer into the run folder
+    `out_dir`: every run's logs (one run folder per architecture), four figures, report.md and
+    summary.json. The same command continues an interrupted homework; finished runs are not
+    trained again."""
     start = time.perf_counter()
-    ds = data.load(dataset, data_dir=data_dir)
-    data_id = data.fingerprint(ds.train, ds.test)
-    distributed.check_same_data(data_id)
-    groups, counts = homework_groups(ds.image_shape)
-    shallow = groups[3].net_config
-    say(
+    ds, data_id = load(spec, out_dir)
+    groups, counts = homework_groups(spec, ds.image_shape)
+    shallow = groups["shallow_cnn"].spec.net_config
+    logger.info(
         f"parameters: CNN (16, 32, 45) {counts['cnn']:,}; deep CNN {counts['deep_cnn']:,}; "
         f"shallow CNN ({shallow.n_channels[0]} channels, kernel {shallow.kernel_sizes[0]}) "
         f"{counts['shallow_cnn']:,}"
     )
-    identity = {"kind": "homework", "batch_size": settings.batch_size, "data": data_id}
-    with Run(out_dir, identity, mode=mode, say=say) as folder:
-        by_group = {
-            group.name: run_group(
-                group,
-                ds,
-                out_dir,
-                epochs=epochs,
-                settings=settings,
-                conv_impl=conv_impl,
-                progress=progress,
-                data_id=data_id,
-                mode=mode,
-                say=say,
-            )
-            for group in groups
-        }
-        return _write_homework(folder, ds, groups, counts, by_group, epochs, settings, start)
+    with Run(out_dir, {"kind": "homework", **spec.identity(data_id)}, mode=mode) as folder:
+        folder.write_json("spec.json", spec.as_dict())
+        records = {}
+        for name, group in groups.items():
+            with group.open(out_dir, data_id, mode) as run:
+                records[name] = train_group(group, ds, run, progress)[0]
+        return _write_homework(folder, ds, groups, counts, records, spec, start)
 
 
-def _write_homework(folder: Run, ds, groups, counts, by_group, epochs, settings, start) -> dict:
-    """The figures, summary.json and report.md of a finished homework."""
-    import jax
-
-    out_dir = folder.folder
-    shallow = groups[3].net_config
-    # 4. Equivariance, on the first training image in [0, 1] (channels averaged).
-    image01 = (np.asarray(ds.X_train[0]).mean(axis=0) + 1.0) / 2.0
-    maps = equivariance.equivariance_maps(image01, seed=presets.SEED)
+def _figures(folder: Run, ds, groups: Dict[str, Group], records) -> Tuple[dict, dict]:
+    """The homework's four figures: experiments 1 and 2 per learning rate, the three CNNs, and the
+    equivariance maps (on the first training image in [0, 1], channels averaged)."""
     paths = {}
-    for key, group in (("mlp_lr", groups[0]), ("cnn_lr", groups[1])):
-        runs = {f"lr {r['lr']:g}": r["logs"] for r in by_group[group.name]}
-        title = f"{group.label} on {ds.name}: test MAE per epoch"
+    for key, name in (("mlp_lr", "mlp"), ("cnn_lr", "cnn")):
+        runs = {f"lr {r['lr']:g}": r["logs"] for r in records[name]}
+        title = f"{groups[name].label} on {ds.name}: test MAE per epoch"
         paths[key] = folder.figure(f"{key}.png", lambda path: plots.runs_figure(runs, path, title=title))
-    cnn_default = next(r for r in by_group["cnn"] if r["lr"] == presets.DEFAULT_LR)
-    three = {
-        groups[1].label: cnn_default["logs"],
-        groups[2].label: by_group["deep_cnn"][0]["logs"],
-        groups[3].label: by_group["shallow_cnn"][0]["logs"],
-    }
+    cnn_default = next(r for r in records["cnn"] if r["lr"] == presets.DEFAULT_LR)
+    three = {groups["cnn"].label: cnn_default["logs"]}
+    three.update({groups[name].label: records[name][0]["logs"] for name in ("deep_cnn", "shallow_cnn")})
     title = f"three CNNs on {ds.name}, lr {presets.DEFAULT_LR:g}: train vs test MAE"
     paths["cnns_train_test"] = folder.figure(
         "cnns_train_test.png",
         lambda path: plots.runs_figure(three, path, splits=("train", "test"), title=title),
     )
+    image01 = (np.asarray(ds.X_train[0]).mean(axis=0) + 1.0) / 2.0
+    maps = equivariance.equivariance_maps(image01, seed=presets.SEED)
     paths["equivariance"] = folder.figure(
         "equivariance.png", lambda path: plots.equivariance_figure(maps, path)
     )
+    return paths, maps
 
-    rows = [summary_row(r) for group in groups for r in by_group[group.name]]
-    seconds = time.perf_counter() - start
+
+def _write_homework(folder: Run, ds, groups, counts, records, spec: Spec, start) -> dict:
+    """The figures, summary.json and report.md of a finished homework."""
+    import jax
+
+    paths, maps = _figures(folder, ds, groups, records)
+    rows = [summary_row(r) for name in groups for r in records[name]]
     summary = {
         "dataset": ds.name,
         "n_train": len(ds.X_train),
         "n_test": len(ds.X_test),
         "image_shape": list(ds.image_shape),
-        "epochs": epochs,
-        "batch_size": settings.batch_size,
-        "activation": presets.ACTIVATION,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "optimizer": spec.optimizer,
+        "activation": spec.activation,
         "seed": presets.SEED,
         "backend": jax.default_backend(),
         "parameters": counts,
-        "shallow_cnn": shallow._asdict(),
+        "shallow_cnn": groups["shallow_cnn"].spec.net_config._asdict(),
         "equivariance": {
             "shift": list(equivariance.SHIFT),
             "shift_error": maps["shift_error"],
             "rotation_error": maps["rotation_error"],
         },
         "runs": rows,
-        "seconds": seconds,
+        "seconds": time.perf_counter() - start,
         "figures": {k: os.path.basename(p) for k, p in paths.items()},
     }
     summary_path = folder.write_json("summary.json", summary)
-    report_path = folder.write_text("report.md", report_markdown(summary, groups, out_dir))
+    report_path = folder.write_text("report.md", report_markdown(summary, groups, folder.folder))
     return {
         "summary": summary,
         "rows": rows,
@@ -414,14 +156,15 @@ def _write_homework(folder: Run, ds, groups, counts, by_group, epochs, settings,
     }
 
 
-def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str:
+def report_markdown(summary: dict, groups: Dict[str, Group], out_dir: str) -> str:
     s, counts, eq = summary, summary["parameters"], summary["equivariance"]
     figures = s["figures"]
     lines = [
         "# The homework: experiments 1-4",
         "",
         f"Dataset `{s['dataset']}`: {s['n_train']} training / {s['n_test']} test images of shape "
-        f"{tuple(s['image_shape'])}; {s['epochs']} epochs, batch {s['batch_size']}, ReLU, Adam, MSE, "
+        f"{tuple(s['image_shape'])}; {s['epochs']} epochs, batch {s['batch_size']}, {s['activation']}, "
+        f"{s['optimizer']}, MSE, "
         f"seed {s['seed']}; JAX backend `{s['backend']}`. Train metrics are measured on the first "
         "2,000 training images, as the homework's loop does; epoch 0 is before training. "
         f"Wall time of this command: {s['seconds']:.1f} s (runs read back from an earlier "
@@ -430,7 +173,7 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         "Runs of one architecture are trained together as one compiled sweep; a run's seconds are "
         "its sweep's wall time (compilation included), shared by the sweep's runs.",
         "",
-        runs_table(s["runs"], out_dir),
+        table(s["runs"], out_dir),
         "",
         "## 1. MLP (128, 128), learning rates " + ", ".join(f"{lr:g}" for lr in presets.LRS),
         "",
@@ -444,9 +187,9 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         "",
         "## 3. Deep and shallow CNNs",
         "",
-        f"Parameters: {groups[1].label}: {counts['cnn']:,}; {groups[2].label}: "
-        f"{counts['deep_cnn']:,}; {groups[3].label}: {counts['shallow_cnn']:,} (its channel count "
-        "is the one whose parameter count is closest to the (16, 32, 45) CNN's). All at lr "
+        f"Parameters: {groups['cnn'].label}: {counts['cnn']:,}; {groups['deep_cnn'].label}: "
+        f"{counts['deep_cnn']:,}; {groups['shallow_cnn'].label}: {counts['shallow_cnn']:,} (its "
+        "channel count is the one whose parameter count is closest to the (16, 32, 45) CNN's). All at lr "
         f"{presets.DEFAULT_LR:g}.",
         "",
         f"![train and test MAE of the three CNNs]({figures['cnns_train_test']})",
@@ -462,58 +205,3 @@ def report_markdown(summary: dict, groups: Sequence[Group], out_dir: str) -> str
         "",
     ]
     return "\n".join(lines)
-
-
-# -- one sweep from the command line -----------------------------------------------------------------
-def run_sweep(
-    network: str,
-    net_config: NetworkConfiguration,
-    dataset,
-    out_dir: str,
-    *,
-    members: Sequence[Tuple[float, int]],
-    epochs: int,
-    settings: Settings | None = None,
-    activation: str = presets.ACTIVATION,
-    mode: str = "continue",
-    say=print,
-    data_dir: str | None = None,
-    **train,
-) -> dict:
-    """`jaxtrainer sweep`: the members as one sweep in the run folder `out_dir`, each under
-    `lr_<lr>_seed_<seed>/`, then report.md (the table), summary.json and sweep.png (test MAE per
-    epoch of every member). `train`: conv_impl, progress."""
-    check_n_epochs(epochs)
-    settings = settings or Settings()
-    check_writable_folder(out_dir)
-    ds = data.load(dataset, data_dir=data_dir)
-    group = Group(
-        "", network, net_config, tuple(Member(lr, seed, f"lr_{lr:g}_seed_{seed}") for lr, seed in members)
-    )
-    data_id = data.fingerprint(ds.train, ds.test)
-    distributed.check_same_data(data_id)
-    identity = group_identity(group, settings, activation, data_id)
-    with Run(out_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
-        records = train_group(
-            group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
-        )
-        rows = [summary_row(r) for r in records]
-        runs = {f"lr {r['lr']:g}, seed {r['seed']}": r["logs"] for r in records}
-        title = f"{network} on {ds.name}: test MAE per epoch"
-        paths = {"png": folder.figure("sweep.png", lambda path: plots.runs_figure(runs, path, title=title))}
-        summary = {
-            "network": network,
-            "net_config": net_config._asdict(),
-            "dataset": ds.name,
-            "epochs": epochs,
-            "batch_size": settings.batch_size,
-            "runs": rows,
-        }
-        paths["summary"] = folder.write_json("summary.json", summary)
-        table = runs_table(rows, out_dir)
-        paths["report"] = folder.write_text(
-            "report.md",
-            f"# Sweep: {network} on {ds.name}, {epochs} epochs\n\n{table}\n\n"
-            f"![test MAE per epoch]({os.path.basename(paths['png'])})\n",
-        )
-    return {"rows": rows, "table": table, "paths": paths}

@@ -1,109 +1,41 @@
-"""One training run from the command line: data, network, fit, and its files in one run folder.
-
-Every epoch ends with a checkpoint and the logs so far on disk (`runs.Run`), so a run killed at any
-instant continues, when the same command is run again, from its last finished epoch with results
-identical to an uninterrupted run.
+"""`jaxtrainer train`: one run, a group of one member whose files sit in the run folder itself:
+logs.json, logs.csv, curves.png, spec.json and checkpoint.npz (and the weights as a PyTorch
+state_dict on request). A run killed at any instant continues, when the same command is run again,
+from its last finished epoch with results identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-
 from flax import nnx
 
-from .. import data, models, plots, presets, state_dict
-from ..config import NetworkConfiguration, check_lr, check_n_epochs, check_seed
-from ..runs import Run, check_writable_folder
-from ..settings import Settings
-from ..sweeps import fit
-from ..train import divergence_epoch, init_state
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    network: str = "mlp"
-    net_config: NetworkConfiguration = NetworkConfiguration()
-    lr: float = presets.DEFAULT_LR
-    batch_size: int = presets.BATCH_SIZE
-    activation: str = presets.ACTIVATION
-    epochs: int = 5
-    dataset: str = "digits"
-    data_dir: str | None = None  # where named datasets are read; the data fingerprint identifies them
-    seed: int = presets.SEED
-    conv_impl: str | None = None
-
-    def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "net_config": self.net_config._asdict()}
-
-    def identity(self, ds: data.Dataset) -> dict:
-        """What makes two runs the same run: everything but the epoch count (more may be asked),
-        how the run is computed (conv_impl) and where the data was read from (its fingerprint
-        identifies it)."""
-        same = {k: v for k, v in self.as_dict().items() if k not in ("epochs", "conv_impl", "data_dir")}
-        return {"kind": "train", **same, "data": data.fingerprint(ds.train, ds.test)}
+from .. import models, plots, state_dict
+from ..errors import InputError
+from ..spec import Spec
+from ..sweeps import unstack
+from .groups import Group, load, train_group
 
 
 def run(
-    cfg: RunConfig,
-    out_dir: str,
-    progress: bool = True,
-    mode: str = "continue",
-    export: str | None = None,
-    say=print,
+    spec: Spec, out_dir: str, progress: bool = True, mode: str = "continue", export: str | None = None
 ) -> dict:
-    """Train and write logs.json, logs.csv, curves.png and checkpoint.npz under `out_dir` (and the
-    weights as a PyTorch state_dict to `export`). Arguments and outputs are checked before any data
-    is read; `mode` is the run folder's (`runs.Run`)."""
-    check_lr(cfg.lr)
-    check_n_epochs(cfg.epochs)
-    check_seed(cfg.seed)
-    settings = Settings(batch_size=cfg.batch_size)
+    """Train `spec` (one member) in the run folder `out_dir` (`mode`: `runs.Run`'s). Arguments and
+    outputs are checked before any data is read."""
+    if len(spec.members) != 1:
+        raise InputError(f"train runs one learning rate and one seed, got {len(spec.members)} members")
     if export:
         state_dict.check_export_path(export)
-    check_writable_folder(out_dir)
-    ds = data.load(cfg.dataset, data_dir=cfg.data_dir)
-    model = models.build_network(
-        cfg.network, ds.image_shape, cfg.net_config, cfg.activation, seed=cfg.seed, conv_impl=cfg.conv_impl
-    )
-    graphdef, state = init_state(model, cfg.lr)
-    meta = {
-        **cfg.as_dict(),
-        "dataset_name": ds.name,
-        "n_train": len(ds.X_train),
-        "n_test": len(ds.X_test),
-        "parameters": models.count_parameters(model),
-    }
-    with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs, say=say) as folder:
-        state, logs = folder.restore(state)
-        start = time.perf_counter()
-
-        def save(epoch, state, logs):
-            meta["seconds"] = time.perf_counter() - start
-            meta["diverged_at_epoch"] = divergence_epoch(logs)
-            folder.write_logs("", logs, meta, epoch)
-            folder.checkpoint(state, epoch, logs)
-
-        state, logs = fit(
-            graphdef,
-            state,
-            ds.train,
-            ds.test,
-            cfg.epochs,
-            settings,
-            logs=logs,
-            on_epoch=save,
-            progress=progress,
-        )
-        epochs = len(logs["train_loss"]) - 1
-        meta["seconds"] = time.perf_counter() - start
-        meta["diverged_at_epoch"] = divergence_epoch(logs)
-        paths = folder.write_logs("", logs, meta, epochs)
-        title = f"{cfg.network} on {ds.name}, lr={cfg.lr:g}"
+    ds, data_id = load(spec, out_dir)
+    group = Group(spec, kind="train", folder="")
+    with group.open(out_dir, data_id, mode) as folder:
+        (record,), trained = train_group(group, ds, folder, progress)
+        logs = record["logs"]
+        paths = {"json": folder.path("logs.json"), "csv": folder.path("logs.csv")}
+        title = f"{spec.network} on {ds.name}, lr={spec.members[0][0]:g}"
         paths["png"] = folder.figure(
             "curves.png", lambda path: plots.training_curves(logs, path, title=title)
         )
         if export:
-            trained = models.state_dict(nnx.merge(graphdef, state.params))
-            paths["export"] = state_dict.export_state_dict(trained, export)
-    return {"logs": logs, "paths": paths, "meta": meta}
+            graphdef, states = trained
+            trained_model = nnx.merge(graphdef, unstack(states.params, 0))
+            paths["export"] = state_dict.export_state_dict(models.state_dict(trained_model), export)
+    return {"logs": logs, "paths": paths, "meta": record["meta"]}

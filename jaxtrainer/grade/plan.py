@@ -14,22 +14,8 @@ import numpy as np
 
 from jaxtrainer import presets
 from jaxtrainer.config import NetworkConfiguration
+from jaxtrainer.registry import ACTIVATIONS, CHECK_IDS  # noqa: F401 (CHECK_IDS: read from here too)
 
-# Other tools parse these ids: keep the names and their order (new ids are only ever inserted).
-CHECK_IDS = (
-    "import",
-    "activation_function",
-    "structure.mlp",
-    "structure.cnn",
-    "activation_instances",
-    "init",
-    "forward",
-    "loss_and_mae",
-    "training_step",
-    "evaluate",
-    "train_loop_logs",
-    "equivariance",
-)
 VARIANTS = ("tensor", "loader")  # the rotated Fashion-MNIST year, the SVHN/CIFAR-10 DataLoader year
 
 
@@ -60,7 +46,7 @@ CNN_CASES = (
 CASES = (*MLP_CASES, *CNN_CASES)
 INIT_CASES = (0, 3, 4)  # indices in CASES whose builds are drawn under two seeds
 FORWARD_BATCH = 4
-ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "ReLU", "SIGMOID")  # students' tests mix the case
+ACTIVATION_NAMES = (*ACTIVATIONS, "ReLU", "SIGMOID")  # students' tests mix the case
 BAD_ACTIVATION = "softplus"
 PROBE = tuple(float(v) for v in np.linspace(-6.0, 6.0, 49))  # where ReLU, Tanh and Sigmoid part
 TOLERANCE = 1e-5  # outputs and losses, relative to max(1, |reference|)

@@ -32,7 +32,7 @@ from ..data.classes import load_classes, split_train_val
 from ..gradient import apply
 from ..runs import Run
 from ..settings import Settings
-from ..sweeps import fit_sweep, stack, unstack
+from ..sweeps import Loop, fit_sweep, stack, unstack
 from ..tables import markdown_table
 from ..tasks import Classification
 from ..train import evaluate, init_state, to_device
@@ -200,9 +200,6 @@ class LabRun:
         lrs = [check_lr(lr) for lr in lrs]
         graphdef, initial = nnx.split(model, nnx.Param)
         identity = self._identity(model, initial, optimizer, lrs, batch_size)
-        states = stack([init_state(model, lr, factory)[1] for lr in lrs])
-        zero = np.zeros(len(lrs), np.int32)
-        untrained = {"state": states, "best_params": states.params, "best_epoch": zero}
         settings = Settings(
             batch_size=batch_size,
             task=self.task,
@@ -212,6 +209,9 @@ class LabRun:
             names=SETS,
             strategy=o.strategy,
         )
+        states = stack([init_state(model, lr, settings)[1] for lr in lrs])
+        zero = np.zeros(len(lrs), np.int32)
+        untrained = {"state": states, "best_params": states.params, "best_epoch": zero}
         with Run(self.run.path("sweeps", name), identity, mode=o.mode, epochs=o.epochs) as run:
             saved, record = run.restore(untrained)
             best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
@@ -227,8 +227,10 @@ class LabRun:
 
             if logs is None or run.epochs_done < o.epochs:
                 labels = [f"{optimizer} lr {lr:g}" for lr in lrs]
-                kw = dict(logs=logs, progress=o.progress, on_epoch=keep_best, labels=labels, desc=name)
-                _, logs = fit_sweep(graphdef, saved["state"], self.train, self.val, o.epochs, settings, **kw)
+                loop = Loop(progress=o.progress, on_epoch=keep_best, labels=labels, desc=name)
+                _, logs = fit_sweep(
+                    graphdef, saved["state"], self.train, self.val, o.epochs, settings, logs=logs, loop=loop
+                )
                 seconds += time.perf_counter() - clock
         share = seconds / len(lrs)
         best = [unstack(best_params, i) for i in range(len(lrs))]

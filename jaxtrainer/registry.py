@@ -1,0 +1,106 @@
+"""Every name a user can choose, once, without importing JAX: the CLI's `choices=` and the engine's
+checks both read them here, so adding a network type, an activation or an optimizer is one line.
+
+Optimizers are optax's own, by name: the engine resolves one with `getattr(optax, name)` and trains
+it with its learning rate as data (`optax.inject_hyperparams`), so each must take `learning_rate`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+from .errors import InputError
+
+NETWORK_TYPES = ("mlp", "cnn")
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}  # any case: PyTorch's class name
+CONV_IMPLS = ("im2col", "lax")
+STRATEGIES = ("auto", "vmap", "map")
+OPTIMIZERS = (
+    "adam",  # the homework's, the default
+    "sgd",
+    "adamw",
+    "rmsprop",
+    "adagrad",
+    "adamax",
+    "nadam",
+    "radam",
+    "lamb",
+    "lion",
+    "adabelief",
+    "yogi",
+    "amsgrad",
+    "novograd",
+    "adadelta",
+)
+DEFAULT_OPTIMIZER = OPTIMIZERS[0]
+
+
+class DatasetEntry(NamedTuple):
+    """A dataset by name: `reader` is how `data.named` reads its files ("idx", "svhn", "cifar";
+    "" for the embedded digits), `expected` what the user must have, `subfolders` where caches
+    keep them inside data_dir, `tfds` tensorflow_datasets' name of a prepared copy, `variant` the
+    homework's loop it feeds ("tensor": the rotation task; "loader": the class index, batched)."""
+
+    reader: str
+    expected: str
+    subfolders: Tuple[str, ...] = ("",)
+    tfds: str | None = None
+    variant: str = "tensor"
+
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+DATASETS = {
+    "digits": DatasetEntry("", "nothing (scikit-learn's 8x8 digits, bundled)", ()),
+    "fashion_mnist": DatasetEntry(
+        "idx",
+        "Zalando's four Fashion-MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz)",
+        ("", "FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "data/fashion"),
+        "fashion_mnist",
+    ),
+    "mnist": DatasetEntry(
+        "idx",
+        "the four MNIST IDX files (train-images-idx3-ubyte, ..., plain or .gz) or Keras's mnist.npz",
+        ("", "MNIST/raw", "mnist"),
+        "mnist",
+    ),
+    "svhn": DatasetEntry(
+        "svhn",
+        "SVHN cropped digits (format 2): train_32x32.mat and test_32x32.mat",
+        ("", "svhn", "SVHN"),
+        "svhn_cropped",
+        "loader",
+    ),
+    "cifar10": DatasetEntry(
+        "cifar",
+        f"CIFAR-10's python version ({CIFAR_FOLDER}/: data_batch_1..5, test_batch)",
+        ("", CIFAR_FOLDER),
+        "cifar10",
+        "loader",
+    ),
+}
+DATA_DIR_DATASETS = tuple(name for name, entry in DATASETS.items() if entry.reader)  # read from data_dir
+
+# The grader's checks in their order. Other tools parse these ids: keep the names and their order
+# (new ids are only ever inserted).
+CHECK_IDS = (
+    "import",
+    "activation_function",
+    "structure.mlp",
+    "structure.cnn",
+    "activation_instances",
+    "init",
+    "forward",
+    "loss_and_mae",
+    "training_step",
+    "evaluate",
+    "train_loop_logs",
+    "equivariance",
+)
+
+
+def choose(what: str, name, allowed, note: str = "") -> str:
+    """`name` if it is one of `allowed`, else one line naming it and the choices."""
+    if not isinstance(name, str) or name not in allowed:
+        raise InputError(f"{what} must be one of {tuple(allowed)}{note}, got {name!r}")
+    return name

@@ -1,0 +1,42 @@
+"""A sweep's members: their training states stacked along a leading "sweep" axis, each the state a
+solo run of the same (lr, seed) starts from."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ..errors import InputError
+from ..models import build_network
+from ..spec import Spec
+from ..train import TrainState, init_state
+
+
+def stack(states: Sequence) -> TrainState:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def unstack(states, i: int):
+    return jax.tree.map(lambda a: a[i], states)
+
+
+def sweep_size(states) -> int:
+    return int(jax.tree.leaves(states)[0].shape[0])
+
+
+def init_sweep(spec: Spec, input_shape):
+    """(graphdef, stacked state, one model): member i is the spec's network drawn from seed_i
+    with the spec's optimizer at lr_i (`spec.settings()`, the optimizer that will step it)."""
+    graphdef, states, model = None, [], None
+    for lr, seed in spec.members:
+        model = build_network(
+            spec.network, input_shape, spec.net_config, spec.activation, seed=seed, conv_impl=spec.conv_impl
+        )
+        g, state = init_state(model, lr, spec.settings())
+        if graphdef is not None and g != graphdef:
+            raise InputError("sweep members must share one architecture")
+        graphdef = g
+        states.append(state)
+    return graphdef, stack(states), model
