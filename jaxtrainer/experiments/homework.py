@@ -81,7 +81,7 @@ def run_group(
     settings = settings or Settings()
     group_dir = os.path.join(out_dir, group.name) if group.name else out_dir
     identity = group_identity(group, settings, activation, data_id or data.fingerprint(ds.train, ds.test))
-    with Run(group_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
+    with Run(group_dir, identity, mode=mode, epochs=epochs) as folder:
         return train_group(
             group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
         )
@@ -107,10 +107,7 @@ def train_group(
         raise ValueError(f"{name}: two members would share one folder: {folders}")
     if folder.epochs_done == epochs and epochs:
         say(f"{name}: {len(folders)} run(s) already finished in {folder.folder}, skipped")
-        saved = [
-            read_json(folder.path(m.folder, "logs.json")) if folder.writer else None for m in group.members
-        ]
-        saved = distributed.from_writer(saved)
+        saved = distributed.from_writer(folder.finished_logs(folders))
         return [_record(group, m, folder, s["logs"], s["config"], True) for m, s in zip(group.members, saved)]
     members = [(m.lr, m.seed) for m in group.members]
     graphdef, states, model = init_sweep(
@@ -331,7 +328,7 @@ def run_homework(
         f"{counts['shallow_cnn']:,}"
     )
     identity = {"kind": "homework", "batch_size": settings.batch_size, "data": data_id}
-    with Run(out_dir, identity, mode=mode, say=say) as folder:
+    with Run(out_dir, identity, mode=mode) as folder:
         by_group = {
             group.name: run_group(
                 group,
@@ -491,7 +488,7 @@ def run_sweep(
     data_id = data.fingerprint(ds.train, ds.test)
     distributed.check_same_data(data_id)
     identity = group_identity(group, settings, activation, data_id)
-    with Run(out_dir, identity, mode=mode, epochs=epochs, say=say) as folder:
+    with Run(out_dir, identity, mode=mode, epochs=epochs) as folder:
         records = train_group(
             group, ds, folder, epochs=epochs, settings=settings, activation=activation, say=say, **train
         )

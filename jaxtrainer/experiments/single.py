@@ -74,7 +74,7 @@ def run(
         "n_test": len(ds.X_test),
         "parameters": models.count_parameters(model),
     }
-    with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs, say=say) as folder:
+    with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs) as folder:
         state, logs = folder.restore(state)
         start = time.perf_counter()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 import zlib
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .. import files, plots
+from .. import plots
 from ..config import check_batch_size, check_lr
 from ..data import fingerprint
 from ..gradient import apply, autodiff
@@ -114,10 +113,8 @@ def train_members(
         strategy=strategy,
     )
     with Run(folder, identity, mode=mode, epochs=epochs) as run:
-        saved, record = run.restore(untrained)
+        saved, logs = run.restore(untrained)
         best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
-        logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
-        clock = time.perf_counter()
 
         def keep_best(epoch, states, logs):
             """Each member's parameters at its best validation accuracy so far (the earliest of
@@ -133,7 +130,7 @@ def train_members(
                 states.params,
             )
             tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
-            run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
+            run.checkpoint(tree, epoch, logs)
 
         if logs is None or run.epochs_done < epochs:
             _, logs = fit_sweep(
@@ -149,7 +146,7 @@ def train_members(
                 labels=[f"{optimizer} lr {lr:g}" for lr in lrs],
                 desc=desc,
             )
-            seconds += time.perf_counter() - clock
+        seconds = run.elapsed()
     members = [
         Member(
             optimizer,
@@ -188,10 +185,9 @@ def write_best(run: Run, member: Member, label: str, title: str) -> None:
     """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
     curves (best_curves.png)."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
-    files.atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)
-    plots.classification_curves(
-        {label: member.logs}, run.output("best_curves.png"), title=f"{title}: {label}"
-    )
+    run.write_npz("best_model.npz", thetas)
+    draw = lambda path: plots.classification_curves({label: member.logs}, path, title=f"{title}: {label}")
+    run.figure("best_curves.png", draw)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

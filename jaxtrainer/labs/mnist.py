@@ -89,10 +89,9 @@ def run_mnist(
                     **classify.member_record(member),
                 }
             )
-        plots.classification_curves(
-            runs, run.output("curves.png"), title=f"{ds.name}: per-example SGD, lr {lr:g}"
-        )
-        plots.confusion_figure(matrices, ds.class_names, run.output("confusion.png"))
+        title = f"{ds.name}: per-example SGD, lr {lr:g}"
+        run.figure("curves.png", lambda path: plots.classification_curves(runs, path, title=title))
+        run.figure("confusion.png", lambda path: plots.confusion_figure(matrices, ds.class_names, path))
         summary = {
             **classify.data_record(ds, train, val),
             "epochs": epochs,
