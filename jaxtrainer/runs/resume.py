@@ -97,9 +97,8 @@ def _continued(manifest, checkpoint, identity: dict, hint: str, folder: str) -> 
     recorded = manifest["epochs_done"]
     if checkpoint is None:  # the checkpoint is renamed into place before the manifest: it is the truth
         if recorded:
-            raise RunError(
-                f"{folder}/{CHECKPOINT} is missing although {MANIFEST} records {recorded} epochs; {start_over}"
-            )
+            why = f"{folder}/{CHECKPOINT} is missing although {MANIFEST} records {recorded} epochs"
+            raise RunError(f"{why}; {start_over}")
         return 0
     if differences(checkpoint[1], identity):
         raise RunError(f"{folder}/{CHECKPOINT} does not match {MANIFEST}; {start_over}")
