@@ -109,11 +109,9 @@ class Run:
                 checkpoint = (payload["epoch"], payload["identity"])
             except RunError as e:
                 checkpoint = str(e)
-        found, foreign = (
-            manifest.read(self.path(MANIFEST)),
-            [n for n in os.listdir(self.folder) if n[0] != "."],
-        )
-        plan = resume.plan(found, checkpoint, self.identity, mode, epochs, foreign=foreign, hint=self.hint)
+        found = manifest.read(self.path(MANIFEST))
+        foreign = [name for name in os.listdir(self.folder) if not name.startswith(".")]
+        plan = resume.plan(found, checkpoint, self.identity, mode, epochs, foreign, self.hint, self.folder)
         if plan.remove is not None:
             self._remove_outputs(plan.remove)
         self.outputs, self.epochs_done = list(plan.outputs), plan.epochs_done
