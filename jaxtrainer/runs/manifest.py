@@ -60,11 +60,6 @@ def problem(manifest: dict) -> str | None:
     return None
 
 
-def write(path: str, identity: dict, epochs_done: int, outputs: List[str]) -> None:
-    record = {"format": FORMAT, "identity": identity, "epochs_done": epochs_done, "outputs": outputs}
-    files.write_json(path, record)
-
-
 def inside(rel) -> bool:
     """A relative path that stays inside its folder."""
     return (

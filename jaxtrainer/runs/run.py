@@ -131,8 +131,9 @@ class Run:
         return None
 
     def _write_manifest(self) -> None:
+        record = {"identity": self.identity, "epochs_done": self.epochs_done, "outputs": self.outputs}
         if self.writer:
-            manifest.write(self.path(MANIFEST), self.identity, self.epochs_done, self.outputs)
+            files.write_json(self.path(MANIFEST), {"format": manifest.FORMAT, **record})
 
     def _remove_outputs(self, listed: Sequence[str]) -> None:
         """Start over: remove what the old run wrote (its listed outputs, checkpoint, manifest, the
@@ -141,12 +142,8 @@ class Run:
         for rel in [*listed, CHECKPOINT, MANIFEST]:
             with contextlib.suppress(OSError):
                 os.remove(self.path(self._link_in(rel) or rel))
-        subs = set()
-        for rel in listed:
-            sub = os.path.dirname(os.path.normpath(rel))
-            while sub:
-                subs.add(sub)
-                sub = os.path.dirname(sub)
+        parts = [os.path.normpath(rel).split(os.sep) for rel in listed]
+        subs = {os.path.join(*p[:i]) for p in parts for i in range(1, len(p))}
         for sub in sorted(subs, key=len, reverse=True):  # the deepest first; only those left empty
             if self._link_in(sub) is None:
                 files.remove_stale_temporaries(self.path(sub))
@@ -216,11 +213,10 @@ class Run:
         of another schema, deleted, a link) is rewritten from the checkpoint, with one warning."""
         if not self.writer:
             return None
-        missing = [rel for rel in rels if rel not in self._logs_json]
+        missing = sorted(set(rels) - set(self._logs_json))
         if missing:
             raise RunError(
-                f"{self.path(CHECKPOINT)} holds no logs of {missing[0] or self.folder!r}; "
-                f"use {self.hint} to start over"
+                f"{self.path(CHECKPOINT)} lacks the logs of {missing}; use {self.hint} to start over"
             )
         rewritten = []
         for rel in rels:
