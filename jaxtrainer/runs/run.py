@@ -85,8 +85,7 @@ class Run:
             raise error
         if self.writer:
             for sub in {os.path.dirname(rel) for rel in self.outputs} | {""}:
-                if self._link_in(sub) is None:
-                    files.remove_stale_temporaries(self.path(sub))
+                files.remove_stale_temporaries(self.path(sub))
         for folders in _OPENED:
             folders.append(folder)
 
@@ -115,6 +114,8 @@ class Run:
         if plan.remove is not None:
             self._remove_outputs(plan.remove)
         self.outputs, self.epochs_done = list(plan.outputs), plan.epochs_done
+        for rel in self.outputs:  # refused now, before anything is computed
+            self._real_folders(rel)
         if payload is not None and plan.epochs_done:
             self._seconds, self._logs_json = payload["seconds"], payload["logs_json"]
         self._write_manifest()
@@ -129,6 +130,15 @@ class Run:
             if os.path.islink(self.path(*parts[:i])):
                 return os.path.join(*parts[:i])
         return None
+
+    def _real_folders(self, rel: str) -> None:
+        """Refuse a link among the folders of the output `rel`: writing there would write outside."""
+        link = self._link_in(os.path.dirname(rel))
+        if link is not None:
+            raise RunError(
+                f"{self.path(link)} is a symbolic link; jaxtrainer writes only into real folders "
+                f"inside its run folder: remove the link, or use {self.hint} to start over"
+            )
 
     def _write_manifest(self) -> None:
         record = {"identity": self.identity, "epochs_done": self.epochs_done, "outputs": self.outputs}
@@ -156,12 +166,7 @@ class Run:
         """The path of an output file `rel` (its folders made, and recorded as this run's)."""
         path = self.path(rel)
         if self.writer:
-            link = self._link_in(os.path.dirname(rel))
-            if link is not None:
-                raise RunError(
-                    f"{self.path(link)} is a symbolic link; jaxtrainer writes only into real folders "
-                    f"inside its run folder: remove the link, or use {self.hint} to start over"
-                )
+            self._real_folders(rel)
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
             except OSError as e:
