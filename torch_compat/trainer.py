@@ -245,9 +245,9 @@ class Trainer:
             state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
             return self._extend(logs)
         mode = "overwrite" if overwrite else "resume" if resume else "append"
-        saved = self._epochs_saved if mode == "append" else None  # append: this trainer's own run only
+        own = self._epochs_saved if mode == "append" else None  # append: this trainer's own run only
         with runs.Run(
-            self.checkpoint_dir, self._identity(), mode=mode, epochs=saved, hint="overwrite=True"
+            self.checkpoint_dir, self._identity(), mode=mode, epochs=own, hint="overwrite=True"
         ) as folder:
             previous, state, logs = {k: list(v) for k, v in self.train_logs.items()}, self._state(), None
             if resume:

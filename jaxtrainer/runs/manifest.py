@@ -12,7 +12,7 @@ from typing import Dict, List
 from .. import files
 
 MANIFEST, CHECKPOINT = "run.json", "checkpoint.npz"  # a run folder's layout
-FORMAT = 2  # the manifest's format; folders of other formats are refused, not misread
+FORMAT = 3  # the run folder's format (3: one checkpoint schema); others are refused, not misread
 
 
 class RunError(files.FileError):
