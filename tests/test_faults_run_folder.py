@@ -180,3 +180,12 @@ def test_a_finished_sweep_whose_logs_agree_is_read_back_without_a_warning(finish
     assert {k: v for k, v in files_under(out).items() if k.endswith("logs.json")} == {
         k: v for k, v in before.items() if k.endswith("logs.json")
     }
+
+
+# -- time: the checkpoint holds it (issue 21: `train` lost its earlier seconds when continued) -------
+def test_a_continued_train_counts_the_seconds_of_its_earlier_epochs(tmp_path, capfd):
+    out = tmp_path / "run"
+    assert run([*TRAIN, "1"], out, capfd)[0] == 0
+    first = json.loads((out / "logs.json").read_text())["config"]["seconds"]
+    assert run([*TRAIN, "2"], out, capfd)[0] == 0  # epoch 2 alone, compiled already: less than first
+    assert json.loads((out / "logs.json").read_text())["config"]["seconds"] > first

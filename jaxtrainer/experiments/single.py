@@ -8,7 +8,6 @@ identical to an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from flax import nnx
 
@@ -76,10 +75,9 @@ def run(
     }
     with Run(out_dir, cfg.identity(ds), mode=mode, epochs=cfg.epochs) as folder:
         state, logs = folder.restore(state)
-        start = time.perf_counter()
 
         def save(epoch, state, logs):
-            meta["seconds"] = time.perf_counter() - start
+            meta["seconds"] = folder.elapsed()  # the earlier processes' time too
             meta["diverged_at_epoch"] = divergence_epoch(logs)
             folder.write_logs("", logs, meta, epoch)
             folder.checkpoint(state, epoch, logs)
@@ -96,7 +94,7 @@ def run(
             progress=progress,
         )
         epochs = len(logs["train_loss"]) - 1
-        meta["seconds"] = time.perf_counter() - start
+        meta["seconds"] = folder.elapsed()  # the earlier processes' time too
         meta["diverged_at_epoch"] = divergence_epoch(logs)
         paths = folder.write_logs("", logs, meta, epochs)
         title = f"{cfg.network} on {ds.name}, lr={cfg.lr:g}"
