@@ -26,13 +26,24 @@ TARGETS = [runs.MANIFEST, runs.CHECKPOINT, runs.LOCK, "summary.json", "report.md
 ]
 
 
+def readable(path: Path):
+    """The JSON at `path` (not through a link), or None."""
+    try:
+        return None if path.is_symlink() else json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def manifest_edits(folder: Path) -> list:
     """Hand edits of run.json: garbled, and hostile (outputs outside the folder)."""
-    saved = json.loads((folder / runs.MANIFEST).read_text())
+    saved = readable(folder / runs.MANIFEST)
+    if not isinstance(saved, dict) or not isinstance(saved.get("epochs_done"), int):
+        return ["{", "[]"]
+    outputs = saved["outputs"] if isinstance(saved.get("outputs"), list) else []
     return [
         "{",
         json.dumps({**saved, "epochs_done": saved["epochs_done"] + 5}),
-        json.dumps({**saved, "outputs": ["../outside/precious.txt", "../outside", *saved["outputs"]]}),
+        json.dumps({**saved, "outputs": ["../outside/precious.txt", "../outside", *outputs]}),
         json.dumps({**saved, "outputs": "everything"}),
     ]
 
@@ -43,17 +54,17 @@ def damage(folder: Path, outside: Path, step: tuple) -> None:
     path = folder / target
     if kind == "interrupt":  # what a process killed at some instant leaves
         what = choice % 3
-        if what == 0:  # between the checkpoint's rename and the manifest's
-            saved = json.loads((folder / runs.MANIFEST).read_text())
-            saved["epochs_done"] = max(0, saved["epochs_done"] - 1)
+        saved = readable(folder / runs.MANIFEST)
+        if what == 0 and isinstance(saved, dict) and isinstance(saved.get("epochs_done"), int):
+            saved["epochs_done"] = max(0, saved["epochs_done"] - 1)  # killed between the two renames
             (folder / runs.MANIFEST).write_text(json.dumps(saved))
         elif what == 1:  # mid-write: its temporary file
             (folder / f".logs.json.{4_000_000 + choice}.0123abcd.tmp").write_text("half")
-        else:  # a lock whose owner died
+        elif what == 2 and not (folder / runs.LOCK).is_symlink():  # a lock whose owner died
             (folder / runs.LOCK).write_text(json.dumps({"pid": 4_000_000 + choice, "host": "gone"}))
         return
-    if not os.path.lexists(path):
-        return
+    if not os.path.lexists(path) or os.path.realpath(path.parent).startswith(os.path.realpath(outside)):
+        return  # nothing there, or a file behind a link made by an earlier step: the user's own
     if kind == "delete":
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else os.remove(path)
     elif kind == "edit" and path.is_file() and not path.is_symlink():
@@ -87,7 +98,7 @@ steps = st.tuples(
 
 
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
