@@ -2,6 +2,7 @@
 dominates: one epoch of 48 images)."""
 
 import json
+import logging
 import math
 import re
 
@@ -124,7 +125,7 @@ def test_running_again_skips_the_finished_runs(homework_run, capsys):
     assert all(r["skipped"] for r in summary["runs"])
 
 
-def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, tmp_path, capsys):
+def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, tmp_path, caplog):
     from jaxtrainer import data
     from jaxtrainer.config import NetworkConfiguration
 
@@ -137,8 +138,9 @@ def test_a_sweep_asked_for_more_epochs_resumes_from_its_checkpoint(png_folder, t
             return train_group(group, ds, folder, progress=False)[0]
 
     run(tmp_path / "a", 1)
-    resumed = run(tmp_path / "a", 2)
-    assert f"resuming after epoch 1 from {tmp_path / 'a' / 'g' / 'checkpoint.npz'}" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="jaxtrainer"):
+        resumed = run(tmp_path / "a", 2)
+    assert f"resuming after epoch 1 from {tmp_path / 'a' / 'g' / 'checkpoint.npz'}" in caplog.text
     straight = run(tmp_path / "b", 2)
     assert [r["logs"] for r in resumed] == [r["logs"] for r in straight]
     assert [r["name"] for r in resumed] == ["g/lr_0.01", "g/lr_0.001"]

@@ -274,13 +274,11 @@ class Trainer:
         if self.checkpoint_dir is None:
             state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
             return self._extend(logs)
-        mode = "overwrite" if overwrite else "resume" if resume else "continue"
-        with runs.Run(self.checkpoint_dir, self._identity(), mode=mode, hint="overwrite=True") as folder:
-            if mode == "continue" and folder.epochs_done != self._epochs_saved:
-                raise runs.RunError(
-                    f"{self.checkpoint_dir} holds a run of {folder.epochs_done} epochs: pass "
-                    "resume=True to continue it or overwrite=True to start over"
-                )
+        mode = "overwrite" if overwrite else "resume" if resume else "append"
+        own = self._epochs_saved if mode == "append" else None  # append: this trainer's own run only
+        with runs.Run(
+            self.checkpoint_dir, self._identity(), mode=mode, epochs=own, hint="overwrite=True"
+        ) as folder:
             previous, state, logs = {k: list(v) for k, v in self.train_logs.items()}, self._state(), None
             if resume:
                 state, saved = folder.restore(state)

@@ -3,8 +3,8 @@ together as one sweep in one run folder (`runs.Run`).
 
 Each member's logs.json/logs.csv and the group's checkpoint are written every epoch, so the same
 command continues an interrupted group from its last finished epoch, and a finished one is not
-trained again. The checkpoint keeps the elapsed seconds with the logs (as the labs' do): a
-continued run's seconds are those of all its epochs.
+trained again. The checkpoint keeps the elapsed seconds (`Run.elapsed`): a continued run's seconds
+are those of all its epochs.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from typing import List, Tuple
 
 from .. import data, distributed, models
 from ..errors import InputError
-from ..runs import Run, check_writable_folder, read_json
+from ..runs import Run, check_writable_folder
 from ..spec import Spec
 from ..sweeps import Loop, fit_sweep, init_sweep
 from ..train import divergence_epoch
@@ -78,12 +77,10 @@ def train_group(group: Group, ds, run: Run, progress: bool = True):
     if len(set(folders)) != len(folders):
         raise InputError(f"{name}: two members would share one folder: {folders}")
     graphdef, states, model = init_sweep(spec, ds.image_shape)
-    states, record = run.restore(states)
+    states, logs = run.restore(states)
     if run.epochs_done == spec.epochs and spec.epochs:
         logger.info(f"{name}: {len(folders)} run(s) already finished in {run.folder}, skipped")
-        saved = distributed.from_writer(
-            [read_json(run.path(f, "logs.json")) if run.writer else None for f in folders]
-        )
+        saved = distributed.from_writer(run.finished_logs(folders))
         records = [_record(group, i, run, s["logs"], s["config"], True) for i, s in enumerate(saved)]
         return records, (graphdef, states)
     settings, lrs = spec.settings(), ", ".join(f"{lr:g}" for lr, _ in spec.members)
@@ -92,11 +89,10 @@ def train_group(group: Group, ds, run: Run, progress: bool = True):
     )
     sweep = {"size": len(folders), "strategy": settings.strategy, "members": list(folders)}
     meta = {**spec.meta(ds, models.count_parameters(model)), "sweep": sweep}
-    logs, prior = (None, 0.0) if record is None else (record["logs"], record["seconds"])
-    start, metas = time.perf_counter(), []
+    metas = []
 
     def save(epoch, states, logs):
-        seconds = prior + time.perf_counter() - start
+        seconds = run.elapsed()  # the earlier processes' time too (the checkpoint keeps it)
         metas[:] = [
             {
                 **meta,
@@ -109,7 +105,7 @@ def train_group(group: Group, ds, run: Run, progress: bool = True):
         ]
         for folder, member, member_meta in zip(folders, logs, metas):
             run.write_logs(folder, member, member_meta, epoch)
-        run.checkpoint(states, epoch, {"logs": logs, "seconds": seconds})
+        run.checkpoint(states, epoch, logs)
 
     names = group.run_names()
     loop = Loop(progress=progress, on_epoch=save, labels=names, desc=f"{name} x{len(names)}")

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .. import files, plots
+from .. import plots
 from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data import fingerprint
 from ..data.classes import load_classes, split_train_val
@@ -76,11 +76,9 @@ def write_best(run: Run, member: Member, label: str, title: str) -> None:
     """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
     curves (best_curves.png)."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
-    # numpy's stub takes **thetas for savez's allow_pickle
-    files.atomic_write(run.output("best_model.npz"), lambda f: np.savez(f, **thetas), binary=True)  # pyright: ignore[reportArgumentType]
-    plots.classification_curves(
-        {label: member.logs}, run.output("best_curves.png"), title=f"{title}: {label}"
-    )
+    run.write_npz("best_model.npz", thetas)
+    draw = lambda path: plots.classification_curves({label: member.logs}, path, title=f"{title}: {label}")
+    run.figure("best_curves.png", draw)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -213,17 +211,15 @@ class LabRun:
         zero = np.zeros(len(lrs), np.int32)
         untrained = {"state": states, "best_params": states.params, "best_epoch": zero}
         with Run(self.run.path("sweeps", name), identity, mode=o.mode, epochs=o.epochs) as run:
-            saved, record = run.restore(untrained)
+            saved, logs = run.restore(untrained)
             best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
-            logs, seconds = (None, 0.0) if record is None else (record["logs"], record["seconds"])
-            clock = time.perf_counter()
 
             def keep_best(epoch, states, logs):
                 """The members' best parameters so far, then the checkpoint."""
                 nonlocal best_params, best_epochs
                 best_params, best_epochs = _best_so_far(epoch, states.params, logs, best_params, best_epochs)
                 tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
-                run.checkpoint(tree, epoch, {"logs": logs, "seconds": seconds + time.perf_counter() - clock})
+                run.checkpoint(tree, epoch, logs)
 
             if logs is None or run.epochs_done < o.epochs:
                 labels = [f"{optimizer} lr {lr:g}" for lr in lrs]
@@ -231,8 +227,7 @@ class LabRun:
                 _, logs = fit_sweep(
                     graphdef, saved["state"], self.train, self.val, o.epochs, settings, logs=logs, loop=loop
                 )
-                seconds += time.perf_counter() - clock
-        share = seconds / len(lrs)
+            share = run.elapsed() / len(lrs)
         best = [unstack(best_params, i) for i in range(len(lrs))]
         members = [
             Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), best[i], share)

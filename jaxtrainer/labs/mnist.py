@@ -71,8 +71,9 @@ def run_mnist(
                 }
             )
         title = f"{ds.name}: per-example SGD, lr {lr:g}"
-        plots.classification_curves(runs, lab.run.output("curves.png"), title=title)
-        plots.confusion_figure(matrices, ds.class_names, lab.run.output("confusion.png"))
+        run = lab.run
+        run.figure("curves.png", lambda path: plots.classification_curves(runs, path, title=title))
+        run.figure("confusion.png", lambda path: plots.confusion_figure(matrices, ds.class_names, path))
         return lab.finish({"lr": lr, "batch_size": batch_size, "networks": records}, _report)
 
 
