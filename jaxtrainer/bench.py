@@ -112,7 +112,7 @@ def train_members(
     spec = Spec(
         net.network_type,
         net.net_config,
-        members=members,
+        members=tuple(members),
         batch_size=BATCH_SIZE,
         epochs=epochs,
         dataset=dataset,

@@ -29,6 +29,7 @@ def shown(value) -> str:
 
 
 def check_network_type(network_type: str) -> str:
+    """One of NETWORK_TYPES (mlp, cnn), exactly: unlike an activation, no other case is accepted."""
     return choose("network_type", network_type, NETWORK_TYPES)
 
 
@@ -62,6 +63,7 @@ def check_network_configuration(cfg) -> NetworkConfiguration:
 
 
 def check_dense(cfg: NetworkConfiguration) -> None:
+    """The dense hidden sizes, a tuple of positive ints (empty: a linear model); all an MLP needs checked."""
     _positive_ints("dense_hiddens", check_network_configuration(cfg).dense_hiddens)
 
 
@@ -105,18 +107,21 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
 
 
 def check_lr(lr) -> float:
+    """A finite number > 0, as a float; a bool is refused, not read as 1."""
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise InputError(f"lr must be a finite number > 0, got {shown(lr)}")
     return float(lr)
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
+    """An int > 0 (`name`: what the message calls it); a bool is refused, not read as 1."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise InputError(f"{name} must be an int > 0, got {shown(batch_size)}")
     return int(batch_size)
 
 
 def check_n_epochs(n_epochs) -> int:
+    """An int >= 0; a bool is refused, not read as 1."""
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
         raise InputError(f"n_epochs must be an int >= 0, got {shown(n_epochs)}")
     return int(n_epochs)

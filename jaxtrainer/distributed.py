@@ -104,6 +104,7 @@ def _int_variable(variable: str) -> int | None:
 
 
 def process_count() -> int:
+    """Processes in this run, 1 unless `initialize` joined several (callers need not import jax)."""
     return jax.process_count()
 
 

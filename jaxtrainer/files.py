@@ -74,10 +74,12 @@ def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) 
 
 
 def write_text(path: str, text: str) -> str:
+    """`atomic_write` of `text`: a reader sees the old file or the new one, never half; returns `path`."""
     return atomic_write(path, lambda f: f.write(text))
 
 
 def write_json(path: str, obj) -> str:
+    """`atomic_write` of `obj` as indented JSON; returns `path`."""
     return atomic_write(path, lambda f: json.dump(obj, f, indent=2))
 
 

@@ -10,6 +10,7 @@ from flax import nnx
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, x):
+    """The network's output on `x` from its split form: the pure function that jax.grad and vmap take."""
     return nnx.merge(graphdef, params)(x)
 
 

@@ -25,6 +25,7 @@ DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
 def free_port() -> int:
+    """A port on 127.0.0.1 free now, for the coordinator; not reserved: another process may take it first."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

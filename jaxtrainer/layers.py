@@ -33,6 +33,7 @@ def default_conv_impl() -> str:
 
 
 def check_conv_impl(impl: str) -> str:
+    """One of CONV_IMPLS (im2col, lax), else one line naming the choices."""
     return choose("conv implementation", impl, CONV_IMPLS)
 
 
@@ -82,6 +83,7 @@ def conv_im2col(x, weight, bias, stride: Tuple[int, int]):
 
 
 def conv_lax(x, weight, bias, stride: Tuple[int, int]):
+    """Valid NHWC convolution by `lax.conv_general_dilated` (OIHW weight): the fast path off CPU."""
     y = lax.conv_general_dilated(x, weight, stride, "VALID", dimension_numbers=("NHWC", "OIHW", "NHWC"))
     return y + bias
 

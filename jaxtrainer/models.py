@@ -87,6 +87,7 @@ def check_batch(model: Sequential, x_shape, y_shape) -> None:
 
 
 def make_activation(name: str) -> nnx.Module:
+    """A new module at each call (the name in any case): every activation position is its own instance."""
     return ACTIVATION_MODULES[check_activation(name)]()
 
 
@@ -147,7 +148,16 @@ def build_network(
     seed: int = 0,
     conv_impl: str | None = None,
 ) -> Sequential:
-    """The network for images of shape (C, H, W), checked against that shape before anything runs."""
+    """The network for images of shape (C, H, W), checked against that shape before anything runs.
+
+    Args:
+        network_type: "mlp" or "cnn".
+        input_shape: one image's (C, H, W).
+        cfg: the layer sizes; an MLP uses only `dense_hiddens`.
+        activation: "relu", "tanh" or "sigmoid", in any case.
+        seed: draws the initial weights, 0 to 2**32 - 1.
+        conv_impl: "im2col" or "lax"; None: im2col on CPU, lax elsewhere (`layers.default_conv_impl`).
+    """
     check_network_type(network_type)
     check_activation(activation)
     c, h, w = input_shape
@@ -169,6 +179,7 @@ def named_parameters(model: Sequential) -> Dict[str, nnx.Param]:
 
 
 def state_dict(model: Sequential) -> Dict[str, np.ndarray]:
+    """The weights as numpy arrays under PyTorch's keys and in its layouts (Linear (out, in), Conv2d OIHW)."""
     return {k: np.asarray(p[...]) for k, p in named_parameters(model).items()}
 
 

@@ -26,6 +26,8 @@ def shallow_cnn(channels: int, image_size: int) -> NetworkConfiguration:
 
 
 class Network(NamedTuple):
+    """One of the homework's networks: type, layer sizes, and the label its tables and figures show."""
+
     network_type: str
     net_config: NetworkConfiguration
     label: str

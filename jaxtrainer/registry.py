@@ -81,6 +81,30 @@ DATASETS = {
 }
 DATA_DIR_DATASETS = tuple(name for name, entry in DATASETS.items() if entry.reader)  # read from data_dir
 
+
+class LabEntry(NamedTuple):
+    """A `jaxtrainer lab` subcommand: the module under jaxtrainer/labs/ that runs it, its help, and a
+    classification lab's default dataset and epochs (None for Lab A, which reads no data)."""
+
+    module: str
+    help: str
+    dataset: str | None = None
+    epochs: int | None = None
+
+
+LABS = {
+    "bayesnet": LabEntry(
+        "student_network", "Lab A: exact inference with interventions in a Bayesian network"
+    ),
+    "logreg": LabEntry(
+        "logreg", "Lab B: multinomial logistic regression with gradients by hand", "fashion_mnist", 5
+    ),
+    "mlp": LabEntry(
+        "mlp", "Lab C: an MLP with backpropagation by hand, SGD and Adam grids", "fashion_mnist", 5
+    ),
+    "mnist": LabEntry("mnist", "Lab D: MNIST by hand, linear and deep classifiers", "mnist", 10),
+}
+
 # The grader's checks in their order. Other tools parse these ids: keep the names and their order
 # (new ids are only ever inserted).
 CHECK_IDS = (

@@ -79,4 +79,5 @@ class Settings:
         return log_keys(self.task, self.names)  # task: object holds a Task  # pyright: ignore[reportArgumentType]
 
     def replace(self, **changes) -> Settings:
+        """A copy with `changes`, checked again as new Settings ("auto" resolved anew)."""
         return dataclasses.replace(self, **changes)

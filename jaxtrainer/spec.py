@@ -45,10 +45,22 @@ def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False) -
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """One run (or sweep) as asked: every field is checked on creation. `members` are (lr, seed)
-    pairs trained together; `optimizer` is an optax name (`registry.OPTIMIZERS`) and
-    `optimizer_options` its other arguments (a dict or pairs: b1, weight_decay...); `dataset` is
-    what `data.load` takes (a name, a folder, arrays, a Dataset); `conv_impl` None is by backend."""
+    """One run (or sweep) as asked: every field is checked on creation.
+
+    Args:
+        network: "mlp" or "cnn".
+        net_config: the layer sizes (an MLP uses only `dense_hiddens`).
+        activation: "relu", "tanh" or "sigmoid", in any case.
+        optimizer: an optax name (`registry.OPTIMIZERS`).
+        optimizer_options: its other arguments, a dict or pairs (b1, weight_decay...).
+        members: the (lr, seed) pairs trained together, at least one (`members_of` makes them).
+        batch_size: examples per training step.
+        epochs: the epochs in all, those a continued run already holds included.
+        dataset: what `data.load` takes: a name, a folder, arrays, a Dataset.
+        data_dir: where named datasets find their files (None: $JAXTRAINER_DATA_DIR).
+        conv_impl: "im2col" or "lax"; None: by backend.
+        strategy: how the members share one program: "vmap", "map", or "auto" (by backend).
+    """
 
     network: str = "mlp"
     net_config: NetworkConfiguration = NetworkConfiguration()
@@ -80,6 +92,7 @@ class Spec:
         choose("strategy", self.strategy, STRATEGIES)
 
     def replace(self, **changes) -> Spec:
+        """A copy with `changes`, checked again as a new Spec."""
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:

@@ -48,6 +48,8 @@ def check_export_path(path: str) -> str:
 
 
 def import_state_dict(path: str) -> Dict[str, np.ndarray]:
+    """A .pt, .npz or .safetensors file (by extension) as numpy arrays by key, for `load_state_dict`; .pt
+    needs torch installed, .safetensors safetensors."""
     ext = os.path.splitext(path)[1]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no state_dict file at {path}")

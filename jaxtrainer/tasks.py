@@ -31,6 +31,8 @@ class Regression:
     label_dtype = jnp.float32
 
     def per_example(self, pred, y) -> Dict[str, jnp.ndarray]:
+        """Squared and absolute error per example (averaged over a row of several outputs); a
+        target not of the prediction's shape is refused."""
         if pred.shape != y.shape:
             raise InputError(
                 f"targets must have the predictions' shape {tuple(pred.shape)} "
@@ -40,6 +42,7 @@ class Regression:
         return {"loss": jnp.mean(err * err, axis=1), "mae": jnp.mean(jnp.abs(err), axis=1)}
 
     def batch_loss(self, per_example_loss):
+        """The mean, as MSELoss's default reduction."""
         return jnp.mean(per_example_loss)
 
 
@@ -55,10 +58,12 @@ def log_softmax(logits, axis: int = -1):
 
 
 def softmax(logits, axis: int = -1):
+    """Probabilities through `log_softmax`, so huge logits stay finite."""
     return jnp.exp(log_softmax(logits, axis))
 
 
 def one_hot(labels, n_classes: int, dtype=jnp.float32):
+    """(..., n_classes) indicators of integer `labels`; a label outside [0, n_classes) gives all zeros."""
     return (labels[..., None] == jnp.arange(n_classes)).astype(dtype)
 
 
@@ -83,6 +88,8 @@ class Classification:
             raise InputError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
 
     def per_example(self, logits, y) -> Dict[str, jnp.ndarray]:
+        """Negative log-likelihood and 0/1 accuracy per example; logits not (B, n_classes) or
+        labels not (B,) are refused."""
         if logits.ndim != 2 or logits.shape[1] != self.n_classes:
             raise InputError(
                 f"a {self.n_classes}-class task needs (B, {self.n_classes}) logits, got {tuple(logits.shape)}"
@@ -97,6 +104,7 @@ class Classification:
         return {"loss": nll, "accuracy": (jnp.argmax(logits, axis=1) == y).astype(logits.dtype)}
 
     def batch_loss(self, per_example_loss):
+        """The sum or the mean, by `reduction`."""
         return jnp.sum(per_example_loss) if self.reduction == "sum" else jnp.mean(per_example_loss)
 
 

@@ -13,7 +13,7 @@ One member's epoch is `member_epoch`; `sweep.py` runs it for K stacked members (
 from __future__ import annotations
 
 import functools
-from typing import Dict, NamedTuple, Tuple
+from typing import Any, Dict, NamedTuple, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,8 @@ DEFAULT = Settings(strategy="map")
 
 
 class TrainState(NamedTuple):
+    """One member's state; its learning rate is a hyper-parameter in `opt_state`: data, not compiled in."""
+
     params: nnx.State
     opt_state: optax.OptState
 
@@ -126,6 +128,7 @@ def evaluate(graphdef, params, X, y, settings: Settings = DEFAULT) -> Dict[str, 
 
 
 def all_finite(tree) -> jax.Array:
+    """A boolean array: no leaf of `tree` holds NaN or Inf (traceable: `member_epoch`'s `lax.cond` test)."""
     return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
 
 
@@ -166,7 +169,8 @@ def member_epoch(graphdef, state: TrainState, data, settings: Settings):
     return lax.cond(all_finite(state.params), run, skip, state)
 
 
-def to_device(X, y, task=REGRESSION):
+def to_device(X, y, task: Any = REGRESSION):
+    """JAX arrays for training: images as float32, targets in the task's label dtype (int32 for classes)."""
     return jnp.asarray(X, jnp.float32), jnp.asarray(y, task.label_dtype)
 
 

@@ -1,6 +1,7 @@
 """The registry: every name a user can choose works end to end, and the CLI offers exactly those.
 Parametrised over the registries, as optax's tests are over its optimizers."""
 
+import importlib
 import subprocess
 import sys
 
@@ -112,3 +113,14 @@ def test_the_command_line_offers_exactly_the_registered_names():
         assert tuple(options["strategy"].choices) == registry.STRATEGIES
         assert tuple(options["conv_impl"].choices) == registry.CONV_IMPLS
     assert tuple({a.dest: a for a in sub["train"]._actions}["network"].choices) == registry.NETWORK_TYPES
+    labs = next(a for a in sub["lab"]._actions if a.dest == "lab").choices
+    assert tuple(labs) == tuple(registry.LABS)
+
+
+@pytest.mark.parametrize("name", registry.LABS)
+def test_every_lab_names_a_module_that_runs_it(name):
+    entry = registry.LABS[name]
+    module = importlib.import_module(f"jaxtrainer.labs.{entry.module}")
+    assert callable(module.run_from_args)
+    if entry.dataset is not None:
+        assert entry.dataset in registry.DATASETS and entry.epochs > 0

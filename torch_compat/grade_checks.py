@@ -626,8 +626,8 @@ class Judge:
             raise NotGraded(f"depends on structure.mlp: {e}") from None
 
     def batch(self, name: str, n: int, shape) -> Tuple[np.ndarray, np.ndarray]:
-        # variant is set with the request, before any batch
         """The seeded batch `name` of `n` examples that the collector also drew."""
+        assert self.variant is not None  # set with the request, before any batch
         return plan.batch(self.request["seed"], name, n, shape, self.variant)
 
     def image_shape(self) -> tuple:

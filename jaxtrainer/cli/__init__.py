@@ -12,6 +12,7 @@ from .. import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole grammar; also handed to `launch`, which checks the command it wraps with it."""
     from . import bench, data, grade, homework, lab, launch, sweep, train
 
     parser = argparse.ArgumentParser(

@@ -15,6 +15,7 @@ OWNED = ("compare.json", "compare.md")  # what it writes in --out
 
 
 def add_parser(sub) -> None:
+    """`bench`; its frameworks run in subprocesses, so it starts no JAX backend here."""
     p = sub.add_parser(
         "bench",
         help="PyTorch reference against jaxtrainer, per-epoch time on synthetic data",

@@ -10,6 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
+    """`data` and its one subcommand, `build-rotated`."""
     from ..data import cache
     from ..data.rotation import MAX_ANGLE, N_TEST, N_TRAIN
 
@@ -47,6 +48,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """`build-rotated`: --out must be new or empty (or --overwrite); returns the exit status."""
     from ..data import build
 
     options.claim_output(args.out, args.overwrite, args.owned, whole=True)

@@ -17,6 +17,7 @@ DEFAULT_TIMEOUT = 300.0
 
 
 def add_parser(subparsers) -> None:
+    """`grade`; numbers and paths stay text here, checked in `run` so each message names its option."""
     p = subparsers.add_parser(
         "grade",
         help="check students' PyTorch solutions against the reference and say what is wrong",
@@ -127,6 +128,7 @@ def _check_tests(tests: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Checks the values, claims --out, grades; returns the session's exit status."""
     from ..grade.session import Session
     from ..grade.similarity import CSV_FILE, HTML_FILE
 

@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
+    """`homework`: a training command, so it accepts the multi-process options."""
     p = sub.add_parser(
         "homework",
         help="the homework's experiments 1-4: every run, the figures and report.md",
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Runs (or continues) the four experiments, logs the equivariance errors; returns 0."""
     from ..experiments.homework import run_homework
 
     result = run_homework(

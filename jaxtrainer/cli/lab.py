@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
+    """`lab` with one subcommand per lab; Lab A, with no dataset, gets no run-folder options."""
     p = sub.add_parser(
         "lab",
         help="the course's other labs, A-D",
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Imports the chosen lab's module only now, so `lab --help` loads none of them; returns 0."""
     lab = LABS[args.lab]
     module = importlib.import_module(f"..labs.{lab.module}", __package__)
     if lab.dataset is None:  # Lab A answers on the terminal: no data, no run folder

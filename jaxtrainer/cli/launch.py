@@ -11,6 +11,7 @@ _LAUNCH_SETS = ("coordinator", "num_processes", "process_id")  # what launch giv
 
 
 def add_parser(sub) -> None:
+    """`launch`; everything after `--` is the command each process runs."""
     p = sub.add_parser(
         "launch",
         help="run a command as N processes on this machine (a multi-process sweep or homework, to try it)",
@@ -41,6 +42,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Parses the wrapped command first, so a bad one fails before any process starts; returns its status."""
     from ..launch import launch
 
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line

@@ -17,6 +17,7 @@ import argparse
 import os
 import re
 import shutil
+from typing import Any, Dict
 
 from .. import presets
 from ..config import (
@@ -87,6 +88,8 @@ def _positive(value: int) -> int:
 
 
 def at_least(low: int):
+    """A `check` for `checked`: ints below `low` are refused, in the engine's words."""
+
     def check(value: int) -> int:
         if value < low:
             raise InputError(f"value must be an int >= {low}, got {value}")
@@ -100,6 +103,11 @@ lr = checked(float, check_lr)
 epochs = checked(int, check_n_epochs)
 batch_size = checked(int, check_batch_size)
 positive_int = checked(int, _positive)
+seed.__doc__ = "argparse `type=`: an int in [0, 2**32 - 1] (JAX's PRNG keys hold 32 bits)."
+lr.__doc__ = "argparse `type=`: a finite float > 0."
+epochs.__doc__ = "argparse `type=`: an int >= 0."
+batch_size.__doc__ = "argparse `type=`: an int > 0."
+positive_int.__doc__ = "argparse `type=`: an int > 0 (a layer size, a count); its message names no field."
 
 
 def defaults(text: str, default) -> str:
@@ -112,6 +120,7 @@ def defaults(text: str, default) -> str:
 
 
 def progress_options(p) -> None:
+    """`--no-progress`, which every command accepts (`launch` passes it on to its processes)."""
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bars or per-step lines (default: shown)"
     )
@@ -136,11 +145,13 @@ def data_options(p, dataset: str | None, shown: str | None = None) -> None:
 
 
 def output_options(p, out: str, what: str = "the run folder") -> None:
+    """`--out` (default `out`; `what` is its help) and `--overwrite`."""
     p.add_argument("--out", default=out, help=defaults(what, out))
     overwrite_option(p)
 
 
 def overwrite_option(p) -> None:
+    """`--overwrite` alone, for a command whose --out has its own help."""
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -150,6 +161,8 @@ def overwrite_option(p) -> None:
 
 
 def network_options(p) -> None:
+    """The network's flags, defaulting to `NetworkConfiguration`'s; a CNN's lists are checked together
+    later, by `net_config`."""
     d = NetworkConfiguration()
     p.add_argument("--network", choices=NETWORK_TYPES, default="mlp", help=defaults("network type", "mlp"))
     p.add_argument(
@@ -190,6 +203,7 @@ def network_options(p) -> None:
 
 
 def conv_impl_option(p) -> None:
+    """`--conv-impl`; unset, the engine picks by platform."""
     p.add_argument(
         "--conv-impl",
         choices=CONV_IMPLS,
@@ -199,6 +213,7 @@ def conv_impl_option(p) -> None:
 
 
 def training_options(p, n_epochs: int) -> None:
+    """`--epochs` (default `n_epochs`, each command's own), `--optimizer`, `--batch-size`, `--strategy`."""
     p.add_argument("--epochs", type=epochs, default=n_epochs, help=defaults("training epochs", n_epochs))
     p.add_argument(
         "--optimizer",
@@ -216,6 +231,7 @@ def training_options(p, n_epochs: int) -> None:
 
 
 def strategy_option(p) -> None:
+    """`--strategy`: how a sweep's members share one compiled program."""
     p.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -226,6 +242,8 @@ def strategy_option(p) -> None:
 
 
 def distributed_options(p) -> None:
+    """`--coordinator`, `--num-processes`, `--process-id`; each unset one comes from its environment
+    variable or the cluster's launcher (docs/cluster.md)."""
     g = p.add_argument_group("several processes (docs/cluster.md; default: one, or as SLURM/Open MPI says)")
     g.add_argument(
         "--coordinator", metavar="HOST:PORT", help="process 0's address (default: $JAXTRAINER_COORDINATOR)"
@@ -257,14 +275,21 @@ def spec(args, members=None):
     `members`, also the network's options."""
     from ..spec import Spec
 
-    network = {}
+    network: Dict[str, Any] = {}
     if members is not None:
         network = dict(
             network=args.network, net_config=net_config(args), activation=args.activation, members=members
         )
-    shared = dict(optimizer=args.optimizer, batch_size=args.batch_size, epochs=args.epochs)
-    where = dict(dataset=args.dataset, data_dir=args.data_dir, conv_impl=args.conv_impl)
-    return Spec(**shared, **where, strategy=args.strategy, **network)
+    return Spec(
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        conv_impl=args.conv_impl,
+        strategy=args.strategy,
+        **network,
+    )
 
 
 def mode(args) -> str:

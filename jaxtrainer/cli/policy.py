@@ -213,7 +213,7 @@ def _run_command(argv, build_parser) -> int:
     except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process
         if e.args:  # the command said what it did and undid
             message = f"jaxtrainer: interrupted; {e.args[0]}"
-        elif hasattr(args, "interrupted"):  # a command that trains nothing says what it keeps
+        elif args is not None and hasattr(args, "interrupted"):  # it trains nothing: say what it keeps
             message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
         else:
             message = _interrupted_message(args, _RUNNING.get("opened", []), _runs_module())
@@ -247,7 +247,7 @@ def _out_of_memory(error: Exception) -> bool:
     return isinstance(error, MemoryError) or str(error).startswith("RESOURCE_EXHAUSTED")
 
 
-def _peer_failed(error: BaseException) -> None:
+def _peer_failed(error: BaseException | None) -> None:
     """A collective that broke because another process of a multi-process run died, whether it
     reached here itself or as the cause of another error (a folder that process 0 "could not
     open" because the collective that told the others broke)."""

@@ -12,6 +12,7 @@ EPOCHS = 5
 
 
 def add_parser(sub) -> None:
+    """`sweep`: --lr and --seed take several values."""
     p = sub.add_parser(
         "sweep",
         help="several learning rates / seeds of one network at once, as one program",
@@ -48,6 +49,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Trains every (lr, seed) member, logs the table and the paths written; returns 0."""
     from ..experiments.sweep import run_sweep
     from ..spec import members_of
 

@@ -12,6 +12,7 @@ EPOCHS = 5
 
 
 def add_parser(sub) -> None:
+    """`train`: --lr and --seed take one value each; --resume and --export are its own."""
     p = sub.add_parser(
         "train",
         help="train one MLP or CNN: logs.json, logs.csv, curves.png, checkpoint.npz",
@@ -50,6 +51,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Trains (or continues) one run, logs its final errors and the paths written; returns 0."""
     from ..experiments import single
 
     spec = options.spec(args, [(args.lr, args.seed)])

@@ -43,11 +43,17 @@ __all__ = [
 
 
 def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
-    """A dataset from a name, a folder, or arrays; None means ./rotated_fashion_mnist as the
-    original homework did, and an error that says how to get data when it is absent.
+    """A dataset from a name, a folder, or arrays; where none is found, an error that says how
+    to get one.
 
-    `data_dir` (default: $JAXTRAINER_DATA_DIR) is where the names in DATA_DIR_NAMES find their
-    files; `seed` draws the rotations of "digits", "fashion_mnist" and "mnist"."""
+    Args:
+        source: "digits" (embedded), a name in DATA_DIR_NAMES, a folder with train/ and test/
+            PNGs named <i>_<angle>.png, arrays ((X_train, y_train), (X_test, y_test)) or a
+            Dataset; None: ./rotated_fashion_mnist, as the original homework did.
+        seed: draws the rotations of "digits", "fashion_mnist" and "mnist".
+        data_dir: where the names in DATA_DIR_NAMES find their files (default:
+            $JAXTRAINER_DATA_DIR); refused with any other source.
+    """
     if data_dir is not None and not (isinstance(source, str) and source in DATA_DIR_NAMES):
         given = repr(source) if isinstance(source, (str, os.PathLike, type(None))) else "arrays"
         raise InputError(

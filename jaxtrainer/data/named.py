@@ -126,6 +126,8 @@ def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
 
 
 def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
+    """The named dataset as a `Dataset`: svhn/cifar10 with class-index targets; the MNIST family as
+    the rotation task, angles drawn with `seed` (all training images, the first 2,000 test ones)."""
     if DATASETS[name].variant == "loader":
         raw = read_raw(name, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]

@@ -18,7 +18,8 @@ from ..registry import DATASETS
 
 def prepared_folder(data_dir: str, name: str) -> str | None:
     """`data_dir/<tfds name>` if it holds a prepared version (a folder with dataset_info.json)."""
-    root = os.path.join(data_dir, DATASETS[name].tfds)
+    tfds_name = DATASETS[name].tfds
+    root = "" if tfds_name is None else os.path.join(data_dir, tfds_name)
     if not os.path.isdir(root):
         return None
     for version in sorted(os.listdir(root)):
@@ -31,6 +32,8 @@ def load_tfds(name: str, data_dir: str) -> Dict[str, Tuple[np.ndarray, np.ndarra
     """{"train": (images uint8 (N, C, H, W), labels int64 (N,)), "test": ...} from a prepared tfds
     dataset; ImportError naming the way out when tensorflow_datasets is not installed."""
     tfds_name = DATASETS[name].tfds
+    if tfds_name is None:
+        raise InputError(f"{name!r} has no tensorflow_datasets version")
     try:
         import tensorflow_datasets as tfds  # optional  # pyright: ignore[reportMissingImports]
     except ImportError:

@@ -38,6 +38,7 @@ class Group:
 
     @property
     def folders(self) -> Tuple[str, ...]:
+        """Each member's sub-folder, in `spec.members` order."""
         return tuple(self.folder.format(lr=lr, seed=seed) for lr, seed in self.spec.members)
 
     def run_names(self) -> List[str]:

@@ -43,7 +43,8 @@ def matching_shallow_cnn(image_shape, target: int) -> Tuple[NetworkConfiguration
         if best is None or abs(count - target) < abs(best[1] - target):
             best = (cfg, count)
         if count >= target:
-            return best
+            break
+    assert best is not None  # the loop ran at least once
     return best
 
 
@@ -76,7 +77,15 @@ def run_homework(spec: Spec, out_dir: str, mode: str = "continue", progress: boo
     """Experiments 1-4 with `spec`'s data, epochs, batch size and optimizer into the run folder
     `out_dir`: every run's logs (one run folder per architecture), four figures, report.md and
     summary.json. The same command continues an interrupted homework; finished runs are not
-    trained again."""
+    trained again. Returns {"summary", "rows", "paths"}.
+
+    Args:
+        spec: all but the network and the members, which each experiment sets.
+        out_dir: the homework's folder, holding one run folder per architecture.
+        mode: a run already in `out_dir` is "continue"d (the default), "resume"d (one must be
+            there) or started over ("overwrite"); see `runs.resume`.
+        progress: show progress bars.
+    """
     start = time.perf_counter()
     ds, data_id = load(spec, out_dir)
     groups, counts = homework_groups(spec, ds.image_shape)
@@ -157,6 +166,8 @@ def _write_homework(folder: Run, ds, groups, counts, records, spec: Spec, start)
 
 
 def report_markdown(summary: dict, groups: Dict[str, Group], out_dir: str) -> str:
+    """report.md's text from `summary`; `groups` give the CNNs' labels, `out_dir` makes the runs'
+    links relative."""
     s, counts, eq = summary, summary["parameters"], summary["equivariance"]
     figures = s["figures"]
     lines = [

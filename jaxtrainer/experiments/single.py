@@ -18,8 +18,17 @@ from .groups import Group, load, train_group
 def run(
     spec: Spec, out_dir: str, progress: bool = True, mode: str = "continue", export: str | None = None
 ) -> dict:
-    """Train `spec` (one member) in the run folder `out_dir` (`mode`: `runs.Run`'s). Arguments and
-    outputs are checked before any data is read."""
+    """Train `spec` (one member) in a run folder; arguments and outputs are checked before any data
+    is read. Returns {"logs", "paths", "meta"}.
+
+    Args:
+        spec: the run: exactly one (lr, seed) member.
+        out_dir: the run folder: logs.json, logs.csv, curves.png, the checkpoint.
+        progress: show a progress bar.
+        mode: a run already in `out_dir` is "continue"d (the default), "resume"d (one must be
+            there) or started over ("overwrite"); see `runs.resume`.
+        export: also write the trained weights as a state_dict there (.pt, .npz, .safetensors).
+    """
     if len(spec.members) != 1:
         raise InputError(f"train runs one learning rate and one seed, got {len(spec.members)} members")
     if export:

@@ -52,6 +52,7 @@ class Out:
         os.makedirs(folder, exist_ok=True)
 
     def array(self, value):
+        """`value` as float32 to the next <n>.npy; returns the "@<n>" that names it in the JSON."""
         np = self.np
         value = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
         self.count += 1
@@ -59,6 +60,7 @@ class Out:
         return f"@{self.count}"
 
     def save(self, running):
+        """result.json rewritten whole, by rename; `running`: the section under way (None: all done)."""
         tmp = os.path.join(self.folder, "result.json.tmp")
         with open(tmp, "w") as f:
             json.dump({"sections": self.sections, "running": running}, f)
@@ -130,6 +132,8 @@ class Network:
         self.out, self.module, self.given = out, module, given
 
     def describe(self, x=None, probe=None):
+        """The module as plain data; with `x`, its output too and the layers in the order forward calls
+        them (else in registration order). `probe` goes to `layer`."""
         import torch
 
         module = self.module
@@ -163,6 +167,8 @@ class Network:
         return info
 
     def layer(self, m, instance, probe):
+        """One position: type, attributes, parameters; a parameter-free layer that is not one of torch.nn's
+        KNOWN ones is called on `probe`, so that what it computes can be judged."""
         import torch
 
         cls = type(m)
@@ -191,6 +197,9 @@ def weights(out, module):
 
 
 class Collector:
+    """One request's sections: each `section_<name>` returns JSON-able raw values, with what the
+    student's code raised as text, never raised on."""
+
     def __init__(self, request, out):
         import numpy as np
 
@@ -206,6 +215,7 @@ class Collector:
     # -- sections ------------------------------------------------------------------------------
 
     def section_import(self):
+        """solution.py from the working folder; which of Trainer and NetworkConfiguration it defines."""
         sys.path.insert(0, os.getcwd())
         module, error = attempt(importlib.import_module, SOLUTION)
         if error is not None:
@@ -214,9 +224,12 @@ class Collector:
         return {"names": sorted(n for n in ("Trainer", "NetworkConfiguration") if hasattr(module, n))}
 
     def config(self, fields):
+        """The student's own NetworkConfiguration from the request's `fields` (lists as tuples)."""
         return self.module.NetworkConfiguration(**{k: tuple(v) for k, v in fields.items()})
 
     def section_activation(self):
+        """Each requested name through `create_activation_function` (a class it returns is instantiated)
+        and its output on the probe; and the error a bad name raises (None: it raised none)."""
         import torch
 
         probe = self.np.asarray(self.request["probe"], dtype=self.np.float32)
@@ -268,6 +281,8 @@ class Collector:
         return model, (activation if not activation_class else None), error
 
     def section_builds(self):
+        """Each case's network built and described under each of its seeds; a builder that refuses an
+        activation instance is tried again with the class."""
         np = self.np
         probe = np.asarray(self.request["probe"], dtype=np.float32)
         results = []
@@ -317,6 +332,8 @@ class Collector:
         return "loader", tuple(batch[0].shape[1:])
 
     def section_trainer(self):
+        """The Trainer built; settles the variant and image shape the later sections need (the tensor
+        year's data too, up to MAX_DATA_VALUES)."""
         import torch
 
         trainer, error = attempt(self.trainer)
@@ -337,6 +354,7 @@ class Collector:
         return info
 
     def network_of(self, trainer):
+        """`trainer.network` described with its output on fresh inputs; None when it is not a torch module."""
         import torch
 
         network = getattr(trainer, "network", None)
@@ -346,6 +364,7 @@ class Collector:
         return Network(self.out, network).describe(x)
 
     def optimizers(self, trainer):
+        """Each torch optimizer among the trainer's attributes: name, type, first param group's settings."""
         import torch
 
         found = []
@@ -370,6 +389,7 @@ class Collector:
         return (0.1 * X + lean * pattern).astype(np.float32), y
 
     def section_loss(self):
+        """`compute_loss_and_mae` on one drawn batch, as returned."""
         import torch
 
         trainer, error = attempt(self.trainer)
@@ -383,6 +403,7 @@ class Collector:
         return info
 
     def section_evaluate(self):
+        """`evaluate` on drawn rows: a DataLoader if it takes one argument (the loader year), else tensors."""
         import torch
 
         trainer, error = attempt(self.trainer)
@@ -408,6 +429,7 @@ class Collector:
         return info
 
     def section_steps(self):
+        """`training_step` on drawn batches, the weights after each, and the optimizers before and after."""
         import torch
 
         trainer, error = attempt(self.trainer)
@@ -427,6 +449,8 @@ class Collector:
         return info
 
     def section_train_loop(self):
+        """The tensor year's `train_loop`: its logs, and each step's batch as indices into trainer.train
+        (-1: a row not in it)."""
         import torch
 
         if self.variant != "tensor":
@@ -463,6 +487,7 @@ class Collector:
         return info
 
     def section_equivariance(self):
+        """The tensor year's `test_equivariance`: the images it shows (imshow) and the arrays it returns."""
         if self.variant != "tensor":
             return {"not_applicable": "the loader year has no equivariance question"}
         import matplotlib
@@ -554,6 +579,8 @@ SECTIONS = (
 
 
 def main(argv):
+    """`collector.py REQUEST.json OUT_FOLDER`: the sections in order, result.json saved before each;
+    stops at a failed import, or after a failed trainer section. Returns 0."""
     with open(argv[1]) as f:
         request = json.load(f)
     out = Out(argv[2])

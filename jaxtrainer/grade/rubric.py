@@ -23,11 +23,16 @@ else:  # pragma: no cover - Python 3.10
 
 
 class Question(NamedTuple):
+    """A question of the statement (id "Q1", title: the method it asks for), worth its checks' points."""
+
     id: str
     title: str
 
 
 class Rule(NamedTuple):
+    """How one check scores: the question it counts toward, its points, what a failed or not-graded
+    check still earns."""
+
     question: str | None  # None: reported, not scored
     points: float
     partial: bool = False  # a failed check earns the share of its configurations that passed
@@ -62,11 +67,14 @@ RULES: Dict[str, Rule] = {
 
 
 class Rubric(NamedTuple):
+    """The questions and one rule per check id; `load` reads a TA's changes from TOML."""
+
     questions: tuple = QUESTIONS
     rules: Dict[str, Rule] = RULES
 
     @property
     def max_score(self) -> float:
+        """Every check's points together: the total is capped at it."""
         return sum(rule.points for rule in self.rules.values())
 
     def score(self, verdicts: List[dict], imported: bool) -> tuple:

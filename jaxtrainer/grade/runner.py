@@ -36,6 +36,8 @@ _JUDGING = threading.Lock()  # one judge at a time: the reference's programs are
 
 
 class Settings(NamedTuple):
+    """What every submission's run shares, fixed once per `grade` command (paths absolute)."""
+
     data: str  # a rotated-PNG folder, absolute: each run's read-only ./rotated_fashion_mnist
     loader_data: str  # the loader year's torchvision files: each run gets its own copy in ./data
     out: str  # OUT/submissions/<name>/ receives each submission's output.log and report
@@ -49,6 +51,7 @@ class Settings(NamedTuple):
 
 
 def submission_folder(out: str, name: str) -> str:
+    """OUT/submissions/<name>/: one submission's output.log, report and results.json."""
     return os.path.join(out, "submissions", name)
 
 

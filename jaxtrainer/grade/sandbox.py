@@ -37,6 +37,9 @@ HOME, WORK, GRADER = "/home/student", "/submission", "/grader"
 
 
 class Limits(NamedTuple):
+    """One run's resource limits, sizes in bytes: prlimit applies them in both modes, and `output` caps
+    what output.log keeps."""
+
     memory: int = 8 << 30  # address space per process (torch maps ~2 GB before any work)
     processes: int = 256  # processes and threads of the submission's uid
     file_size: int = 1 << 30  # largest file it may write
@@ -202,10 +205,12 @@ class Running:
                 _kill_group(proc)
 
     def discard(self, proc: subprocess.Popen) -> None:
+        """Stop tracking a run that has ended (its processes are already dead)."""
         with self._lock:
             self._procs.discard(proc)
 
     def kill_all(self) -> None:
+        """SIGKILL every tracked run's process group, and each run that starts after (an interrupt)."""
         with self._lock:
             self.stopped = True
             for proc in self._procs:

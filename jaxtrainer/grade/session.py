@@ -15,6 +15,8 @@ from .. import files
 
 
 class Session(NamedTuple):
+    """A `grade` command's arguments, already checked (`cli/grade.py`); `run` does the grading."""
+
     submissions: Sequence[str]
     out: str
     data: str | None
@@ -30,6 +32,8 @@ class Session(NamedTuple):
     progress: bool
 
     def run(self) -> int:
+        """Grades every submission (each report written as it finishes), then the class's tables and the
+        similarity pairs; returns the exit status, 130 when interrupted."""
         from tqdm.auto import tqdm
 
         from . import rubric, runner, sandbox, submissions

@@ -14,6 +14,8 @@ MAX_FILE_BYTES = 16 << 20  # a .py file larger than this is not code a student w
 
 
 class Submission(NamedTuple):
+    """One student's solution; `name` (the file's stem or the folder's name) is its folder under OUT."""
+
     name: str
     path: str  # the .py file or the folder, absolute
 

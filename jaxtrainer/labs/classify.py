@@ -28,7 +28,7 @@ from flax import nnx
 from .. import plots
 from ..config import check_batch_size, check_lr, check_n_epochs
 from ..data import fingerprint
-from ..data.classes import load_classes, split_train_val
+from ..data.classes import ClassificationSet, load_classes, split_train_val
 from ..gradient import apply
 from ..runs import Run
 from ..settings import Settings
@@ -94,8 +94,8 @@ def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Cal
     def percent(v) -> str:
         return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
 
-    rows = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
-    return markdown_table((corner, *columns), rows)
+    cells = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
+    return markdown_table((corner, *columns), cells)
 
 
 def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
@@ -176,10 +176,10 @@ class LabRun:
     """A classification lab under way: its data (split train/validation), task and run folder."""
 
     options: Options
-    ds: object  # data.classes.ClassificationSet
+    ds: ClassificationSet
     train: Tuple
     val: Tuple
-    task: object
+    task: Classification
     run: Run
     start: float
 

@@ -7,10 +7,10 @@ here), its `run_from_args` runs it.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
+from .. import registry
 from ..cli import options
 
 # -- Lab B: logistic regression ---------------------------------------------------------------------
@@ -144,16 +144,15 @@ def _mnist_options(p) -> None:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Lab:
-    """One `jaxtrainer lab` subcommand: the module that runs it, its help, its own options and the data
-    defaults of a classification lab."""
+class Lab(NamedTuple):
+    """One `jaxtrainer lab` subcommand: its registry entry (module under jaxtrainer/labs/, help, a
+    classification lab's data defaults) and the function that adds its own options to its parser."""
 
-    module: str  # jaxtrainer.labs.<module>
+    module: str
     help: str
-    options: Callable  # adds the lab's own options to its parser
-    dataset: str | None = None  # a classification lab's default --dataset; None: Lab A, no data
-    epochs: int | None = None  # a classification lab's default --epochs
+    dataset: str | None
+    epochs: int | None
+    options: Callable
 
     @property
     def description(self) -> str:
@@ -162,25 +161,10 @@ class Lab:
             return ast.get_docstring(ast.parse(f.read())) or ""
 
 
-LABS = {  # the `jaxtrainer lab` subcommands
-    "bayesnet": Lab(
-        "student_network",
-        "Lab A: exact inference with interventions in a Bayesian network",
-        _bayesnet_options,
-    ),
-    "logreg": Lab(
-        "logreg",
-        "Lab B: multinomial logistic regression with gradients by hand",
-        _logreg_options,
-        "fashion_mnist",
-        5,
-    ),
-    "mlp": Lab(
-        "mlp",
-        "Lab C: an MLP with backpropagation by hand, SGD and Adam grids",
-        _mlp_options,
-        "fashion_mnist",
-        5,
-    ),
-    "mnist": Lab("mnist", "Lab D: MNIST by hand, linear and deep classifiers", _mnist_options, "mnist", 10),
+_OPTIONS = {
+    "bayesnet": _bayesnet_options,
+    "logreg": _logreg_options,
+    "mlp": _mlp_options,
+    "mnist": _mnist_options,
 }
+LABS = {name: Lab(*entry, _OPTIONS[name]) for name, entry in registry.LABS.items()}  # the subcommands

@@ -12,7 +12,7 @@ on a batch of training examples. Which is faster, by hand or autodiff: `benchmar
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +54,7 @@ def run_mlp(
     options: classify.Options,
     depths: Sequence[int] = MLP_DEPTHS,
     widths: Sequence[int] = MLP_WIDTHS,
-    lrs: Dict[str, Sequence[float]] = MLP_LRS,
+    lrs: Mapping[str, Sequence[float]] = MLP_LRS,
     batch_size: int = MLP_BATCH_SIZE,
 ) -> dict:
     """Checks the hand-written gradient per depth, trains the grid and keeps the best model.

@@ -29,7 +29,9 @@ def save_checkpoint(path: str, tree, header: dict) -> str:
     """Every leaf of `tree` and `header` (the schema above), in one .npz."""
     text = json.dumps(header, default=jsonable)
     leaves = {f"leaf_{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(tree))}
-    return files.atomic_write(path, lambda f: np.savez(f, header=np.array(text), **leaves), binary=True)
+    # numpy's stub reads **leaves as savez's allow_pickle
+    write = lambda f: np.savez(f, header=np.array(text), **leaves)  # pyright: ignore[reportArgumentType]
+    return files.atomic_write(path, write, binary=True)
 
 
 def _unreadable(path: str, e: BaseException, hint: str | None) -> RunError:

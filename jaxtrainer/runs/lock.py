@@ -73,6 +73,7 @@ class Lock:
         raise RunError(f"{folder}: could not take its lock {self.path}")
 
     def release(self) -> None:
+        """Removes the lock file, then unlocks; a second call does nothing."""
         with _signals_held():  # unregistered, it must be gone too
             if _HELD.pop(self.path, None) is not None:
                 with contextlib.suppress(OSError):

@@ -72,6 +72,7 @@ def inside(rel) -> bool:
 
 # -- identities -----------------------------------------------------------------------------------
 def jsonable(value):
+    """`json.dump`'s `default`: numpy values as Python's; anything else is refused (TypeError)."""
     if hasattr(value, "tolist"):  # numpy's scalars and arrays
         return value.tolist()
     raise TypeError(f"cannot record {value!r} ({type(value).__name__}) in a run's identity")
@@ -95,6 +96,7 @@ def _flat(config: Dict, prefix: str = "") -> Dict:
 
 
 def differences(saved: Dict, current: Dict) -> List[str]:
+    """One line per dotted key whose value differs ("lr: saved 0.01, now 0.001"); empty when they agree."""
     saved, current = _flat(plain(saved)), _flat(plain(current))
     return [
         f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}"

@@ -61,11 +61,16 @@ def _same(a, b) -> bool:
 class Run:
     """A run folder owned by this process, opened under the one resume rule (`resume.py`).
 
-    Args: `identity`: what makes two runs the same run (configuration, data; never the epoch
-    count). `mode`: one of `resume.MODES`. `epochs`: the epochs asked (None: not checked); after
-    opening, `epochs_done` is what the folder holds. `writer` (default: this is process 0) reads,
-    writes and locks the folder; the other processes learn its state from process 0. `hint`: how
-    the caller asks to start over (`--overwrite`, `overwrite=True`)."""
+    Args:
+        folder: the run folder, made if missing.
+        identity: what makes two runs the same run (configuration, data; never the epoch count).
+        mode: one of `resume.MODES`.
+        epochs: the epochs asked (None: not checked); after opening, `epochs_done` is what the
+            folder holds.
+        writer: reads, writes and locks the folder (default: this is process 0); the other
+            processes learn its state from process 0.
+        hint: how the caller asks to start over (`--overwrite`, `overwrite=True`).
+    """
 
     def __init__(self, folder, identity, *, mode="continue", epochs=None, writer=None, hint="--overwrite"):
         self.folder, self.identity, self.hint = folder, plain(identity), hint
@@ -121,6 +126,7 @@ class Run:
         self._write_manifest()
 
     def path(self, *parts: str) -> str:
+        """`parts` under the run folder; nothing is made or recorded (`output` does both)."""
         return os.path.join(self.folder, *parts)
 
     def _link_in(self, rel: str) -> str | None:
@@ -184,12 +190,15 @@ class Run:
         return path
 
     def write_text(self, rel: str, text: str) -> str:
+        """`text` to the output `rel`, atomically, by the writer only; returns its path on every process."""
         return files.write_text(self.output(rel), text) if self.writer else self.path(rel)
 
     def write_json(self, rel: str, obj) -> str:
+        """As `write_text`, `obj` as indented JSON."""
         return files.write_json(self.output(rel), obj) if self.writer else self.path(rel)
 
     def write_npz(self, rel: str, arrays: Dict[str, Any]) -> str:
+        """As `write_text`, `arrays` as one .npz file."""
         if not self.writer:
             return self.path(rel)
         return files.atomic_write(self.output(rel), lambda f: np.savez(f, **arrays), binary=True)
@@ -212,12 +221,13 @@ class Run:
         files.atomic_write(self.output(os.path.join(rel, "logs.csv")), rows)
         return paths
 
-    def finished_logs(self, rels: Sequence[str]) -> List[dict] | None:
+    def finished_logs(self, rels: Sequence[str]) -> List[dict]:
         """The logs.json ({"config", "logs"}) of each member folder in `rels` as the checkpoint
-        holds it (None on processes other than the writer). A logs.json that disagrees (edited,
-        of another schema, deleted, a link) is rewritten from the checkpoint, with one warning."""
+        holds it ([] on processes other than the writer, which learn it with `from_writer`). A
+        logs.json that disagrees (edited, of another schema, deleted, a link) is rewritten from the
+        checkpoint, with one warning."""
         if not self.writer:
-            return None
+            return []
         missing = sorted(set(rels) - set(self._logs_json))
         if missing:
             raise RunError(
@@ -267,6 +277,7 @@ class Run:
         self._write_manifest()
 
     def close(self) -> None:
+        """Releases the folder's lock (the files stay); a second call does nothing."""
         if self.lock is not None:
             self.lock.release()
             self.lock = None

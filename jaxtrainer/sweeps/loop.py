@@ -79,8 +79,8 @@ def _prepare(graphdef, states, train, test, settings: Settings, logs, loop: Loop
         raise ValueError("the loader variant needs order(epoch), the training order of each epoch")
     labels = loop.labels or [f"lr {lr:g}" for lr in np.asarray(states.opt_state.hyperparams["learning_rate"])]
     place = placement(k, loop.devices)
-    X, y = to_device(*train, settings.task)
-    test = to_device(*test, settings.task)
+    X, y = to_device(train[0], train[1], settings.task)
+    test = to_device(test[0], test[1], settings.task)
     size = settings.train_eval_size
     eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
     data = place.put((X, y, eval_sets), sharded=False)
@@ -139,8 +139,17 @@ def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *,
 
     Each member's logs are those the homework's loop writes for it alone, under
     `settings.log_keys`: the tensor variant logs before training and after each epoch (n_epochs + 1
-    entries per list), the loader variant after each epoch. `logs` (one dict per member) are those
-    of epochs already run: training continues after them. Returns (stacked states, list of logs).
+    entries per list), the loader variant after each epoch. Returns (stacked states, list of logs).
+
+    Args:
+        graphdef: the network's structure, one for every member.
+        states: the members' `TrainState`s stacked along a leading axis (`stack`, `init_sweep`).
+        train: (X, y), NCHW images and their targets.
+        test: (X, y), the test set.
+        n_epochs: the epochs in all, those already in `logs` included.
+        settings: what is compiled: batch size, task, optimizer, gradient, strategy, variant.
+        logs: one dict per member, of the epochs already run: training continues after them.
+        loop: how the epochs run beyond what is compiled (order, devices, progress, `on_epoch`).
     """
     sweep = _prepare(graphdef, states, train, test, settings, logs, loop)
     k, done = len(sweep.logs), sweep.done
@@ -157,8 +166,19 @@ def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *,
 
 
 def fit(graphdef, state, train, test, n_epochs: int, settings=DEFAULT, *, logs=None, loop=Loop()):
-    """One run: `fit_sweep` of one member (its compiled program has no member axis). `logs` are
-    those of epochs already run; `loop.on_epoch(epoch, state, logs)`. Returns (state, logs)."""
+    """One run: `fit_sweep` of one member (its compiled program has no member axis). Returns
+    (state, logs).
+
+    Args:
+        graphdef: the network's structure (`train.init_state`).
+        state: its `TrainState`, unstacked.
+        train: (X, y), NCHW images and their targets.
+        test: (X, y), the test set.
+        n_epochs: the epochs in all, those already in `logs` included.
+        settings: what is compiled: batch size, task, optimizer, gradient, variant.
+        logs: the run's logs of the epochs already run: training continues after them.
+        loop: as for `fit_sweep`, but `loop.on_epoch(epoch, state, logs)` gets this one member's.
+    """
     hook = loop.on_epoch
     if hook is not None:
         loop = dataclasses.replace(
@@ -171,6 +191,9 @@ def fit(graphdef, state, train, test, n_epochs: int, settings=DEFAULT, *, logs=N
 
 @dataclasses.dataclass
 class SweepResult:
+    """What `sweep` returns: the members' logs and trained state (stacked), how they were computed and
+    how long it took (seconds)."""
+
     members: List[Tuple[float, int]]  # (lr, seed) per member
     logs: List[dict]
     graphdef: nnx.GraphDef
@@ -181,6 +204,7 @@ class SweepResult:
 
     @property
     def diverged_at_epoch(self) -> List[int | None]:
+        """Each member's first epoch with a non-finite loss, or None."""
         return [divergence_epoch(logs) for logs in self.logs]
 
     def model(self, i: int) -> nnx.Module:

@@ -15,28 +15,30 @@ from ..train import TrainState, init_state
 
 
 def stack(states: Sequence) -> TrainState:
+    """Trees of one structure as one tree whose leaves gain a leading member axis."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
 def unstack(states, i: int):
+    """Member `i` of stacked `states` (any tree stacked by `stack`)."""
     return jax.tree.map(lambda a: a[i], states)
 
 
 def sweep_size(states) -> int:
+    """The members in stacked `states`: the leading axis of its leaves."""
     return int(jax.tree.leaves(states)[0].shape[0])
 
 
 def init_sweep(spec: Spec, input_shape):
     """(graphdef, stacked state, one model): member i is the spec's network drawn from seed_i
     with the spec's optimizer at lr_i (`spec.settings()`, the optimizer that will step it)."""
-    graphdef, states, model = None, [], None
+    settings, built = spec.settings(), []
     for lr, seed in spec.members:
         model = build_network(
             spec.network, input_shape, spec.net_config, spec.activation, seed=seed, conv_impl=spec.conv_impl
         )
-        g, state = init_state(model, lr, spec.settings())
-        if graphdef is not None and g != graphdef:
-            raise InputError("sweep members must share one architecture")
-        graphdef = g
-        states.append(state)
-    return graphdef, stack(states), model
+        built.append((model, *init_state(model, lr, settings)))
+    graphdef = built[0][1]
+    if any(g != graphdef for _, g, _ in built):
+        raise InputError("sweep members must share one architecture")
+    return graphdef, stack([state for _, _, state in built]), built[-1][0]

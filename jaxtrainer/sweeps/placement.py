@@ -24,6 +24,8 @@ from .programs import AXIS
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
+    """A sweep's devices (`placement` makes it): a 1-D mesh over the members, or None for one device."""
+
     mesh: Mesh | None
     padded: int  # K after padding (a multiple of the devices used)
 
@@ -49,6 +51,7 @@ class Placement:
 
     @property
     def n_devices(self) -> int:
+        """The devices the members are split over (1: not sharded)."""
         return 1 if self.mesh is None else self.mesh.size
 
 
