@@ -71,9 +71,9 @@ def saved_epochs(folder: Path, template=None) -> int:
     path = folder / runs.CHECKPOINT
     if not path.exists():
         return 0
-    state, epoch, saved, _ = runs.load_checkpoint(str(path), template or train_template())
+    state, epoch, logs, _ = runs.load_checkpoint(str(path), template or train_template())
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state))
-    members = saved["logs"]
+    members = logs if isinstance(logs, list) else [logs]
     assert all(len(values) == epoch + 1 for member in members for values in member.values())
     return epoch
 

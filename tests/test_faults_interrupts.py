@@ -184,8 +184,7 @@ def test_sigkill_mid_sweep_then_the_same_command_gives_every_members_uninterrupt
     assert result.returncode == -signal.SIGKILL
     members = [(lr, presets.SEED) for lr in SWEEP_LRS]
     template = init_sweep(Spec("mlp", HIDDEN, members=members), (1, 28, 28))[1]
-    _, epoch, saved, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
-    logs = saved["logs"]
+    _, epoch, logs, _ = runs.load_checkpoint(str(result.out / runs.CHECKPOINT), template)
     assert 1 <= epoch < LONG and [len(m["test_mae"]) for m in logs] == [epoch + 1] * 2
     code, out, _ = run_main([*SWEEP, "--epochs", LONG, "--out", result.out], capfd)
     assert code == 0

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jaxtrainer import runs
 from jaxtrainer.cli import main
 
-SWEEP = ["sweep", "--hidden", "8", "--lr", "0.01", "0.001", "--seeds", "0", "--no-progress", "--epochs"]
+SWEEP = ["sweep", "--hidden", "8", "--lr", "0.01", "0.001", "--seed", "0", "--no-progress", "--epochs"]
 MEMBERS = ("lr_0.01_seed_0", "lr_0.001_seed_0")
 TARGETS = [runs.MANIFEST, runs.CHECKPOINT, runs.LOCK, "summary.json", "report.md", "sweep.png"] + [
     f"{m}/{name}" for m in MEMBERS for name in ("", "logs.json", "logs.csv")

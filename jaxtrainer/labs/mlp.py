@@ -145,7 +145,7 @@ def _report(summary: dict, depths, widths, lrs) -> list:
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
-    """`jaxtrainer lab mlp`: --sgd-lrs and --adam-lrs, an empty one leaving its optimizer out."""
+    """`jaxtrainer lab mlp`: --sgd-lr and --adam-lr, an empty one leaving its optimizer out."""
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
     options = classify.Options.from_args(args, mode)
     return run_mlp(options, args.depths, args.widths, lrs, args.batch_size)
