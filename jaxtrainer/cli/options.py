@@ -160,6 +160,23 @@ def overwrite_option(p) -> None:
     )
 
 
+def run_options(p, command: str, n_epochs: int, several: bool) -> None:
+    """What `train` and `sweep` share: the network, training, data, output and progress options,
+    and the members' --lr and --seed (one value each, or `several`)."""
+    network_options(p)
+    training_options(p, n_epochs)
+    data_options(p, "digits")
+    output_options(p, f"runs/{command}")
+    progress_options(p)
+    many, s = ({"nargs": "+"}, "s") if several else ({}, "")
+    for flag, check, default, what in (
+        ("--lr", lr, presets.DEFAULT_LR, f"learning rate{s}"),
+        ("--seed", seed, presets.SEED, f"initialisation seed{s}, 0 to 2**32 - 1"),
+    ):
+        default = [default] if several else default
+        p.add_argument(flag, type=check, default=default, help=defaults(what, default), **many)
+
+
 def network_options(p) -> None:
     """The network's flags, defaulting to `NetworkConfiguration`'s; a CNN's lists are checked together
     later, by `net_config`."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from .. import presets
 from . import options
 
 log = logging.getLogger(__name__)
@@ -20,25 +19,7 @@ def add_parser(sub) -> None:
         "with --pair) as one compiled program; one run folder per member in --out, and a table of "
         "the members' final errors. The same command again continues the members' runs.",
     )
-    options.network_options(p)
-    options.training_options(p, EPOCHS)
-    options.data_options(p, "digits")
-    options.output_options(p, "runs/sweep")
-    options.progress_options(p)
-    p.add_argument(
-        "--lr",
-        type=options.lr,
-        nargs="+",
-        default=[presets.DEFAULT_LR],
-        help=options.defaults("learning rates", [presets.DEFAULT_LR]),
-    )
-    p.add_argument(
-        "--seed",
-        type=options.seed,
-        nargs="+",
-        default=[presets.SEED],
-        help=options.defaults("initialisation seeds, each 0 to 2**32 - 1", [presets.SEED]),
-    )
+    options.run_options(p, "sweep", EPOCHS, several=True)
     p.add_argument(
         "--pair",
         action="store_true",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from .. import presets
 from . import options
 
 log = logging.getLogger(__name__)
@@ -16,27 +15,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train one MLP or CNN: logs.json, logs.csv, curves.png, checkpoint.npz",
-        description="Train one MLP or CNN regressor of the rotation angle with Adam and MSE, and write "
+        description="Train one MLP or CNN regressor of the rotation angle (MSE; Adam unless --optimizer "
+        "says otherwise), and write "
         "the run folder: logs.json, logs.csv, curves.png, checkpoint.npz. The same command again "
         "continues the run from its last saved epoch (to more --epochs too).",
     )
-    options.network_options(p)
-    options.training_options(p, EPOCHS)
-    options.data_options(p, "digits")
-    options.output_options(p, "runs/train")
-    options.progress_options(p)
-    p.add_argument(
-        "--lr",
-        type=options.lr,
-        default=presets.DEFAULT_LR,
-        help=options.defaults("learning rate", presets.DEFAULT_LR),
-    )
-    p.add_argument(
-        "--seed",
-        type=options.seed,
-        default=presets.SEED,
-        help=options.defaults("initialisation seed, 0 to 2**32 - 1", presets.SEED),
-    )
+    options.run_options(p, "train", EPOCHS, several=False)
     p.add_argument(
         "--resume",
         action="store_true",
