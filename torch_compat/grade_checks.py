@@ -730,24 +730,7 @@ class Judge:
             tuple(torch.from_numpy(a) for a in self.batch(f"step{k}", s.step_batch, shape))
             for k in range(s.steps)
         ]
-        first = need(steps[0], dict, "step")
-        if "error" in first:
-            error = need(first["error"], str, "error")
-            if "does not require grad" in error and self._failed("loss_and_mae"):
-                raise NotGraded(
-                    f"depends on loss_and_mae: loss.backward() fails on its detached loss ({error})"
-                )
-            raise Mistake(f"Trainer.training_step raised {error}")
-        student_weights = []
-        for step in steps:
-            step = need(step, dict, "step")
-            if "error" in step:
-                raise Mistake(
-                    f"Trainer.training_step raised {need(step['error'], str, 'error')} "
-                    f"at step {len(student_weights) + 1}"
-                )
-            positions = need(step.get("weights"), list, "weights")
-            student_weights.append(_flatten_weights(self.c, positions))
+        first, student_weights = self._student_steps(steps)
         start = _weights(network)
         if [tuple(v.shape) for _, v in student_weights[0]] != [tuple(v.shape) for _, v in start]:
             raise Mistake("trainer.network changed shape during training_step")
@@ -790,6 +773,29 @@ class Judge:
         if problems:
             raise Mistake("; ".join(problems))
 
+    def _student_steps(self, steps: list) -> Tuple[dict, list]:
+        """(the first step's record, the weights after each step) as the student's training_step
+        left them; a step that raised is the mistake (or depends on loss_and_mae's detached loss)."""
+        first = need(steps[0], dict, "step")
+        if "error" in first:
+            error = need(first["error"], str, "error")
+            if "does not require grad" in error and self._failed("loss_and_mae"):
+                raise NotGraded(
+                    f"depends on loss_and_mae: loss.backward() fails on its detached loss ({error})"
+                )
+            raise Mistake(f"Trainer.training_step raised {error}")
+        student_weights = []
+        for step in steps:
+            step = need(step, dict, "step")
+            if "error" in step:
+                raise Mistake(
+                    f"Trainer.training_step raised {need(step['error'], str, 'error')} "
+                    f"at step {len(student_weights) + 1}"
+                )
+            positions = need(step.get("weights"), list, "weights")
+            student_weights.append(_flatten_weights(self.c, positions))
+        return first, student_weights
+
     def _returns_its_loss(self, first: dict) -> bool:
         """The first step returned the values its compute_loss_and_mae's mistake gives."""
         cause = self.verdicts["loss_and_mae"].message.rpartition(": ")[2]
@@ -818,34 +824,11 @@ class Judge:
         section = self.section("train_loop")
         if "network" not in section:  # the collector could not construct the Trainer
             section = self.section("train_loop", needs=_trainer_call())
-        trainer = self.section("trainer")
-        if "data" not in trainer:
-            raise NotGraded("depends on the data: trainer.train and trainer.test are too large to hand back")
-        arrays = [self.c.array(ref, "data") for ref in need(trainer["data"], list, "data")[:4]]
-        if len(arrays) != 4:
-            raise Malformed("data")
-        X, y, X_test, y_test = (torch.from_numpy(a) for a in arrays)
+        X, y, X_test, y_test = self._trainer_data()
         network = self.trainer_network(section, "train_loop")
         s = plan.TRAINING
         what = f"Trainer.train_loop({s.epochs})"
-        if "error" in section:
-            earlier = [c for c in ("loss_and_mae", "training_step") if self._failed(c)]
-            if earlier:
-                raise NotGraded(
-                    f"depends on {earlier[0]}: {what} raised {need(section['error'], str, 'error')}"
-                )
-            raise Mistake(f"{what} raised {need(section['error'], str, 'error')}")
-        if "logs" not in section:
-            raise Mistake(
-                f"{what} returned {str(section.get('returned'))[:50]}, not the dict of logs (self.train_logs)"
-            )
-        logs = need(section["logs"], dict, "logs")
-        if set(logs) != set(LOG_KEYS):
-            raise Mistake(f"{what} returned the keys {sorted(logs)[:8]}, expected {sorted(LOG_KEYS)}")
-        for key in LOG_KEYS:
-            values = need(logs[key], list, key)
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise Malformed(f"logs {key}")
+        logs = self._student_logs(section, what)
         lengths = {key: len(logs[key]) for key in LOG_KEYS}
         problems, offset = [], 0
         if set(lengths.values()) == {s.epochs}:
@@ -889,6 +872,39 @@ class Judge:
             break
         if problems:
             raise Mistake("; ".join(problems))
+
+    def _trainer_data(self) -> tuple:
+        """The student's Trainer's X, y, X_test, y_test, as torch tensors."""
+        trainer = self.section("trainer")
+        if "data" not in trainer:
+            raise NotGraded("depends on the data: trainer.train and trainer.test are too large to hand back")
+        arrays = [self.c.array(ref, "data") for ref in need(trainer["data"], list, "data")[:4]]
+        if len(arrays) != 4:
+            raise Malformed("data")
+        return tuple(torch.from_numpy(a) for a in arrays)
+
+    def _student_logs(self, section: dict, what: str) -> dict:
+        """The logs train_loop returned, each a list of numbers under the homework's keys; an error
+        it raised is the mistake (or depends on an earlier check that failed)."""
+        if "error" in section:
+            earlier = [c for c in ("loss_and_mae", "training_step") if self._failed(c)]
+            if earlier:
+                raise NotGraded(
+                    f"depends on {earlier[0]}: {what} raised {need(section['error'], str, 'error')}"
+                )
+            raise Mistake(f"{what} raised {need(section['error'], str, 'error')}")
+        if "logs" not in section:
+            raise Mistake(
+                f"{what} returned {str(section.get('returned'))[:50]}, not the dict of logs (self.train_logs)"
+            )
+        logs = need(section["logs"], dict, "logs")
+        if set(logs) != set(LOG_KEYS):
+            raise Mistake(f"{what} returned the keys {sorted(logs)[:8]}, expected {sorted(LOG_KEYS)}")
+        for key in LOG_KEYS:
+            values = need(logs[key], list, key)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise Malformed(f"logs {key}")
+        return logs
 
     def check_equivariance(self):
         """Q8: test_equivariance draws the 2x2 figure (image, output, shift and rotation differences)."""

@@ -54,6 +54,14 @@ def add_parser(subparsers) -> None:
         help="also run this unittest/pytest file against each submission, imported as solution "
         "(default: none)",
     )
+    _reporting_options(p)
+    options.progress_options(p)
+    p.set_defaults(run=run, backend=False)
+
+
+def _reporting_options(p) -> None:
+    """What is graded how, and what is written: the year, the rubric, similarity, the format, the
+    sandbox."""
     p.add_argument(
         "--variant",
         choices=("tensor", "loader"),
@@ -87,8 +95,6 @@ def add_parser(subparsers) -> None:
         default="bwrap",
         help="bwrap: each submission in a bubblewrap sandbox (default); none: no sandbox, for code you trust",
     )
-    options.progress_options(p)
-    p.set_defaults(run=run, backend=False)
 
 
 def _number(text: str, option: str, kind, lowest, allowed: str, highest=math.inf):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from ..errors import InputError
 from .plan import CHECK_IDS
@@ -140,38 +140,36 @@ def load(path: str | None) -> Rubric:
     ids = {q.id for q in questions}
     rules = dict(RULES)
     for key, table in data.get("checks", {}).items():
-        check_id = (
-            key
-            if key in CHECK_IDS
-            else key.replace("_", ".", 1)
-            if key.replace("_", ".", 1) in CHECK_IDS
-            else None
-        )
-        if check_id is None:
-            raise InputError(
-                f"--rubric {path!r}: unknown check {key!r}; the checks are {', '.join(CHECK_IDS)}"
-            )
-        if not isinstance(table, dict):
-            raise InputError(f"--rubric {path!r}: [checks.{key}] must be a table")
-        extra = set(table) - {"question", "points", "partial", "not_graded"}
-        if extra:
-            raise InputError(f"--rubric {path!r}: [checks.{key}] has unknown key {sorted(extra)[0]!r}")
-        rule = rules[check_id]._replace(**table)
-        if rule.question is not None and rule.question not in ids:
-            raise InputError(
-                f"--rubric {path!r}: [checks.{key}] names question {rule.question!r}, "
-                f"not one of {sorted(ids)}"
-            )
-        if not (isinstance(rule.points, (int, float)) and math.isfinite(rule.points) and rule.points >= 0):
-            raise InputError(
-                f"--rubric {path!r}: [checks.{key}] points must be a number >= 0, got {rule.points!r}"
-            )
-        if not (isinstance(rule.not_graded, (int, float)) and 0 <= rule.not_graded <= 1):
-            raise InputError(
-                f"--rubric {path!r}: [checks.{key}] not_graded must be in [0, 1], got {rule.not_graded!r}"
-            )
-        rules[check_id] = rule._replace(points=float(rule.points), partial=bool(rule.partial))
+        check_id, rule = _rule(path, key, table, ids)
+        rules[check_id] = rule
     for check_id, rule in rules.items():
         if rule.question is not None and rule.question not in ids:
             rules[check_id] = rule._replace(question=None, points=0.0)
     return Rubric(questions, rules)
+
+
+def _rule(path: str, key: str, table, ids) -> Tuple[str, Rule]:
+    """(check id, its rule) of the TOML table `[checks.key]`, every field checked by name."""
+    dotted = key.replace("_", ".", 1)
+    check_id = key if key in CHECK_IDS else dotted if dotted in CHECK_IDS else None
+    if check_id is None:
+        raise InputError(f"--rubric {path!r}: unknown check {key!r}; the checks are {', '.join(CHECK_IDS)}")
+    if not isinstance(table, dict):
+        raise InputError(f"--rubric {path!r}: [checks.{key}] must be a table")
+    extra = set(table) - {"question", "points", "partial", "not_graded"}
+    if extra:
+        raise InputError(f"--rubric {path!r}: [checks.{key}] has unknown key {sorted(extra)[0]!r}")
+    rule = RULES[check_id]._replace(**table)
+    if rule.question is not None and rule.question not in ids:
+        raise InputError(
+            f"--rubric {path!r}: [checks.{key}] names question {rule.question!r}, not one of {sorted(ids)}"
+        )
+    if not (isinstance(rule.points, (int, float)) and math.isfinite(rule.points) and rule.points >= 0):
+        raise InputError(
+            f"--rubric {path!r}: [checks.{key}] points must be a number >= 0, got {rule.points!r}"
+        )
+    if not (isinstance(rule.not_graded, (int, float)) and 0 <= rule.not_graded <= 1):
+        raise InputError(
+            f"--rubric {path!r}: [checks.{key}] not_graded must be in [0, 1], got {rule.not_graded!r}"
+        )
+    return check_id, rule._replace(points=float(rule.points), partial=bool(rule.partial))

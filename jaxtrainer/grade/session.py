@@ -53,18 +53,7 @@ class Session(NamedTuple):
         os.chmod(scratch, 0o711)  # the runs' uids reach their own folder inside, and list nothing
         bar = tqdm(total=len(found), desc="grading", unit="submission", disable=not self.progress)
         try:
-            settings = runner.Settings(
-                data=os.path.abspath(self.data) if self.data else _default_data(scratch),
-                loader_data=_loader_data(scratch),
-                out=os.path.abspath(self.out),
-                timeout=self.timeout,
-                tests=None if self.tests is None else os.path.abspath(self.tests),
-                threads=max(1, (os.cpu_count() or 1) // self.jobs),
-                variant=self.variant,
-                sandbox=sandbox.Sandbox(self.sandbox),
-                rubric=grading_rubric,
-                scratch=scratch,
-            )
+            settings = self._runner_settings(grading_rubric, scratch)
 
             def on_done(graded: dict) -> None:
                 write_report(graded, self.out)
@@ -101,6 +90,24 @@ class Session(NamedTuple):
             f"{os.path.join(self.out, 'submissions')}"
         )
         return 0
+
+    def _runner_settings(self, grading_rubric, scratch: str):
+        """What every submission's run shares: the data (written into `scratch` unless given),
+        the output folder, the limits, the sandbox and the rubric."""
+        from . import runner, sandbox
+
+        return runner.Settings(
+            data=os.path.abspath(self.data) if self.data else _default_data(scratch),
+            loader_data=_loader_data(scratch),
+            out=os.path.abspath(self.out),
+            timeout=self.timeout,
+            tests=None if self.tests is None else os.path.abspath(self.tests),
+            threads=max(1, (os.cpu_count() or 1) // self.jobs),
+            variant=self.variant,
+            sandbox=sandbox.Sandbox(self.sandbox),
+            rubric=grading_rubric,
+            scratch=scratch,
+        )
 
     def _similarity(self, found) -> list:
         if len(found) < 2:
