@@ -50,6 +50,23 @@ def train_argv(out, epochs=SHORT, *extra) -> list:
     return [*TRAIN, "--epochs", str(epochs), "--out", str(out), *map(str, extra)]
 
 
+def build_rotated_argv(source, out) -> list:
+    """`data build-rotated` of a small set (12 training, 6 test images) from the IDX files in `source`."""
+    return [
+        "data",
+        "build-rotated",
+        "--source",
+        source,
+        "--out",
+        out,
+        "--no-progress",
+        "--n-train",
+        12,
+        "--n-test",
+        6,
+    ]
+
+
 def homework_argv(dataset, out) -> list:
     return ["homework", "--dataset", str(dataset), "--epochs", "2", "--out", str(out), "--no-progress"]
 

@@ -29,6 +29,7 @@ from fault_helpers import (
     SWEEP,
     SWEEP_LRS,
     WRITES,
+    build_rotated_argv,
     command,
     csv_bytes,
     dead_pid,
@@ -245,19 +246,7 @@ def test_an_interrupted_build_says_what_it_built_and_removed(sig, tmp_path, monk
     monkeypatch.setattr(build, "_write_png", then_interrupted)
     out = tmp_path / "out"
     code, _, err = run_main(
-        [
-            "data",
-            "build-rotated",
-            "--source",
-            tmp_path / "src",
-            "--out",
-            out,
-            "--no-progress",
-            "--n-train",
-            12,
-            "--n-test",
-            6,
-        ],
+        build_rotated_argv(tmp_path / "src", out),
         capfd,
     )
     assert code == 130 and len(written) == 7

@@ -17,6 +17,7 @@ from fault_helpers import (
     SWEEP,
     TRAIN,
     WRITES,
+    build_rotated_argv,
     command,
     csv_bytes,
     disk_full,
@@ -198,19 +199,7 @@ def test_build_rotated_into_a_240_byte_name_builds_it(tmp_path, capfd):
     make_idx_set(tmp_path / "src")
     out = tmp_path / ("é" * 120)  # 240 bytes in UTF-8, a valid name
     code, _, err = run_main(
-        [
-            "data",
-            "build-rotated",
-            "--source",
-            tmp_path / "src",
-            "--out",
-            out,
-            "--no-progress",
-            "--n-train",
-            12,
-            "--n-test",
-            6,
-        ],
+        build_rotated_argv(tmp_path / "src", out),
         capfd,
     )
     assert code == 0, err
