@@ -1,20 +1,20 @@
 """CIFAR-10, "python version" (cifar-10-python.tar.gz, extracted: `cifar-10-batches-py/`).
 
-`data_batch_1` .. `data_batch_5` and `test_batch` are pickled dicts with b"data", uint8 (N, 3072)
-(each row the red, green then blue 32x32 planes, row-major) and b"labels", N ints in 0..9
-(https://www.cs.toronto.edu/~kriz/cifar.html). torchvision and Keras keep this folder unchanged.
+`data_batch_1` .. `data_batch_5` and `test_batch` are pickled dicts: b"data", uint8 (N, 3072) (the
+red, green then blue 32x32 planes), b"labels", N ints in 0..9 (https://www.cs.toronto.edu/~kriz/cifar.html).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError
 from ..registry import CIFAR_FOLDER
+from .idx import find_files
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
@@ -77,5 +77,11 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
 
 def read_split(folder: str, names) -> Tuple[np.ndarray, np.ndarray]:
     """The named batch files of a CIFAR-10 folder, concatenated: (images, labels)."""
-    parts = [read_batch(os.path.join(folder, name)) for name in names]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    images, labels = zip(*(read_batch(os.path.join(folder, name)) for name in names))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def read(folders: Sequence[str]):
+    """Both splits from the first of `folders` holding all six batches (a `registry.DATASETS` reader)."""
+    folder = find_files(folders, {name: name for name in TRAIN_FILES + TEST_FILES}, suffixes=("",))[0]
+    return {"train": read_split(folder, TRAIN_FILES), "test": read_split(folder, TEST_FILES)}

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..registry import DATASETS
 from .named import read_idx_source
 
-NAMES = tuple(name for name, entry in DATASETS.items() if entry.reader in ("", "idx"))  # grayscale
+NAMES = tuple(name for name, entry in DATASETS.items() if entry.variant == "tensor")  # grayscale
 N_TEST_DIGITS = 300
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -103,7 +103,7 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
         return _checked("arrays", X_train, y_train, X_test, y_test)
     if source == "digits":
         return load_digits()
-    if source in ("fashion_mnist", "mnist"):
+    if source in NAMES:
         raw = read_idx_source(data_dir, source)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
