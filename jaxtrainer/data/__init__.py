@@ -14,23 +14,11 @@ from .dataset import Dataset, fingerprint, from_arrays
 from .digits import load_digits
 from .named import DATA_DIR_ENV, load_named
 from .rotated import load_rotated_folder
-from .scaling import pixels_to_unit_range, standardise, to_unit_range
 
 DEFAULT_FOLDER = "rotated_fashion_mnist"
 NAMES = tuple(DATASETS)
 
-__all__ = [
-    "DATA_DIR_ENV",
-    "DEFAULT_FOLDER",
-    "NAMES",
-    "Dataset",
-    "fingerprint",
-    "from_arrays",
-    "load",
-    "pixels_to_unit_range",
-    "standardise",
-    "to_unit_range",
-]
+__all__ = ["DATA_DIR_ENV", "DEFAULT_FOLDER", "NAMES", "Dataset", "fingerprint", "from_arrays", "load"]
 
 
 def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:

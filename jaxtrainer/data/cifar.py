@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pickle import UnpicklingError
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -22,24 +23,16 @@ FOLDER = CIFAR_FOLDER
 
 # What the batches' pickles may construct: numpy arrays and nothing else. A pickle can run any
 # code it names; a file that names anything else is refused instead of executed.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}  # how Python 3 writes bytes at pickle protocol 2
+_NUMPY_CORE = (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))
+_ALLOWED = {(f"numpy.{core}.{module}", name) for core in ("core", "_core") for module, name in _NUMPY_CORE}
+_ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # encode: bytes at protocol 2
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
+        raise UnpicklingError(
             f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, lists and bytes"
         )
 
@@ -50,16 +43,14 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
     except (
-        pickle.UnpicklingError,
+        UnpicklingError,
         EOFError,
         ValueError,
         TypeError,
         AttributeError,
         ImportError,
-        IndexError,
-        KeyError,
+        LookupError,
         MemoryError,
-        UnicodeDecodeError,
     ) as e:
         raise InputError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:

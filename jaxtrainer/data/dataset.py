@@ -1,9 +1,6 @@
-"""The dataset every loader returns, arrays checked into one, and the fingerprint of its data.
-
-A `Dataset` holds NCHW float32 images and (N, 1) float32 targets. `from_arrays` makes one from the
-user's own numpy arrays or torch tensors and refuses, by name, what would train on wrong numbers:
-non-numeric arrays, NaN or Inf, values beyond float32, shapes that do not fit. `fingerprint` ties a
-checkpoint to the exact data it was trained on, so that resuming on other data is refused.
+"""The `Dataset` every loader returns (NCHW float32 images, (N, 1) float32 targets); `from_arrays`,
+which refuses by name what would train on wrong numbers; and `fingerprint`, which ties a checkpoint
+to the exact data it was trained on.
 """
 
 from __future__ import annotations
@@ -25,15 +22,13 @@ _HASH_CHUNK_BYTES = 1 << 24  # the most a non-contiguous array is copied at once
 @dataclass(frozen=True)
 class Dataset:
     """A dataset as the homework serves it: images, their targets, and how the homework's year
-    hands them to the Trainer."""
+    hands them to the Trainer ("tensor": whole (X, y) tuples; "loader": batches, SVHN and CIFAR-10)."""
 
     name: str
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    # How the homework serves it: "tensor", whole (X, y) tuples, or "loader", iterables of
-    # (images, labels) batches (SVHN, CIFAR-10).
     variant: str = "tensor"
 
     @property
@@ -53,9 +48,8 @@ class Dataset:
 
 
 def numeric_array(a, label: str) -> np.ndarray:
-    """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when
-    it is one already (a bfloat16 or float8 tensor as float32, exactly); TypeError naming `label`,
-    what it holds and what is allowed otherwise (a meta tensor, which holds no values, too)."""
+    """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when it
+    is one already (a bfloat16 or float8 tensor as float32, exactly); otherwise TypeError naming `label`."""
     if hasattr(a, "detach"):  # a torch tensor, without importing torch
         if getattr(a, "is_meta", False):
             raise TypeError(
@@ -114,8 +108,8 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
 
 
 def _hash_array(h, a: np.ndarray) -> None:
-    """Feed `a`'s dtype, shape and every byte to `h`, little-endian whatever the array's byte order:
-    equal values give equal bytes. A contiguous array is hashed in place, without a copy."""
+    """Feed `a`'s dtype, shape and every byte to `h`, little-endian (equal values, equal bytes); a
+    contiguous array in place, without a copy."""
     a = a.astype(a.dtype.newbyteorder("<"), copy=False)
     h.update(f"{a.dtype.str} {a.shape}\n".encode())
     if a.flags.c_contiguous:
@@ -127,14 +121,11 @@ def _hash_array(h, a: np.ndarray) -> None:
 
 
 def fingerprint(train, test) -> dict:
-    """{"train": X_train's shape, "test": X_test's shape, "sha256": hex digest of X and y of both
-    splits, each its dtype, shape and every byte}: one swapped label or one changed pixel changes it,
-    and numpy arrays and torch tensors of equal values give the same one. About 0.1 s for 60,000
-    28x28 float32 images."""
+    """{"train": X_train's shape, "test": X_test's shape, "sha256": the digest of X and y of both splits,
+    dtype, shape and every byte}: one changed pixel or label changes it; numpy and torch give the same."""
     h = hashlib.new(FINGERPRINT_HASH, b"jaxtrainer data fingerprint v2\n")
     shapes = {}
-    for split, pair in (("train", train), ("test", test)):
-        X, y = pair
+    for split, (X, y) in (("train", train), ("test", test)):
         for label, a in ((f"X_{split}", X), (f"y_{split}", y)):
             a = numeric_array(a, label)
             h.update(f"{label}\n".encode())

@@ -14,15 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-# element type code -> numpy dtype (multi-byte types are big-endian)
-DTYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # by type code
 
 FILES = {  # (split, kind) -> the standard name, without the optional .gz
     ("train", "images"): "train-images-idx3-ubyte",
@@ -48,7 +40,7 @@ def read_idx(path: str) -> np.ndarray:
             f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'}, "
             "expected 0000 then a type code such as 08 and the number of dimensions)"
         )
-    dtype, ndim = DTYPES[data[2]], data[3]
+    dtype, ndim = np.dtype(DTYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
         raise InputError(f"{path}: truncated IDX header ({len(data)} bytes, {header} expected)")

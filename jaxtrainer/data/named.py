@@ -18,7 +18,7 @@ from ..registry import DATASETS
 from .dataset import Dataset
 from .rotation import N_TEST, rotated_splits, rotation_dataset
 from .scaling import pixels_to_unit_range
-from .tfds import load_tfds, prepared_folder
+from .tfds import is_prepared, load_tfds
 
 DATA_DIR_ENV = "JAXTRAINER_DATA_DIR"  # data_dir's default, as TFDS_DATA_DIR is tfds's
 
@@ -45,8 +45,8 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     try:
         return pkgutil.resolve_name(entry.reader)([f for f in folders if os.path.isdir(f)])
     except FileNotFoundError as missing:
-        if prepared_folder(data_dir, name) is not None:
-            return load_tfds(name, data_dir)
+        if entry.tfds and is_prepared(os.path.join(data_dir, entry.tfds)):
+            return load_tfds(entry.tfds, data_dir)
         raise FileNotFoundError(
             f"dataset {name!r}: {missing}. Expected {entry.expected} in {data_dir} (or its "
             f"sub-folder {', '.join(repr(s) for s in entry.subfolders if s)}), or a prepared "

@@ -1,7 +1,5 @@
-"""How pixels and targets become the model's inputs: the homework's mappings, in one place.
-
-Pixels go to [-1, 1] by `(x - 0.5) / 0.5` after scaling to [0, 1] (torchvision's ToTensor then
-Normalize(0.5, 0.5)); regression targets are standardised with the training set's statistics.
+"""The homework's mappings in one place: pixels to [-1, 1] by `(x - 0.5) / 0.5` after scaling to
+[0, 1] (torchvision's ToTensor then Normalize(0.5, 0.5)); targets standardised with the train statistics.
 """
 
 from __future__ import annotations
