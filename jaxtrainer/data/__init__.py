@@ -1,7 +1,6 @@
-"""Datasets as NCHW float32 images in [-1, 1] and (N, 1) standardised float32 targets.
-
-`load(source)` takes the embedded "digits", a real dataset's name (`registry.DATASETS`: read from
-files the user already has in `data_dir`, never downloaded), a rotated-PNG folder, or arrays.
+"""Datasets as NCHW float32 images in [-1, 1] and (N, 1) float32 targets: `load(source)` takes the
+embedded "digits", a real dataset's name (`registry.DATASETS`: read from files the user already has
+in `data_dir`, never downloaded), a rotated-PNG folder, or arrays.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""A folder's decoded PNGs, kept in one .npz inside it so that the next load skips decoding.
-
-The key hashes VERSION and each PNG's split, name, inode, size, mtime and ctime (which no user can set
-back, so a `cp -p` of another image of the same size shows). A cache that is stale, unreadable or
-unwritable is never an error: the folder is read as if there were none.
+"""A folder's decoded PNGs in one .npz inside it, keyed on each PNG's split, name, inode, size, mtime and
+ctime (which no user can set back: a `cp -p` of another image of the same size shows). A stale,
+unreadable or unwritable cache is never an error: the folder is read as if there were none.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""CIFAR-10, "python version" (cifar-10-python.tar.gz, extracted: `cifar-10-batches-py/`).
-
-`data_batch_1` .. `data_batch_5` and `test_batch` are pickled dicts: b"data", uint8 (N, 3072) (the
-red, green then blue 32x32 planes), b"labels", N ints in 0..9 (https://www.cs.toronto.edu/~kriz/cifar.html).
+"""CIFAR-10, "python version" (https://www.cs.toronto.edu/~kriz/cifar.html, `cifar-10-batches-py/`):
+`data_batch_1..5` and `test_batch`, pickled dicts of b"data", uint8 (N, 3072) (the red, green then
+blue 32x32 planes), and b"labels", N ints in 0..9.
 """
 
 from __future__ import annotations

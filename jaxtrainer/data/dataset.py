@@ -1,6 +1,6 @@
 """The `Dataset` every loader returns (NCHW float32 images, (N, 1) float32 targets); `from_arrays`,
-which refuses by name what would train on wrong numbers; and `fingerprint`, which ties a checkpoint
-to the exact data it was trained on.
+which refuses by name what would train on wrong numbers; the homework's pixel and target mappings;
+and `fingerprint`, which ties a checkpoint to the exact data it was trained on.
 """
 
 from __future__ import annotations
@@ -105,6 +105,40 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
             f"{parts['test'][0].shape[1:]} differ in shape"
         )
     return Dataset(name, *parts["train"], *parts["test"])
+
+
+def to_unit_range(images_01: np.ndarray) -> np.ndarray:
+    """The homework's pixel mapping (torchvision's ToTensor then Normalize(0.5, 0.5)): (x - 0.5) / 0.5
+    after scaling to [0, 1]."""
+    return ((images_01 - 0.5) / 0.5).astype(np.float32)
+
+
+# Every value of an 8-bit and of a 16-bit pixel, mapped once: a look-up gives one float32 array,
+# never the float64 temporary (1.8 GB for SVHN's training set).
+_UNIT_TABLES = {
+    np.dtype(t): to_unit_range(np.arange(np.iinfo(t).max + 1) / np.iinfo(t).max)
+    for t in (np.uint8, np.uint16)
+}
+
+
+def pixels_to_unit_range(images: np.ndarray) -> np.ndarray:
+    """`to_unit_range(images / max)` for unsigned integer pixels, max their type's full range
+    (255 for uint8, 65535 for uint16), bit for bit."""
+    table = _UNIT_TABLES.get(images.dtype)
+    if table is None:
+        raise TypeError(f"pixels must be uint8 or uint16, got {images.dtype}")
+    return table[images]
+
+
+def standardise(y_train: np.ndarray, y_test: np.ndarray):
+    """Targets standardised with the train mean and unbiased std, as the homework does."""
+    if len(y_train) < 2:
+        raise InputError(f"{len(y_train)} training target(s): at least 2 are needed to standardise them")
+    mean, std = y_train.mean(), y_train.std(ddof=1)
+    if not std > 0:
+        raise InputError(f"the training targets are constant ({float(mean)}): they cannot be standardised")
+    scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)
+    return scale(y_train), scale(y_test)
 
 
 def _hash_array(h, a: np.ndarray) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, standardise, to_unit_range
 from .rotation import MAX_ANGLE, rotate
-from .scaling import standardise, to_unit_range
 
 N_TEST = 300
 

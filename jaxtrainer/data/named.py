@@ -1,8 +1,6 @@
-"""The real datasets by name, from files the user already has in `data_dir`; never downloaded.
-
-Each `registry.DATASETS` entry names its reader (a dotted path, imported when used), which reads the
-raw files from data_dir or a cache's usual sub-folder; when they are absent, a prepared
-tensorflow_datasets data dir is read instead (`tfds.py`).
+"""The real datasets by name, from files the user already has in `data_dir`; never downloaded. Each
+`registry.DATASETS` entry names its reader (a dotted path, imported when used), given data_dir's
+folders that exist among the entry's sub-folders; without the files, a prepared tfds data dir is read.
 """
 
 from __future__ import annotations
@@ -15,9 +13,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import DATASETS
-from .dataset import Dataset
+from .dataset import Dataset, pixels_to_unit_range
 from .rotation import N_TEST, rotated_splits, rotation_dataset
-from .scaling import pixels_to_unit_range
 from .tfds import is_prepared, load_tfds
 
 DATA_DIR_ENV = "JAXTRAINER_DATA_DIR"  # data_dir's default, as TFDS_DATA_DIR is tfds's

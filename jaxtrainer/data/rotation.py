@@ -10,8 +10,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..errors import InputError
-from .dataset import Dataset
-from .scaling import pixels_to_unit_range, standardise
+from .dataset import Dataset, pixels_to_unit_range, standardise
 
 MAX_ANGLE = 90  # short of a full turn: no image looks alike at both ends, the target never wraps
 N_TRAIN, N_TEST = 60_000, 2_000  # the original folder: all training images, the first 2,000 of t10k

@@ -1,7 +1,5 @@
-"""SVHN "cropped digits" (format 2): `train_32x32.mat` and `test_32x32.mat`, read with scipy.
-
-Each holds `X`, uint8 (32, 32, 3, N), and `y`, (N, 1) labels 1..10, 10 standing for the digit 0
-(http://ufldl.stanford.edu/housenumbers/); torchvision keeps these files unchanged.
+"""SVHN "cropped digits" (format 2, http://ufldl.stanford.edu/housenumbers/): `train_32x32.mat` and
+`test_32x32.mat`, each `X` uint8 (32, 32, 3, N) and `y` (N, 1) labels 1..10 (10: the digit 0).
 """
 
 from __future__ import annotations
