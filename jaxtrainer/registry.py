@@ -36,10 +36,11 @@ DEFAULT_OPTIMIZER = OPTIMIZERS[0]
 
 
 class DatasetEntry(NamedTuple):
-    """A dataset by name: `reader` the dotted path of the function that reads its files from a list of
-    folders ("" for the embedded digits; imported only when used), `expected` what the user must have,
-    `subfolders` where caches keep them inside data_dir, `tfds` tensorflow_datasets' name of a prepared
-    copy, `variant` the homework's loop it feeds ("tensor": the rotation task; "loader": the class index)."""
+    """A dataset by name: `reader` the dotted path of its reader, imported when used ("" for the embedded
+    digits): given the folders of data_dir's `subfolders` that exist, it returns {"train": (uint8 images,
+    labels), "test": ...} or raises FileNotFoundError; `expected` what the user must have; `tfds`
+    tensorflow_datasets' name of a prepared copy; `variant` the homework's loop it feeds ("tensor": the
+    rotation task, grayscale; "loader": the class index)."""
 
     reader: str
     expected: str

@@ -58,7 +58,7 @@ def read_idx(path: str) -> np.ndarray:
 def find_files(folders: Sequence[str], names: Dict = FILES, suffixes=("", ".gz")) -> Tuple[str, Dict]:
     """The first folder holding every file of `names`, each under its name plus one of `suffixes`
     (plain preferred, as torchvision's raw/ keeps both), and their paths; errors name what is missing."""
-    best = None
+    best, best_found = None, {}
     shown = lambda n: n + "[.gz]" if ".gz" in suffixes else n
     for folder in folders:
         found = {}
@@ -69,12 +69,12 @@ def find_files(folders: Sequence[str], names: Dict = FILES, suffixes=("", ".gz")
                 found[key] = path
         if len(found) == len(names):
             return folder, found
-        if found and (best is None or len(found) > len(best[1])):
-            best = (folder, found)
-    if best is not None:
-        missing = [shown(names[k]) for k in names if k not in best[1]]
+        if len(found) > len(best_found):
+            best, best_found = folder, found
+    if best_found:
+        missing = [shown(names[k]) for k in names if k not in best_found]
         raise FileNotFoundError(
-            f"{best[0]} holds some of the files but not {', '.join(missing)}: "
+            f"{best} holds some of the files but not {', '.join(missing)}: "
             f"expected all of {', '.join(shown(n) for n in names.values())}"
         )
     raise FileNotFoundError(

@@ -43,11 +43,10 @@ class BatchLoader:
 
     def _batches(self, order):
         for start in range(0, len(self.X), self.batch_size):
-            if order is None:  # consecutive slices: views, no copy
-                yield self.X[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            else:
-                idx = order[start : start + self.batch_size]
-                yield self.X[idx], self.y[idx]
+            batch = slice(start, start + self.batch_size)  # unshuffled: views, no copy
+            if order is not None:
+                batch = order[batch]
+            yield self.X[batch], self.y[batch]
 
     def __repr__(self) -> str:
         return (
