@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import files
 from . import cache
-from .named import read_idx_source
+from .named import read_grey
 from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits, take
 
 
@@ -52,7 +52,7 @@ def build_rotated(
     (gzipped or not) in `source`; `write_rotated` says how. Returns what was written."""
     check_args(seed, max_angle, n_train, n_test)  # before the source is read
     out = _check_new_folder(out)
-    raw = read_idx_source(os.fspath(source), "fashion_mnist")
+    raw = read_grey("fashion_mnist", os.fspath(source))
     return write_rotated(
         raw, out, seed=seed, max_angle=max_angle, n_train=n_train, n_test=n_test, progress=progress
     )

@@ -1,5 +1,5 @@
 """Datasets for the classification labs: flat float32 pixels in [0, 1] and integer class labels, from
-scikit-learn's digits, the grayscale named sets (`named.read_idx_source`) or arrays; `split_train_val`
+scikit-learn's digits, the grayscale named sets (`named.read_grey`) or arrays; `split_train_val`
 makes the labs' seeded 90/10 split (the test set stays apart, to be used once).
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import DATASETS
-from .named import read_idx_source
+from .named import read_grey
 
 NAMES = tuple(name for name, entry in DATASETS.items() if entry.variant == "tensor")  # grayscale
 N_TEST_DIGITS = 300
@@ -86,7 +86,7 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
         test, train = order[:N_TEST_DIGITS], order[N_TEST_DIGITS:]
         return _checked("digits", pixels[train] / 16.0, target[train], pixels[test] / 16.0, target[test])
     if source in NAMES:
-        raw = read_idx_source(data_dir, source)
+        raw = read_grey(source, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
     raise InputError(

@@ -51,9 +51,9 @@ def read_raw(name: str, data_dir) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         ) from None
 
 
-def read_idx_source(source: str | None, name: str = "fashion_mnist") -> Dict:
-    """Raw (N, H, W) uint8 images of an MNIST-family set, from IDX files or a tfds data dir."""
-    raw = read_raw(name, source)
+def read_grey(name: str, data_dir) -> Dict:
+    """`read_raw` of a grayscale (tensor variant) set, its images (N, H, W) whatever the source."""
+    raw = read_raw(name, data_dir)
     for split, (images, labels) in raw.items():
         if images.ndim == 4:  # from tfds: (N, 1, H, W)
             if images.shape[1] != 1:
@@ -66,7 +66,7 @@ def load_named(name: str, data_dir, seed: int = 0) -> Dataset:
     """The named dataset: the loader variant with class-index targets; the tensor variant as the
     rotation task, angles drawn with `seed` (all training images, the first 2,000 test ones)."""
     if DATASETS[name].variant == "tensor":
-        raw = read_idx_source(data_dir, name)
+        raw = read_grey(name, data_dir)
         n_train, n_test = len(raw["train"][0]), min(N_TEST, len(raw["test"][0]))
         return rotation_dataset(name, rotated_splits(raw, seed=seed, n_train=n_train, n_test=n_test))
     raw = read_raw(name, data_dir)

@@ -92,10 +92,5 @@ def rotation_dataset(name: str, splits) -> Dataset:
             "all images must have one size"
         )
     y_train, y_test = standardise(np.asarray(a_train, np.float64), np.asarray(a_test, np.float64))
-    return Dataset(
-        name,
-        pixels_to_unit_range(X_train[:, None]),
-        y_train,
-        pixels_to_unit_range(X_test[:, None]),
-        y_test,
-    )
+    X_train, X_test = (pixels_to_unit_range(X[:, None]) for X in (X_train, X_test))
+    return Dataset(name, X_train, y_train, X_test, y_test)
