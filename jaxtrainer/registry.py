@@ -36,10 +36,11 @@ DEFAULT_OPTIMIZER = OPTIMIZERS[0]
 
 
 class DatasetEntry(NamedTuple):
-    """A dataset by name: `reader` is how `data.named` reads its files ("idx", "svhn", "cifar";
-    "" for the embedded digits), `expected` what the user must have, `subfolders` where caches
-    keep them inside data_dir, `tfds` tensorflow_datasets' name of a prepared copy, `variant` the
-    homework's loop it feeds ("tensor": the rotation task; "loader": the class index, batched)."""
+    """A dataset by name: `reader` the dotted path of its reader, imported when used ("" for the embedded
+    digits): given the folders of data_dir's `subfolders` that exist, it returns {"train": (uint8 images,
+    labels), "test": ...} or raises FileNotFoundError; `expected` what the user must have; `tfds`
+    tensorflow_datasets' name of a prepared copy; `variant` the homework's loop it feeds ("tensor": the
+    rotation task, grayscale; "loader": the class index)."""
 
     reader: str
     expected: str
@@ -52,27 +53,27 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 DATASETS = {
     "digits": DatasetEntry("", "nothing (scikit-learn's 8x8 digits, bundled)", ()),
     "fashion_mnist": DatasetEntry(
-        "idx",
+        "jaxtrainer.data.idx.read_set",
         "Zalando's four Fashion-MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
         "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz)",
         ("", "FashionMNIST/raw", "fashion-mnist", "fashion_mnist", "data/fashion"),
         "fashion_mnist",
     ),
     "mnist": DatasetEntry(
-        "idx",
+        "jaxtrainer.data.idx.read_mnist",
         "the four MNIST IDX files (train-images-idx3-ubyte, ..., plain or .gz) or Keras's mnist.npz",
         ("", "MNIST/raw", "mnist"),
         "mnist",
     ),
     "svhn": DatasetEntry(
-        "svhn",
+        "jaxtrainer.data.svhn.read",
         "SVHN cropped digits (format 2): train_32x32.mat and test_32x32.mat",
         ("", "svhn", "SVHN"),
         "svhn_cropped",
         "loader",
     ),
     "cifar10": DatasetEntry(
-        "cifar",
+        "jaxtrainer.data.cifar.read",
         f"CIFAR-10's python version ({CIFAR_FOLDER}/: data_batch_1..5, test_batch)",
         ("", CIFAR_FOLDER),
         "cifar10",

@@ -17,7 +17,7 @@ from conftest import IDX_NAMES, make_idx_set, write_idx
 from PIL import Image
 from scipy import ndimage
 
-from jaxtrainer import data
+from jaxtrainer import data, registry
 from jaxtrainer.cli import main
 from jaxtrainer.data import build, cache, digits, rotation
 from jaxtrainer.data.loader import BatchLoader
@@ -391,6 +391,57 @@ def test_no_raw_files_no_tfds_dir(tmp_path):
         r"version.*tensorflow_datasets data dir with cifar10/",
     ):
         data.load("cifar10", data_dir=tmp_path)
+
+
+# --- a dataset in a new file format: its reader and its registry entry, nothing else ---------------
+
+TOY_READER = """
+import os
+
+import numpy as np
+
+
+def read(folders):
+    paths = [os.path.join(f, "toy.npz") for f in folders if os.path.isfile(os.path.join(f, "toy.npz"))]
+    if not paths:
+        raise FileNotFoundError("no toy.npz")
+    with np.load(paths[0]) as z:
+        return {s: (z[f"x_{s}"], z[f"y_{s}"]) for s in ("train", "test")}
+"""
+
+
+@pytest.mark.parametrize("variant", ["loader", "tensor"])
+def test_a_new_format_is_its_reader_and_its_registry_entry(tmp_path, monkeypatch, variant):
+    """Issue 21: `data.named` calls the reader the `registry.DATASETS` entry names (here a module
+    that exists only in this test, imported only when the dataset is loaded); no per-format branch."""
+    module = f"toyformat_{variant}"  # a new module each run: imported by the load, not before
+    (tmp_path / f"{module}.py").write_text(TOY_READER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = registry.DatasetEntry(f"{module}.read", "toy.npz", ("", "toy"), variant=variant)
+    monkeypatch.setitem(registry.DATASETS, "toy", entry)
+    rng = np.random.default_rng(0)
+    shape = (3, 8, 8) if variant == "loader" else (8, 8)
+    arrays = {
+        f"{a}_{s}": rng.integers(0, 256, (n, *shape) if a == "x" else n).astype(np.uint8)
+        for s, n in (("train", 6), ("test", 4))
+        for a in "xy"
+    }
+    (tmp_path / "data" / "toy").mkdir(parents=True)
+    np.savez(tmp_path / "data" / "toy" / "toy.npz", **arrays)
+    assert module not in sys.modules
+    ds = data.load("toy", data_dir=tmp_path / "data", seed=3)
+    assert ds.name == "toy" and ds.variant == variant
+    if variant == "loader":  # the class index as the target, the pixels as given
+        np.testing.assert_array_equal(ds.X_train, unit(arrays["x_train"]))
+        np.testing.assert_array_equal(ds.y_test[:, 0], arrays["y_test"].astype(np.float32))
+    else:  # the rotation task, as for Fashion-MNIST
+        expected = rotation.rotated_splits(
+            {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in ("train", "test")}, seed=3, n_train=6, n_test=4
+        )
+        np.testing.assert_array_equal(ds.X_train[:, 0], unit(expected["train"][0]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"dataset 'toy': no toy.npz\. Expected toy.npz in .*empty"):
+        data.load("toy", data_dir=tmp_path / "empty")
 
 
 # --- build-rotated ------------------------------------------------------------------------------

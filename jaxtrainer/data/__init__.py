@@ -1,14 +1,6 @@
-"""Datasets as NCHW float32 images in [-1, 1] and (N, 1) standardised float32 targets.
-
-`load(source)` takes a name ("digits"), a folder in the rotated-Fashion-MNIST format, or arrays
-`((X_train, y_train), (X_test, y_test))` used as given; the names of real datasets ("fashion_mnist",
-"mnist", "svhn", "cifar10") read files the user already has from `data_dir` (raw files or a prepared
-tfds data dir, `named.py`). Nothing here ever downloads.
-
-The modules: `dataset` (the `Dataset` type, arrays checked into it, `fingerprint`), `scaling`
-(pixel and target mappings), `rotation` (the rotation task), and one loader per source: `digits`,
-`rotated` (PNG folders, with `cache`), `named` (with `idx`, `svhn`, `cifar`, `tfds`); `build` writes
-a PNG folder, `classes` serves the classification labs, `loader` batches the loader variant.
+"""Datasets as NCHW float32 images in [-1, 1] and (N, 1) float32 targets: `load(source)` takes the
+embedded "digits", a real dataset's name (`registry.DATASETS`: read from files the user already has
+in `data_dir`, never downloaded), a rotated-PNG folder, or arrays.
 """
 
 from __future__ import annotations
@@ -21,25 +13,11 @@ from .dataset import Dataset, fingerprint, from_arrays
 from .digits import load_digits
 from .named import DATA_DIR_ENV, load_named
 from .rotated import load_rotated_folder
-from .scaling import pixels_to_unit_range, standardise, to_unit_range
 
 DEFAULT_FOLDER = "rotated_fashion_mnist"
-DATA_DIR_NAMES = DATA_DIR_DATASETS  # read from files in data_dir
 NAMES = tuple(DATASETS)
 
-__all__ = [
-    "DATA_DIR_ENV",
-    "DATA_DIR_NAMES",
-    "DEFAULT_FOLDER",
-    "NAMES",
-    "Dataset",
-    "fingerprint",
-    "from_arrays",
-    "load",
-    "pixels_to_unit_range",
-    "standardise",
-    "to_unit_range",
-]
+__all__ = ["DATA_DIR_ENV", "DEFAULT_FOLDER", "NAMES", "Dataset", "fingerprint", "from_arrays", "load"]
 
 
 def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
@@ -47,22 +25,19 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
     to get one.
 
     Args:
-        source: "digits" (embedded), a name in DATA_DIR_NAMES, a folder with train/ and test/
-            PNGs named <i>_<angle>.png, arrays ((X_train, y_train), (X_test, y_test)) or a
-            Dataset; None: ./rotated_fashion_mnist, as the original homework did.
+        source: "digits", a name read from data_dir (DATA_DIR_DATASETS), a folder with train/ and test/
+            PNGs named <i>_<angle>.png, arrays ((X_train, y_train), (X_test, y_test)) or a Dataset;
+            None: ./rotated_fashion_mnist, as the original homework did.
         seed: draws the rotations of "digits", "fashion_mnist" and "mnist".
-        data_dir: where the names in DATA_DIR_NAMES find their files (default:
-            $JAXTRAINER_DATA_DIR); refused with any other source.
+        data_dir: where the named datasets find their files (default: $JAXTRAINER_DATA_DIR).
     """
-    if data_dir is not None and not (isinstance(source, str) and source in DATA_DIR_NAMES):
+    if data_dir is not None and not _reads_files(source):
         given = repr(source) if isinstance(source, (str, os.PathLike, type(None))) else "arrays"
         raise InputError(
-            f"data_dir is used with the dataset names {DATA_DIR_NAMES}, not with dataset={given}"
+            f"data_dir is used with the dataset names {DATA_DIR_DATASETS}, not with dataset={given}"
         )
     if source is None:
-        if os.path.isdir(DEFAULT_FOLDER):
-            source = DEFAULT_FOLDER
-        else:
+        if not os.path.isdir(DEFAULT_FOLDER):
             raise FileNotFoundError(
                 f"no dataset given and ./{DEFAULT_FOLDER} does not exist. Pass dataset='digits' "
                 "(embedded, offline), a folder with train/ and test/ PNGs named <i>_<angle>.png, "
@@ -71,6 +46,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
                 "from the Fashion-MNIST IDX files: jaxtrainer data build-rotated --source DIR --out "
                 f"{DEFAULT_FOLDER}. Nothing is downloaded."
             )
+        source = DEFAULT_FOLDER
     if isinstance(source, (tuple, list)):
         return from_arrays(source)
     if isinstance(source, Dataset):
@@ -83,7 +59,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
     source = os.fsdecode(source)  # a str, bytes or os.PathLike path: one str from here on
     if source == "digits":
         return load_digits(seed=seed)
-    if source in DATA_DIR_NAMES:
+    if _reads_files(source):
         return load_named(source, data_dir, seed=seed)
     if os.path.isdir(source):
         return load_rotated_folder(source)
@@ -91,3 +67,7 @@ def load(source=None, *, seed: int = 0, data_dir=None) -> Dataset:
         f"unknown dataset {source!r}: expected one of {NAMES}, an existing folder, "
         "or arrays ((X_train, y_train), (X_test, y_test))"
     )
+
+
+def _reads_files(source) -> bool:
+    return isinstance(source, str) and bool(getattr(DATASETS.get(source), "reader", ""))

@@ -1,10 +1,6 @@
-"""Rotated Fashion-MNIST, built from the four Fashion-MNIST IDX files as a folder of PNGs.
-
-The original zip is no longer served. `rotation.rotated_splits` turns each image by its seeded
-angle; each result is written as an 8-bit grayscale `<split>/<index>_<angle>.png`, where index is the
-image's index in the source split. Defaults follow the original: 60,000 training images and the
-first 2,000 of t10k as the test set. `load("fashion_mnist", data_dir=...)` gives the same arrays
-as building the folder with the same seed and loading it, without the PNGs.
+"""Rotated Fashion-MNIST (the original zip is no longer served), built from the four IDX files as a
+folder of 8-bit grayscale PNGs `<split>/<index>_<angle>.png`, index the image's index in its source
+split: by default all 60,000 training images and the first 2,000 of t10k, as the original.
 """
 
 from __future__ import annotations
@@ -20,13 +16,12 @@ import numpy as np
 
 from .. import files
 from . import cache
-from .named import read_idx_source
+from .named import read_grey
 from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits, take
 
 
 def _write_png(path: str, pixels: np.ndarray) -> None:
-    """An 8-bit grayscale PNG. Pillow's encoder is deterministic: same pixels, same bytes. Encoded
-    in memory then written once (one system call per file)."""
+    """An 8-bit grayscale PNG (Pillow's encoder is deterministic), encoded in memory, written at once."""
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -53,22 +48,11 @@ def build_rotated(
     n_test: int = N_TEST,
     progress: bool = True,
 ) -> dict:
-    """Write the folder `out` (train/, test/, and the load cache) from the IDX files in `source`.
-
-    Args:
-        source: a folder holding Fashion-MNIST's four IDX files (gzipped or not).
-        out: the folder to create; it must not exist (a build is never mixed with another).
-        seed: seeds the rotation angles.
-        max_angle: angles are drawn in [0, max_angle] degrees (1-359).
-        n_train, n_test: images kept from the source's train and test splits.
-        progress: show a progress bar.
-
-    Returns:
-        What was written (the folder, the counts, the settings).
-    """
-    check_args(seed, max_angle, n_train, n_test)
+    """Write the folder `out` (train/, test/, and the load cache) from the Fashion-MNIST IDX files
+    (gzipped or not) in `source`; `write_rotated` says how. Returns what was written."""
+    check_args(seed, max_angle, n_train, n_test)  # before the source is read
     out = _check_new_folder(out)
-    raw = read_idx_source(os.fspath(source), "fashion_mnist")
+    raw = read_grey("fashion_mnist", os.fspath(source))
     return write_rotated(
         raw, out, seed=seed, max_angle=max_angle, n_train=n_train, n_test=n_test, progress=progress
     )
@@ -85,10 +69,8 @@ def _remove_dead_partials(parent: str, name: str) -> None:
     A build still running, or one on another host sharing the folder, keeps its own."""
     prefix = _partial_prefix(name)
     for entry in os.scandir(parent):
-        if not entry.name.startswith(prefix):
-            continue
         pid = entry.name[len(prefix) :].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
@@ -98,17 +80,8 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
-
-
-def _images_in(tmp: str) -> int:
-    """The PNGs a build has written so far in its temporary folder."""
-    return sum(
-        len(os.listdir(os.path.join(tmp, split)))
-        for split in ("train", "test")
-        if os.path.isdir(os.path.join(tmp, split))
-    )
 
 
 def write_rotated(
@@ -124,31 +97,27 @@ def write_rotated(
     """Write the folder `out` (train/, test/, and the load cache) from raw uint8 images
     {split: (images (n, H, W), labels)}, the first n_train and n_test of each split rotated.
 
-    Everything is written to a hidden temporary folder next to `out` and renamed to `out` at the
-    end: an interrupted or failed build leaves no `out` and removes its temporary folder (an
-    interrupt's KeyboardInterrupt then says how many images were built and removed). A process
-    killed outright leaves it; the next build of `out` removes it (`_remove_dead_partials`).
+    Everything goes to a hidden temporary folder next to `out`, renamed to `out` at the end: a failed
+    or interrupted build leaves no `out` and removes its temporary folder (an interrupt then says how
+    many images were built). One killed outright is removed by the next build of `out`.
     """
     from tqdm.auto import tqdm
 
     check_args(seed, max_angle, n_train, n_test)
     out = _check_new_folder(out)
-    for split, n in (("train", n_train), ("test", n_test)):
-        take(raw, split, n)  # fail on counts before writing anything
+    take(raw, "train", n_train)  # fail on counts before writing anything
+    take(raw, "test", n_test)
     parent, name = os.path.split(out)
     os.makedirs(parent, exist_ok=True)
     _remove_dead_partials(parent, name)
     tmp = os.path.join(parent, f"{_partial_prefix(name)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.mkdir(tmp)
+    total = n_train + n_test
     try:
         for split in ("train", "test"):
             os.mkdir(os.path.join(tmp, split))
         with tqdm(
-            total=n_train + n_test,
-            desc=f"build-rotated {name}",
-            unit="img",
-            disable=not progress,
-            dynamic_ncols=True,
+            total=total, desc=f"build-rotated {name}", unit="img", disable=not progress, dynamic_ncols=True
         ) as bar:
 
             def write(split, index, angle, image):
@@ -159,12 +128,16 @@ def write_rotated(
         cache.write(tmp, cache.folder_key(tmp), splits)  # fast first load; a key: both splits exist  # pyright: ignore[reportArgumentType]
         os.rename(tmp, out)
     except BaseException as e:
-        built = _images_in(tmp)
+        built = sum(
+            len(os.listdir(os.path.join(tmp, s)))
+            for s in ("train", "test")
+            if os.path.isdir(os.path.join(tmp, s))
+        )
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):  # what was done and undone, for the interrupt's message
             raise KeyboardInterrupt(
-                f"{built} of {n_train + n_test} images were built, then removed with the build's "
-                f"temporary folder; {out} was not created: run the same command again to build it"
+                f"{built} of {total} images were built, then removed with the build's temporary "
+                f"folder; {out} was not created: run the same command again to build it"
             ) from None
         raise
     return {"out": out, "n_train": n_train, "n_test": n_test, "seed": seed, "max_angle": max_angle}

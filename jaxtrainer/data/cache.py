@@ -1,15 +1,6 @@
-"""A folder's decoded PNGs, kept in one .npz inside the folder so that the next load skips decoding.
-
-The cache holds the integer pixels (uint8, or uint16 for a split with a 16-bit image) and angles
-(what the PNGs say, before any float mapping) under a key: a hash of VERSION and of every PNG's
-split, name, inode, size, mtime and ctime. Any file added, removed, renamed or rewritten changes
-the key, and so does a new VERSION. The ctime is what makes a rewrite show: `cp -p` or `rsync -t`
-of another image of the same size keeps the size and sets the old mtime back, but the kernel sets
-the ctime of any file written (or replaced by a rename: a new inode) to now, and no user can set
-it back. Hashing the content instead would read every PNG at each load, most of what the cache
-saves; a cache whose key differs is ignored (and rewritten after the read). A cache
-that cannot be read or written (a read-only folder, a truncated or corrupt file, arrays of another
-layout) is never an error: the folder is read as if there were none, and the cache rewritten.
+"""A folder's decoded PNGs in one .npz inside it, keyed on each PNG's split, name, inode, size, mtime and
+ctime (which no user can set back: a `cp -p` of another image of the same size shows). A stale,
+unreadable or unwritable cache is never an error: the folder is read as if there were none.
 """
 
 from __future__ import annotations
@@ -24,10 +15,8 @@ from .. import files
 
 NAME = ".jaxtrainer-cache.npz"
 # Bump when what is cached, or how PNGs are decoded or named, changes. 2: 16-bit PNGs scaled by
-# 65535 (no longer clipped at 255), every image mode decoded or refused, angles -360..360, indices
-# unique.
+# 65535, every image mode decoded or refused, angles -360..360, indices unique.
 VERSION = 2
-PIXEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 SPLITS = ("train", "test")
 
 
@@ -65,21 +54,16 @@ def read(root: str, key: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]] | None
             splits = {s: (z[f"{s}_images"], z[f"{s}_angles"]) for s in SPLITS}
     except Exception:  # absent, truncated, corrupt, not an npz, other members: read the PNGs instead
         return None
-    return splits if all(_well_formed(*splits[s]) for s in SPLITS) else None
-
-
-def _well_formed(images: np.ndarray, angles: np.ndarray) -> bool:
-    return (
-        images.dtype in PIXEL_DTYPES
-        and images.ndim == 3
-        and len(images) > 0
-        and angles.dtype == np.int64
-        and angles.shape == (len(images),)
-    )
+    for images, angles in splits.values():
+        if images.dtype not in (np.uint8, np.uint16) or images.ndim != 3 or len(images) == 0:
+            return None
+        if angles.dtype != np.int64 or angles.shape != (len(images),):
+            return None
+    return splits
 
 
 def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> bool:
-    """Write the cache (whole or not at all); False if it could not be."""
+    """Write the cache (whole or not at all); False if it could not be (a read-only folder, a full disk)."""
     arrays = {"key": np.array(key)}
     for s in SPLITS:
         arrays[f"{s}_images"] = np.ascontiguousarray(splits[s][0])
@@ -88,5 +72,5 @@ def write(root: str, key: str, splits: Dict[str, Tuple[np.ndarray, np.ndarray]])
         # numpy's stub takes **arrays for savez's allow_pickle
         files.atomic_write(os.path.join(root, NAME), lambda f: np.savez(f, **arrays), binary=True)  # pyright: ignore[reportArgumentType]
         return True
-    except files.FileError:  # a read-only folder, a full disk: loading still works, only slower
+    except files.FileError:
         return False

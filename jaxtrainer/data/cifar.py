@@ -1,20 +1,20 @@
-"""CIFAR-10, "python version" (cifar-10-python.tar.gz, extracted: `cifar-10-batches-py/`).
-
-`data_batch_1` .. `data_batch_5` and `test_batch` are pickled dicts with b"data", uint8 (N, 3072)
-(each row the red, green then blue 32x32 planes, row-major) and b"labels", N ints in 0..9
-(https://www.cs.toronto.edu/~kriz/cifar.html). torchvision and Keras keep this folder unchanged.
+"""CIFAR-10, "python version" (https://www.cs.toronto.edu/~kriz/cifar.html, `cifar-10-batches-py/`):
+`data_batch_1..5` and `test_batch`, pickled dicts of b"data", uint8 (N, 3072) (the red, green then
+blue 32x32 planes), and b"labels", N ints in 0..9.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from typing import Tuple
+from pickle import UnpicklingError
+from typing import Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError
 from ..registry import CIFAR_FOLDER
+from .idx import find_files
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
@@ -22,24 +22,16 @@ FOLDER = CIFAR_FOLDER
 
 # What the batches' pickles may construct: numpy arrays and nothing else. A pickle can run any
 # code it names; a file that names anything else is refused instead of executed.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}  # how Python 3 writes bytes at pickle protocol 2
+_NUMPY_CORE = (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))
+_ALLOWED = {(f"numpy.{core}.{module}", name) for core in ("core", "_core") for module, name in _NUMPY_CORE}
+_ALLOWED |= {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # encode: bytes at protocol 2
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
+        raise UnpicklingError(
             f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, lists and bytes"
         )
 
@@ -50,16 +42,14 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
     except (
-        pickle.UnpicklingError,
+        UnpicklingError,
         EOFError,
         ValueError,
         TypeError,
         AttributeError,
         ImportError,
-        IndexError,
-        KeyError,
+        LookupError,
         MemoryError,
-        UnicodeDecodeError,
     ) as e:
         raise InputError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
@@ -77,5 +67,11 @@ def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
 
 def read_split(folder: str, names) -> Tuple[np.ndarray, np.ndarray]:
     """The named batch files of a CIFAR-10 folder, concatenated: (images, labels)."""
-    parts = [read_batch(os.path.join(folder, name)) for name in names]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    images, labels = zip(*(read_batch(os.path.join(folder, name)) for name in names))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def read(folders: Sequence[str]):
+    """Both splits from the first of `folders` holding all six batches (a `registry.DATASETS` reader)."""
+    folder = find_files(folders, {name: name for name in TRAIN_FILES + TEST_FILES}, suffixes=("",))[0]
+    return {"train": read_split(folder, TRAIN_FILES), "test": read_split(folder, TEST_FILES)}

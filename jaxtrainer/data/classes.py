@@ -1,9 +1,6 @@
-"""Datasets for the classification labs: flat float32 pixels in [0, 1] and integer class labels.
-
-"digits" (scikit-learn's bundled 8x8 digits, 10 classes, offline), "fashion_mnist" and "mnist"
-(the IDX files the user already has, read by `named.read_idx_source`: never downloaded), or arrays
-`((X_train, y_train), (X_test, y_test))`. `split_train_val` makes the labs' seeded 90/10 split;
-the test set stays apart, to be used once.
+"""Datasets for the classification labs: flat float32 pixels in [0, 1] and integer class labels, from
+scikit-learn's digits, the grayscale named sets (`named.read_grey`) or arrays; `split_train_val`
+makes the labs' seeded 90/10 split (the test set stays apart, to be used once).
 """
 
 from __future__ import annotations
@@ -15,21 +12,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import DATASETS
-from .named import read_idx_source
+from .named import read_grey
 
-NAMES = tuple(name for name, entry in DATASETS.items() if entry.reader in ("", "idx"))  # grayscale
+NAMES = tuple(name for name, entry in DATASETS.items() if entry.variant == "tensor")  # grayscale
 N_TEST_DIGITS = 300
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+FASHION_MNIST_CLASSES = tuple(
+    "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot".split(",")
 )
 
 
@@ -79,19 +67,8 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
     return ClassificationSet(name, X_train, y_train, X_test, y_test, n_classes, names)
 
 
-def load_digits(seed: int = 0) -> ClassificationSet:
-    """scikit-learn's 8x8 digits (bundled: no download) as a classification set."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    pixels, target = sklearn_digits(return_X_y=True)
-    order = np.random.default_rng(seed).permutation(len(target))
-    test, train = order[:N_TEST_DIGITS], order[N_TEST_DIGITS:]
-    X = pixels / 16.0
-    return _checked("digits", X[train], target[train], X[test], target[test])
-
-
 def load_classes(source, *, data_dir=None) -> ClassificationSet:
-    """A dataset by name ("digits", "fashion_mnist", "mnist" from `data_dir`, default
+    """A dataset by name ("digits", bundled; the others from `data_dir`, default
     $JAXTRAINER_DATA_DIR) or from arrays ((X_train, y_train), (X_test, y_test))."""
     if isinstance(source, ClassificationSet):
         return source
@@ -102,9 +79,14 @@ def load_classes(source, *, data_dir=None) -> ClassificationSet:
             raise InputError("dataset arrays must be ((X_train, y_train), (X_test, y_test))") from None
         return _checked("arrays", X_train, y_train, X_test, y_test)
     if source == "digits":
-        return load_digits()
-    if source in ("fashion_mnist", "mnist"):
-        raw = read_idx_source(data_dir, source)
+        from sklearn.datasets import load_digits
+
+        pixels, target = load_digits(return_X_y=True)
+        order = np.random.default_rng(0).permutation(len(target))
+        test, train = order[:N_TEST_DIGITS], order[N_TEST_DIGITS:]
+        return _checked("digits", pixels[train] / 16.0, target[train], pixels[test] / 16.0, target[test])
+    if source in NAMES:
+        raw = read_grey(source, data_dir)
         (X, y), (Xt, yt) = raw["train"], raw["test"]
         return _checked(source, X / np.float32(255), y, Xt / np.float32(255), yt)
     raise InputError(

@@ -1,9 +1,6 @@
-"""The dataset every loader returns, arrays checked into one, and the fingerprint of its data.
-
-A `Dataset` holds NCHW float32 images and (N, 1) float32 targets. `from_arrays` makes one from the
-user's own numpy arrays or torch tensors and refuses, by name, what would train on wrong numbers:
-non-numeric arrays, NaN or Inf, values beyond float32, shapes that do not fit. `fingerprint` ties a
-checkpoint to the exact data it was trained on, so that resuming on other data is refused.
+"""The `Dataset` every loader returns (NCHW float32 images, (N, 1) float32 targets); `from_arrays`,
+which refuses by name what would train on wrong numbers; the homework's pixel and target mappings;
+and `fingerprint`, which ties a checkpoint to the exact data it was trained on.
 """
 
 from __future__ import annotations
@@ -25,15 +22,13 @@ _HASH_CHUNK_BYTES = 1 << 24  # the most a non-contiguous array is copied at once
 @dataclass(frozen=True)
 class Dataset:
     """A dataset as the homework serves it: images, their targets, and how the homework's year
-    hands them to the Trainer."""
+    hands them to the Trainer ("tensor": whole (X, y) tuples; "loader": batches, SVHN and CIFAR-10)."""
 
     name: str
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    # How the homework serves it: "tensor", whole (X, y) tuples, or "loader", iterables of
-    # (images, labels) batches (SVHN, CIFAR-10).
     variant: str = "tensor"
 
     @property
@@ -53,9 +48,8 @@ class Dataset:
 
 
 def numeric_array(a, label: str) -> np.ndarray:
-    """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when
-    it is one already (a bfloat16 or float8 tensor as float32, exactly); TypeError naming `label`,
-    what it holds and what is allowed otherwise (a meta tensor, which holds no values, too)."""
+    """`a` (a numpy array, a torch tensor, nested lists) as a numpy array of numbers, not copied when it
+    is one already (a bfloat16 or float8 tensor as float32, exactly); otherwise TypeError naming `label`."""
     if hasattr(a, "detach"):  # a torch tensor, without importing torch
         if getattr(a, "is_meta", False):
             raise TypeError(
@@ -113,9 +107,43 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
     return Dataset(name, *parts["train"], *parts["test"])
 
 
+def to_unit_range(images_01: np.ndarray) -> np.ndarray:
+    """The homework's pixel mapping (torchvision's ToTensor then Normalize(0.5, 0.5)): (x - 0.5) / 0.5
+    after scaling to [0, 1]."""
+    return ((images_01 - 0.5) / 0.5).astype(np.float32)
+
+
+# Every value of an 8-bit and of a 16-bit pixel, mapped once: a look-up gives one float32 array,
+# never the float64 temporary (1.8 GB for SVHN's training set).
+_UNIT_TABLES = {
+    np.dtype(t): to_unit_range(np.arange(np.iinfo(t).max + 1) / np.iinfo(t).max)
+    for t in (np.uint8, np.uint16)
+}
+
+
+def pixels_to_unit_range(images: np.ndarray) -> np.ndarray:
+    """`to_unit_range(images / max)` for unsigned integer pixels, max their type's full range
+    (255 for uint8, 65535 for uint16), bit for bit."""
+    table = _UNIT_TABLES.get(images.dtype)
+    if table is None:
+        raise TypeError(f"pixels must be uint8 or uint16, got {images.dtype}")
+    return table[images]
+
+
+def standardise(y_train: np.ndarray, y_test: np.ndarray):
+    """Targets standardised with the train mean and unbiased std, as the homework does."""
+    if len(y_train) < 2:
+        raise InputError(f"{len(y_train)} training target(s): at least 2 are needed to standardise them")
+    mean, std = y_train.mean(), y_train.std(ddof=1)
+    if not std > 0:
+        raise InputError(f"the training targets are constant ({float(mean)}): they cannot be standardised")
+    scale = lambda y: ((y - mean) / std).astype(np.float32).reshape(-1, 1)
+    return scale(y_train), scale(y_test)
+
+
 def _hash_array(h, a: np.ndarray) -> None:
-    """Feed `a`'s dtype, shape and every byte to `h`, little-endian whatever the array's byte order:
-    equal values give equal bytes. A contiguous array is hashed in place, without a copy."""
+    """Feed `a`'s dtype, shape and every byte to `h`, little-endian (equal values, equal bytes); a
+    contiguous array in place, without a copy."""
     a = a.astype(a.dtype.newbyteorder("<"), copy=False)
     h.update(f"{a.dtype.str} {a.shape}\n".encode())
     if a.flags.c_contiguous:
@@ -127,14 +155,11 @@ def _hash_array(h, a: np.ndarray) -> None:
 
 
 def fingerprint(train, test) -> dict:
-    """{"train": X_train's shape, "test": X_test's shape, "sha256": hex digest of X and y of both
-    splits, each its dtype, shape and every byte}: one swapped label or one changed pixel changes it,
-    and numpy arrays and torch tensors of equal values give the same one. About 0.1 s for 60,000
-    28x28 float32 images."""
+    """{"train": X_train's shape, "test": X_test's shape, "sha256": the digest of X and y of both splits,
+    dtype, shape and every byte}: one changed pixel or label changes it; numpy and torch give the same."""
     h = hashlib.new(FINGERPRINT_HASH, b"jaxtrainer data fingerprint v2\n")
     shapes = {}
-    for split, pair in (("train", train), ("test", test)):
-        X, y = pair
+    for split, (X, y) in (("train", train), ("test", test)):
         for label, a in ((f"X_{split}", X), (f"y_{split}", y)):
             a = numeric_array(a, label)
             h.update(f"{label}\n".encode())

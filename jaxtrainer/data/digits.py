@@ -1,16 +1,13 @@
-"""The embedded default: scikit-learn's bundled 8x8 digits made into a rotation-regression task.
-
-Real images that need no download: each digit is upscaled to 20x20, centred in a 28x28 frame (as
-MNIST centres its digits) and rotated by a seeded random integer angle in [0, 90], which is the target.
+"""The embedded default: scikit-learn's bundled 8x8 digits (real images, no download) upscaled to
+20x20, centred in a 28x28 frame as MNIST's, and rotated by a seeded integer angle, the target.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, standardise, to_unit_range
 from .rotation import MAX_ANGLE, rotate
-from .scaling import standardise, to_unit_range
 
 N_TEST = 300
 
@@ -31,8 +28,7 @@ def frames(side: int = 28, digit: int = 20) -> np.ndarray:
 
 
 def load_digits(seed: int = 0) -> Dataset:
-    """The bundled digits set: scikit-learn's digits enlarged to 28x28 and rotated by a seeded angle, the
-    angle the target; no download, for tests and first runs."""
+    """The bundled digits set as the rotation task (1,497 train, 300 test), for tests and first runs."""
     images = frames()
     rng = np.random.default_rng(seed)
     angles = rng.integers(0, MAX_ANGLE + 1, size=len(images))
@@ -45,10 +41,9 @@ def load_digits(seed: int = 0) -> Dataset:
 
 
 def write_folder(out, *, seed: int = 0) -> dict:
-    """The digits as a rotated-PNG folder (train/ and test/ of `<index>_<angle>.png`, 1,497 and 300
-    images): what the homework's own code reads from ./rotated_fashion_mnist, for tools that run
-    students' code offline. The frames are rounded to uint8 and rotated by `build.write_rotated`
-    (so pixels and angles differ from `load_digits`'s float images; the task is the same)."""
+    """The digits as a rotated-PNG folder, what the homework's own code reads from
+    ./rotated_fashion_mnist (for tools that run students' code offline): uint8 frames rotated by
+    `build.write_rotated`, so pixels and angles differ from `load_digits`'s; the task is the same."""
     from .build import write_rotated
 
     images = np.rint(frames() * 255.0).astype(np.uint8)

@@ -1,9 +1,6 @@
-"""Batches of (images, labels) numpy arrays, re-iterable: the loader variant's `self.train`/`self.test`.
-
-Like a torch DataLoader over a TensorDataset (drop_last=False): `len()` is the number of batches,
-the last one shorter when the set does not divide; with `shuffle`, every pass (every `iter()`) is a
-new permutation. The permutation of pass k is drawn from (seed, k) alone, so a run is reproducible
-and the engine can ask for the order of an epoch (`order(k)`) without iterating.
+"""Batches of (images, labels) numpy arrays, re-iterable: the loader variant's `self.train`/`self.test`,
+like a torch DataLoader over a TensorDataset (drop_last=False). The order of pass k is drawn from
+(seed, k) alone, so a run is reproducible and the engine can ask for an epoch's order (`order(k)`).
 """
 
 from __future__ import annotations
@@ -16,15 +13,8 @@ from ..errors import InputError
 
 
 class BatchLoader:
-    """The loader year's data: an iterable of (images, labels) batches, like torch's DataLoader, shuffled
-    with its own seed at each pass.
-
-    Args:
-        X, y: the images and their labels, as many of each.
-        batch_size: examples per batch (the last one may be shorter).
-        shuffle: draw a new order at each pass (`order(epoch)`), else keep the given one.
-        seed: seeds the orders.
-    """
+    """The loader year's data: an iterable of (images, labels) batches (the last one may be shorter),
+    in a new seeded order at each pass with `shuffle`, else in the given one."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
         if len(X) != len(y):
@@ -46,23 +36,17 @@ class BatchLoader:
             return np.arange(len(self.X))
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.X))
 
-    def next_order(self) -> np.ndarray:
-        """The order of the next pass, which counts as drawn (as iterating the loader would)."""
-        order = self.order(self.epoch)
-        self.epoch += 1
-        return order
-
     def __iter__(self):
-        order = self.next_order()
-        return self._batches(order if self.shuffle else None)
+        order = self.order(self.epoch) if self.shuffle else None  # drawn now, as iter() is called
+        self.epoch += 1
+        return self._batches(order)
 
     def _batches(self, order):
         for start in range(0, len(self.X), self.batch_size):
-            if order is None:  # consecutive slices: views, no copy
-                yield self.X[start : start + self.batch_size], self.y[start : start + self.batch_size]
-            else:
-                idx = order[start : start + self.batch_size]
-                yield self.X[idx], self.y[idx]
+            batch = slice(start, start + self.batch_size)  # unshuffled: views, no copy
+            if order is not None:
+                batch = order[batch]
+            yield self.X[batch], self.y[batch]
 
     def __repr__(self) -> str:
         return (
