@@ -1,14 +1,7 @@
-"""What the classification labs (B-D) share: a model trained at several learning rates as one sweep,
-kept in a run folder with each member's best epoch; the test set scored once; confusion matrices,
-tables and the lab's outputs.
-
-Model selection follows the labs: the validation split (from the training set) picks the epoch
-and the configuration; the test set is used once, by the selected parameters.
-
-A lab's folder OUT is a run folder (`runs.Run`: its identity is the lab's settings and data), and
-each of its sweeps is one under OUT/sweeps/, checkpointed every epoch: the same command continues
-an interrupted lab from the last finished epoch of the sweep it was in; another configuration is
-refused, with the differing fields named, unless the lab is started over (mode "overwrite").
+"""What the classification labs (B-D) share: sweeps over learning rates kept in a run folder with
+each member's best epoch on the validation split, the test set scored once by the selected model,
+and the reports. A lab's OUT is a run folder (`runs.Run`); each of its sweeps is one under
+OUT/sweeps/, checkpointed every epoch, so the same command continues an interrupted lab.
 """
 
 from __future__ import annotations
@@ -73,8 +66,7 @@ def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
 
 
 def write_best(run: Run, member: Member, label: str, title: str) -> None:
-    """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
-    curves (best_curves.png)."""
+    """best_model.npz (the selected model's θ's: theta0, theta1, ... in layer order) and its curves."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
     run.write_npz("best_model.npz", thetas)
     draw = lambda path: plots.classification_curves({label: member.logs}, path, title=f"{title}: {label}")
@@ -99,8 +91,8 @@ def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Cal
 
 
 def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
-    """A report's lines on the selected model (`label`, its record `best`): its validation accuracy
-    at its best epoch, its test metrics, its curves and where its parameters are."""
+    """A report's lines on the selected model (`label`, its record `best`): its validation and test
+    accuracy, its curves and where its parameters are."""
     val = 100 * best["logs"]["val_accuracy"][best["best_epoch"]]
     return [
         f"## {heading}",
@@ -115,6 +107,12 @@ def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
     ]
 
 
+def report_head(title: str, summary: dict, setup: str) -> List[str]:
+    """A report's title and first paragraph: the split, `setup` (what was trained how), the time."""
+    split = f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded split)"
+    return [f"# {title}", "", f"{split}, {setup}. Wall time {summary['seconds']:.1f} s.", ""]
+
+
 def member_record(member: Member) -> dict:
     """JSON-ready: everything but the parameters."""
     return {f.name: getattr(member, f.name) for f in dataclasses.fields(member) if f.name != "params"}
@@ -122,40 +120,23 @@ def member_record(member: Member) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What every classification lab takes besides its grid.
+    """What every classification lab takes besides its grid."""
 
-    Args:
-        dataset: a classification dataset's name (`jaxtrainer.data.classes`).
-        out_dir: the lab's run folder.
-        data_dir: where the dataset's files are (None: its default place).
-        epochs: epochs per configuration; more than a finished run's continue it.
-        seed: the initial weights' and the train/validation split's seed.
-        strategy: how a sweep's members share one program ("auto", "vmap", "map").
-        progress: show progress bars.
-        mode: how the run folder is opened ("continue", "resume", "overwrite": `runs.Run`).
-    """
-
-    dataset: str
-    out_dir: str
-    data_dir: str | None = None
-    epochs: int = 5
-    seed: int = 0
-    strategy: str = "auto"
+    dataset: str  # a name in `jaxtrainer.data.classes`
+    out_dir: str  # the lab's run folder
+    data_dir: str | None = None  # None: the dataset's default place
+    epochs: int = 5  # per configuration; more than a finished run's continue it
+    seed: int = 0  # the initial weights' and the train/validation split's
+    strategy: str = "auto"  # how a sweep's members share one program ("auto", "vmap", "map")
     progress: bool = True
-    mode: str = "continue"
+    mode: str = "continue"  # how the run folder is opened ("continue", "resume", "overwrite")
 
     @classmethod
     def from_args(cls, args, mode: str) -> Options:
         """The options of `jaxtrainer lab NAME` (the lab's own are read by its module)."""
+        progress = not args.no_progress
         return cls(
-            args.dataset,
-            args.out,
-            args.data_dir,
-            args.epochs,
-            args.seed,
-            args.strategy,
-            not args.no_progress,
-            mode,
+            args.dataset, args.out, args.data_dir, args.epochs, args.seed, args.strategy, progress, mode
         )
 
 
@@ -184,15 +165,10 @@ class LabRun:
     start: float
 
     def sweep(self, model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int, name: str):
-        """`model` (its initial parameters shared by every member) trained with the hand-written
-        backward pass and `optimizer` at each of `lrs` as one compiled sweep, logging loss and
-        accuracy on the whole training split and on the validation split before training and after
-        each epoch; returns (graphdef, members).
-
-        The sweep is the run folder OUT/sweeps/`name`: after every epoch its checkpoint holds the
-        members' training state, their best epochs and the parameters of those, so the same call
-        continues an interrupted sweep from its last finished epoch, with the results of an
-        uninterrupted one, and reads a finished sweep back instead of training it again."""
+        """`model` trained by the hand-written backward pass and `optimizer` at each of `lrs` as one
+        compiled sweep, logging both splits before training and after each epoch; returns (graphdef,
+        members). OUT/sweeps/`name` checkpoints it every epoch (the members' states, best epochs and
+        their parameters): the same call continues it, or reads a finished one back."""
         o, factory = self.options, handopt.by_name(optimizer)
         check_batch_size(batch_size)
         lrs = [check_lr(lr) for lr in lrs]
