@@ -59,12 +59,6 @@ def best_member(members: Sequence[Member]) -> Member:
     return max(finite or members, key=lambda m: m.best_val_accuracy)
 
 
-def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
-    """The class each row of `X` is given by the parameters `params`."""
-    logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
-    return np.asarray(jnp.argmax(logits, axis=1))
-
-
 def write_best(run: Run, member: Member, label: str, title: str) -> None:
     """best_model.npz (the selected model's θ's: theta0, theta1, ... in layer order) and its curves."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
@@ -73,11 +67,11 @@ def write_best(run: Run, member: Member, label: str, title: str) -> None:
     run.figure("best_curves.png", draw)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """counts[i, j] = examples of class i predicted as j."""
-    counts = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return counts
+def confusion_matrix(graphdef, params, X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[i, j] = examples of `X` of class i (`y`) that the parameters `params` classify as j."""
+    logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
+    flat = n_classes * np.asarray(y, np.int64) + np.asarray(jnp.argmax(logits, axis=1))
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
@@ -204,12 +198,10 @@ class LabRun:
                     graphdef, saved["state"], self.train, self.val, o.epochs, settings, logs=logs, loop=loop
                 )
             share = run.elapsed() / len(lrs)
-        best = [unstack(best_params, i) for i in range(len(lrs))]
-        members = [
-            Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), best[i], share)
+        return graphdef, [
+            Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), unstack(best_params, i), share)
             for i, lr in enumerate(lrs)
         ]
-        return graphdef, members
 
     def _identity(self, model, initial, optimizer: str, lrs: List[float], batch_size: int) -> dict:
         """What a sweep's results depend on (the epoch count aside: more epochs continue it)."""

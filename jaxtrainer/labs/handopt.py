@@ -1,9 +1,6 @@
-"""SGD and Adam written out by hand, for the labs that ask for updates without a library.
-
-The arithmetic is all here (no optax transformation is called); each is packaged as an optax
-`GradientTransformation` (a named pair of functions) only so that it plugs into the engine's
-optimizer slot, where `optax.inject_hyperparams` keeps the learning rate as data. Tests compare both
-with `optax.sgd` / `optax.adam` step by step.
+"""SGD and Adam written out by hand (the labs ask for updates without a library): no optax
+transformation is called; each is an optax `GradientTransformation` (a pair of functions) only to
+plug into the engine's optimizer slot. Tests compare both with `optax.sgd` / `optax.adam`.
 """
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ def run_mnist(
                 ds.n_features, list(hidden), ds.n_classes, activation=activation, init=init, seed=options.seed
             )
             graphdef, (member,) = lab.sweep(model, "sgd", [lr], batch_size, name)
-            predicted = classify.predict(graphdef, member.params, ds.X_test)
-            matrices[name] = classify.confusion_matrix(ds.y_test, predicted, ds.n_classes)
+            matrices[name] = classify.confusion_matrix(
+                graphdef, member.params, ds.X_test, ds.y_test, ds.n_classes
+            )
             logs[name] = member.logs
             network = {"network": name, "hidden": list(hidden), "activation": activation, "init": init}
             test, confusion = lab.test(graphdef, member), matrices[name].tolist()
