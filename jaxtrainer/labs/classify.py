@@ -32,8 +32,6 @@ from ..train import evaluate, init_state, to_device
 from . import handopt
 from .handgrad import backprop
 
-SETS = ("train", "val")
-
 
 @dataclasses.dataclass
 class Member:
@@ -76,10 +74,7 @@ def confusion_matrix(graphdef, params, X: np.ndarray, y: np.ndarray, n_classes: 
 
 def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
     """A table of `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
-
-    def percent(v) -> str:
-        return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
+    percent = lambda v: "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
     cells = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
     return markdown_table((corner, *columns), cells)
 
@@ -134,18 +129,6 @@ class Options:
         )
 
 
-def _best_so_far(epoch: int, params, logs, best_params, best_epochs):
-    """Each member's parameters at its best validation accuracy so far (the earliest of ties), and
-    that epoch, after `epoch` gave `params`."""
-    improved = np.array([m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)])
-    best_params = jax.tree.map(
-        lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
-        best_params,
-        params,
-    )
-    return best_params, np.where(improved, epoch, best_epochs)
-
-
 @dataclasses.dataclass
 class LabRun:
     """A classification lab under way: its data (split train/validation), task and run folder."""
@@ -174,7 +157,7 @@ class LabRun:
             optimizer=factory,
             gradient=backprop,
             train_eval_size=len(self.train[0]),
-            names=SETS,
+            names=("train", "val"),
             strategy=o.strategy,
         )
         states = stack([init_state(model, lr, settings)[1] for lr in lrs])
@@ -185,9 +168,15 @@ class LabRun:
             best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
 
             def keep_best(epoch, states, logs):
-                """The members' best parameters so far, then the checkpoint."""
+                """Each member's parameters at its best validation accuracy so far (the earliest of
+                ties) and that epoch, then the checkpoint."""
                 nonlocal best_params, best_epochs
-                best_params, best_epochs = _best_so_far(epoch, states.params, logs, best_params, best_epochs)
+                improved = np.array(
+                    [m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)]
+                )
+                pick = lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept)
+                best_params = jax.tree.map(pick, best_params, states.params)
+                best_epochs = np.where(improved, epoch, best_epochs)
                 tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
                 run.checkpoint(tree, epoch, logs)
 
