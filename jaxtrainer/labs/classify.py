@@ -72,11 +72,15 @@ def confusion_matrix(graphdef, params, X: np.ndarray, y: np.ndarray, n_classes: 
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
-    """A table of `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
+def accuracy_section(
+    heading: str, corner: str, rows: Sequence, columns: Sequence, accuracy: Callable
+) -> List[str]:
+    """A report's section on `heading`'s validation accuracies after the last epoch: a table of
+    `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
     percent = lambda v: "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
     cells = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
-    return markdown_table((corner, *columns), cells)
+    table = markdown_table((corner, *columns), cells)
+    return [f"## {heading}: validation accuracy (%) after the last epoch", "", table, ""]
 
 
 def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
@@ -171,9 +175,8 @@ class LabRun:
                 """Each member's parameters at its best validation accuracy so far (the earliest of
                 ties) and that epoch, then the checkpoint."""
                 nonlocal best_params, best_epochs
-                improved = np.array(
-                    [m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)]
-                )
+                accuracy = np.array([m["val_accuracy"] for m in logs])  # (member, epoch)
+                improved = accuracy[:, -1] > accuracy[np.arange(len(logs)), best_epochs]
                 pick = lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept)
                 best_params = jax.tree.map(pick, best_params, states.params)
                 best_epochs = np.where(improved, epoch, best_epochs)

@@ -61,8 +61,7 @@ def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
     lines = classify.report_head(title, summary, f"{setup}; gradient, SGD and Adam written by hand")
     for optimizer in optimizers:
         accuracy = lambda lr, bs: cells[(optimizer, float(lr), bs)]
-        table = classify.accuracy_table("lr \\ batch size", lrs, batch_sizes, accuracy)
-        lines += [f"## {optimizer}: validation accuracy (%) after the last epoch", "", table, ""]
+        lines += classify.accuracy_section(optimizer, "lr \\ batch size", lrs, batch_sizes, accuracy)
     label = f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}"
     return lines + classify.best_section("Best configuration", label, best, summary["test"])
 

@@ -102,21 +102,16 @@ def _report(summary: dict, depths, widths, lrs) -> list:
     lines = classify.report_head(
         f"Lab C: an MLP with backpropagation by hand on {summary['dataset']}", summary, setup
     )
-    lines += [
-        "## The hand-written gradient against jax.grad",
-        "",
-        markdown_table(
-            ("depth", "max abs difference (float32, one batch)"),
-            ((d, f"{g:.2e}") for d, g in summary["gradient_check"].items()),
-        ),
-    ]
+    gaps = [(d, f"{g:.2e}") for d, g in summary["gradient_check"].items()]
+    table = markdown_table(("depth", "max abs difference (float32, one batch)"), gaps)
+    lines += ["## The hand-written gradient against jax.grad", "", table, ""]
     for optimizer, rates in lrs.items():
         for lr in rates:
             accuracy = lambda d, w: cells[(d, w, optimizer, float(lr))]
-            lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch", ""]
-            lines.append(classify.accuracy_table("depth \\ width", depths, widths, accuracy))
+            heading = f"{optimizer}, lr {lr:g}"
+            lines += classify.accuracy_section(heading, "depth \\ width", depths, widths, accuracy)
     label = f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}"
-    return lines + [""] + classify.best_section("Best model", label, best, summary["test"])
+    return lines + classify.best_section("Best model", label, best, summary["test"])
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
