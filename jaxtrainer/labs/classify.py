@@ -1,14 +1,7 @@
-"""What the classification labs (B-D) share: a model trained at several learning rates as one sweep,
-kept in a run folder with each member's best epoch; the test set scored once; confusion matrices,
-tables and the lab's outputs.
-
-Model selection follows the labs: the validation split (from the training set) picks the epoch
-and the configuration; the test set is used once, by the selected parameters.
-
-A lab's folder OUT is a run folder (`runs.Run`: its identity is the lab's settings and data), and
-each of its sweeps is one under OUT/sweeps/, checkpointed every epoch: the same command continues
-an interrupted lab from the last finished epoch of the sweep it was in; another configuration is
-refused, with the differing fields named, unless the lab is started over (mode "overwrite").
+"""What the classification labs (B-D) share: sweeps over learning rates kept in a run folder with
+each member's best epoch on the validation split, the test set scored once by the selected model,
+and the reports. A lab's OUT is a run folder (`runs.Run`); each of its sweeps is one under
+OUT/sweeps/, checkpointed every epoch, so the same command continues an interrupted lab.
 """
 
 from __future__ import annotations
@@ -39,8 +32,6 @@ from ..train import evaluate, init_state, to_device
 from . import handopt
 from .handgrad import backprop
 
-SETS = ("train", "val")
-
 
 @dataclasses.dataclass
 class Member:
@@ -66,41 +57,35 @@ def best_member(members: Sequence[Member]) -> Member:
     return max(finite or members, key=lambda m: m.best_val_accuracy)
 
 
-def predict(graphdef, params, X: np.ndarray) -> np.ndarray:
-    """The class each row of `X` is given by the parameters `params`."""
-    logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
-    return np.asarray(jnp.argmax(logits, axis=1))
-
-
 def write_best(run: Run, member: Member, label: str, title: str) -> None:
-    """The selected model's θ's (best_model.npz: theta0, theta1, ... in layer order) and its
-    curves (best_curves.png)."""
+    """best_model.npz (the selected model's θ's: theta0, theta1, ... in layer order) and its curves."""
     thetas = {f"theta{i}": np.asarray(theta) for i, theta in enumerate(jax.tree.leaves(member.params))}
     run.write_npz("best_model.npz", thetas)
     draw = lambda path: plots.classification_curves({label: member.logs}, path, title=f"{title}: {label}")
     run.figure("best_curves.png", draw)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """counts[i, j] = examples of class i predicted as j."""
-    counts = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return counts
+def confusion_matrix(graphdef, params, X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[i, j] = examples of `X` of class i (`y`) that the parameters `params` classify as j."""
+    logits = jax.jit(apply, static_argnums=0)(graphdef, params, jnp.asarray(X, jnp.float32))
+    flat = n_classes * np.asarray(y, np.int64) + np.asarray(jnp.argmax(logits, axis=1))
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def accuracy_table(corner: str, rows: Sequence, columns: Sequence, accuracy: Callable) -> str:
-    """A table of `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
-
-    def percent(v) -> str:
-        return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
-
+def accuracy_section(
+    heading: str, corner: str, rows: Sequence, columns: Sequence, accuracy: Callable
+) -> List[str]:
+    """A report's section on `heading`'s validation accuracies after the last epoch: a table of
+    `accuracy(row, column)` in percent ('-' where it is not a finite number)."""
+    percent = lambda v: "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
     cells = ([r, *(percent(accuracy(r, c)) for c in columns)] for r in rows)
-    return markdown_table((corner, *columns), cells)
+    table = markdown_table((corner, *columns), cells)
+    return [f"## {heading}: validation accuracy (%) after the last epoch", "", table, ""]
 
 
 def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
-    """A report's lines on the selected model (`label`, its record `best`): its validation accuracy
-    at its best epoch, its test metrics, its curves and where its parameters are."""
+    """A report's lines on the selected model (`label`, its record `best`): its validation and test
+    accuracy, its curves and where its parameters are."""
     val = 100 * best["logs"]["val_accuracy"][best["best_epoch"]]
     return [
         f"## {heading}",
@@ -115,6 +100,12 @@ def best_section(heading: str, label: str, best: dict, test: dict) -> List[str]:
     ]
 
 
+def report_head(title: str, summary: dict, setup: str) -> List[str]:
+    """A report's title and first paragraph: the split, `setup` (what was trained how), the time."""
+    split = f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded split)"
+    return [f"# {title}", "", f"{split}, {setup}. Wall time {summary['seconds']:.1f} s.", ""]
+
+
 def member_record(member: Member) -> dict:
     """JSON-ready: everything but the parameters."""
     return {f.name: getattr(member, f.name) for f in dataclasses.fields(member) if f.name != "params"}
@@ -122,53 +113,24 @@ def member_record(member: Member) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What every classification lab takes besides its grid.
+    """What every classification lab takes besides its grid."""
 
-    Args:
-        dataset: a classification dataset's name (`jaxtrainer.data.classes`).
-        out_dir: the lab's run folder.
-        data_dir: where the dataset's files are (None: its default place).
-        epochs: epochs per configuration; more than a finished run's continue it.
-        seed: the initial weights' and the train/validation split's seed.
-        strategy: how a sweep's members share one program ("auto", "vmap", "map").
-        progress: show progress bars.
-        mode: how the run folder is opened ("continue", "resume", "overwrite": `runs.Run`).
-    """
-
-    dataset: str
-    out_dir: str
-    data_dir: str | None = None
-    epochs: int = 5
-    seed: int = 0
-    strategy: str = "auto"
+    dataset: str  # a name in `jaxtrainer.data.classes`
+    out_dir: str  # the lab's run folder
+    data_dir: str | None = None  # None: the dataset's default place
+    epochs: int = 5  # per configuration; more than a finished run's continue it
+    seed: int = 0  # the initial weights' and the train/validation split's
+    strategy: str = "auto"  # how a sweep's members share one program ("auto", "vmap", "map")
     progress: bool = True
-    mode: str = "continue"
+    mode: str = "continue"  # how the run folder is opened ("continue", "resume", "overwrite")
 
     @classmethod
     def from_args(cls, args, mode: str) -> Options:
         """The options of `jaxtrainer lab NAME` (the lab's own are read by its module)."""
+        progress = not args.no_progress
         return cls(
-            args.dataset,
-            args.out,
-            args.data_dir,
-            args.epochs,
-            args.seed,
-            args.strategy,
-            not args.no_progress,
-            mode,
+            args.dataset, args.out, args.data_dir, args.epochs, args.seed, args.strategy, progress, mode
         )
-
-
-def _best_so_far(epoch: int, params, logs, best_params, best_epochs):
-    """Each member's parameters at its best validation accuracy so far (the earliest of ties), and
-    that epoch, after `epoch` gave `params`."""
-    improved = np.array([m["val_accuracy"][-1] > m["val_accuracy"][e] for m, e in zip(logs, best_epochs)])
-    best_params = jax.tree.map(
-        lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept),
-        best_params,
-        params,
-    )
-    return best_params, np.where(improved, epoch, best_epochs)
 
 
 @dataclasses.dataclass
@@ -184,15 +146,10 @@ class LabRun:
     start: float
 
     def sweep(self, model: nnx.Module, optimizer: str, lrs: Sequence[float], batch_size: int, name: str):
-        """`model` (its initial parameters shared by every member) trained with the hand-written
-        backward pass and `optimizer` at each of `lrs` as one compiled sweep, logging loss and
-        accuracy on the whole training split and on the validation split before training and after
-        each epoch; returns (graphdef, members).
-
-        The sweep is the run folder OUT/sweeps/`name`: after every epoch its checkpoint holds the
-        members' training state, their best epochs and the parameters of those, so the same call
-        continues an interrupted sweep from its last finished epoch, with the results of an
-        uninterrupted one, and reads a finished sweep back instead of training it again."""
+        """`model` trained by the hand-written backward pass and `optimizer` at each of `lrs` as one
+        compiled sweep, logging both splits before training and after each epoch; returns (graphdef,
+        members). OUT/sweeps/`name` checkpoints it every epoch (the members' states, best epochs and
+        their parameters): the same call continues it, or reads a finished one back."""
         o, factory = self.options, handopt.by_name(optimizer)
         check_batch_size(batch_size)
         lrs = [check_lr(lr) for lr in lrs]
@@ -204,7 +161,7 @@ class LabRun:
             optimizer=factory,
             gradient=backprop,
             train_eval_size=len(self.train[0]),
-            names=SETS,
+            names=("train", "val"),
             strategy=o.strategy,
         )
         states = stack([init_state(model, lr, settings)[1] for lr in lrs])
@@ -215,9 +172,14 @@ class LabRun:
             best_params, best_epochs = saved["best_params"], np.asarray(saved["best_epoch"])
 
             def keep_best(epoch, states, logs):
-                """The members' best parameters so far, then the checkpoint."""
+                """Each member's parameters at its best validation accuracy so far (the earliest of
+                ties) and that epoch, then the checkpoint."""
                 nonlocal best_params, best_epochs
-                best_params, best_epochs = _best_so_far(epoch, states.params, logs, best_params, best_epochs)
+                accuracy = np.array([m["val_accuracy"] for m in logs])  # (member, epoch)
+                improved = accuracy[:, -1] > accuracy[np.arange(len(logs)), best_epochs]
+                pick = lambda kept, now: jnp.where(improved.reshape((-1,) + (1,) * (now.ndim - 1)), now, kept)
+                best_params = jax.tree.map(pick, best_params, states.params)
+                best_epochs = np.where(improved, epoch, best_epochs)
                 tree = {"state": states, "best_params": best_params, "best_epoch": best_epochs}
                 run.checkpoint(tree, epoch, logs)
 
@@ -228,12 +190,10 @@ class LabRun:
                     graphdef, saved["state"], self.train, self.val, o.epochs, settings, logs=logs, loop=loop
                 )
             share = run.elapsed() / len(lrs)
-        best = [unstack(best_params, i) for i in range(len(lrs))]
-        members = [
-            Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), best[i], share)
+        return graphdef, [
+            Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), unstack(best_params, i), share)
             for i, lr in enumerate(lrs)
         ]
-        return graphdef, members
 
     def _identity(self, model, initial, optimizer: str, lrs: List[float], batch_size: int) -> dict:
         """What a sweep's results depend on (the epoch count aside: more epochs continue it)."""

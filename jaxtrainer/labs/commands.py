@@ -35,113 +35,43 @@ MNIST_NETWORKS = {  # name: (hidden layers, activation, initialisation)
 }
 
 
-def _listed(values) -> str:
-    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+def _add(p, flag: str, default, what: str, **kwargs) -> None:
+    """`flag` with its default in its help. A tuple default lists values to try: the flag is named in
+    the singular, as its one-value form elsewhere (`--lr 0.1 0.01`), its `dest` in the plural."""
+    several = isinstance(default, tuple)
+    if several:
+        kwargs = {"dest": flag[2:].replace("-", "_") + "s", "nargs": "+", **kwargs}
+    values = default if several else [default]
+    listed = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+    p.add_argument(
+        flag, default=list(values) if several else default, help=f"{what} (default: {listed})", **kwargs
+    )
 
 
 def _bayesnet_options(p) -> None:
-    p.add_argument(
-        "--decimals",
-        type=int,
-        default=5,
-        choices=range(1, 11),
-        metavar="N",
-        help="decimals shown, 1 to 10 (default: 5)",
-    )
+    _add(p, "--decimals", 5, "decimals shown, 1 to 10", type=int, choices=range(1, 11), metavar="N")
 
 
-# A flag that lists values to try is named in the singular, as its one-value form elsewhere
-# (`--lr 0.1 0.01`); `dest` keeps the labs' plural names.
 def _logreg_options(p) -> None:
-    p.add_argument(
-        "--lr",
-        dest="lrs",
-        metavar="LR",
-        type=options.lr,
-        nargs="+",
-        default=list(LOGREG_LRS),
-        help=f"learning rates (default: {_listed(LOGREG_LRS)})",
-    )
-    p.add_argument(
-        "--batch-size",
-        dest="batch_sizes",
-        metavar="BATCH_SIZE",
-        type=options.batch_size,
-        nargs="+",
-        default=list(LOGREG_BATCH_SIZES),
-        help=f"batch sizes (default: {_listed(LOGREG_BATCH_SIZES)})",
-    )
-    p.add_argument(
-        "--optimizer",
-        dest="optimizers",
-        nargs="+",
-        choices=OPTIMIZERS,
-        default=list(OPTIMIZERS),
-        help=f"optimizers, written by hand (default: {_listed(OPTIMIZERS)})",
-    )
+    _add(p, "--lr", LOGREG_LRS, "learning rates", type=options.lr, metavar="LR")
+    _add(p, "--batch-size", LOGREG_BATCH_SIZES, "batch sizes", type=options.batch_size, metavar="BATCH_SIZE")
+    _add(p, "--optimizer", OPTIMIZERS, "optimizers, written by hand", choices=OPTIMIZERS)
 
 
 def _mlp_options(p) -> None:
-    p.add_argument(
-        "--depth",
-        dest="depths",
-        metavar="DEPTH",
-        type=options.checked(int, options.at_least(0)),
-        nargs="+",
-        default=list(MLP_DEPTHS),
-        help=f"hidden layers (default: {_listed(MLP_DEPTHS)})",
-    )
-    p.add_argument(
-        "--width",
-        dest="widths",
-        metavar="WIDTH",
-        type=options.checked(int, options.at_least(1)),
-        nargs="+",
-        default=list(MLP_WIDTHS),
-        help=f"hidden units per layer (default: {_listed(MLP_WIDTHS)})",
-    )
-    p.add_argument(
-        "--sgd-lr",
-        dest="sgd_lrs",
-        metavar="LR",
-        type=options.lr,
-        nargs="*",
-        default=list(MLP_LRS["sgd"]),
-        help=f"SGD's learning rates; none: no SGD (default: {_listed(MLP_LRS['sgd'])})",
-    )
-    p.add_argument(
-        "--adam-lr",
-        dest="adam_lrs",
-        metavar="LR",
-        type=options.lr,
-        nargs="*",
-        default=list(MLP_LRS["adam"]),
-        help=f"Adam's learning rates; none: no Adam (default: {_listed(MLP_LRS['adam'])})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=options.batch_size,
-        default=MLP_BATCH_SIZE,
-        help=f"batch size (default: {MLP_BATCH_SIZE})",
-    )
+    count = lambda least: options.checked(int, options.at_least(least))
+    _add(p, "--depth", MLP_DEPTHS, "hidden layers", type=count(0), metavar="DEPTH")
+    _add(p, "--width", MLP_WIDTHS, "hidden units per layer", type=count(1), metavar="WIDTH")
+    for name, shown in (("sgd", "SGD"), ("adam", "Adam")):
+        what = f"{shown}'s learning rates; none: no {shown}"
+        _add(p, f"--{name}-lr", MLP_LRS[name], what, type=options.lr, metavar="LR", nargs="*")
+    _add(p, "--batch-size", MLP_BATCH_SIZE, "batch size", type=options.batch_size)
 
 
 def _mnist_options(p) -> None:
-    p.add_argument(
-        "--network",
-        dest="networks",
-        nargs="+",
-        choices=tuple(MNIST_NETWORKS),
-        default=list(MNIST_NETWORKS),
-        help=f"networks (default: {_listed(MNIST_NETWORKS)})",
-    )
-    p.add_argument("--lr", type=options.lr, default=MNIST_LR, help=f"learning rate (default: {MNIST_LR:g})")
-    p.add_argument(
-        "--batch-size",
-        type=options.batch_size,
-        default=MNIST_BATCH_SIZE,
-        help=f"batch size (default: {MNIST_BATCH_SIZE})",
-    )
+    _add(p, "--network", tuple(MNIST_NETWORKS), "networks", choices=tuple(MNIST_NETWORKS))
+    _add(p, "--lr", MNIST_LR, "learning rate", type=options.lr)
+    _add(p, "--batch-size", MNIST_BATCH_SIZE, "batch size", type=options.batch_size)
 
 
 class Lab(NamedTuple):

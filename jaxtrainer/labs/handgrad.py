@@ -1,12 +1,7 @@
-"""Softmax classifiers whose gradients are written by hand: the labs' linear model and MLP.
-
-Each layer holds one matrix θ (out, in + 1) and computes θ x̃ with x̃ = [x, 1] (the bias trick).
-`backprop` is the engine's gradient plug (`Settings(gradient=backprop)`): the backward pass
-in matrix form, no `jax.grad` anywhere on that path; tests compare it with `jax.grad` in float64.
-For a batch of B examples (rows), with p̂ = softmax(z_L) and Y the one-hot labels:
-  δ_L = (p̂ − Y) · c            (c = 1 for a summed loss, 1/B for a mean)
-  ∂θ_l = δ_lᵀ x̃_{l-1}          (out, in + 1)
-  δ_{l-1} = (δ_l θ_l)[:, :-1] ⊙ f′(z_{l-1})   (the bias column dropped)
+"""Softmax classifiers whose gradients are written by hand, no `jax.grad` on that path: the labs'
+linear model and MLP. A layer θ (out, in + 1) computes θ x̃, x̃ = [x, 1]. `backprop`, the engine's
+gradient plug, is the backward pass for B examples, p̂ = softmax(z_L), Y the one-hot labels:
+δ_L = (p̂ − Y)·c (c: 1 summed, 1/B mean), ∂θ_l = δ_lᵀ x̃_{l-1}, δ_{l-1} = (δ_l θ_l)[:, :-1] ⊙ f′(z_{l-1}).
 """
 
 from __future__ import annotations
@@ -44,18 +39,9 @@ def with_bias(h):
 
 
 class SoftmaxMLP(nnx.Module):
-    """Flattened input → `hidden` layers of `activation` → logits over `n_classes`; no hidden
-    layer is multinomial logistic regression.
-
-    Args:
-        n_in: inputs per example.
-        hidden: the hidden layers' widths ([]: logistic regression).
-        n_classes: outputs (logits).
-        activation: the hidden layers' activation, a name in `ACTIVATIONS`.
-        init: how the weights are drawn, a name in `INITS` ("normal": N(0, 0.01²) as Lab B asks).
-        seed: seeds the initial weights.
-        dtype: the parameters' dtype.
-    """
+    """Flattened input (`n_in` per example) → `hidden` layers of `activation` (`ACTIVATIONS`) →
+    logits over `n_classes`, weights drawn by `init` (`INITS`); no hidden layer is multinomial
+    logistic regression."""
 
     def __init__(
         self,

@@ -1,14 +1,9 @@
-"""SGD and Adam written out by hand, for the labs that ask for updates without a library.
-
-The arithmetic is all here (no optax transformation is called); each is packaged as an optax
-`GradientTransformation` (a named pair of functions) only so that it plugs into the engine's
-optimizer slot, where `optax.inject_hyperparams` keeps the learning rate as data. Tests compare both
-with `optax.sgd` / `optax.adam` step by step.
+"""SGD and Adam written out by hand (the labs ask for updates without a library): no optax
+transformation is called; each is an optax `GradientTransformation` (a pair of functions) only to
+plug into the engine's optimizer slot. Tests compare both with `optax.sgd` / `optax.adam`.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,23 +24,15 @@ def sgd(learning_rate) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-class AdamState(NamedTuple):
-    """Adam's state: the step count and the two moment estimates."""
-
-    count: jax.Array  # steps taken, t
-    mu: optax.Params  # first moment m_t
-    nu: optax.Params  # second moment v_t
-
-
 def adam(
     learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> optax.GradientTransformation:
     """Kingma & Ba (2015), Algorithm 1: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
     θ ← θ − lr·m̂ / (√v̂ + ε) with the bias-corrected m̂ = m / (1−β1ᵗ), v̂ = v / (1−β2ᵗ)."""
 
-    def init(params):
+    def init(params):  # optax's container for the step count t and the moments m, v
         zeros = jax.tree.map(jnp.zeros_like, params)
-        return AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+        return optax.ScaleByAdamState(jnp.zeros((), jnp.int32), zeros, zeros)
 
     def update(updates, state, params=None):
         t = state.count + 1
@@ -54,7 +41,7 @@ def adam(
         c1 = 1 - b1**t  # a weakly typed float: float32, or float64 under jax_enable_x64
         c2 = 1 - b2**t
         steps = jax.tree.map(lambda m, v: -learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps), mu, nu)
-        return steps, AdamState(t, mu, nu)
+        return steps, optax.ScaleByAdamState(t, mu, nu)
 
     return optax.GradientTransformation(init, update)
 

@@ -10,6 +10,7 @@ the learning rates; batch size 1 is a scan of single-example steps inside that p
 
 from __future__ import annotations
 
+import itertools
 from typing import Sequence
 
 from ..config import check_batch_size, check_lr
@@ -24,37 +25,22 @@ def run_logreg(
     batch_sizes: Sequence[int] = LOGREG_BATCH_SIZES,
     optimizers: Sequence[str] = OPTIMIZERS,
 ) -> dict:
-    """Trains the grid optimizer x batch size x learning rate and keeps the best configuration.
-
-    Each (optimizer, batch size) is one sweep over `lrs` in OUT/sweeps/; writes report.md,
-    results.json, best_curves.png and best_model.npz in `options.out_dir`.
-
-    Args:
-        options: the data, folder and training options every lab takes.
-        lrs: learning rates, each > 0.
-        batch_sizes: batch sizes, each > 0 (1: per-example steps).
-        optimizers: hand-written optimizers by name ("sgd", "adam").
-
-    Returns:
-        The summary written to results.json.
-    """
+    """Trains the grid optimizer ("sgd", "adam") x batch size x learning rate, one sweep over `lrs`
+    per (optimizer, batch size) in OUT/sweeps/, and keeps the best configuration; writes report.md,
+    results.json, best_curves.png and best_model.npz in `options.out_dir`; returns the summary."""
     lrs, batch_sizes = [check_lr(lr) for lr in lrs], [check_batch_size(b) for b in batch_sizes]
     for optimizer in optimizers:
         handopt.by_name(optimizer)
     config = {"lrs": lrs, "batch_sizes": batch_sizes, "optimizers": list(optimizers)}
     with classify.open_lab("logreg", options, config, reduction="sum") as lab:
         members, graphdef = [], None
-        for optimizer in optimizers:
-            for batch_size in batch_sizes:
-                model = SoftmaxMLP(lab.ds.n_features, [], lab.ds.n_classes, init="normal", seed=options.seed)
-                graphdef, trained = lab.sweep(
-                    model, optimizer, lrs, batch_size, f"{optimizer}-batch{batch_size}"
-                )
-                members += trained
+        for optimizer, batch_size in itertools.product(optimizers, batch_sizes):
+            model = SoftmaxMLP(lab.ds.n_features, [], lab.ds.n_classes, init="normal", seed=options.seed)
+            graphdef, trained = lab.sweep(model, optimizer, lrs, batch_size, f"{optimizer}-batch{batch_size}")
+            members += trained
         best = classify.best_member(members)
-        classify.write_best(
-            lab.run, best, f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}", "best configuration"
-        )
+        label = f"{best.optimizer}, lr {best.lr:g}, batch {best.batch_size}"
+        classify.write_best(lab.run, best, label, "best configuration")
         summary = {
             "loss": "NLL summed over the batch",
             "init": "N(0, 0.01^2)",
@@ -66,29 +52,18 @@ def run_logreg(
 
 
 def _report(summary: dict, lrs, batch_sizes, optimizers) -> list:
-    cells = {(m["optimizer"], m["lr"], m["batch_size"]): m for m in summary["members"]}
-    best, test = summary["best"], summary["test"]
-    lines = [
-        f"# Lab B: logistic regression by hand on {summary['dataset']}",
-        "",
-        f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
-        f"split), {summary['epochs']} epochs, θ ~ {summary['init']}, {summary['loss']}; "
-        f"gradient, SGD and Adam written by hand. Wall time {summary['seconds']:.1f} s.",
-        "",
-    ]
+    cells = {
+        (m["optimizer"], m["lr"], m["batch_size"]): m["logs"]["val_accuracy"][-1] for m in summary["members"]
+    }
+    best = summary["best"]
+    setup = f"{summary['epochs']} epochs, θ ~ {summary['init']}, {summary['loss']}"
+    title = f"Lab B: logistic regression by hand on {summary['dataset']}"
+    lines = classify.report_head(title, summary, f"{setup}; gradient, SGD and Adam written by hand")
     for optimizer in optimizers:
-        lines += [f"## {optimizer}: validation accuracy (%) after the last epoch", ""]
-        lines += [
-            classify.accuracy_table(
-                "lr \\ batch size",
-                lrs,
-                batch_sizes,
-                lambda lr, bs: cells[(optimizer, float(lr), bs)]["logs"]["val_accuracy"][-1],
-            ),
-            "",
-        ]
+        accuracy = lambda lr, bs: cells[(optimizer, float(lr), bs)]
+        lines += classify.accuracy_section(optimizer, "lr \\ batch size", lrs, batch_sizes, accuracy)
     label = f"{best['optimizer']}, lr {best['lr']:g}, batch size {best['batch_size']}"
-    return lines + classify.best_section("Best configuration", label, best, test)
+    return lines + classify.best_section("Best configuration", label, best, summary["test"])
 
 
 def run_from_args(args, mode: str = "continue") -> dict:

@@ -12,6 +12,7 @@ on a batch of training examples. Which is faster, by hand or autodiff: `benchmar
 
 from __future__ import annotations
 
+import itertools
 from typing import Mapping, Sequence
 
 import jax
@@ -40,16 +41,6 @@ def gradient_gap(model: SoftmaxMLP, X: np.ndarray, y: np.ndarray, task) -> float
     return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(auto)))
 
 
-def _check_grid(depths: Sequence[int], widths: Sequence[int]) -> None:
-    """Refuses depths that are not integers >= 0 or widths that are not integers >= 1."""
-    bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
-    if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
-        raise InputError(
-            f"depths must be integers >= 0 and widths integers >= 1, got depths "
-            f"{list(depths)}, widths {list(widths)}"
-        )
-
-
 def run_mlp(
     options: classify.Options,
     depths: Sequence[int] = MLP_DEPTHS,
@@ -57,48 +48,35 @@ def run_mlp(
     lrs: Mapping[str, Sequence[float]] = MLP_LRS,
     batch_size: int = MLP_BATCH_SIZE,
 ) -> dict:
-    """Checks the hand-written gradient per depth, trains the grid and keeps the best model.
-
-    Each (depth, width, optimizer) is one sweep over its learning rates in OUT/sweeps/; writes
-    report.md, results.json, best_curves.png and best_model.npz in `options.out_dir`.
-
-    Args:
-        options: the data, folder and training options every lab takes.
-        depths: hidden layers, each >= 0.
-        widths: units per hidden layer, each >= 1.
-        lrs: hand-written optimizer name ("sgd", "adam") -> its learning rates.
-        batch_size: examples per step.
-
-    Returns:
-        The summary written to results.json.
-    """
+    """Checks the hand-written gradient per depth, trains the grid, one sweep over its learning rates
+    (`lrs`: optimizer name -> rates) per (depth, width, optimizer) in OUT/sweeps/, and keeps the best
+    model; writes report.md, results.json, best_curves.png and best_model.npz; returns the summary."""
     check_batch_size(batch_size)
     lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
     for name in lrs:
         handopt.by_name(name)
-    _check_grid(depths, widths)
+    bad = [d for d in depths if isinstance(d, bool) or not isinstance(d, int) or d < 0]
+    if bad or not all(isinstance(w, int) and w >= 1 for w in widths):
+        raise InputError(
+            f"depths must be integers >= 0 and widths integers >= 1, got depths "
+            f"{list(depths)}, widths {list(widths)}"
+        )
     config = {"depths": depths, "widths": widths, "lrs": lrs, "batch_size": batch_size}
-    gaps, members, where = {}, [], {}
+    gaps, grid = {}, []  # grid: (depth, width, graphdef, member) per member
     with classify.open_lab("mlp", options, config) as lab:
         train, ds = lab.train, lab.ds
-        for depth in depths:
-            for width in widths:
-
-                def build():
-                    hidden = [width] * depth
-                    return SoftmaxMLP(ds.n_features, hidden, ds.n_classes, init="kaiming", seed=options.seed)
-
-                if depth not in gaps:
-                    batch = train[0][:CHECK_BATCH], train[1][:CHECK_BATCH]
-                    gaps[depth] = gradient_gap(build(), *batch, lab.task)
-                for optimizer, rates in lrs.items():
-                    name = f"depth{depth}-width{width}-{optimizer}"
-                    graphdef, trained = lab.sweep(build(), optimizer, rates, batch_size, name)
-                    for m in trained:
-                        where[id(m)] = (depth, width, graphdef)
-                        members.append((depth, width, m))
-        best = classify.best_member([m for _, _, m in members])
-        depth, width, graphdef = where[id(best)]
+        for depth, width in itertools.product(depths, widths):
+            build = lambda: SoftmaxMLP(
+                ds.n_features, [width] * depth, ds.n_classes, init="kaiming", seed=options.seed
+            )
+            if depth not in gaps:
+                gaps[depth] = gradient_gap(build(), train[0][:CHECK_BATCH], train[1][:CHECK_BATCH], lab.task)
+            for optimizer, rates in lrs.items():
+                name = f"depth{depth}-width{width}-{optimizer}"
+                graphdef, trained = lab.sweep(build(), optimizer, rates, batch_size, name)
+                grid += [(depth, width, graphdef, m) for m in trained]
+        best = classify.best_member([m for *_, m in grid])
+        depth, width, graphdef, _ = next(entry for entry in grid if entry[3] is best)
         label = f"depth {depth}, width {width}, {best.optimizer} lr {best.lr:g}"
         classify.write_best(lab.run, best, label, "best model")
         summary = {
@@ -106,46 +84,37 @@ def run_mlp(
             "gradient_check": {str(d): g for d, g in gaps.items()},
             "best": {"depth": depth, "width": width, **classify.member_record(best)},
             "test": lab.test(graphdef, best),
-            "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, m in members],
+            "members": [{"depth": d, "width": w, **classify.member_record(m)} for d, w, _, m in grid],
         }
         return lab.finish(summary, lambda summary: _report(summary, depths, widths, lrs))
 
 
 def _report(summary: dict, depths, widths, lrs) -> list:
-    cells = {(m["depth"], m["width"], m["optimizer"], m["lr"]): m for m in summary["members"]}
-    best, test = summary["best"], summary["test"]
-    lines = [
-        f"# Lab C: an MLP with backpropagation by hand on {summary['dataset']}",
-        "",
-        f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
-        f"split), {summary['epochs']} epochs, batch size {summary['batch_size']}, ReLU, "
-        f"Kaiming-uniform, cross-entropy (mean); backward pass and optimizers by hand. Wall "
-        f"time {summary['seconds']:.1f} s.",
-        "",
-        "## The hand-written gradient against jax.grad",
-        "",
-        markdown_table(
-            ("depth", "max abs difference (float32, one batch)"),
-            ((d, f"{g:.2e}") for d, g in summary["gradient_check"].items()),
-        ),
-    ]
+    cells = {
+        (m["depth"], m["width"], m["optimizer"], m["lr"]): m["logs"]["val_accuracy"][-1]
+        for m in summary["members"]
+    }
+    best = summary["best"]
+    setup = (
+        f"{summary['epochs']} epochs, batch size {summary['batch_size']}, ReLU, Kaiming-uniform, "
+        "cross-entropy (mean); backward pass and optimizers by hand"
+    )
+    lines = classify.report_head(
+        f"Lab C: an MLP with backpropagation by hand on {summary['dataset']}", summary, setup
+    )
+    gaps = [(d, f"{g:.2e}") for d, g in summary["gradient_check"].items()]
+    table = markdown_table(("depth", "max abs difference (float32, one batch)"), gaps)
+    lines += ["## The hand-written gradient against jax.grad", "", table, ""]
     for optimizer, rates in lrs.items():
         for lr in rates:
-            lines += ["", f"## {optimizer}, lr {lr:g}: validation accuracy (%) after the last epoch", ""]
-            lines.append(
-                classify.accuracy_table(
-                    "depth \\ width",
-                    depths,
-                    widths,
-                    lambda d, w: cells[(d, w, optimizer, float(lr))]["logs"]["val_accuracy"][-1],
-                )
-            )
+            accuracy = lambda d, w: cells[(d, w, optimizer, float(lr))]
+            heading = f"{optimizer}, lr {lr:g}"
+            lines += classify.accuracy_section(heading, "depth \\ width", depths, widths, accuracy)
     label = f"depth {best['depth']}, width {best['width']}, {best['optimizer']} lr {best['lr']:g}"
-    return lines + [""] + classify.best_section("Best model", label, best, test)
+    return lines + classify.best_section("Best model", label, best, summary["test"])
 
 
 def run_from_args(args, mode: str = "continue") -> dict:
     """`jaxtrainer lab mlp`: --sgd-lr and --adam-lr, an empty one leaving its optimizer out."""
     lrs = {name: rates for name, rates in (("sgd", args.sgd_lrs), ("adam", args.adam_lrs)) if rates}
-    options = classify.Options.from_args(args, mode)
-    return run_mlp(options, args.depths, args.widths, lrs, args.batch_size)
+    return run_mlp(classify.Options.from_args(args, mode), args.depths, args.widths, lrs, args.batch_size)

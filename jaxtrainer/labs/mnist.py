@@ -27,26 +27,15 @@ def run_mnist(
     batch_size: int = MNIST_BATCH_SIZE,
     networks: Sequence[str] = tuple(MNIST_NETWORKS),
 ) -> dict:
-    """Trains each of `networks` with per-example SGD and scores its best epoch on the test set.
-
-    Each network's training is a sweep in OUT/sweeps/; writes report.md, results.json, curves.png
-    and confusion.png in `options.out_dir`.
-
-    Args:
-        options: the data, folder and training options every lab takes.
-        lr: SGD's learning rate.
-        batch_size: examples per step (the lab's 1: per-example SGD).
-        networks: names in `commands.MNIST_NETWORKS` (hidden layers, activation, initialisation).
-
-    Returns:
-        The summary written to results.json.
-    """
+    """Trains each of `networks` (names in `commands.MNIST_NETWORKS`) with SGD, a sweep in
+    OUT/sweeps/, and scores its best epoch on the test set; writes report.md, results.json,
+    curves.png and confusion.png in `options.out_dir`; returns the summary."""
     unknown = [n for n in networks if n not in MNIST_NETWORKS]
     if unknown:
         raise InputError(f"unknown network {unknown[0]!r}: expected one of {tuple(MNIST_NETWORKS)}")
     check_lr(lr)
     check_batch_size(batch_size)
-    runs, matrices, records = {}, {}, []
+    logs, matrices, records = {}, {}, []
     config = {"networks": list(networks), "lr": lr, "batch_size": batch_size}
     with classify.open_lab("mnist", options, config) as lab:
         ds = lab.ds
@@ -56,54 +45,41 @@ def run_mnist(
                 ds.n_features, list(hidden), ds.n_classes, activation=activation, init=init, seed=options.seed
             )
             graphdef, (member,) = lab.sweep(model, "sgd", [lr], batch_size, name)
-            predicted = classify.predict(graphdef, member.params, ds.X_test)
-            matrices[name] = classify.confusion_matrix(ds.y_test, predicted, ds.n_classes)
-            runs[name] = member.logs
+            matrices[name] = classify.confusion_matrix(
+                graphdef, member.params, ds.X_test, ds.y_test, ds.n_classes
+            )
+            logs[name] = member.logs
+            network = {"network": name, "hidden": list(hidden), "activation": activation, "init": init}
+            test, confusion = lab.test(graphdef, member), matrices[name].tolist()
             records.append(
-                {
-                    "network": name,
-                    "hidden": list(hidden),
-                    "activation": activation,
-                    "init": init,
-                    "test": lab.test(graphdef, member),
-                    "confusion": matrices[name].tolist(),
-                    **classify.member_record(member),
-                }
+                {**network, "test": test, "confusion": confusion, **classify.member_record(member)}
             )
         title = f"{ds.name}: per-example SGD, lr {lr:g}"
-        run = lab.run
-        run.figure("curves.png", lambda path: plots.classification_curves(runs, path, title=title))
-        run.figure("confusion.png", lambda path: plots.confusion_figure(matrices, ds.class_names, path))
+        lab.run.figure("curves.png", lambda path: plots.classification_curves(logs, path, title=title))
+        lab.run.figure("confusion.png", lambda path: plots.confusion_figure(matrices, ds.class_names, path))
         return lab.finish({"lr": lr, "batch_size": batch_size, "networks": records}, _report)
 
 
 def _report(summary: dict) -> list:
-    lines = [
-        f"# Lab D: {summary['dataset']} by hand",
-        "",
-        f"{summary['n_train']} training / {summary['n_val']} validation examples (seeded "
-        f"split), SGD lr {summary['lr']:g}, batch size {summary['batch_size']}, "
-        f"{summary['epochs']} epochs, backward pass by hand. Wall time "
-        f"{summary['seconds']:.1f} s.",
-        "",
-        markdown_table(
-            ("network", "hidden", "init", "best epoch", "val accuracy (%)", "test accuracy (%)", "train s"),
-            (
-                (
-                    r["network"],
-                    f"{r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}",
-                    r["init"],
-                    r["best_epoch"],
-                    f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f}",
-                    f"{100 * r['test']['accuracy']:.2f}",
-                    f"{r['seconds']:.1f}",
-                )
-                for r in summary["networks"]
-            ),
-        ),
-    ]
-    lines += ["", "![curves](curves.png)", "", "![confusion matrices](confusion.png)", ""]
-    return lines
+    setup = f"SGD lr {summary['lr']:g}, batch size {summary['batch_size']}, {summary['epochs']} epochs"
+    lines = classify.report_head(
+        f"Lab D: {summary['dataset']} by hand", summary, f"{setup}, backward pass by hand"
+    )
+    header = ("network", "hidden", "init", "best epoch", "val accuracy (%)", "test accuracy (%)", "train s")
+    rows = (
+        (
+            r["network"],
+            f"{r['hidden'] or '-'} {r['activation'] if r['hidden'] else ''}",
+            r["init"],
+            r["best_epoch"],
+            f"{100 * r['logs']['val_accuracy'][r['best_epoch']]:.2f}",
+            f"{100 * r['test']['accuracy']:.2f}",
+            f"{r['seconds']:.1f}",
+        )
+        for r in summary["networks"]
+    )
+    figures = ["![curves](curves.png)", "", "![confusion matrices](confusion.png)", ""]
+    return [*lines, markdown_table(header, rows), "", *figures]
 
 
 def run_from_args(args, mode: str = "continue") -> dict:

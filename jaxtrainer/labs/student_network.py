@@ -17,17 +17,6 @@ from typing import Mapping, Sequence
 
 from .bayesnet import BayesNet, Distribution
 
-__all__ = [
-    "LabQuery",
-    "LabResult",
-    "QUERIES",
-    "CONTRASTS",
-    "lab_network",
-    "run_queries",
-    "format_report",
-    "run_from_args",
-]
-
 
 def lab_network() -> BayesNet:
     """The lab's network with its tables (rows = parent values)."""
@@ -35,15 +24,8 @@ def lab_network() -> BayesNet:
     net.add("S", ["s0", "s1"], [0.2, 0.8])
     net.add("D", ["d0", "d1"], [0.9, 0.1])
     net.add("R", ["r0", "r1"], [[0.9, 0.1], [0.2, 0.8]], parents=["S"])
-    net.add(
-        "G",
-        ["g0", "g1", "g2"],
-        [
-            [[0.5, 0.3, 0.2], [0.9, 0.08, 0.02]],  # s0: d0, d1
-            [[0.1, 0.2, 0.7], [0.3, 0.4, 0.3]],  # s1: d0, d1
-        ],
-        parents=["S", "D"],
-    )
+    grades = [[[0.5, 0.3, 0.2], [0.9, 0.08, 0.02]], [[0.1, 0.2, 0.7], [0.3, 0.4, 0.3]]]  # [s][d]
+    net.add("G", ["g0", "g1", "g2"], grades, parents=["S", "D"])
     net.add("L", ["l0", "l1"], [[0.9, 0.1], [0.6, 0.4], [0.01, 0.99]], parents=["G"])
     return net
 
@@ -139,22 +121,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def format_report(results: Sequence[LabResult], net: BayesNet | None = None, decimals: int = 5) -> str:
-    """The sixteen answers, then conditioning vs intervention side by side.
-
-    ``net`` is only needed for the side-by-side rows whose conditioning query
-    is not among ``results`` as a full distribution (P(G | l1)); it defaults
-    to `lab_network`.
-    """
+    """The sixteen answers, then conditioning vs intervention side by side (`net`, by default
+    `lab_network`, answers the contrasts' queries that are not among `results`: P(G | l1))."""
     lines = ["Lab A: exact inference in the student network (S -> R, S -> G, D -> G, G -> L)", ""]
     rows = [[f"{i:>2}", r.label, _fmt(r.probs, decimals)] for i, r in enumerate(results, 1)]
     lines += _table(["#", "query", "distribution"], rows)
 
     by_label = {r.label: r for r in results}
     net = lab_network() if net is None else net
-    rows = []
-    for seen, forced, _comment in CONTRASTS:
-        pair = [by_label.get(q.label) or _ask(net, q) for q in (seen, forced)]
-        rows.append([f"{q.label}: {_fmt(r.probs, decimals)}" for q, r in zip((seen, forced), pair)])
+    answer = lambda q: f"{q.label}: {_fmt((by_label.get(q.label) or _ask(net, q)).probs, decimals)}"
+    rows = [[answer(seen), answer(forced)] for seen, forced, _comment in CONTRASTS]
     lines += ["", "Conditioning vs intervention", ""]
     lines += _table(["observed (conditioning)", "intervened (do)"], rows)
     lines += ["", EXPLANATION]
