@@ -31,28 +31,13 @@ def add_parser(sub) -> None:
         help="rows of the table (default: mlp cnn); "
         + "; ".join(f"{row}: {bench.describe(row)}" for row in bench.SWEEPS),
     )
-    p.add_argument(
-        "--epochs",
-        type=options.checked(int, options.at_least(2)),
-        default=4,
-        help="epochs per run, 2 or more; the first is warm-up (default: 4)",
-    )
-    p.add_argument(
-        "--repeats",
-        type=options.checked(int, options.at_least(1)),
-        default=3,
-        help="runs per framework and model, each in a fresh process: the table gives their median and "
-        "range (default: 3)",
-    )
-    p.add_argument(
-        "--n-train",
-        type=options.positive_int,
-        default=60_000,
-        help="synthetic training images (default: 60000)",
-    )
-    p.add_argument(
-        "--n-test", type=options.positive_int, default=2_000, help="synthetic test images (default: 2000)"
-    )
+    for flag, check, default, what in (
+        ("--epochs", options.int_at_least(2), 4, "epochs per run, 2 or more; the first is warm-up"),
+        ("--repeats", options.int_at_least(1), 3, "runs per framework and model, each in a fresh process"),
+        ("--n-train", options.positive_int, 60_000, "synthetic training images"),
+        ("--n-test", options.positive_int, 2_000, "synthetic test images"),
+    ):
+        p.add_argument(flag, type=check, default=default, help=options.defaults(what, default))
     p.add_argument(
         "--out",
         default="benchmarks/results",
@@ -81,13 +66,8 @@ def run(args) -> int:
         return 1
     finally:
         progress.setLevel(level)
-    meta = {
-        "models": args.models,
-        "epochs": args.epochs,
-        "repeats": args.repeats,
-        "n_train": args.n_train,
-        "machine": bench.machine(rows),
-    }
+    meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
+    meta["machine"] = bench.machine(rows)
     data = {
         "meta": meta,
         "rows": rows,

@@ -12,9 +12,6 @@ from ..errors import InputError
 from ..grade.submissions import SOLUTION_FILE
 from . import options
 
-DEFAULT_OUT = "grades"
-DEFAULT_TIMEOUT = 300.0
-
 
 def add_parser(subparsers) -> None:
     """`grade`; numbers and paths stay text here, checked in `run` so each message names its option."""
@@ -37,14 +34,12 @@ def add_parser(subparsers) -> None:
         help="a folder with train/ and test/ PNGs named <index>_<angle>.png, each submission's "
         "./rotated_fashion_mnist (default: the embedded digits written in that format)",
     )
-    p.add_argument(
-        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})"
-    )
+    p.add_argument("--out", default="grades", metavar="DIR", help="output folder (default: grades)")
     p.add_argument(
         "--timeout",
-        default=f"{DEFAULT_TIMEOUT:g}",
+        default="300",
         metavar="SECONDS",
-        help=f"wall clock per submission, checks and --tests together (default: {DEFAULT_TIMEOUT:g})",
+        help="wall clock per submission, checks and --tests together (default: 300)",
     )
     options.overwrite_option(p)
     p.add_argument("--jobs", default="1", metavar="N", help="submissions graded at a time (default: 1)")
@@ -60,8 +55,7 @@ def add_parser(subparsers) -> None:
 
 
 def _reporting_options(p) -> None:
-    """What is graded how, and what is written: the year, the rubric, similarity, the format, the
-    sandbox."""
+    """The year, the rubric, similarity, the output format, the sandbox."""
     p.add_argument(
         "--variant",
         choices=("tensor", "loader"),
@@ -122,9 +116,10 @@ def _check_file(path: str | None, option: str, suffix: str) -> str | None:
 
 
 def _check_tests(tests: str | None) -> str | None:
-    if _check_file(tests, "--tests", ".py") is None:
+    if tests is None:
         return None
-    if os.path.basename(tests) == SOLUTION_FILE:  # not None past _check_file  # pyright: ignore[reportCallIssue, reportArgumentType]
+    _check_file(tests, "--tests", ".py")
+    if os.path.basename(tests) == SOLUTION_FILE:
         raise InputError(
             f"--tests {tests!r}: the grader's file cannot be named {SOLUTION_FILE} (the submission is)"
         )
