@@ -1,14 +1,11 @@
 """`jaxtrainer bench`: the PyTorch reference against jaxtrainer on the same synthetic data, per-epoch
 time with logging included; and what every benchmark script shares (`synthetic`, `write_results`).
 
-Each (framework, row) runs --repeats times (default 3), each run in its own subprocess (peak RSS is
-per process), the repeats interleaved and the frameworks alternating; a run's figure is its median
-epoch after the first (which carries compilation). The table gives the median over the runs with
-their range (min-max), and the JAX/PyTorch ratio of the medians with the range of the runs' paired
-ratios. The PyTorch side is torch_compat/reference.py run as a file (on the GPU when torch sees
-one); this module never imports torch. A sweep row trains one architecture at several learning
-rates: PyTorch runs them one after another (its epoch the sum of theirs), jaxtrainer as one
-compiled program (`jaxtrainer.sweep`, strategy "auto").
+Each (framework, row) runs --repeats times, each run in a fresh subprocess (peak RSS is per process),
+the repeats interleaved and the frameworks alternating; a run's figure is its median epoch after
+the first (which carries compilation). The table gives the median over the runs with their range,
+and the JAX/PyTorch ratio. PyTorch runs torch_compat/reference.py as a file (this module never
+imports torch), a sweep row's learning rates one after another; jaxtrainer as one compiled program.
 
     jaxtrainer bench --network mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
 """
@@ -52,12 +49,10 @@ def runs_of(row: str):
 def describe(row: str) -> str:
     """The row's network, and for a sweep row its learning rates, in words."""
     network, lrs = runs_of(row)
+    label = NETWORKS[network].label
     if row not in SWEEPS:
-        return NETWORKS[network].label
-    return (
-        f"{NETWORKS[network].label} x {len(lrs)} learning rates ({', '.join(f'{lr:g}' for lr in lrs)}), "
-        "one program"
-    )
+        return label
+    return f"{label} x {len(lrs)} learning rates ({', '.join(f'{lr:g}' for lr in lrs)}), one program"
 
 
 def synthetic(n_train: int, n_test: int, seed: int = 0):
@@ -109,26 +104,23 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
     }
 
 
-def _reference_file() -> str:
-    """torch_compat/reference.py, found without importing torch_compat (which loads JAX)."""
-    spec = importlib.util.find_spec("torch_compat")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the PyTorch side needs the torch_compat package (pip install 'jaxtrainer[torch]')"
-        )
-    return os.path.join(list(spec.submodule_search_locations)[0], "reference.py")
-
-
 def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
-    """The worker's command line: `jaxtrainer.bench --worker`, or the reference run as a file."""
+    """The worker's command line: `jaxtrainer.bench --worker`, or torch_compat/reference.py run as a
+    file (found without importing torch_compat, which loads JAX)."""
     common = ["--data", data_file, "--epochs", str(epochs)]
     if framework == "jax":
         return [sys.executable, "-m", "jaxtrainer.bench", "--worker", row, *common]
+    package = importlib.util.find_spec("torch_compat")
+    if package is None or not package.submodule_search_locations:
+        raise RuntimeError(
+            "the PyTorch side needs the torch_compat package (pip install 'jaxtrainer[torch]')"
+        )
     network, lrs = runs_of(row)
     net = NETWORKS[network]
     config = json.dumps([list(field) for field in net.net_config])
     common += ["--network-type", net.network_type, "--net-config", config, "--lrs", *map(repr, lrs)]
-    return [sys.executable, _reference_file(), *common]
+    reference = os.path.join(list(package.submodule_search_locations)[0], "reference.py")
+    return [sys.executable, reference, *common]
 
 
 def epoch_times(times: Sequence[float]) -> dict:

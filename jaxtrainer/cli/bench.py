@@ -37,12 +37,8 @@ def add_parser(sub) -> None:
         ("--n-train", options.positive_int, 60_000, "synthetic training images"),
         ("--n-test", options.positive_int, 2_000, "synthetic test images"),
     ):
-        p.add_argument(flag, type=check, default=default, help=options.defaults(what, default))
-    p.add_argument(
-        "--out",
-        default="benchmarks/results",
-        help="folder for compare.json and compare.md (default: benchmarks/results)",
-    )
+        options.option(p, flag, default, what, type=check)
+    options.option(p, "--out", "benchmarks/results", "folder for compare.json and compare.md")
     options.overwrite_option(p)
     options.progress_options(p)
     p.set_defaults(  # the frameworks run in their own processes

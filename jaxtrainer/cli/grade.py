@@ -34,15 +34,12 @@ def add_parser(subparsers) -> None:
         help="a folder with train/ and test/ PNGs named <index>_<angle>.png, each submission's "
         "./rotated_fashion_mnist (default: the embedded digits written in that format)",
     )
-    p.add_argument("--out", default="grades", metavar="DIR", help="output folder (default: grades)")
-    p.add_argument(
-        "--timeout",
-        default="300",
-        metavar="SECONDS",
-        help="wall clock per submission, checks and --tests together (default: 300)",
+    options.option(p, "--out", "grades", "output folder", metavar="DIR")
+    options.option(
+        p, "--timeout", "300", "wall clock per submission, checks and --tests together", metavar="SECONDS"
     )
     options.overwrite_option(p)
-    p.add_argument("--jobs", default="1", metavar="N", help="submissions graded at a time (default: 1)")
+    options.option(p, "--jobs", "1", "submissions graded at a time", metavar="N")
     p.add_argument(
         "--tests",
         metavar="GRADER_TESTS.py",
@@ -70,12 +67,8 @@ def _reporting_options(p) -> None:
         metavar="FILE.py",
         help="the starter code every student got: left out of the similarity comparison (default: none)",
     )
-    p.add_argument(
-        "--similarity-threshold",
-        default="0.5",
-        metavar="FRACTION",
-        help="pairs sharing at least this fraction of code go to similarity.csv/html (default: 0.5)",
-    )
+    what = "pairs sharing at least this fraction of code go to similarity.csv/html"
+    options.option(p, "--similarity-threshold", "0.5", what, metavar="FRACTION")
     p.add_argument(
         "--format",
         choices=("report", "gradescope"),

@@ -10,15 +10,7 @@ import os
 import re
 import shutil
 
-from .. import presets
-from ..config import (
-    NetworkConfiguration,
-    check_activation,
-    check_batch_size,
-    check_lr,
-    check_n_epochs,
-    check_seed,
-)
+from .. import config, presets
 from ..errors import InputError
 from ..registry import ACTIVATIONS, CONV_IMPLS, DATA_DIR_DATASETS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 from .policy import UserError
@@ -89,10 +81,10 @@ def int_at_least(low: int):
     return checked(int, at_least(low))
 
 
-seed = checked(int, check_seed, "argparse `type=`: an int in [0, 2**32 - 1] (JAX's PRNG keys hold 32 bits).")
-lr = checked(float, check_lr, "argparse `type=`: a finite float > 0.")
-epochs = checked(int, check_n_epochs, "argparse `type=`: an int >= 0.")
-batch_size = checked(int, check_batch_size, "argparse `type=`: an int > 0.")
+seed = checked(int, config.check_seed, "argparse `type=`: an int in [0, 2**32 - 1] (a 32-bit PRNG key).")
+lr = checked(float, config.check_lr, "argparse `type=`: a finite float > 0.")
+epochs = checked(int, config.check_n_epochs, "argparse `type=`: an int >= 0.")
+batch_size = checked(int, config.check_batch_size, "argparse `type=`: an int > 0.")
 positive_int = batch_size  # a layer size, a count: the same check, whose message names no field
 
 
@@ -103,6 +95,11 @@ def defaults(text: str, default) -> str:
     if isinstance(default, (list, tuple)):
         default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or "none"
     return f"{text} (default: {default})"
+
+
+def option(p, flag: str, default, what: str, **kwargs) -> None:
+    """`p.add_argument(flag)` whose help `what` ends with the default it uses."""
+    p.add_argument(flag, default=default, help=defaults(what, default), **kwargs)
 
 
 def progress_options(p) -> None:
@@ -131,7 +128,7 @@ def data_options(p, dataset: str | None, shown: str | None = None) -> None:
 
 def output_options(p, out: str, what: str = "the run folder") -> None:
     """`--out` (default `out`; `what` is its help) and `--overwrite`."""
-    p.add_argument("--out", default=out, help=defaults(what, out))
+    option(p, "--out", out, what)
     overwrite_option(p)
 
 
@@ -158,29 +155,23 @@ def run_options(p, command: str, n_epochs: int, several: bool) -> None:
         ("--seed", seed, presets.SEED, f"initialisation seed{s}, 0 to 2**32 - 1"),
     ):
         default = [default] if several else default
-        p.add_argument(flag, type=check, default=default, help=defaults(what, default), **many)
+        option(p, flag, default, what, type=check, **many)
 
 
 def network_options(p) -> None:
     """The network's flags, defaulting to `NetworkConfiguration`'s; a CNN's lists are checked
     together by `net_config`."""
-    d = NetworkConfiguration()
-    p.add_argument("--network", choices=NETWORK_TYPES, default="mlp", help=defaults("network type", "mlp"))
+    d = config.NetworkConfiguration()
+    option(p, "--network", "mlp", "network type", choices=NETWORK_TYPES)
     for flag, nargs, default, what in (
         ("--channels", "+", d.n_channels, "a CNN's conv channels, one per layer"),
         ("--kernels", "+", d.kernel_sizes, "a CNN's kernel sizes, one per conv layer"),
         ("--strides", "+", d.strides, "a CNN's strides, one per conv layer"),
         ("--hidden", "*", d.dense_hiddens, "dense hidden sizes (none: a linear model)"),
     ):
-        p.add_argument(
-            flag, type=positive_int, nargs=nargs, default=list(default), help=defaults(what, default)
-        )
-    p.add_argument(
-        "--activation",
-        type=checked(str, check_activation),
-        default=presets.ACTIVATION,
-        help=defaults(f"one of {', '.join(ACTIVATIONS)}", presets.ACTIVATION),
-    )
+        option(p, flag, list(default), what, type=positive_int, nargs=nargs)
+    activation = checked(str, config.check_activation)
+    option(p, "--activation", presets.ACTIVATION, f"one of {', '.join(ACTIVATIONS)}", type=activation)
     conv_impl_option(p)
 
 
@@ -195,19 +186,9 @@ def conv_impl_option(p) -> None:
 
 def training_options(p, n_epochs: int) -> None:
     """`--epochs` (default `n_epochs`, each command's own), `--optimizer`, `--batch-size`, `--strategy`."""
-    p.add_argument("--epochs", type=epochs, default=n_epochs, help=defaults("training epochs", n_epochs))
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default=OPTIMIZERS[0],
-        help=defaults("optax's optimizer, by name", OPTIMIZERS[0]),
-    )
-    p.add_argument(
-        "--batch-size",
-        type=batch_size,
-        default=presets.BATCH_SIZE,
-        help=defaults("training batch size", presets.BATCH_SIZE),
-    )
+    option(p, "--epochs", n_epochs, "training epochs", type=epochs)
+    option(p, "--optimizer", OPTIMIZERS[0], "optax's optimizer, by name", choices=OPTIMIZERS)
+    option(p, "--batch-size", presets.BATCH_SIZE, "training batch size", type=batch_size)
     strategy_option(p)
 
 
@@ -235,17 +216,15 @@ def distributed_options(p) -> None:
     )
 
 
-def net_config(args) -> NetworkConfiguration:
+def net_config(args) -> config.NetworkConfiguration:
     """The options' network, checked now (a CNN's layer lists must agree) so that a mistake is said
     in flag names before any data is read."""
-    from ..config import check_cnn
-
-    cfg = NetworkConfiguration(
+    cfg = config.NetworkConfiguration(
         tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
     )
     if args.network == "cnn":
         try:
-            check_cnn(cfg)
+            config.check_cnn(cfg)
         except ValueError as e:
             raise InputError(in_flag_terms(str(e))) from None
     return cfg
@@ -255,21 +234,12 @@ def spec(args, members=None):
     """The command's `spec.Spec` from the shared training options; with `members`, the network's too."""
     from ..spec import Spec
 
-    network: dict = {}
-    if members is not None:
-        network = dict(
-            network=args.network, net_config=net_config(args), activation=args.activation, members=members
-        )
-    return Spec(
-        optimizer=args.optimizer,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        conv_impl=args.conv_impl,
-        strategy=args.strategy,
-        **network,
-    )
+    shared = ("optimizer", "batch_size", "epochs", "dataset", "data_dir", "conv_impl", "strategy")
+    training = {name: getattr(args, name) for name in shared}
+    if members is None:
+        return Spec(**training)
+    network = dict(network=args.network, net_config=net_config(args), activation=args.activation)
+    return Spec(**network, members=members, **training)
 
 
 def mode(args) -> str:
