@@ -10,7 +10,6 @@ import sys
 from .. import bench, files
 from . import options
 
-log = logging.getLogger(__name__)
 OWNED = ("compare.json", "compare.md")  # what it writes in --out
 
 
@@ -52,16 +51,15 @@ def run(args) -> int:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     options.claim_output(args.out, args.overwrite, OWNED)
     files.check_writable_folder(args.out)  # before the minutes of measuring
-    progress = logging.getLogger(bench.__name__)  # its per-run lines
-    level = progress.level
-    progress.setLevel(logging.WARNING if args.no_progress else level)
+    level = bench.log.level  # its per-run lines
+    bench.log.setLevel(logging.WARNING if args.no_progress else level)
     try:
         rows = bench.measure(args.models, args.epochs, args.n_train, args.n_test, repeats=args.repeats)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
     finally:
-        progress.setLevel(level)
+        bench.log.setLevel(level)
     meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
     meta["machine"] = bench.machine(rows)
     data = {

@@ -129,14 +129,17 @@ def _interrupted_message(args) -> str:
             f"jaxtrainer: interrupted; the last finished epoch is saved in {listed}: "
             "run the same command again to continue"
         )
-    try:
-        sub_folders = sorted(entry.path for entry in os.scandir(out) if entry.is_dir())
-    except OSError:
-        sub_folders = []
-    present = not opened and _saved([out, *sub_folders])
+    present = not opened and _saved([out, *_sub_folders(out)])
     if present:
         return f"jaxtrainer: interrupted before training started; unchanged: {present}"
     return f"jaxtrainer: interrupted before any epoch was saved in {out}; nothing to continue from"
+
+
+def _sub_folders(folder: str):
+    try:
+        return sorted(entry.path for entry in os.scandir(folder) if entry.is_dir())
+    except OSError:
+        return []
 
 
 def _check_backend() -> None:
