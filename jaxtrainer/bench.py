@@ -1,16 +1,11 @@
 """`jaxtrainer bench`: the PyTorch reference against jaxtrainer on the same synthetic data, per-epoch
 time with logging included; and what every benchmark script shares (`synthetic`, `write_results`).
 
-Each (framework, row) runs in its own subprocess (peak RSS is per process), frameworks alternate,
-and each run's figure is its median epoch after the first (the first one carries compilation).
-Every (framework, row) runs `--repeats` times (default 3), the repeats interleaved, and the table
-gives the median over the runs with their range (min-max), and the JAX/PyTorch ratio of the
-medians with the range of the runs' paired ratios: one run's figure moves with the machine's load.
-The PyTorch side is torch_compat/reference.py run as a file, on the GPU when torch sees one; this
-module never imports torch. A sweep row trains one architecture at several learning rates: PyTorch
-runs the reference Trainer once per learning rate, one run after another (what a user would do),
-its epoch being the sum of the runs' epochs; jaxtrainer trains all of them as one compiled program
-(`jaxtrainer.sweep`, strategy "auto").
+Each (framework, row) runs --repeats times, each run in a fresh subprocess (peak RSS is per process),
+the repeats interleaved and the frameworks alternating; a run's figure is its median epoch after
+the first (which carries compilation). The table gives the median over the runs with their range,
+and the JAX/PyTorch ratio. PyTorch runs torch_compat/reference.py as a file (this module never
+imports torch), a sweep row's learning rates one after another; jaxtrainer as one compiled program.
 
     jaxtrainer bench --network mlp cnn cnn_sweep3 --epochs 4 --repeats 3 --out benchmarks/results
 """
@@ -29,12 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from . import compile_cache, files
-from .errors import InputError
 from .presets import BATCH_SIZE, DEFAULT_LR, NETWORKS, SEED
 from .tables import markdown_table
 
@@ -55,12 +49,10 @@ def runs_of(row: str):
 def describe(row: str) -> str:
     """The row's network, and for a sweep row its learning rates, in words."""
     network, lrs = runs_of(row)
+    label = NETWORKS[network].label
     if row not in SWEEPS:
-        return NETWORKS[network].label
-    return (
-        f"{NETWORKS[network].label} x {len(lrs)} learning rates ({', '.join(f'{lr:g}' for lr in lrs)}), "
-        "one program"
-    )
+        return label
+    return f"{label} x {len(lrs)} learning rates ({', '.join(f'{lr:g}' for lr in lrs)}), one program"
 
 
 def synthetic(n_train: int, n_test: int, seed: int = 0):
@@ -80,63 +72,30 @@ def write_results(out_dir: str, stem: str, data: dict, table: str) -> None:
     print(table)
 
 
-def train_members(
-    network: str,
-    lrs: Sequence[float],
-    dataset,
-    epochs: int,
-    *,
-    on_epoch: Callable | None = None,
-    progress: bool = False,
-):
-    """The benchmarks' one call into the training API: the homework network `network` at each
-    learning rate (seed presets.SEED, batch 128) as one compiled program; one learning rate is a
-    single run.
+def jax_worker(row: str, epochs: int, data_file: str) -> dict:
+    """jaxtrainer's side of a row, in this process, as one compiled program: the seconds of each
+    epoch (read after its logs reached the host), the device and this process's peak RSS."""
+    import jax
 
-    Args:
-        network: a name in `presets.NETWORKS`.
-        lrs: the learning rates, one member each.
-        dataset: ((X_train, y_train), (X_test, y_test)).
-        epochs: epochs to train.
-        on_epoch: called after each epoch as the sweep calls it (the timers stamp there).
-        progress: show a progress bar.
-
-    Returns:
-        `jaxtrainer.sweep`'s SweepResult.
-    """
     from .spec import Spec
     from .sweeps import Loop, sweep
 
+    compile_cache.enable()
+    network, lrs = runs_of(row)
     net = NETWORKS[network]
-    members = [(lr, SEED) for lr in lrs]
+    with np.load(data_file) as arrays:
+        dataset = (arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"])
+    members = tuple((lr, SEED) for lr in lrs)
     spec = Spec(
         net.network_type,
         net.net_config,
-        members=tuple(members),
+        members=members,
         batch_size=BATCH_SIZE,
         epochs=epochs,
         dataset=dataset,
     )
-    return sweep(spec, Loop(progress=progress, on_epoch=on_epoch))
-
-
-def _load_npz(path: str):
-    with np.load(path) as arrays:
-        return (arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"])
-
-
-def jax_worker(row: str, epochs: int, data_file: str) -> dict:
-    """jaxtrainer's side of a row, in this process: the seconds of each epoch (read after each
-    epoch's logs reached the host), the device and this process's peak RSS."""
-    import jax
-
-    compile_cache.enable()
-    network, lrs = runs_of(row)
-    dataset = _load_npz(data_file)
     stamps = [time.perf_counter()]
-    result = train_members(
-        network, lrs, dataset, epochs, on_epoch=lambda *_: stamps.append(time.perf_counter())
-    )
+    result = sweep(spec, Loop(progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter())))
     return {
         "runs": [[b - a for a, b in zip(stamps, stamps[1:])]],
         "device": str(jax.devices()[0].device_kind),
@@ -145,26 +104,23 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
     }
 
 
-def _reference_file() -> str:
-    """torch_compat/reference.py, found without importing torch_compat (which loads JAX)."""
-    spec = importlib.util.find_spec("torch_compat")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the PyTorch side needs the torch_compat package (pip install 'jaxtrainer[torch]')"
-        )
-    return os.path.join(list(spec.submodule_search_locations)[0], "reference.py")
-
-
 def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
-    """The worker's command line: `jaxtrainer.bench --worker`, or the reference run as a file."""
+    """The worker's command line: `jaxtrainer.bench --worker`, or torch_compat/reference.py run as a
+    file (found without importing torch_compat, which loads JAX)."""
     common = ["--data", data_file, "--epochs", str(epochs)]
     if framework == "jax":
         return [sys.executable, "-m", "jaxtrainer.bench", "--worker", row, *common]
+    package = importlib.util.find_spec("torch_compat")
+    if package is None or not package.submodule_search_locations:
+        raise RuntimeError(
+            "the PyTorch side needs the torch_compat package (pip install 'jaxtrainer[torch]')"
+        )
     network, lrs = runs_of(row)
     net = NETWORKS[network]
     config = json.dumps([list(field) for field in net.net_config])
     common += ["--network-type", net.network_type, "--net-config", config, "--lrs", *map(repr, lrs)]
-    return [sys.executable, _reference_file(), *common]
+    reference = os.path.join(list(package.submodule_search_locations)[0], "reference.py")
+    return [sys.executable, reference, *common]
 
 
 def epoch_times(times: Sequence[float]) -> dict:
@@ -216,27 +172,16 @@ def measure(
     repeats: int = 1,
 ) -> list:
     """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
-    synthetic set written once. The repeats are interleaved (every row once, then again) and the
-    frameworks alternate, so that a slow spell of the machine falls on both.
+    synthetic set; the repeats interleaved and the frameworks alternating, so that a slow spell of
+    the machine falls on both. One result per (framework, row).
 
     Args:
-        rows: rows of the table, names in `ROWS` (a network, or a sweep row of `SWEEPS`).
+        rows: names in `ROWS` (a network, or a sweep row of `SWEEPS`).
         epochs: epochs per run, >= 2 (the first carries compilation and is reported apart).
         n_train, n_test: sizes of the synthetic set.
         timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
-        repeats: runs per (framework, row).
-
-    Returns:
-        One result per (framework, row): the runs, the median epoch and its range, the first epoch,
-        the peak RSS and the device.
+        repeats: runs per (framework, row), >= 1.
     """
-    if epochs < 2:
-        raise InputError(f"epochs must be at least 2 (the first is warm-up), got {epochs}")
-    if repeats < 1:
-        raise InputError(f"repeats must be at least 1, got {repeats}")
-    unknown = [row for row in rows if row not in ROWS]
-    if unknown:
-        raise InputError(f"unknown rows {unknown}; the rows are {list(ROWS)}")
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")

@@ -1,14 +1,10 @@
-"""Start N copies of a `jaxtrainer` command on this machine as one multi-process run.
-
-For trying the multi-process path and for tests: real clusters start their processes with their
-own launchers (`srun`, `mpirun`, a TPU VM's `--worker=all`; docs/cluster.md). Each copy gets the
-coordinator's address (127.0.0.1, a free port), the process count and its rank in the environment,
-and `--devices` host devices. Process 0's output is shown as is, the others' prefixed with their
-rank. When one copy fails, the others are stopped.
-"""
+"""Start N copies of a `jaxtrainer` command on this machine as one multi-process run: for trying the
+multi-process path and for tests (clusters use their own launchers: docs/cluster.md). Process 0's
+output is shown as is, the others' prefixed with their rank; when one copy fails, the others stop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,7 +15,6 @@ import time
 from typing import List, Sequence
 
 from .distributed import ENV
-from .errors import InputError
 
 DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
@@ -38,10 +33,8 @@ def _pump(stream, prefix: str, out) -> None:
 
 
 def launch(command: Sequence[str], processes: int, devices: int = 1, grace: float = 60.0) -> int:
-    """Run `jaxtrainer COMMAND...` as `processes` processes of `devices` CPU devices each; returns
-    the first non-zero exit status, or 0."""
-    if processes < 1 or devices < 1:
-        raise InputError(f"--num-processes and --devices must be >= 1, got {processes} and {devices}")
+    """Run `jaxtrainer COMMAND...` as `processes` processes of `devices` CPU devices each, joined by
+    a coordinator on 127.0.0.1; returns the first non-zero exit status, or 0."""
     port = free_port()
     procs: List[subprocess.Popen] = []
     pumps = []
@@ -95,7 +88,5 @@ def _wait(procs: List[subprocess.Popen], grace: float) -> int:
 
 def _signal(proc: subprocess.Popen, sig) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass

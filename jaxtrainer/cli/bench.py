@@ -10,7 +10,6 @@ import sys
 from .. import bench, files
 from . import options
 
-log = logging.getLogger(__name__)
 OWNED = ("compare.json", "compare.md")  # what it writes in --out
 
 
@@ -31,33 +30,14 @@ def add_parser(sub) -> None:
         help="rows of the table (default: mlp cnn); "
         + "; ".join(f"{row}: {bench.describe(row)}" for row in bench.SWEEPS),
     )
-    p.add_argument(
-        "--epochs",
-        type=options.checked(int, options.at_least(2)),
-        default=4,
-        help="epochs per run, 2 or more; the first is warm-up (default: 4)",
-    )
-    p.add_argument(
-        "--repeats",
-        type=options.checked(int, options.at_least(1)),
-        default=3,
-        help="runs per framework and model, each in a fresh process: the table gives their median and "
-        "range (default: 3)",
-    )
-    p.add_argument(
-        "--n-train",
-        type=options.positive_int,
-        default=60_000,
-        help="synthetic training images (default: 60000)",
-    )
-    p.add_argument(
-        "--n-test", type=options.positive_int, default=2_000, help="synthetic test images (default: 2000)"
-    )
-    p.add_argument(
-        "--out",
-        default="benchmarks/results",
-        help="folder for compare.json and compare.md (default: benchmarks/results)",
-    )
+    for flag, check, default, what in (
+        ("--epochs", options.int_at_least(2), 4, "epochs per run, 2 or more; the first is warm-up"),
+        ("--repeats", options.int_at_least(1), 3, "runs per framework and model, each in a fresh process"),
+        ("--n-train", options.positive_int, 60_000, "synthetic training images"),
+        ("--n-test", options.positive_int, 2_000, "synthetic test images"),
+    ):
+        options.option(p, flag, default, what, type=check)
+    options.option(p, "--out", "benchmarks/results", "folder for compare.json and compare.md")
     options.overwrite_option(p)
     options.progress_options(p)
     p.set_defaults(  # the frameworks run in their own processes
@@ -71,23 +51,17 @@ def run(args) -> int:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     options.claim_output(args.out, args.overwrite, OWNED)
     files.check_writable_folder(args.out)  # before the minutes of measuring
-    progress = logging.getLogger(bench.__name__)  # its per-run lines
-    level = progress.level
-    progress.setLevel(logging.WARNING if args.no_progress else level)
+    level = bench.log.level  # its per-run lines
+    bench.log.setLevel(logging.WARNING if args.no_progress else level)
     try:
         rows = bench.measure(args.models, args.epochs, args.n_train, args.n_test, repeats=args.repeats)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
     finally:
-        progress.setLevel(level)
-    meta = {
-        "models": args.models,
-        "epochs": args.epochs,
-        "repeats": args.repeats,
-        "n_train": args.n_train,
-        "machine": bench.machine(rows),
-    }
+        bench.log.setLevel(level)
+    meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
+    meta["machine"] = bench.machine(rows)
     data = {
         "meta": meta,
         "rows": rows,

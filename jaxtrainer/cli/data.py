@@ -31,19 +31,13 @@ def add_parser(sub) -> None:
     b.add_argument("--source", required=True, help="folder with the four IDX files, plain or .gz (required)")
     b.add_argument("--out", required=True, help="the folder to create, with train/ and test/ (required)")
     options.overwrite_option(b)
-    b.add_argument(
-        "--seed", type=options.seed, default=0, help="draws the angles, 0 to 2**32 - 1 (default: 0)"
-    )
-    b.add_argument(
-        "--max-angle",
-        type=int,
-        default=MAX_ANGLE,
-        help=options.defaults("angles are integers in [0, max-angle]", MAX_ANGLE),
-    )
-    b.add_argument(
-        "--n-train", type=int, default=N_TRAIN, help=options.defaults("first N training images", N_TRAIN)
-    )
-    b.add_argument("--n-test", type=int, default=N_TEST, help=options.defaults("first N t10k images", N_TEST))
+    options.option(b, "--seed", 0, "draws the angles, 0 to 2**32 - 1", type=options.seed)
+    for flag, default, what in (
+        ("--max-angle", MAX_ANGLE, "angles are integers in [0, max-angle]"),
+        ("--n-train", N_TRAIN, "first N training images"),
+        ("--n-test", N_TEST, "first N t10k images"),
+    ):
+        options.option(b, flag, default, what, type=int)
     b.set_defaults(run=run, backend=False, owned=("train", "test", cache.NAME))
 
 

@@ -12,9 +12,6 @@ from ..errors import InputError
 from ..grade.submissions import SOLUTION_FILE
 from . import options
 
-DEFAULT_OUT = "grades"
-DEFAULT_TIMEOUT = 300.0
-
 
 def add_parser(subparsers) -> None:
     """`grade`; numbers and paths stay text here, checked in `run` so each message names its option."""
@@ -37,17 +34,12 @@ def add_parser(subparsers) -> None:
         help="a folder with train/ and test/ PNGs named <index>_<angle>.png, each submission's "
         "./rotated_fashion_mnist (default: the embedded digits written in that format)",
     )
-    p.add_argument(
-        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})"
-    )
-    p.add_argument(
-        "--timeout",
-        default=f"{DEFAULT_TIMEOUT:g}",
-        metavar="SECONDS",
-        help=f"wall clock per submission, checks and --tests together (default: {DEFAULT_TIMEOUT:g})",
+    options.option(p, "--out", "grades", "output folder", metavar="DIR")
+    options.option(
+        p, "--timeout", "300", "wall clock per submission, checks and --tests together", metavar="SECONDS"
     )
     options.overwrite_option(p)
-    p.add_argument("--jobs", default="1", metavar="N", help="submissions graded at a time (default: 1)")
+    options.option(p, "--jobs", "1", "submissions graded at a time", metavar="N")
     p.add_argument(
         "--tests",
         metavar="GRADER_TESTS.py",
@@ -60,8 +52,7 @@ def add_parser(subparsers) -> None:
 
 
 def _reporting_options(p) -> None:
-    """What is graded how, and what is written: the year, the rubric, similarity, the format, the
-    sandbox."""
+    """The year, the rubric, similarity, the output format, the sandbox."""
     p.add_argument(
         "--variant",
         choices=("tensor", "loader"),
@@ -76,12 +67,8 @@ def _reporting_options(p) -> None:
         metavar="FILE.py",
         help="the starter code every student got: left out of the similarity comparison (default: none)",
     )
-    p.add_argument(
-        "--similarity-threshold",
-        default="0.5",
-        metavar="FRACTION",
-        help="pairs sharing at least this fraction of code go to similarity.csv/html (default: 0.5)",
-    )
+    what = "pairs sharing at least this fraction of code go to similarity.csv/html"
+    options.option(p, "--similarity-threshold", "0.5", what, metavar="FRACTION")
     p.add_argument(
         "--format",
         choices=("report", "gradescope"),
@@ -122,9 +109,10 @@ def _check_file(path: str | None, option: str, suffix: str) -> str | None:
 
 
 def _check_tests(tests: str | None) -> str | None:
-    if _check_file(tests, "--tests", ".py") is None:
+    if tests is None:
         return None
-    if os.path.basename(tests) == SOLUTION_FILE:  # not None past _check_file  # pyright: ignore[reportCallIssue, reportArgumentType]
+    _check_file(tests, "--tests", ".py")
+    if os.path.basename(tests) == SOLUTION_FILE:
         raise InputError(
             f"--tests {tests!r}: the grader's file cannot be named {SOLUTION_FILE} (the submission is)"
         )

@@ -33,17 +33,9 @@ def add_parser(sub) -> None:
             options.data_options(p, lab.dataset)
             options.output_options(p, f"runs/{name}")
             options.progress_options(p)
-            p.add_argument(
-                "--epochs",
-                type=options.epochs,
-                default=lab.epochs,
-                help=options.defaults("epochs", lab.epochs),
-            )
-            p.add_argument(
-                "--seed",
-                type=options.seed,
-                default=0,
-                help="initialisation and validation split, 0 to 2**32 - 1 (default: 0)",
+            options.option(p, "--epochs", lab.epochs, "epochs", type=options.epochs)
+            options.option(
+                p, "--seed", 0, "initialisation and validation split, 0 to 2**32 - 1", type=options.seed
             )
             options.strategy_option(p)
         else:

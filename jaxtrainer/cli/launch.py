@@ -19,17 +19,10 @@ def add_parser(sub) -> None:
         "(coordinator on 127.0.0.1). Clusters use their own launchers: docs/cluster.md.",
     )
     p.add_argument(
-        "-n",
-        "--num-processes",
-        type=options.checked(int, options.at_least(1)),
-        default=2,
-        help="processes (default: 2)",
+        "-n", "--num-processes", type=options.int_at_least(1), default=2, help="processes (default: 2)"
     )
     p.add_argument(
-        "--devices",
-        type=options.checked(int, options.at_least(1)),
-        default=1,
-        help="CPU devices per process (default: 1)",
+        "--devices", type=options.int_at_least(1), default=1, help="CPU devices per process (default: 1)"
     )
     options.progress_options(p)  # the processes' own: add --no-progress to the command
     p.add_argument(

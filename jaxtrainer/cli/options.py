@@ -1,15 +1,7 @@
-"""The options that several commands share, one spelling per concept, and the checks that speak in
-flag names.
-
-The vocabulary: `--network` (what is trained; several where a command compares them), `--lr` (one
-learning rate, or the several a command tries), `--seed`, `--epochs`, `--batch-size`,
-`--dataset` (a named dataset or a folder of PNGs) and `--data-dir` (where named datasets' files
-are), `--num-processes`, `--out` with `--overwrite`, `--no-progress`. A flag that takes several
-values is named in the singular, like its one-value form on the other commands.
-
-Groups are added by function rather than argparse `parents=`: parent parsers share their Action
-objects, so one command's set_defaults would change every command's.
-"""
+"""The options several commands share, one spelling per concept (a flag taking several values is
+named in the singular, like its one-value form elsewhere), and the checks that speak in flag names.
+Groups are added by function, not argparse `parents=`: parents share their Action objects, so one
+command's set_defaults would change every command's."""
 
 from __future__ import annotations
 
@@ -17,17 +9,8 @@ import argparse
 import os
 import re
 import shutil
-from typing import Any, Dict
 
-from .. import presets
-from ..config import (
-    NetworkConfiguration,
-    check_activation,
-    check_batch_size,
-    check_lr,
-    check_n_epochs,
-    check_seed,
-)
+from .. import config, presets
 from ..errors import InputError
 from ..registry import ACTIVATIONS, CONV_IMPLS, DATA_DIR_DATASETS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 from .policy import UserError
@@ -48,8 +31,7 @@ _FIELD = re.compile(r"\b(" + "|".join(FLAGS) + r")\b(\[\d+\])?")
 
 
 def in_flag_terms(message: str) -> str:
-    """An engine message with its field names as the flags that set them: `n_epochs must be ...`
-    becomes `--epochs must be ...`, `n_channels[1]` becomes `--channels' value 2`."""
+    """An engine message in flag names: `n_channels[1] must be ...` -> `--channels value 2 must be ...`."""
 
     def flag(match) -> str:
         index = match.group(2)
@@ -58,10 +40,9 @@ def in_flag_terms(message: str) -> str:
     return _FIELD.sub(flag, message)
 
 
-def checked(convert, check=None):
-    """An argparse `type=`: `convert` the text (an unconvertible text goes to `check` as it is, so
-    that the message is the engine's), then the engine's `check`; its message speaks of the
-    value, argparse adds the flag (`argument --epochs: must be an int >= 0, got -1`)."""
+def checked(convert, check=None, doc: str | None = None):
+    """An argparse `type=`: `convert`, then the engine's `check` (an unconvertible text goes to it as
+    is, so the message is the engine's); argparse adds the flag: `argument --epochs: must be ...`."""
 
     def parse(text: str):
         try:
@@ -80,11 +61,8 @@ def checked(convert, check=None):
             raise argparse.ArgumentTypeError(message[start:] if start >= 0 else message) from None
 
     parse.__name__ = getattr(check, "__name__", convert.__name__).removeprefix("check_")
+    parse.__doc__ = doc
     return parse
-
-
-def _positive(value: int) -> int:
-    return check_batch_size(value, "value")
 
 
 def at_least(low: int):
@@ -98,25 +76,30 @@ def at_least(low: int):
     return check
 
 
-seed = checked(int, check_seed)
-lr = checked(float, check_lr)
-epochs = checked(int, check_n_epochs)
-batch_size = checked(int, check_batch_size)
-positive_int = checked(int, _positive)
-seed.__doc__ = "argparse `type=`: an int in [0, 2**32 - 1] (JAX's PRNG keys hold 32 bits)."
-lr.__doc__ = "argparse `type=`: a finite float > 0."
-epochs.__doc__ = "argparse `type=`: an int >= 0."
-batch_size.__doc__ = "argparse `type=`: an int > 0."
-positive_int.__doc__ = "argparse `type=`: an int > 0 (a layer size, a count); its message names no field."
+def int_at_least(low: int):
+    """argparse `type=`: an int >= `low`."""
+    return checked(int, at_least(low))
+
+
+seed = checked(int, config.check_seed, "argparse `type=`: an int in [0, 2**32 - 1] (a 32-bit PRNG key).")
+lr = checked(float, config.check_lr, "argparse `type=`: a finite float > 0.")
+epochs = checked(int, config.check_n_epochs, "argparse `type=`: an int >= 0.")
+batch_size = checked(int, config.check_batch_size, "argparse `type=`: an int > 0.")
+positive_int = batch_size  # a layer size, a count: the same check, whose message names no field
 
 
 def defaults(text: str, default) -> str:
-    """A help text that ends with the default, shown as the user would type it."""
+    """`text (default: DEFAULT)`, the default as the user would type it."""
     if default is None:
         return text
     if isinstance(default, (list, tuple)):
         default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or "none"
     return f"{text} (default: {default})"
+
+
+def option(p, flag: str, default, what: str, **kwargs) -> None:
+    """`p.add_argument(flag)` whose help `what` ends with the default it uses."""
+    p.add_argument(flag, default=default, help=defaults(what, default), **kwargs)
 
 
 def progress_options(p) -> None:
@@ -127,7 +110,7 @@ def progress_options(p) -> None:
 
 
 def data_options(p, dataset: str | None, shown: str | None = None) -> None:
-    """`dataset`: the default; None lets the engine pick (`shown` says what it picks)."""
+    """`--dataset` (None: the engine picks what `shown` says) and `--data-dir`."""
     p.add_argument(
         "--dataset",
         default=dataset,
@@ -139,14 +122,13 @@ def data_options(p, dataset: str | None, shown: str | None = None) -> None:
     )
     p.add_argument(
         "--data-dir",
-        default=None,
         help="where named datasets find their files; nothing is downloaded (default: $JAXTRAINER_DATA_DIR)",
     )
 
 
 def output_options(p, out: str, what: str = "the run folder") -> None:
     """`--out` (default `out`; `what` is its help) and `--overwrite`."""
-    p.add_argument("--out", default=out, help=defaults(what, out))
+    option(p, "--out", out, what)
     overwrite_option(p)
 
 
@@ -161,8 +143,7 @@ def overwrite_option(p) -> None:
 
 
 def run_options(p, command: str, n_epochs: int, several: bool) -> None:
-    """What `train` and `sweep` share: the network, training, data, output and progress options,
-    and the members' --lr and --seed (one value each, or `several`)."""
+    """What `train` and `sweep` share; --lr and --seed take one value each, or `several`."""
     network_options(p)
     training_options(p, n_epochs)
     data_options(p, "digits")
@@ -174,48 +155,23 @@ def run_options(p, command: str, n_epochs: int, several: bool) -> None:
         ("--seed", seed, presets.SEED, f"initialisation seed{s}, 0 to 2**32 - 1"),
     ):
         default = [default] if several else default
-        p.add_argument(flag, type=check, default=default, help=defaults(what, default), **many)
+        option(p, flag, default, what, type=check, **many)
 
 
 def network_options(p) -> None:
-    """The network's flags, defaulting to `NetworkConfiguration`'s; a CNN's lists are checked together
-    later, by `net_config`."""
-    d = NetworkConfiguration()
-    p.add_argument("--network", choices=NETWORK_TYPES, default="mlp", help=defaults("network type", "mlp"))
-    p.add_argument(
-        "--channels",
-        type=positive_int,
-        nargs="+",
-        default=list(d.n_channels),
-        help=defaults("a CNN's conv channels, one per layer", list(d.n_channels)),
-    )
-    p.add_argument(
-        "--kernels",
-        type=positive_int,
-        nargs="+",
-        default=list(d.kernel_sizes),
-        help=defaults("a CNN's kernel sizes, one per conv layer", list(d.kernel_sizes)),
-    )
-    p.add_argument(
-        "--strides",
-        type=positive_int,
-        nargs="+",
-        default=list(d.strides),
-        help=defaults("a CNN's strides, one per conv layer", list(d.strides)),
-    )
-    p.add_argument(
-        "--hidden",
-        type=positive_int,
-        nargs="*",
-        default=list(d.dense_hiddens),
-        help=defaults("dense hidden sizes (none: a linear model)", list(d.dense_hiddens)),
-    )
-    p.add_argument(
-        "--activation",
-        type=checked(str, check_activation),
-        default=presets.ACTIVATION,
-        help=defaults(f"one of {', '.join(ACTIVATIONS)}", presets.ACTIVATION),
-    )
+    """The network's flags, defaulting to `NetworkConfiguration`'s; a CNN's lists are checked
+    together by `net_config`."""
+    d = config.NetworkConfiguration()
+    option(p, "--network", "mlp", "network type", choices=NETWORK_TYPES)
+    for flag, nargs, default, what in (
+        ("--channels", "+", d.n_channels, "a CNN's conv channels, one per layer"),
+        ("--kernels", "+", d.kernel_sizes, "a CNN's kernel sizes, one per conv layer"),
+        ("--strides", "+", d.strides, "a CNN's strides, one per conv layer"),
+        ("--hidden", "*", d.dense_hiddens, "dense hidden sizes (none: a linear model)"),
+    ):
+        option(p, flag, list(default), what, type=positive_int, nargs=nargs)
+    activation = checked(str, config.check_activation)
+    option(p, "--activation", presets.ACTIVATION, f"one of {', '.join(ACTIVATIONS)}", type=activation)
     conv_impl_option(p)
 
 
@@ -224,26 +180,15 @@ def conv_impl_option(p) -> None:
     p.add_argument(
         "--conv-impl",
         choices=CONV_IMPLS,
-        default=None,
         help="how convolutions are computed (default: im2col on CPU, lax on GPU/TPU)",
     )
 
 
 def training_options(p, n_epochs: int) -> None:
     """`--epochs` (default `n_epochs`, each command's own), `--optimizer`, `--batch-size`, `--strategy`."""
-    p.add_argument("--epochs", type=epochs, default=n_epochs, help=defaults("training epochs", n_epochs))
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default=OPTIMIZERS[0],
-        help=defaults("optax's optimizer, by name", OPTIMIZERS[0]),
-    )
-    p.add_argument(
-        "--batch-size",
-        type=batch_size,
-        default=presets.BATCH_SIZE,
-        help=defaults("training batch size", presets.BATCH_SIZE),
-    )
+    option(p, "--epochs", n_epochs, "training epochs", type=epochs)
+    option(p, "--optimizer", OPTIMIZERS[0], "optax's optimizer, by name", choices=OPTIMIZERS)
+    option(p, "--batch-size", presets.BATCH_SIZE, "training batch size", type=batch_size)
     strategy_option(p)
 
 
@@ -259,7 +204,7 @@ def strategy_option(p) -> None:
 
 
 def distributed_options(p) -> None:
-    """`--coordinator`, `--num-processes`, `--process-id`; each unset one comes from its environment
+    """`--coordinator`, `--num-processes`, `--process-id`; unset, each comes from its environment
     variable or the cluster's launcher (docs/cluster.md)."""
     g = p.add_argument_group("several processes (docs/cluster.md; default: one, or as SLURM/Open MPI says)")
     g.add_argument(
@@ -271,42 +216,30 @@ def distributed_options(p) -> None:
     )
 
 
-def net_config(args) -> NetworkConfiguration:
-    """The network the options describe, checked now (a CNN's layer lists must agree) so that a
-    mistake is said in flag names before any data is read."""
-    from ..config import check_cnn
-
-    cfg = NetworkConfiguration(
+def net_config(args) -> config.NetworkConfiguration:
+    """The options' network, checked now (a CNN's layer lists must agree) so that a mistake is said
+    in flag names before any data is read."""
+    cfg = config.NetworkConfiguration(
         tuple(args.channels), tuple(args.kernels), tuple(args.strides), tuple(args.hidden)
     )
     if args.network == "cnn":
         try:
-            check_cnn(cfg)
+            config.check_cnn(cfg)
         except ValueError as e:
             raise InputError(in_flag_terms(str(e))) from None
     return cfg
 
 
 def spec(args, members=None):
-    """The command's run spec (`spec.Spec`) from the options every training command shares; with
-    `members`, also the network's options."""
+    """The command's `spec.Spec` from the shared training options; with `members`, the network's too."""
     from ..spec import Spec
 
-    network: Dict[str, Any] = {}
-    if members is not None:
-        network = dict(
-            network=args.network, net_config=net_config(args), activation=args.activation, members=members
-        )
-    return Spec(
-        optimizer=args.optimizer,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        conv_impl=args.conv_impl,
-        strategy=args.strategy,
-        **network,
-    )
+    shared = ("optimizer", "batch_size", "epochs", "dataset", "data_dir", "conv_impl", "strategy")
+    training = {name: getattr(args, name) for name in shared}
+    if members is None:
+        return Spec(**training)
+    network = dict(network=args.network, net_config=net_config(args), activation=args.activation)
+    return Spec(**network, members=members, **training)
 
 
 def mode(args) -> str:
@@ -318,11 +251,10 @@ def mode(args) -> str:
 
 
 def claim_output(out: str, overwrite: bool, owned, whole: bool = False) -> str:
-    """The policy for an --out that a command writes anew (not a run that continues): a missing or
-    empty folder is used; one that holds files is refused unless --overwrite, which removes the
-    entries named `owned` that an earlier run of the command wrote (links removed, never followed)
-    and nothing else. `whole`: the command creates the folder itself, so an emptied one is removed
-    and one that holds anything else is refused."""
+    """The policy for an --out a command writes anew: missing or empty is used; holding files, it is
+    refused unless --overwrite, which removes only the entries named `owned` (links removed, never
+    followed). `whole`: the command creates the folder itself, so it must hold nothing else and an
+    emptied one is removed."""
     try:
         present = sorted(os.listdir(out))
     except FileNotFoundError:

@@ -1,14 +1,7 @@
-"""The command line's one policy for output, errors and interrupts, the same for every command.
-
-- Output: the "jaxtrainer" logger, configured once here (the message alone, INFO to stdout; only
-  warnings on processes other than 0 of a multi-process run, whose output would repeat process 0's).
-- A user or environment error (`JaxtrainerError`: a bad value, a run folder that belongs to another
-  run, a missing sandbox; an `OSError` on a path the user gave; a missing optional package) prints
-  one `jaxtrainer: error: ...` line and exits 2. Anything else, a `ValueError` from inside the
-  engine or JAX included, is a bug and keeps its traceback.
-- Ctrl-C, SIGTERM (what cluster schedulers send) or SIGHUP (a closed terminal or ssh session)
-  prints what is saved on disk and exits 130.
-"""
+"""The command line's one policy for output, errors and interrupts, the same for every command:
+output through the "jaxtrainer" logger; a `JaxtrainerError` (or an `OSError`, a missing package) is
+one `jaxtrainer: error: ...` line and exit 2, anything else a bug with its traceback; Ctrl-C,
+SIGTERM or SIGHUP says what is saved on disk and exits 130."""
 
 from __future__ import annotations
 
@@ -18,6 +11,7 @@ import os
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 from .. import files
 from ..errors import JaxtrainerError
@@ -30,9 +24,8 @@ class UserError(JaxtrainerError):
 
 
 class _Output:
-    """stdout or stderr, whose reader may go away (`jaxtrainer train ... | head -n1`): from then on
-    the rest of the output is dropped and the run goes on writing its files. Flushed at each line,
-    so nothing said is lost when an interrupt leaves at once."""
+    """stdout or stderr, whose reader may go away (`jaxtrainer train ... | head -n1`): the rest is
+    then dropped and the run goes on. Flushed at each line: an interrupt that leaves loses nothing."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -62,21 +55,6 @@ class _Output:
         return getattr(self._stream, name)
 
 
-@contextlib.contextmanager
-def _logging_to(stream):
-    """The "jaxtrainer" logger prints the message alone to `stream`, from INFO; restored on exit,
-    so that a caller in the same process (a notebook, a test) gets its own configuration back."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    saved = log.handlers, log.level, log.propagate
-    log.handlers, log.propagate = [handler], False
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.handlers, log.level, log.propagate = saved
-
-
 def join_processes(args) -> None:
     """A multi-process run joins its other processes before any JAX computation; only process 0
     prints, logs below warnings and shows progress (the others' output would repeat it)."""
@@ -101,26 +79,40 @@ def _runs_module():
 def _interrupted(signum, frame) -> None:
     """SIGINT, SIGTERM or SIGHUP (`files.INTERRUPTS`). A command that runs JAX leaves at once, from
     wherever it is (a compile, a write, a garbage collector's callback that would swallow a
-    KeyboardInterrupt): nothing unwinds, so nothing half-done runs on while XLA's threads do.
-    Every file on disk is whole (atomic writes; the checkpoint is the truth of the epochs done);
-    the temporary file of a write in progress and the locks are removed, and the message says what
-    is saved. A command without JAX (`data`, Lab A, `grade`) unwinds as usual, so that its own
-    clean-ups run."""
+    KeyboardInterrupt); every file on disk is whole. One without JAX unwinds, so its clean-ups run."""
     for sig in files.INTERRUPTS:
         signal.signal(sig, signal.SIG_IGN)
     args = _RUNNING.get("args")
     if args is not None and not args.backend:
         raise KeyboardInterrupt
+    _leave(_interrupted_message(args), 130)
+
+
+def _leave(message: str, status: int) -> None:
+    """Say `message` and exit now, leaving no temporary file or lock: nothing unwinds, so nothing
+    half-done runs on beside XLA's threads, and no exit waits on a dead peer at JAX's shutdown."""
     runs = _runs_module()
-    message = _interrupted_message(args, _RUNNING.get("opened", []), runs)
     if runs is not None:
         runs.abandon()
     with contextlib.suppress(OSError):  # stderr closed too: the exit status still says it
         os.write(2, f"{message}\n".encode(errors="replace"))
-    os._exit(130)
+    os._exit(status)
 
 
-def _interrupted_message(args, opened, runs) -> str:
+def _saved(folders) -> str:
+    """'FOLDER (N epochs), ...' for those of `folders` whose checkpoint holds epochs."""
+    runs = _runs_module()
+    epochs = [(folder, runs.epochs_on_disk(folder)) for folder in folders] if runs else []
+    return ", ".join(f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in epochs if n)
+
+
+def _saved_so_far() -> str:
+    """'; saved so far: FOLDER (N epochs), ...' for the runs this command opened ('' for none)."""
+    saved = _saved(_RUNNING.get("opened", []))
+    return f"; saved so far: {saved}" if saved else ""
+
+
+def _interrupted_message(args) -> str:
     """What is on disk, read from the checkpoints of the runs this command opened (or, when it
     opened none yet, of the runs already in --out and its sub-folders, which it did not touch)."""
     if args is None:
@@ -128,20 +120,16 @@ def _interrupted_message(args, opened, runs) -> str:
     out = getattr(args, "out", None)
     if out is None:  # a command without a run folder
         return "jaxtrainer: interrupted"
-    if runs is None:
+    if _runs_module() is None:
         return "jaxtrainer: interrupted before anything was written"
-
-    def saved(folders):
-        epochs = [(folder, runs.epochs_on_disk(folder)) for folder in folders]
-        return ", ".join(f"{folder} ({n} epoch{'s' * (n != 1)})" for folder, n in epochs if n)
-
-    listed = opened and saved(opened)
+    opened = _RUNNING.get("opened", [])
+    listed = opened and _saved(opened)
     if listed:
         return (
             f"jaxtrainer: interrupted; the last finished epoch is saved in {listed}: "
             "run the same command again to continue"
         )
-    present = not opened and saved([out, *_sub_folders(out)])
+    present = not opened and _saved([out, *_sub_folders(out)])
     if present:
         return f"jaxtrainer: interrupted before training started; unchanged: {present}"
     return f"jaxtrainer: interrupted before any epoch was saved in {out}; nothing to continue from"
@@ -155,8 +143,8 @@ def _sub_folders(folder: str):
 
 
 def _check_backend() -> None:
-    """JAX starts its backend on first use; a JAX_PLATFORMS naming a platform this machine lacks
-    (or a broken accelerator plugin) is an environment error, said in one line."""
+    """A JAX_PLATFORMS naming a platform this machine lacks (or a broken accelerator plugin) is an
+    environment error, said in one line."""
     import jax
 
     try:
@@ -171,19 +159,10 @@ def _check_backend() -> None:
 
 def _missing_folders(path: str | None) -> list:
     """`path` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    path = os.path.abspath(path) if path else None
-    while path and not os.path.lexists(path):
-        missing.append(path)
-        path = os.path.dirname(path) if os.path.dirname(path) != path else None
-    return missing
-
-
-def _remove_empty(folders) -> None:
-    """The folders a refused command created and left empty (deepest first): it leaves nothing."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
+    if not path:
+        return []
+    absolute = Path(os.path.abspath(path))
+    return [str(folder) for folder in (absolute, *absolute.parents) if not os.path.lexists(folder)]
 
 
 def _run_command(argv, build_parser) -> int:
@@ -207,7 +186,9 @@ def _run_command(argv, build_parser) -> int:
             return args.run(args)
     except (JaxtrainerError, OSError, ImportError) as e:
         _peer_failed(e)
-        _remove_empty(created)
+        for folder in created:  # a refused command leaves nothing, not even empty folders
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
         print(f"jaxtrainer: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process
@@ -216,12 +197,13 @@ def _run_command(argv, build_parser) -> int:
         elif args is not None and hasattr(args, "interrupted"):  # it trains nothing: say what it keeps
             message = f"jaxtrainer: interrupted; {args.interrupted.format(out=args.out)}"
         else:
-            message = _interrupted_message(args, _RUNNING.get("opened", []), _runs_module())
+            message = _interrupted_message(args)
         print(message, file=sys.stderr)
         return 130
     except Exception as e:
         _peer_failed(e)
-        if _out_of_memory(e):
+        # a program bigger than the memory is the environment's limit, not a bug
+        if isinstance(e, MemoryError) or str(e).startswith("RESOURCE_EXHAUSTED"):
             print(
                 f"jaxtrainer: error: out of memory ({str(e).splitlines()[0] if str(e) else 'MemoryError'})"
                 f"{_saved_so_far()}; try a smaller --batch-size, smaller layers or fewer sweep members",
@@ -233,47 +215,22 @@ def _run_command(argv, build_parser) -> int:
         _RUNNING.clear()
 
 
-def _saved_so_far() -> str:
-    """'; saved so far: FOLDER (N epochs), ...' for the runs this command opened ('' for none)."""
-    runs = _runs_module()
-    epochs = [(f, runs.epochs_on_disk(f)) for f in _RUNNING.get("opened", [])] if runs else []
-    saved = [f"{f} ({n} epochs)" for f, n in epochs if n]
-    return f"; saved so far: {', '.join(saved)}" if saved else ""
-
-
-def _out_of_memory(error: Exception) -> bool:
-    """A program bigger than the memory (XLA's RESOURCE_EXHAUSTED, or the host's MemoryError) is
-    the environment's limit, not a bug."""
-    return isinstance(error, MemoryError) or str(error).startswith("RESOURCE_EXHAUSTED")
-
-
 def _peer_failed(error: BaseException | None) -> None:
-    """A collective that broke because another process of a multi-process run died, whether it
-    reached here itself or as the cause of another error (a folder that process 0 "could not
-    open" because the collective that told the others broke)."""
+    """Another process of a multi-process run died, seen in a broken collective here or as the
+    cause of another error: one line, and leave at once (`_leave`)."""
     distributed = sys.modules.get("jaxtrainer.distributed")
     seen = set()
     while distributed is not None and error is not None and id(error) not in seen:
         if distributed.peer_failed(error):
-            _peer_lost(str(error).splitlines()[0] if str(error) else type(error).__name__)
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            _leave(
+                "jaxtrainer: error: another process of this multi-process run stopped "
+                f"({reason or 'no reason given'}){_saved_so_far()}. "
+                "Run the same command on every process again to continue",
+                2,
+            )
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-
-
-def _peer_lost(reason: str) -> None:
-    """Another process of a multi-process run died. One line, and leave at once: a normal exit
-    would wait for the dead process at JAX's shutdown barrier, then end in a C++ fatal log."""
-    message = (
-        "jaxtrainer: error: another process of this multi-process run stopped "
-        f"({reason or 'no reason given'}){_saved_so_far()}. "
-        "Run the same command on every process again to continue\n"
-    )
-    with contextlib.suppress(OSError):
-        os.write(2, message.encode(errors="replace"))
-    runs = _runs_module()
-    if runs is not None:
-        runs.abandon()
-    os._exit(2)
 
 
 def _one_line_warnings(format_warning):
@@ -290,16 +247,21 @@ def _one_line_warnings(format_warning):
 
 
 def main(argv, build_parser) -> int:
-    """Run one command under the policy. Interrupts leave the process (exit 130); called
-    in-process, the caller's signal handlers, streams and logging are restored on return."""
+    """Run one command under the policy. Interrupts leave the process (exit 130); called in-process
+    (a notebook, a test), the caller's signal handlers, streams and logging are restored on return."""
     handlers = {sig: signal.signal(sig, _interrupted) for sig in files.INTERRUPTS}
     streams, format_warning = (sys.stdout, sys.stderr), warnings.formatwarning
+    logging_saved = log.handlers, log.level, log.propagate
     sys.stdout, sys.stderr = output = _Output(sys.stdout), _Output(sys.stderr)
     warnings.formatwarning = _one_line_warnings(format_warning)
+    to_stdout = logging.StreamHandler(sys.stdout)  # the message alone, from INFO
+    to_stdout.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers, log.propagate = [to_stdout], False
+    log.setLevel(logging.INFO)
     try:
-        with _logging_to(sys.stdout):
-            return _run_command(argv, build_parser)
+        return _run_command(argv, build_parser)
     finally:
+        log.handlers, log.level, log.propagate = logging_saved
         if sys.stdout is not output[0]:  # a process other than 0's devnull (`join_processes`)
             sys.stdout.close()
         sys.stdout, sys.stderr = streams
