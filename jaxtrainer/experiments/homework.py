@@ -20,6 +20,7 @@ from .groups import Group, load, train_group
 from .table import summary_row, table
 
 logger = logging.getLogger(__name__)
+_ERRORS = ("shift_error", "rotation_error")  # the equivariance maps' errors, in summary.json
 
 
 def parameter_count(network: str, cfg: NetworkConfiguration, image_shape) -> int:
@@ -43,13 +44,9 @@ def matching_shallow_cnn(image_shape, target: int) -> Tuple[NetworkConfiguration
 
 def homework_groups(spec: Spec, image_shape) -> Tuple[Dict[str, Group], dict]:
     """The four groups by name (mlp, cnn, deep_cnn, shallow_cnn) and their parameter counts."""
-    cnn_count = parameter_count("cnn", presets.CNN, image_shape)
-    shallow, shallow_count = matching_shallow_cnn(image_shape, cnn_count)
-    counts = {
-        "cnn": cnn_count,
-        "deep_cnn": parameter_count("cnn", presets.DEEP_CNN, image_shape),
-        "shallow_cnn": shallow_count,
-    }
+    cnns = {"cnn": presets.CNN, "deep_cnn": presets.DEEP_CNN}
+    counts = {name: parameter_count("cnn", cfg, image_shape) for name, cfg in cnns.items()}
+    shallow, counts["shallow_cnn"] = matching_shallow_cnn(image_shape, counts["cnn"])
     default = presets.DEFAULT_LR
     # The report swept the three learning rates on the CNN too; lr 1e-3 (the default) is the CNN of
     # experiment 3. One architecture, so one sweep.
@@ -60,9 +57,8 @@ def homework_groups(spec: Spec, image_shape) -> Tuple[Dict[str, Group], dict]:
             net_config = shallow
             label = f"shallow CNN ({shallow.n_channels[0]},) k{shallow.kernel_sizes[0]} + (256, 256)"
         members = tuple((lr, presets.SEED) for lr in lrs.get(name, (default,)))
-        groups[name] = Group(
-            spec.replace(network=network, net_config=net_config, members=members), name, label
-        )
+        group_spec = spec.replace(network=network, net_config=net_config, members=members)
+        groups[name] = Group(group_spec, name, label)
     return groups, counts
 
 
@@ -107,15 +103,12 @@ def _figures(folder: Run, ds, groups: Dict[str, Group], records) -> Tuple[dict, 
     three = {groups["cnn"].label: cnn_default["logs"]}
     three.update({groups[name].label: records[name][0]["logs"] for name in ("deep_cnn", "shallow_cnn")})
     title = f"three CNNs on {ds.name}, lr {presets.DEFAULT_LR:g}: train vs test MAE"
-    paths["cnns_train_test"] = folder.figure(
-        "cnns_train_test.png",
-        lambda path: plots.runs_figure(three, path, splits=("train", "test"), title=title),
-    )
+    draw = lambda path: plots.runs_figure(three, path, splits=("train", "test"), title=title)
+    paths["cnns_train_test"] = folder.figure("cnns_train_test.png", draw)
     image01 = (np.asarray(ds.X_train[0]).mean(axis=0) + 1.0) / 2.0
     maps = equivariance.equivariance_maps(image01, seed=presets.SEED)
-    paths["equivariance"] = folder.figure(
-        "equivariance.png", lambda path: plots.equivariance_figure(maps, path)
-    )
+    draw = lambda path: plots.equivariance_figure(maps, path)
+    paths["equivariance"] = folder.figure("equivariance.png", draw)
     return paths, maps
 
 
@@ -135,22 +128,14 @@ def _write_homework(folder: Run, ds, groups, counts, records, spec: Spec, start)
         "backend": jax.default_backend(),
         "parameters": counts,
         "shallow_cnn": groups["shallow_cnn"].spec.net_config._asdict(),
-        "equivariance": {
-            "shift": list(equivariance.SHIFT),
-            "shift_error": maps["shift_error"],
-            "rotation_error": maps["rotation_error"],
-        },
+        "equivariance": {"shift": list(equivariance.SHIFT), **{k: maps[k] for k in _ERRORS}},
         "runs": rows,
         "seconds": time.perf_counter() - start,
         "figures": {k: os.path.basename(p) for k, p in paths.items()},
     }
-    summary_path = folder.write_json("summary.json", summary)
-    report_path = folder.write_text("report.md", report_markdown(summary, groups, folder.folder))
-    return {
-        "summary": summary,
-        "rows": rows,
-        "paths": {**paths, "summary": summary_path, "report": report_path},
-    }
+    paths["summary"] = folder.write_json("summary.json", summary)
+    paths["report"] = folder.write_text("report.md", report_markdown(summary, groups, folder.folder))
+    return {"summary": summary, "rows": rows, "paths": paths}
 
 
 def report_markdown(summary: dict, groups: Dict[str, Group], out_dir: str) -> str:
