@@ -73,7 +73,12 @@ class Run:
                 self._open(mode, epochs)
         except BaseException as e:  # every process must learn that process 0 failed
             error = e
-        self._agree(error)
+        if distributed.process_count() > 1:  # the others learn from process 0 if it opened, its epochs, time
+            mine = {"ok": error is None, "epochs_done": self.epochs_done, "seconds": self._seconds}
+            status = distributed.from_writer(mine)
+            self.epochs_done, self._seconds = status["epochs_done"], status["seconds"]
+            if not status["ok"] and error is None:
+                error = RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
         if error is not None:
             self.close()
             raise error
@@ -82,16 +87,6 @@ class Run:
                 files.remove_stale_temporaries(self.path(sub))
         for folders in _OPENED:
             folders.append(folder)
-
-    def _agree(self, error) -> None:
-        """The other processes learn from process 0 whether it opened the folder, its epochs and time."""
-        if distributed.process_count() == 1:
-            return
-        mine = {"ok": error is None, "epochs_done": self.epochs_done, "seconds": self._seconds}
-        status = distributed.from_writer(mine)
-        self.epochs_done, self._seconds = status["epochs_done"], status["seconds"]
-        if not status["ok"] and error is None:
-            raise RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
 
     def _open(self, mode: str, epochs: int | None) -> None:
         checkpoint, payload = None, None
@@ -134,9 +129,8 @@ class Run:
             )
 
     def _write_manifest(self) -> None:
-        record = {"identity": self.identity, "epochs_done": self.epochs_done, "outputs": self.outputs}
-        if self.writer:
-            files.write_json(self.path(MANIFEST), {"format": manifest.FORMAT, **record})
+        record = {"format": manifest.FORMAT, "identity": self.identity, "epochs_done": self.epochs_done}
+        files.write_json(self.path(MANIFEST), {**record, "outputs": self.outputs})  # by the writer only
 
     def _remove_outputs(self, listed: Sequence[str]) -> None:
         """Starts over: removes the old run's outputs, checkpoint, manifest and the folders left empty

@@ -132,11 +132,9 @@ def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *,
 def fit(graphdef, state, train, test, n_epochs: int, settings=DEFAULT, *, logs=None, loop=Loop()):
     """One run: `fit_sweep` of one unstacked `state` and its `logs` (its compiled program has no
     member axis; `loop.on_epoch(epoch, state, logs)` gets this member's). Returns (state, logs)."""
-    hook = loop.on_epoch
-    if hook is not None:
-        loop = dataclasses.replace(
-            loop, on_epoch=lambda e, states, logs: hook(e, unstack(states, 0), logs[0])
-        )
+    if (hook := loop.on_epoch) is not None:
+        on_epoch = lambda e, states, logs: hook(e, unstack(states, 0), logs[0])
+        loop = dataclasses.replace(loop, on_epoch=on_epoch)
     logs = None if logs is None else [logs]
     states, logs = fit_sweep(graphdef, stack([state]), train, test, n_epochs, settings, logs=logs, loop=loop)
     return unstack(states, 0), logs[0]
