@@ -22,9 +22,7 @@ def summary_row(record: dict) -> dict:
     meta, sweep = record["meta"], record["meta"].get("sweep", {})
     return {
         "run": record["name"],
-        "dir": record["dir"],
-        "lr": record["lr"],
-        "seed": record["seed"],
+        **{key: record[key] for key in ("dir", "lr", "seed")},
         **{f"final_{k}": logs[k][-1] for k in _FINALS},
         "best_test_mae": float(test_mae[best_epoch]) if best_epoch is not None else math.nan,
         "best_epoch": best_epoch,
