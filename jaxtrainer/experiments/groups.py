@@ -1,11 +1,7 @@
 """The one road of `train`, `sweep` and `homework`: a group is the members of one spec, trained
-together as one sweep in one run folder (`runs.Run`).
-
-Each member's logs.json/logs.csv and the group's checkpoint are written every epoch, so the same
-command continues an interrupted group from its last finished epoch, and a finished one is not
-trained again. The checkpoint keeps the elapsed seconds (`Run.elapsed`): a continued run's seconds
-are those of all its epochs.
-"""
+together as one sweep in one run folder (`runs.Run`), its logs and checkpoint written every epoch:
+the same command continues an interrupted group (its seconds those of all its epochs), and a
+finished one is not trained again."""
 
 from __future__ import annotations
 
@@ -26,9 +22,8 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """`spec`'s members as one sweep in the run folder `name` under the command's output folder
-    ("": that folder itself). `kind` is the run folder's kind; `folder` each member's sub-folder,
-    formatted with its lr and seed ("": the run folder itself, for one member)."""
+    """`spec`'s members as one sweep in the run folder `name` under the output folder ("": itself),
+    of kind `kind`; `folder` is each member's sub-folder, formatted with its lr and seed."""
 
     spec: Spec
     name: str = ""
@@ -49,8 +44,7 @@ class Group:
         ]
 
     def open(self, out_dir: str, data_id: dict, mode: str = "continue") -> Run:
-        """The group's run folder under `out_dir`, opened under the one resume rule; the spec is
-        saved in it whole (spec.json)."""
+        """The group's run folder under `out_dir`, opened under the resume rule, with spec.json."""
         path = os.path.join(out_dir, self.name) if self.name else out_dir
         run = Run(
             path, {"kind": self.kind, **self.spec.identity(data_id)}, mode=mode, epochs=self.spec.epochs
@@ -60,8 +54,8 @@ class Group:
 
 
 def load(spec: Spec, out_dir: str) -> Tuple[data.Dataset, dict]:
-    """(the spec's dataset, its fingerprint), once `out_dir` is known to be writable (so that a bad
-    folder fails before any data is read) and every process holds the same data."""
+    """(the spec's dataset, its fingerprint), once `out_dir` is known to be writable (a bad folder
+    fails before any data is read) and every process holds the same data."""
     check_writable_folder(out_dir)
     ds = data.load(spec.dataset, data_dir=spec.data_dir)
     data_id = data.fingerprint(ds.train, ds.test)
@@ -70,10 +64,9 @@ def load(spec: Spec, out_dir: str) -> Tuple[data.Dataset, dict]:
 
 
 def train_group(group: Group, ds, run: Run, progress: bool = True):
-    """The group's sweep in the open `run`, continued from its checkpoint (read whole, so a damaged
-    one is refused by name even when the run is finished), or nothing to train when it already
-    holds the spec's epochs. Returns (one record per member: name, lr, seed, dir, logs, meta,
-    skipped; and the members' (graphdef, stacked states))."""
+    """The group's sweep in the open `run`, continued from its checkpoint (read whole: a damaged one
+    is refused even when the run is finished). Returns (one record per member: name, lr, seed, dir,
+    logs, meta, skipped; and the members' (graphdef, stacked states))."""
     spec, folders, name = group.spec, group.folders, group.name or group.spec.network
     if len(set(folders)) != len(folders):
         raise InputError(f"{name}: two members would share one folder: {folders}")
@@ -95,14 +88,8 @@ def train_group(group: Group, ds, run: Run, progress: bool = True):
     def save(epoch, states, logs):
         seconds = run.elapsed()  # the earlier processes' time too (the checkpoint keeps it)
         metas[:] = [
-            {
-                **meta,
-                "lr": lr,
-                "seed": seed,
-                "seconds": seconds,
-                "diverged_at_epoch": divergence_epoch(member),
-            }
-            for (lr, seed), member in zip(spec.members, logs)
+            {**meta, "lr": lr, "seed": seed, "seconds": seconds, "diverged_at_epoch": divergence_epoch(m)}
+            for (lr, seed), m in zip(spec.members, logs)
         ]
         for folder, member, member_meta in zip(folders, logs, metas):
             run.write_logs(folder, member, member_meta, epoch)
@@ -113,20 +100,11 @@ def train_group(group: Group, ds, run: Run, progress: bool = True):
     states, logs = fit_sweep(graphdef, states, ds.train, ds.test, spec.epochs, settings, logs=logs, loop=loop)
     if run.epochs_done != spec.epochs or not spec.epochs:  # nothing was trained: epoch 0's logs
         save(spec.epochs, states, logs)
-    return [_record(group, i, run, member, metas[i], False) for i, member in enumerate(logs)], (
-        graphdef,
-        states,
-    )
+    records = [_record(group, i, run, member, metas[i], False) for i, member in enumerate(logs)]
+    return records, (graphdef, states)
 
 
 def _record(group: Group, i: int, run: Run, logs: dict, meta: dict, skipped: bool) -> dict:
     lr, seed = group.spec.members[i]
-    return {
-        "name": group.run_names()[i],
-        "lr": lr,
-        "seed": seed,
-        "dir": run.path(group.folders[i]),
-        "logs": logs,
-        "meta": meta,
-        "skipped": skipped,
-    }
+    name, folder = group.run_names()[i], run.path(group.folders[i])
+    return dict(name=name, lr=lr, seed=seed, dir=folder, logs=logs, meta=meta, skipped=skipped)

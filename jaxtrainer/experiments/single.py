@@ -1,8 +1,6 @@
-"""`jaxtrainer train`: one run, a group of one member whose files sit in the run folder itself:
-logs.json, logs.csv, curves.png, spec.json and checkpoint.npz (and the weights as a PyTorch
-state_dict on request). A run killed at any instant continues, when the same command is run again,
-from its last finished epoch with results identical to an uninterrupted run.
-"""
+"""`jaxtrainer train`: one run, a group of one member whose files (logs.json, logs.csv, curves.png,
+spec.json, checkpoint.npz, an exported state_dict) sit in the run folder itself. Killed at any
+instant, the same command continues it with the results of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -18,15 +16,11 @@ from .groups import Group, load, train_group
 def run(
     spec: Spec, out_dir: str, progress: bool = True, mode: str = "continue", export: str | None = None
 ) -> dict:
-    """Train `spec` (one member) in a run folder; arguments and outputs are checked before any data
-    is read. Returns {"logs", "paths", "meta"}.
+    """Train `spec` (exactly one (lr, seed) member) in the run folder `out_dir`, arguments and outputs
+    checked before any data is read. Returns {"logs", "paths", "meta"}.
 
     Args:
-        spec: the run: exactly one (lr, seed) member.
-        out_dir: the run folder: logs.json, logs.csv, curves.png, the checkpoint.
-        progress: show a progress bar.
-        mode: a run already in `out_dir` is "continue"d (the default), "resume"d (one must be
-            there) or started over ("overwrite"); see `runs.resume`.
+        mode: "continue" (the default), "resume" or "overwrite" a run there (`runs.resume`).
         export: also write the trained weights as a state_dict there (.pt, .npz, .safetensors).
     """
     if len(spec.members) != 1:

@@ -12,16 +12,8 @@ from .table import summary_row, table
 
 
 def run_sweep(spec: Spec, out_dir: str, mode: str = "continue", progress: bool = True) -> dict:
-    """The sweep in a run folder; returns {"rows", "table", "paths"} (the summary rows, the
-    Markdown table, the files written).
-
-    Args:
-        spec: the sweep: its members are trained together, as one program.
-        out_dir: the run folder: one sub-folder per member, sweep.png, summary.json, report.md.
-        mode: a run already in `out_dir` is "continue"d (the default), "resume"d (one must be
-            there) or started over ("overwrite"); see `runs.resume`.
-        progress: show a progress bar.
-    """
+    """The sweep's members trained together in the run folder `out_dir` (`mode` as for `single.run`);
+    returns {"rows", "table", "paths"} (the summary rows, the Markdown table, the files written)."""
     ds, data_id = load(spec, out_dir)
     group = Group(spec, folder="lr_{lr:g}_seed_{seed}")
     with group.open(out_dir, data_id, mode) as folder:

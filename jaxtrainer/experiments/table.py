@@ -1,5 +1,4 @@
-"""The runs' table: one row per run (final and best values, divergence, seconds), for the
-homework's report.md and the sweep command's."""
+"""The runs' table (final and best values, divergence, seconds) of the homework's and sweep's report.md."""
 
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ import numpy as np
 from ..tables import markdown_table
 from ..train import divergence_epoch
 
+_FINALS = ("train_loss", "test_loss", "train_mae", "test_mae")
+
 
 def summary_row(record: dict) -> dict:
     """One run's final and best values, divergence and seconds, from its record."""
@@ -18,19 +19,17 @@ def summary_row(record: dict) -> dict:
     test_mae = np.array(logs["test_mae"], dtype=np.float64)
     finite = np.isfinite(test_mae)
     best_epoch = int(np.nanargmin(np.where(finite, test_mae, np.nan))) if finite.any() else None
-    meta = record["meta"]
+    meta, sweep = record["meta"], record["meta"].get("sweep", {})
     return {
         "run": record["name"],
-        "dir": record["dir"],
-        "lr": record["lr"],
-        "seed": record["seed"],
-        **{f"final_{k}": logs[k][-1] for k in ("train_loss", "test_loss", "train_mae", "test_mae")},
+        **{key: record[key] for key in ("dir", "lr", "seed")},
+        **{f"final_{k}": logs[k][-1] for k in _FINALS},
         "best_test_mae": float(test_mae[best_epoch]) if best_epoch is not None else math.nan,
         "best_epoch": best_epoch,
         "diverged_at_epoch": divergence_epoch(logs),
         "seconds": meta.get("seconds"),
-        "sweep_size": meta.get("sweep", {}).get("size"),
-        "strategy": meta.get("sweep", {}).get("strategy"),
+        "sweep_size": sweep.get("size"),
+        "strategy": sweep.get("strategy"),
         "skipped": record["skipped"],
     }
 
@@ -47,10 +46,6 @@ def fmt(v) -> str:
     return f"{v:.4f}"
 
 
-TABLE_HEADER = ("run", "lr", "final train loss", "final test loss", "final train MAE", "final test MAE")
-TABLE_HEADER += ("best test MAE (epoch)", "diverged?", "seconds (sweep)")
-
-
 def table(rows, out_dir: str) -> str:
     """The runs' table, each run's name a link to its logs.json (relative to `out_dir`)."""
 
@@ -58,11 +53,10 @@ def table(rows, out_dir: str) -> str:
         link = os.path.relpath(os.path.join(row["dir"], "logs.json"), out_dir)
         diverged = "no" if row["diverged_at_epoch"] is None else f"epoch {row['diverged_at_epoch']}"
         best = "-" if row["best_epoch"] is None else f"{fmt(row['best_test_mae'])} ({row['best_epoch']})"
-        size = row["sweep_size"]
-        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
+        size, seconds = row["sweep_size"], "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
         sweep = "" if not size else " (1 run)" if size == 1 else f" ({size} runs, {row['strategy']})"
-        finals = (row[f"final_{k}"] for k in ("train_loss", "test_loss", "train_mae", "test_mae"))
-        name = f"[{row['run']}]({link})"
-        return [name, f"{row['lr']:g}", *map(fmt, finals), best, diverged, seconds + sweep]
+        finals = map(fmt, (row[f"final_{k}"] for k in _FINALS))
+        return [f"[{row['run']}]({link})", f"{row['lr']:g}", *finals, best, diverged, seconds + sweep]
 
-    return markdown_table(TABLE_HEADER, map(line, rows))
+    header = ["run", "lr", "final train loss", "final test loss", "final train MAE", "final test MAE"]
+    return markdown_table([*header, "best test MAE (epoch)", "diverged?", "seconds (sweep)"], map(line, rows))

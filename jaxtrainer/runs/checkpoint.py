@@ -1,14 +1,7 @@
-"""The checkpoint (`checkpoint.npz`), one schema for every run: every leaf of the training state,
-and a JSON header holding
-
-    epoch      the epochs finished
-    identity   the run's identity (it must match the manifest's)
-    logs       what the caller needs to continue (the logs so far, in the caller's shape)
-    seconds    the training time so far, over every process that trained the run
-    logs_json  {member folder: the content of its logs.json}: the truth a logs.json is rebuilt from
-
-It is renamed into place before the manifest is rewritten, so it is the truth of the epochs done.
-"""
+"""The checkpoint (`checkpoint.npz`), one schema for every run: the training state's leaves and a JSON
+header: `epoch` (finished), `identity` (the manifest's), `logs` (the caller's, so far), `seconds` (over
+every process) and `logs_json` ({member folder: its logs.json}, the truth a logs.json is rebuilt from).
+Renamed into place before the manifest is rewritten, it is the truth of the epochs done."""
 
 from __future__ import annotations
 
@@ -34,29 +27,27 @@ def save_checkpoint(path: str, tree, header: dict) -> str:
     return files.atomic_write(path, write, binary=True)
 
 
-def _unreadable(path: str, e: BaseException, hint: str | None) -> RunError:
-    why = f"{path} is not a readable jaxtrainer checkpoint ({type(e).__name__}: {e})"
-    return RunError(why + (f"; use {hint} to start over" if hint else ""))
-
-
-def read_payload(path: str, hint: str | None = "--overwrite") -> dict:
-    """The checkpoint's header, checked (a link is refused: it is not ours), without its arrays.
-    `hint` (None: none) is how to start over, for the message of an unreadable one."""
+def read_payload(path: str, hint: str | None = "--overwrite", leaves: bool = False) -> dict:
+    """The checkpoint's header, checked (a link is refused: it is not ours), and its arrays under
+    "leaves" if asked. `hint` (None: none) is how to start over, for the message of an unreadable one."""
     try:
         with open_file(path, binary=True) as raw, np.load(raw) as f:
             header = json.loads(str(f["header"]))
-        epoch, identity = header["epoch"], header["identity"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch {epoch!r} is not a count")
-        if not isinstance(identity, dict):
-            raise TypeError(f"identity {identity!r} is not a JSON object")
-        if "logs" not in header:
-            raise KeyError("logs")
-        if not isinstance(header.setdefault("logs_json", {}), dict):
-            raise TypeError("logs_json is not a JSON object")
-        header["seconds"] = float(header.get("seconds", 0.0))
+            epoch, identity = header["epoch"], header["identity"]
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"epoch {epoch!r} is not a count")
+            if not isinstance(identity, dict):
+                raise TypeError(f"identity {identity!r} is not a JSON object")
+            if "logs" not in header:
+                raise KeyError("logs")
+            if not isinstance(header.setdefault("logs_json", {}), dict):
+                raise TypeError("logs_json is not a JSON object")
+            header["seconds"] = float(header.get("seconds", 0.0))
+            if leaves:
+                header["leaves"] = {name: f[name] for name in f.files if name != "header"}
     except _UNREADABLE as e:
-        raise _unreadable(path, e, hint) from None
+        why = f"{path} is not a readable jaxtrainer checkpoint ({type(e).__name__}: {e})"
+        raise RunError(why + (f"; use {hint} to start over" if hint else "")) from None
     return header
 
 
@@ -69,25 +60,19 @@ def read_header(path: str, hint: str = "--overwrite") -> Tuple[int, Any, dict]:
 def load_checkpoint(path: str, template, hint: str = "--overwrite") -> Tuple[Any, int, Any, dict]:
     """(tree, epoch, logs, identity) from `path`; `template` is a tree of the same structure,
     shapes and dtypes."""
-    epoch, logs, identity = read_header(path, hint)
-    expected = jax.tree.leaves(template)
-    try:
-        with open_file(path, binary=True) as raw, np.load(raw) as f:
-            names, arrays = list(f.files), {name: f[name] for name in f.files if name != "header"}
-    except _UNREADABLE as e:
-        raise _unreadable(path, e, hint) from None
-    if sorted(names) != sorted(["header", *(f"leaf_{i}" for i in range(len(expected)))]):
+    header, expected = read_payload(path, hint, leaves=True), jax.tree.leaves(template)
+    arrays, names = header["leaves"], [f"leaf_{i}" for i in range(len(expected))]
+    if sorted(arrays) != sorted(names):
         raise RunError(
-            f"{path} holds {len(names) - 1} arrays, this run's state has {len(expected)}; "
+            f"{path} holds {len(arrays)} arrays, this run's state has {len(expected)}; "
             f"use {hint} to start over"
         )
-    leaves = [arrays[f"leaf_{i}"] for i in range(len(expected))]
-    for i, (a, b) in enumerate(zip(leaves, expected)):
-        if a.shape != np.shape(b) or a.dtype != np.asarray(b).dtype:
-            expected_array = f"{np.asarray(b).dtype}{list(np.shape(b))}"
+    for i, (name, b) in enumerate(zip(names, map(np.asarray, expected))):
+        a = arrays[name]
+        if a.shape != b.shape or a.dtype != b.dtype:
             raise RunError(
                 f"{path} holds a state of another shape than this run's (array {i}: "
-                f"{a.dtype}{list(a.shape)}, expected {expected_array}); use {hint} to start over"
+                f"{a.dtype}{list(a.shape)}, expected {b.dtype}{list(b.shape)}); use {hint} to start over"
             )
-    tree = jax.tree.unflatten(jax.tree.structure(template), [jax.numpy.asarray(a) for a in leaves])
-    return tree, epoch, logs, identity
+    tree = jax.tree.unflatten(jax.tree.structure(template), [jax.numpy.asarray(arrays[n]) for n in names])
+    return tree, header["epoch"], header["logs"], header["identity"]

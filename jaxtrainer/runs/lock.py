@@ -1,11 +1,7 @@
-"""The owner's lock (`.jaxtrainer.lock`): one owner per run folder.
-
-The kernel's lock (flock) decides who owns the folder, so an owner that died (even by SIGKILL,
-even if its pid was reused since) never blocks it; the file holds the owner's pid and host, for the
-messages. A lock file left by a dead owner is stale: it is taken over, with a message. A link where
-the lock goes is refused, never followed: writing the owner record through it would overwrite
-whatever it points to.
-"""
+"""The owner's lock (`.jaxtrainer.lock`): one owner per run folder. The kernel's flock decides who
+owns it, so a dead owner (even SIGKILLed, its pid reused) never blocks it: its stale file is taken
+over. The file holds the owner's pid and host, for the messages. A link there is refused, never
+followed (writing the owner record through it would overwrite what it points to)."""
 
 from __future__ import annotations
 
@@ -35,42 +31,50 @@ class Lock:
     def __init__(self, folder: str):
         self.path = os.path.join(folder, LOCK)
         with _signals_held():  # an interrupt between creating the file and `_HELD` would leave it
-            self._take(folder)
-
-    def _take(self, folder: str) -> None:
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise RunError(
-                        f"{self.path} is a symbolic link, not jaxtrainer's lock; jaxtrainer never writes "
-                        "through links: remove it, or choose another folder"
-                    ) from None
-                raise RunError(f"cannot lock {folder}: {e.strerror or e}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                owner = _read_owner(fd)
-                os.close(fd)
-                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise RunError(
-                        f"cannot lock {folder} ({e.strerror}); choose a folder on a file system with locks"
-                    ) from None
-                raise RunError(_in_use(folder, owner, me)) from None
-            if not _same_file(fd, self.path):  # its owner removed it meanwhile: lock the new one
-                os.close(fd)
-                continue
-            self.fd = fd
+            for _ in range(5):
+                self.fd = self._open_locked(folder)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.path.samestat(os.fstat(self.fd), os.lstat(self.path)):
+                        break
+                os.close(self.fd)  # its owner removed it meanwhile: lock the new one
+            else:
+                raise RunError(f"{folder}: could not take its lock {self.path}")
             _HELD[self.path] = self
-            stale = _read_owner(fd)
+            stale = _read_owner(self.fd)
             if stale is not None:
                 log.info(f"{folder}: taking over a stale lock (pid {stale['pid']}, no longer running)")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me).encode(), 0)
-            return
-        raise RunError(f"{folder}: could not take its lock {self.path}")
+            os.ftruncate(self.fd, 0)
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+            os.pwrite(self.fd, json.dumps(me).encode(), 0)
+
+    def _open_locked(self, folder: str) -> int:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise RunError(
+                    f"{self.path} is a symbolic link, not jaxtrainer's lock; jaxtrainer never writes "
+                    "through links: remove it, or choose another folder"
+                ) from None
+            raise RunError(f"cannot lock {folder}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as e:
+            owner = _read_owner(fd)
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                why = f"cannot lock {folder} ({e.strerror}); choose a folder on a file system with locks"
+            elif owner is None:
+                why = f"{folder} is in use by another process (its lock is being written); try again"
+            elif owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+                why = f"{folder} is already open in this process; close that run first"
+            else:
+                why = (
+                    f"{folder} is in use by pid {owner['pid']} on {owner.get('host')} (since "
+                    f"{time.ctime(owner.get('since', 0))}); wait for it to finish or choose another folder"
+                )
+            raise RunError(why) from None
 
     def release(self) -> None:
         """Removes the lock file, then unlocks; a second call does nothing."""
@@ -83,15 +87,14 @@ class Lock:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """The interrupts (SIGINT, SIGTERM, SIGHUP) wait until the block ends, then act as they would
-    have: whatever the block creates is registered for clean-up before an interrupt can leave the
-    process."""
+    """SIGINT, SIGTERM and SIGHUP wait until the block ends, then act: what the block creates is
+    registered for clean-up before an interrupt can leave the process."""
     sigs = files.INTERRUPTS
     if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, sigs):
         yield  # only the main thread handles signals; a handler set outside Python is left alone
         return
     caught: List[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in sigs}
+    previous = {sig: signal.signal(sig, lambda signum, _: caught.append(signum)) for sig in sigs}
     try:
         yield
     finally:
@@ -108,24 +111,6 @@ def _read_owner(fd: int) -> dict | None:
         return owner
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        return os.path.samestat(os.fstat(fd), os.lstat(path))
-    except FileNotFoundError:
-        return False
-
-
-def _in_use(folder: str, owner: dict | None, me: dict) -> str:
-    if owner is None:
-        return f"{folder} is in use by another process (its lock is being written); try again"
-    if owner.get("pid") == me["pid"] and owner.get("host") == me["host"]:
-        return f"{folder} is already open in this process; close that run first"
-    return (
-        f"{folder} is in use by pid {owner['pid']} on {owner.get('host')} (since "
-        f"{time.ctime(owner.get('since', 0))}); wait for it to finish or choose another folder"
-    )
 
 
 def abandon() -> None:

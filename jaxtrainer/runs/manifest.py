@@ -1,7 +1,5 @@
 """The manifest (`run.json`): what run a folder holds (its identity), its epochs and its files.
-
-No JAX here: the resume rule (`resume.py`) reads manifests and identities as plain dicts.
-"""
+No JAX here: the resume rule (`resume.py`) reads manifests and identities as plain dicts."""
 
 from __future__ import annotations
 
@@ -16,13 +14,11 @@ FORMAT = 3  # the run folder's format (3: one checkpoint schema); others are ref
 
 
 class RunError(files.FileError):
-    """A run folder cannot be used as asked (another run's, in use, corrupt): the message says why
-    and what to do."""
+    """A run folder cannot be used as asked (another run's, in use, corrupt): says why and what to do."""
 
 
 def open_file(path: str, binary: bool = False):
-    """`path` opened for reading, never through a symbolic link (a link inside a run folder is not
-    ours: what it points to may be anything of the user's)."""
+    """`path` opened for reading, never through a symbolic link (what it points to is not ours)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     return os.fdopen(fd, "rb" if binary else "r")
 
@@ -62,15 +58,11 @@ def problem(manifest: dict) -> str | None:
 
 def inside(rel) -> bool:
     """A relative path that stays inside its folder."""
-    return (
-        isinstance(rel, str)
-        and bool(rel)
-        and not os.path.isabs(rel)
-        and os.path.normpath(rel).split(os.sep)[0] not in ("..", ".")
-    )
+    if not isinstance(rel, str) or os.path.isabs(rel):
+        return False
+    return os.path.normpath(rel).split(os.sep)[0] not in ("..", ".")  # normpath("") is "."
 
 
-# -- identities -----------------------------------------------------------------------------------
 def jsonable(value):
     """`json.dump`'s `default`: numpy values as Python's; anything else is refused (TypeError)."""
     if hasattr(value, "tolist"):  # numpy's scalars and arrays
@@ -79,8 +71,7 @@ def jsonable(value):
 
 
 def plain(value):
-    """JSON round-trip, so tuples and lists (and ints and floats, numpy's or Python's) compare as
-    they were saved."""
+    """JSON round-trip, so tuples and lists (and numpy's or Python's numbers) compare as saved."""
     return json.loads(json.dumps(value, default=jsonable))
 
 
@@ -88,10 +79,7 @@ def _flat(config: Dict, prefix: str = "") -> Dict:
     """Nested keys as dotted names, so a difference is named down to the field."""
     out = {}
     for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 

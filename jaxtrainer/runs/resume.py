@@ -1,14 +1,7 @@
-"""The one resume rule, a pure function of what a run folder holds and what is asked.
-
-A folder holding a run of the same identity continues it (the same command after an interruption
-gives the logs of an uninterrupted run); a different identity is refused with the differing fields
-named; "overwrite" starts over, removing only what the old run wrote. Asking fewer epochs than a
-run already holds is refused (its logs would disagree with what was asked), and so is a folder
-holding files but no run: a run never writes over files it did not make. "resume" needs a run to
-continue. The facade's "append" (`Trainer.train_loop` without `resume=True`) continues a trainer's
-own run only: the folder must hold exactly the epochs that trainer saved, because the trainer's
-weights in memory, not the checkpoint, are what it trains on.
-"""
+"""The one resume rule, a pure function of what a run folder holds and what is asked: the same
+identity continues, another is refused naming the fields, "overwrite" removes only what the old run
+wrote; fewer epochs than held, or files but no run, are refused; "resume" needs a run; "append" (the
+facade's) needs exactly the epochs its trainer saved, as it trains its weights in memory."""
 
 from __future__ import annotations
 
@@ -23,8 +16,8 @@ MODES = ("continue", "resume", "overwrite", "append")
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What opening the folder does: `remove` (None: nothing; else the old run's outputs, then its
-    checkpoint and manifest) first, then a run holding `epochs_done` epochs and `outputs`."""
+    """What opening does: `remove` (None: nothing; else the old run's outputs, then its checkpoint and
+    manifest) first, then a run holding `epochs_done` epochs and `outputs`."""
 
     epochs_done: int = 0
     outputs: Tuple[str, ...] = ()
@@ -34,11 +27,9 @@ class Plan:
 def plan(
     manifest, checkpoint, identity: dict, mode: str, epochs=None, foreign=(), hint="--overwrite", folder="F"
 ):
-    """The Plan for a folder holding `manifest` (its run.json: None when there is none, a str saying
-    why it is unreadable) and `checkpoint` ((epoch, identity), None or a str likewise), asked to
-    open the run `identity` in `mode` for `epochs` ("append": the epochs the caller saved; None:
-    not checked). `foreign`: the folder's visible entries; `hint`: how to start over. A refusal
-    is a RunError saying what to do."""
+    """The Plan for a folder holding `manifest` (run.json; None: none; a str: why it is unreadable)
+    and `checkpoint` ((epoch, identity), None or a str), asked to open `identity` in `mode` for
+    `epochs` (None: not checked). `foreign`: its visible entries; `hint`: how to start over."""
     if mode not in MODES:
         raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     if manifest is None and checkpoint is not None:
@@ -78,18 +69,18 @@ def _continued(manifest, checkpoint, identity: dict, hint: str, folder: str) -> 
         raise RunError(f"{manifest}; {start_over}")
     if manifest.get("format") != FORMAT:
         raise RunError(f"{folder} holds a run written by another version of jaxtrainer; {start_over}")
-    if problem(manifest):
-        raise RunError(f"{folder}/{MANIFEST} is not a valid run manifest ({problem(manifest)}); {start_over}")
+    if why := problem(manifest):
+        raise RunError(f"{folder}/{MANIFEST} is not a valid run manifest ({why}); {start_over}")
     saved = manifest["identity"]
     if saved.get("kind") != identity.get("kind"):
         raise RunError(
             f"{folder} holds a {saved.get('kind')!r} run, not a {identity.get('kind')!r} "
             f"one; use {hint} to replace it, or choose another folder"
         )
-    if differences(saved, identity):
+    if changed := differences(saved, identity):
         raise RunError(
             f"{folder} holds another run; refusing to continue it with a different configuration "
-            f"({'; '.join(differences(saved, identity))}). Run the command that made it to continue "
+            f"({'; '.join(changed)}). Run the command that made it to continue "
             f"it, {start_over}, or choose another folder"
         )
     if isinstance(checkpoint, str):

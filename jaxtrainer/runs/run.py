@@ -1,9 +1,6 @@
-"""`Run`: a run folder owned by this process, and the only writer of the files inside it.
-
-No file in a run folder is opened through a symbolic link: files are read with O_NOFOLLOW and
-written by renaming over the name (a link there is replaced, not followed); a folder on the way to
-a file that is a link is refused, and removing an old run removes links, never what they point to.
-"""
+"""`Run`: a run folder owned by this process, the only writer of its files. No file is opened through
+a link: read with O_NOFOLLOW, written by renaming over the name; a linked folder on the way to a file
+is refused, and removing an old run removes links, never what they point to."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def check_writable_folder(folder: str, what: str = "output folder") -> str:
-    """`files.check_writable_folder` by process 0 only: in a multi-process run the others never
-    write."""
+    """`files.check_writable_folder` by process 0 only: in a multi-process run the others never write."""
     return files.check_writable_folder(folder, what) if distributed.is_writer() else folder
 
 
@@ -53,11 +49,6 @@ def tracking() -> Iterator[List[str]]:
         _OPENED.remove(folders)
 
 
-def _same(a, b) -> bool:
-    """Equal as JSON (NaN equals NaN, as written)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 class Run:
     """A run folder owned by this process, opened under the one resume rule (`resume.py`).
 
@@ -65,10 +56,8 @@ class Run:
         folder: the run folder, made if missing.
         identity: what makes two runs the same run (configuration, data; never the epoch count).
         mode: one of `resume.MODES`.
-        epochs: the epochs asked (None: not checked); after opening, `epochs_done` is what the
-            folder holds.
-        writer: reads, writes and locks the folder (default: this is process 0); the other
-            processes learn its state from process 0.
+        epochs: the epochs asked (None: not checked); `epochs_done` is what the folder holds.
+        writer: reads, writes and locks the folder (default: process 0, which tells the others).
         hint: how the caller asks to start over (`--overwrite`, `overwrite=True`).
     """
 
@@ -84,7 +73,12 @@ class Run:
                 self._open(mode, epochs)
         except BaseException as e:  # every process must learn that process 0 failed
             error = e
-        self._agree(error)
+        if distributed.process_count() > 1:  # the others learn from process 0 if it opened, its epochs, time
+            mine = {"ok": error is None, "epochs_done": self.epochs_done, "seconds": self._seconds}
+            status = distributed.from_writer(mine)
+            self.epochs_done, self._seconds = status["epochs_done"], status["seconds"]
+            if not status["ok"] and error is None:
+                error = RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
         if error is not None:
             self.close()
             raise error
@@ -93,17 +87,6 @@ class Run:
                 files.remove_stale_temporaries(self.path(sub))
         for folders in _OPENED:
             folders.append(folder)
-
-    def _agree(self, error) -> None:
-        """In a multi-process run, process 0 alone reads and writes the folder: the others learn
-        from it whether the folder could be opened, how many epochs it holds and their time."""
-        if distributed.process_count() == 1:
-            return
-        mine = {"ok": error is None, "epochs_done": self.epochs_done, "seconds": self._seconds}
-        status = distributed.from_writer(mine)
-        self.epochs_done, self._seconds = status["epochs_done"], status["seconds"]
-        if not status["ok"] and error is None:
-            raise RunError(f"process 0 could not open the run folder {self.folder} (see its message)")
 
     def _open(self, mode: str, epochs: int | None) -> None:
         checkpoint, payload = None, None
@@ -130,7 +113,7 @@ class Run:
         return os.path.join(self.folder, *parts)
 
     def _link_in(self, rel: str) -> str | None:
-        """The first of `rel`'s folders (or `rel` itself) inside the run folder that is a link."""
+        """The first of `rel`'s folders (or `rel` itself) that is a link."""
         parts = [p for p in os.path.normpath(rel).split(os.sep) if p not in ("", ".")]
         for i in range(1, len(parts) + 1):
             if os.path.islink(self.path(*parts[:i])):
@@ -138,23 +121,20 @@ class Run:
         return None
 
     def _real_folders(self, rel: str) -> None:
-        """Refuse a link among the folders of the output `rel`: writing there would write outside."""
-        link = self._link_in(os.path.dirname(rel))
-        if link is not None:
+        """Refuses a link among the output `rel`'s folders: writing there would write outside."""
+        if (link := self._link_in(os.path.dirname(rel))) is not None:
             raise RunError(
                 f"{self.path(link)} is a symbolic link; jaxtrainer writes only into real folders "
                 f"inside its run folder: remove the link, or use {self.hint} to start over"
             )
 
     def _write_manifest(self) -> None:
-        record = {"identity": self.identity, "epochs_done": self.epochs_done, "outputs": self.outputs}
-        if self.writer:
-            files.write_json(self.path(MANIFEST), {"format": manifest.FORMAT, **record})
+        record = {"format": manifest.FORMAT, "identity": self.identity, "epochs_done": self.epochs_done}
+        files.write_json(self.path(MANIFEST), {**record, "outputs": self.outputs})  # by the writer only
 
     def _remove_outputs(self, listed: Sequence[str]) -> None:
-        """Start over: remove what the old run wrote (its listed outputs, checkpoint, manifest, the
-        folders that leaves empty); a link among them is removed, never what it points to; anything
-        else in the folder is not ours and stays."""
+        """Starts over: removes the old run's outputs, checkpoint, manifest and the folders left empty
+        (a link, never what it points to); anything else in the folder is not ours and stays."""
         for rel in [*listed, CHECKPOINT, MANIFEST]:
             with contextlib.suppress(OSError):
                 os.remove(self.path(self._link_in(rel) or rel))
@@ -167,7 +147,6 @@ class Run:
                     os.rmdir(self.path(sub))
         log.info(f"{self.folder}: the previous run's files were removed ({self.hint})")
 
-    # -- writing -----------------------------------------------------------------------------
     def output(self, rel: str) -> str:
         """The path of an output file `rel` (its folders made, and recorded as this run's)."""
         path = self.path(rel)
@@ -190,7 +169,7 @@ class Run:
         return path
 
     def write_text(self, rel: str, text: str) -> str:
-        """`text` to the output `rel`, atomically, by the writer only; returns its path on every process."""
+        """`text` to the output `rel`, atomically, by the writer only; its path on every process."""
         return files.write_text(self.output(rel), text) if self.writer else self.path(rel)
 
     def write_json(self, rel: str, obj) -> str:
@@ -199,37 +178,28 @@ class Run:
 
     def write_npz(self, rel: str, arrays: Dict[str, Any]) -> str:
         """As `write_text`, `arrays` as one .npz file."""
-        if not self.writer:
-            return self.path(rel)
-        return files.atomic_write(self.output(rel), lambda f: np.savez(f, **arrays), binary=True)
+        write = lambda f: np.savez(f, **arrays)
+        return files.atomic_write(self.output(rel), write, binary=True) if self.writer else self.path(rel)
 
     def write_logs(self, rel: str, logs: dict, meta: dict, epochs: int) -> Dict[str, str]:
-        """`rel`/logs.json ({"config": meta, "logs": logs}) and `rel`/logs.csv (one row per
-        epoch). `epochs` is what the logs hold: it is recorded as meta's "epochs", so the two never
-        disagree. The next checkpoint holds the same logs.json, the truth it is rebuilt from."""
+        """`rel`/logs.json ({"config": meta with "epochs", "logs"}) and `rel`/logs.csv (one row per
+        epoch); the next checkpoint holds the same logs.json, the truth it is rebuilt from."""
         paths = {"json": self.path(rel, "logs.json"), "csv": self.path(rel, "logs.csv")}
         if not self.writer:
             return paths
         self._logs_json[rel] = plain({"config": {**meta, "epochs": epochs}, "logs": logs})
         self.write_json(os.path.join(rel, "logs.json"), self._logs_json[rel])
-
-        def rows(f):
-            f.write(",".join(["epoch", *logs]) + "\n")
-            for epoch, values in enumerate(zip(*logs.values())):
-                f.write(",".join([str(epoch), *(repr(v) for v in values)]) + "\n")
-
-        files.atomic_write(self.output(os.path.join(rel, "logs.csv")), rows)
+        rows = enumerate(zip(*logs.values()))
+        lines = [",".join(["epoch", *logs]), *(",".join([str(e), *map(repr, v)]) for e, v in rows)]
+        files.write_text(self.output(os.path.join(rel, "logs.csv")), "\n".join(lines) + "\n")
         return paths
 
     def finished_logs(self, rels: Sequence[str]) -> List[dict]:
-        """The logs.json ({"config", "logs"}) of each member folder in `rels` as the checkpoint
-        holds it ([] on processes other than the writer, which learn it with `from_writer`). A
-        logs.json that disagrees (edited, of another schema, deleted, a link) is rewritten from the
-        checkpoint, with one warning."""
+        """Each member folder's logs.json as the checkpoint holds it ([] but on the writer); one that
+        disagrees (edited, deleted, a link) is rewritten from the checkpoint, with one warning."""
         if not self.writer:
             return []
-        missing = sorted(set(rels) - set(self._logs_json))
-        if missing:
+        if missing := sorted(set(rels) - set(self._logs_json)):
             raise RunError(
                 f"{self.path(CHECKPOINT)} lacks the logs of {missing}; use {self.hint} to start over"
             )
@@ -239,22 +209,21 @@ class Run:
                 on_disk = None if self._link_in(rel) else read_json(self.path(rel, "logs.json"))
             except RunError:
                 on_disk = None
-            record = self._logs_json[rel]
-            if not _same(on_disk, record):
+            record = self._logs_json[rel]  # compared as JSON: NaN equals NaN, as written
+            if json.dumps(on_disk, sort_keys=True) != json.dumps(record, sort_keys=True):
                 self.write_logs(rel, record["logs"], record["config"], record["config"]["epochs"])
                 rewritten.append(self.path(rel, "logs.json"))
         if rewritten:
             log.warning(f"{', '.join(rewritten)}: not what the checkpoint holds; rewritten from {CHECKPOINT}")
         return [self._logs_json[rel] for rel in rels]
 
-    # -- the checkpoint --------------------------------------------------------------------------
     def elapsed(self) -> float:
         """Training seconds of this run so far: those its checkpoint holds and this process's."""
         return self._seconds + time.perf_counter() - self._clock
 
     def restore(self, template) -> Tuple[Any, Any]:
-        """(tree, logs) of the last finished epoch, or (template, None) for a new run. In a
-        multi-process run process 0 reads the checkpoint and sends it to the others."""
+        """(tree, logs) of the last finished epoch, or (template, None) for a new run (read by
+        process 0, sent to the others)."""
         tree, logs = template, None
         if self.writer and self.epochs_done:
             path = self.path(CHECKPOINT)
@@ -267,8 +236,7 @@ class Run:
         return tree, logs
 
     def checkpoint(self, tree, epoch: int, logs) -> None:
-        """The state after `epoch`, the logs so far and every logs.json written, then the manifest
-        that records them."""
+        """The state after `epoch`, the logs and every logs.json, then the manifest recording them."""
         if not self.writer:
             return
         header = dict(epoch=epoch, identity=self.identity, logs=logs, seconds=self.elapsed())

@@ -30,8 +30,8 @@ def sweep_size(states) -> int:
 
 
 def init_sweep(spec: Spec, input_shape):
-    """(graphdef, stacked state, one model): member i is the spec's network drawn from seed_i
-    with the spec's optimizer at lr_i (`spec.settings()`, the optimizer that will step it)."""
+    """(graphdef, stacked state, one model): member i is the spec's network drawn from seed_i, with
+    the optimizer that will step it (`spec.settings()`) at lr_i."""
     settings, built = spec.settings(), []
     for lr, seed in spec.members:
         model = build_network(

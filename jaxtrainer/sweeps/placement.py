@@ -1,8 +1,6 @@
-"""Where a sweep's members run: with several devices visible, the sweep axis is split over a 1-D
-`Mesh`. A K that the device count does not divide is padded with copies of member 0, whose results
-are dropped; the number of devices used is the fewest that still gives the fewest members per
-device (K=3 on 4 devices uses 3 devices, no padding; K=5 uses 3 devices, padded to 6). The devices
-may belong to several processes (`distributed.py`): each process then runs its own share."""
+"""Where a sweep's members run: with several devices visible (of one process or several, each then
+running its share), the sweep axis is split over a 1-D `Mesh`, K padded with copies of member 0
+(their results dropped) to a multiple of the devices used (`devices_used`)."""
 
 from __future__ import annotations
 
@@ -30,8 +28,8 @@ class Placement:
     padded: int  # K after padding (a multiple of the devices used)
 
     def put(self, tree, sharded: bool):
-        """`tree` (the same on every process) placed on the mesh: split along the members, or
-        replicated. A mesh of several processes' devices takes each process's own part."""
+        """`tree` (the same on every process) split along the members on the mesh, or replicated;
+        each process places its own part."""
         if self.mesh is None:
             return tree
         sharding = NamedSharding(self.mesh, P(AXIS) if sharded else P())
@@ -64,8 +62,8 @@ def devices_used(k: int, n_devices: int) -> Tuple[int, int]:
 
 
 def placement(k: int, devices: Sequence | None = None) -> Placement:
-    """Where the K members run: a 1-D mesh over `devices_used` of `devices` (default: all
-    visible), or no mesh when that is one device."""
+    """Where the K members run: a 1-D mesh over `devices_used` of `devices` (default: all visible),
+    or no mesh for one device."""
     devices = list(jax.devices() if devices is None else devices)
     n, padded = devices_used(k, len(devices))
     if n <= 1:
@@ -74,9 +72,8 @@ def placement(k: int, devices: Sequence | None = None) -> Placement:
 
 
 def gathered(states, k: int):
-    """The K members' states, whole on this process. Several processes gather the padded arrays
-    and drop the padding on the host: slicing an array spread over processes would be one more
-    program with collectives, whose order could differ between processes."""
+    """The K members' states, whole on this process. Several processes drop the padding on the host:
+    slicing an array spread over them would be one more program with collectives, maybe reordered."""
     if distributed.process_count() > 1:
         return jax.tree.map(lambda a: a[:k], to_host(states))
     return states if sweep_size(states) == k else jax.tree.map(lambda a: a[:k], states)

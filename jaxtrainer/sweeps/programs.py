@@ -1,11 +1,7 @@
-"""The compiled programs of a sweep: every member's epoch, or evaluation, as one jitted call.
-
-`"vmap"` batches the members into one wide program (pays where one small model leaves the device
-idle: GPU/TPU); `"map"` runs them one after another inside the same program with `lax.map` (CPU:
-one model already fills the cores, and the batched matmuls vmap makes are slower there than the
-same matmuls one member at a time: docs/performance.md, "Sweeps"). On a mesh, each device runs
-its block of members locally with `shard_map` (no communication), the data replicated.
-"""
+"""A sweep's compiled programs: every member's epoch, or evaluation, as one jitted call. "vmap" batches
+the members (GPU/TPU: one small model leaves the device idle); "map" runs them in turn with `lax.map`
+(CPU: one model fills the cores; docs/performance.md, "Sweeps"). On a mesh, each device runs its
+block of members with `shard_map`, the data replicated."""
 
 from __future__ import annotations
 
@@ -25,8 +21,7 @@ AXIS = "sweep"
 
 
 def _over_members(fn, states, shared, strategy: str, mesh: Mesh | None):
-    """fn(member_state, shared) for each member along the leading axis; on a mesh, each device
-    takes its block of members."""
+    """fn(member_state, shared) for each member along the leading axis (each device's block)."""
 
     def local(states, shared):
         if sweep_size(states) == 1:  # the solo program itself: no batch axis of size 1
@@ -44,9 +39,8 @@ def _over_members(fn, states, shared, strategy: str, mesh: Mesh | None):
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings", "mesh"))
 def sweep_epoch(graphdef, states: TrainState, data, settings: Settings, mesh: Mesh | None = None):
-    """One epoch of every member and the metrics that log it (`train.member_epoch`), as one
-    compiled program. `data` is (X, y, order or None, eval_sets). Returns the new stacked state, the
-    per-step metrics and, per logged set, metrics of shape (K,)."""
+    """One epoch of every member (`train.member_epoch`) as one program; `data` is (X, y, order or None,
+    eval_sets). Returns the new stacked state, the per-step metrics and, per set, metrics of shape (K,)."""
     member = lambda state, data: member_epoch(graphdef, state, data, settings)
     return _over_members(member, states, data, settings.strategy, mesh)
 
