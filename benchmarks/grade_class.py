@@ -1,12 +1,8 @@
-"""Time `jaxtrainer grade` on a class of both years and measure the grader's memory.
+"""Time `jaxtrainer grade` on a class of both years (tests/grade_solutions/ cycled) and the grader's
+peak RSS on one honest submission and on one printing 600 MB (hostile.py's output_flood), each
+alone in a fresh process: the grader's memory must not grow with a submission's output.
 
     python -m benchmarks.grade_class --submissions 30 --jobs 2
-
-The class cycles through the test suite's solutions (tests/grade_solutions/: the tensor year's
-correct code, its usual mistakes and real students' styles, and the loader year's SVHN and CIFAR-10
-solutions), on the embedded data. Then the grader's peak RSS is measured on one honest submission
-and on one that prints 600 MB first (tests/grade_solutions/hostile.py's output_flood), each graded
-alone in a fresh process: the grader's memory must not grow with a submission's output.
 """
 
 from __future__ import annotations
