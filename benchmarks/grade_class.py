@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,15 +52,11 @@ def main(argv=None) -> int:
         names = [n for n in names if n not in ("sleeps_forever", "syntax_error")]
         written = mistakes.write(os.path.join(tmp, "tensor"), [*names, "loader_correct", "loader_cifar"])
         pool = list(written.values())
+        os.makedirs(os.path.join(tmp, "class"))
         paths = []
         for i in range(args.submissions):  # distinct names: copies beyond the pool get a suffix
-            source = pool[i % len(pool)]
-            stem = os.path.splitext(os.path.basename(source))[0]
-            target = os.path.join(tmp, "class", f"{stem}_{i}.py")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(source) as f, open(target, "w") as g:
-                g.write(f.read())
-            paths.append(target)
+            stem = os.path.splitext(os.path.basename(pool[i % len(pool)]))[0]
+            paths.append(shutil.copyfile(pool[i % len(pool)], os.path.join(tmp, "class", f"{stem}_{i}.py")))
         seconds, peak = grade(paths, os.path.join(tmp, "out"), args.jobs)
         with open(os.path.join(tmp, "out", "grades.json")) as f:
             grades = json.load(f)["submissions"]

@@ -11,7 +11,7 @@ import os
 import random
 import resource
 import time
-from typing import NamedTuple, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -20,18 +20,10 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
+from jaxtrainer.config import NetworkConfiguration  # stdlib-only, as is registry: no JAX here
 from jaxtrainer.registry import ACTIVATIONS
 
 _ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
-
-
-class NetworkConfiguration(NamedTuple):
-    """The homework's layer sizes: CNN channels, kernels and strides, and the dense layers' widths."""
-
-    n_channels: Tuple[int, ...] = (16, 32, 48)
-    kernel_sizes: Tuple[int, ...] = (3, 3, 3)
-    strides: Tuple[int, ...] = (1, 1, 1)
-    dense_hiddens: Tuple[int, ...] = (256, 256)
 
 
 def set_threads() -> int:

@@ -250,8 +250,7 @@ class Trainer:
         if resume and self.checkpoint_dir is None:
             raise InputError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
         if self.checkpoint_dir is None:
-            state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
-            return self._extend(logs)
+            return self._extend(self._fit(self._state(), n_epochs, None, None, resume=False))
         mode = "overwrite" if overwrite else "resume" if resume else "append"
         own = self._epochs_saved if mode == "append" else None  # append: this trainer's own run only
         with runs.Run(
@@ -276,7 +275,7 @@ class Trainer:
                 self._epochs_saved = base + epoch
                 folder.checkpoint(state, base + epoch, {"previous": previous, "current": logs})
 
-            state, logs = self._fit(state, n_epochs, save, logs, resume)
+            logs = self._fit(state, n_epochs, save, logs, resume)
             self.train_logs = {k: list(v) for k, v in previous.items()}
             return self._extend(logs)
 
@@ -292,8 +291,9 @@ class Trainer:
         return self.train_logs
 
     def _fit(self, state, n_epochs, on_epoch, logs, resume):
-        """The engine's loop, then the state back into the network. The loader variant's epoch trains
-        on the loader's next order; a resumed run started from a fresh loader (epoch k: pass k - 1)."""
+        """The engine's loop, then the state back into the network; the call's logs. The loader variant's
+        epoch trains on the loader's next order; a resumed run started from a fresh loader (epoch k:
+        pass k - 1)."""
         settings, order = Settings(batch_size=self.batch_size), None
         if isinstance(self.train, BatchLoader):
             loader = self.train
@@ -313,7 +313,7 @@ class Trainer:
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
         self._commit(state)
-        return state, logs
+        return logs
 
     def test_equivariance(self, path: str = "equivariance.png"):
         """The homework's 2x2 figure on the first training image rescaled to [0, 1]; saved to `path`."""
