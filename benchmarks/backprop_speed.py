@@ -1,16 +1,10 @@
-"""Lab C's question "which is faster: the hand-written backward pass or autograd?", measured.
-
-One MLP (784 -> L hidden ReLU layers of width W -> 10, mean softmax cross-entropy), trained from the
-same θ on the same synthetic data and batch order by four loops: jax_hand (the engine's compiled
-epoch with `handgrad.backprop`), jax_autodiff (the same with jax.grad), torch_autograd (nn.Linear,
-F.cross_entropy, loss.backward()) and torch_hand (handgrad.py's formulas in PyTorch under no_grad).
-Within each framework only the gradient differs (torch.optim's or handopt's optimizer); the four
-gradients of the first batch are compared first (max |Δ| against jax.grad, in the JSON).
-
-Epochs run in rounds, one of each variant per round (the order rotating). The table gives each
-variant's median epoch after the first (reported apart: JAX's compilation, PyTorch's warm-up) and its
-ratio to PyTorch autograd's. PyTorch uses all cores by default (--torch-threads): on a busy machine
-its threads wait for each other (a 1x16 MLP on 2 shared cores: 40 ms per step, 0.3 ms with 1 thread).
+"""Lab C's question "which is faster: the hand-written backward pass or autograd?", measured: one MLP
+(784 -> L hidden ReLU layers of width W -> 10, mean cross-entropy) trained from the same θ, data and
+batch order by jax_hand (the engine's epoch with `handgrad.backprop`), jax_autodiff (jax.grad),
+torch_autograd (nn.Linear, loss.backward()) and torch_hand (handgrad.py's formulas in PyTorch), after
+checking that their first gradients agree. Epochs run in rounds, one per variant (order rotating);
+the table gives each median epoch after the first and its ratio to PyTorch autograd's. PyTorch uses
+all cores (--torch-threads): on a busy machine its threads wait for each other, so time a quiet one.
 
     python -m benchmarks.backprop_speed --optimizer sgd --out benchmarks/results
     python -m benchmarks.backprop_speed --configs 1x25 3x500 --epochs 5 --optimizer adam
