@@ -25,13 +25,11 @@ NETWORK_ROWS = ("mlp", "cnn", "deep_cnn", "shallow_cnn")
 SWEEP_ROW = "cnn_sweep8"
 SWEEP_BASE, SWEEP_LRS = bench.runs_of(SWEEP_ROW)
 SIZES = {
-    # n_train, n_test, epochs per timed run (the first is warm-up), homework epochs
-    "gpu": (60_000, 2_000, 3, 50),
-    "dry-run": (256, 64, 2, 1),
+    # n_train, n_test, epochs per timed run (the first is warm-up), homework epochs, then the seconds
+    # past which a worker, the homework, is stopped, its cells "failed" (GPU: all within 8 minutes)
+    "gpu": (60_000, 2_000, 3, 50, 180, 240),
+    "dry-run": (256, 64, 2, 1, 300, 400),
 }
-# Past these a step is stopped and its cells read "failed" (on the GPU: the whole within 8 minutes).
-WORKER_TIMEOUT_S = {"gpu": 180, "dry-run": 300}
-HOMEWORK_TIMEOUT_S = {"gpu": 240, "dry-run": 400}
 # Which devices JAX and torch see, asked in a child so that this process holds no GPU memory.
 PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cuda.is_available() else 'cpu')"
 
@@ -151,7 +149,7 @@ def main(argv=None) -> int:
     missing = None if args.dry_run else gpu_missing()
     if missing:
         p.error(missing)
-    n_train, n_test, epochs, homework_epochs = SIZES[mode]
+    n_train, n_test, epochs, homework_epochs, worker_timeout, homework_timeout = SIZES[mode]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="device-check-xla-") as cache:
         # The workers and the homework inherit these. On the GPU every process compiles cold, so the
@@ -162,8 +160,8 @@ def main(argv=None) -> int:
             os.environ.pop("JAXTRAINER_NO_CACHE", None)
         else:
             os.environ["JAXTRAINER_NO_CACHE"] = "1"
-        results = framework_rows(n_train, n_test, epochs, WORKER_TIMEOUT_S[mode])
-        homework_s = homework_seconds(n_train, n_test, homework_epochs, HOMEWORK_TIMEOUT_S[mode])
+        results = framework_rows(n_train, n_test, epochs, worker_timeout)
+        homework_s = homework_seconds(n_train, n_test, homework_epochs, homework_timeout)
     rows = table_rows(results, homework_s, homework_epochs, n_train)
     devices = {framework: result["device"] for (framework, _), result in results.items()}
     header = (

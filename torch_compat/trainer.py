@@ -298,17 +298,14 @@ class Trainer:
         if isinstance(self.train, BatchLoader):
             loader = self.train
             first = 0 if resume else loader.epoch
+            test_batch_size = self.test.batch_size  # a BatchLoader too  # pyright: ignore[reportAttributeAccessIssue]
             settings = Settings(
-                # the test set is a BatchLoader when the training set is
-                batch_size=loader.batch_size,
-                variant="loader",
-                test_batch_size=self.test.batch_size,  # pyright: ignore[reportAttributeAccessIssue]
+                batch_size=loader.batch_size, variant="loader", test_batch_size=test_batch_size
             )
             order = lambda epoch: loader.order(first + epoch - 1)
-        train, test = self._arrays()
         loop = Loop(order=order, progress=self.progress, on_epoch=on_epoch)
         state, logs = fit(
-            self.optimizer.graphdef, state, train, test, n_epochs, settings, logs=logs, loop=loop
+            self.optimizer.graphdef, state, *self._arrays(), n_epochs, settings, logs=logs, loop=loop
         )
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
