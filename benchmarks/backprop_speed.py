@@ -1,28 +1,10 @@
-"""Lab C's question "which is faster: the hand-written backward pass or autograd?", measured.
-
-One MLP (784 -> L hidden ReLU layers of width W -> 10, softmax cross-entropy averaged over the
-batch), trained from the same initial θ on the same synthetic data, in the same batch order, with
-the same optimizer, by four loops:
-
-  jax_hand        jaxtrainer, an epoch = `train.member_epoch` with `Settings(gradient=handgrad.backprop)`
-  jax_autodiff    the same compiled epoch with `gradient=gradient.autodiff` (jax.grad)
-  torch_autograd  a plain PyTorch loop: nn.Linear layers, F.cross_entropy, loss.backward()
-  torch_hand      PyTorch without autograd: θ matrices with the bias trick and handgrad.py's
-                  backward formulas under torch.no_grad (what the lab's students wrote)
-
-The PyTorch loops step with torch.optim.SGD / Adam, the JAX ones with handopt's, so within each
-framework only the gradient differs. Every loop also computes its batches' loss and accuracy, as
-the engine's step metrics do. Before timing, the four gradients of the first batch are compared
-(max |Δ| against jax.grad, in the JSON), so the times compare equal computations.
-
-Epochs run in rounds, one epoch of each variant per round (the order rotating between rounds), in
-one process. The table reports each variant's median epoch after the first (the first carries
-JAX's compilation and PyTorch's warm-up; reported apart) and its ratio to PyTorch autograd's.
-
-PyTorch runs on all cores by default (--torch-threads). Where other work shares the cores, its
-OpenMP threads wait for each other at every operation and small networks slow down many times
-(a 1x16 MLP on 2 cores, one busy elsewhere: 40 ms per step with 2 threads, 0.3 ms with 1): time
-on a quiet machine.
+"""Lab C's question "which is faster: the hand-written backward pass or autograd?", measured: one MLP
+(784 -> L hidden ReLU layers of width W -> 10, mean cross-entropy) trained from the same θ, data and
+batch order by jax_hand (the engine's epoch with `handgrad.backprop`), jax_autodiff (jax.grad),
+torch_autograd (nn.Linear, loss.backward()) and torch_hand (handgrad.py's formulas in PyTorch), after
+checking that their first gradients agree. Epochs run in rounds, one per variant (order rotating);
+the table gives each median epoch after the first and its ratio to PyTorch autograd's. PyTorch uses
+all cores (--torch-threads): on a busy machine its threads wait for each other, so time a quiet one.
 
     python -m benchmarks.backprop_speed --optimizer sgd --out benchmarks/results
     python -m benchmarks.backprop_speed --configs 1x25 3x500 --epochs 5 --optimizer adam
@@ -35,10 +17,17 @@ import importlib.util
 import os
 import time
 
+import jax
 import numpy as np
+from flax import nnx
 
+from jaxtrainer import train
 from jaxtrainer.bench import epoch_times, host, write_results
+from jaxtrainer.gradient import autodiff
+from jaxtrainer.labs import handgrad, handopt
+from jaxtrainer.settings import Settings
 from jaxtrainer.tables import markdown_table
+from jaxtrainer.tasks import Classification
 
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
@@ -63,8 +52,8 @@ def parse_config(text: str):
 
 
 def synthetic(n: int, seed: int = 0):
-    """Ten class prototypes in [0, 1]^784 plus Gaussian noise, clipped to [0, 1]: learnable, so the
-    variants' training losses can be compared as well as their times."""
+    """Ten class prototypes in [0, 1]^784 plus Gaussian noise, clipped: learnable, so the variants'
+    losses can be compared too."""
     rng = np.random.default_rng(seed)
     prototypes = rng.uniform(0, 1, (N_CLASSES, N_IN)).astype(np.float32)
     y = rng.integers(0, N_CLASSES, n)
@@ -72,21 +61,14 @@ def synthetic(n: int, seed: int = 0):
     return np.clip(X, 0, 1, out=X), y
 
 
-# -- JAX: the engine's compiled epoch, the gradient plugged in ------------------------------------
-
-
 def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
-    """A function that trains one more epoch and returns its per-step (losses, accuracies)."""
-    import jax
-
-    from jaxtrainer import train
-    from jaxtrainer.labs import handopt
-    from jaxtrainer.settings import Settings
-    from jaxtrainer.tasks import Classification
-
-    factory = handopt.by_name(optimizer)
+    """A function that trains one more epoch (the engine's, `gradient` plugged in) and returns its
+    per-step (losses, accuracies)."""
     settings = Settings(
-        batch_size=batch_size, task=Classification(N_CLASSES), optimizer=factory, gradient=gradient
+        batch_size=batch_size,
+        task=Classification(N_CLASSES),
+        optimizer=handopt.by_name(optimizer),
+        gradient=gradient,
     )
     graphdef, state = train.init_state(model, LR, settings)
     compiled_epoch = jax.jit(train.member_epoch, static_argnames=("graphdef", "settings"))
@@ -98,9 +80,6 @@ def jax_epoch(model, gradient, optimizer: str, X, y, batch_size: int):
         return np.asarray(steps["loss"]), np.asarray(steps["accuracy"])
 
     return epoch
-
-
-# -- PyTorch: what a student writes, with autograd and by hand ------------------------------------
 
 
 def torch_mlp(thetas):
@@ -150,16 +129,9 @@ def torch_hand_backward(thetas, x, y):
     return grads[::-1], loss, (h.argmax(1) == y).float().mean()
 
 
-def torch_optimizer(name: str, params):
-    """torch's optimizer `name` ("sgd", "adam") at the benchmark's learning rate."""
-    import torch
-
-    return {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name](params, lr=LR)
-
-
 def torch_epoch(thetas, by_hand: bool, optimizer: str, X, y, batch_size: int):
-    """A function that trains one more epoch over consecutive slices and returns its per-step
-    (losses, accuracies)."""
+    """A function that trains one more epoch over consecutive slices with torch.optim's `optimizer`
+    and returns its per-step (losses, accuracies)."""
     import torch
 
     if by_hand:
@@ -167,7 +139,7 @@ def torch_epoch(thetas, by_hand: bool, optimizer: str, X, y, batch_size: int):
     else:
         model = torch_mlp(thetas)
         params = list(model.parameters())
-    opt = torch_optimizer(optimizer, params)
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optimizer](params, lr=LR)
 
     def step(xb, yb):
         if not by_hand:
@@ -180,48 +152,42 @@ def torch_epoch(thetas, by_hand: bool, optimizer: str, X, y, batch_size: int):
         return loss, accuracy
 
     def epoch():
-        losses, accuracies = [], []
+        steps = []
         for start in range(0, X.shape[0], batch_size):
             loss, accuracy = step(X[start : start + batch_size], y[start : start + batch_size])
             opt.step()
-            losses.append(loss.item())
-            accuracies.append(accuracy.item())
-        return np.array(losses), np.array(accuracies)
+            steps.append((loss.item(), accuracy.item()))
+        return np.array(steps).T
 
     return epoch
 
 
-# -- the check that the four compute the same gradient --------------------------------------------
-
-
 def gradient_differences(model, x, y) -> dict:
     """Max |∂θ − jax.grad's ∂θ| over all layers, per other variant, on one batch from the initial
-    θ (float32); `grad_max_abs` is jax.grad's largest entry, the scale to read them against."""
-    import jax
+    θ; `grad_max_abs` is jax.grad's largest entry, the scale to read them against."""
     import torch
-    from flax import nnx
-
-    from jaxtrainer import train
-    from jaxtrainer.gradient import autodiff
-    from jaxtrainer.labs import handgrad
-    from jaxtrainer.tasks import Classification
 
     task = Classification(N_CLASSES)
     graphdef, params = nnx.split(model, nnx.Param)
     xj, yj = train.to_device(x, y, task)
-    reference = [np.asarray(g) for g in jax.tree.leaves(autodiff(graphdef, params, xj, yj, task)[0])]
+
+    def jax_grads(gradient):
+        return [np.asarray(g) for g in jax.tree.leaves(gradient(graphdef, params, xj, yj, task)[0])]
+
+    reference = jax_grads(autodiff)
     thetas = [np.asarray(t) for t in jax.tree.leaves(params)]
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
     torch_autograd_step(mlp, xt, yt)
-    linears = [m for m in mlp if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         hand_torch = torch_hand_backward([torch.tensor(t) for t in thetas], xt, yt)[0]
     grads = {
-        "jax_hand": [
-            np.asarray(g) for g in jax.tree.leaves(handgrad.backprop(graphdef, params, xj, yj, task)[0])
+        "jax_hand": jax_grads(handgrad.backprop),
+        "torch_autograd": [
+            torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy()
+            for m in mlp
+            if isinstance(m, torch.nn.Linear)
         ],
-        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy() for m in linears],
         "torch_hand": [g.numpy() for g in hand_torch],
     }
     diffs = {
@@ -230,20 +196,10 @@ def gradient_differences(model, x, y) -> dict:
     return {**diffs, "grad_max_abs": max(float(np.max(np.abs(r))) for r in reference)}
 
 
-# -- the benchmark ---------------------------------------------------------------------------------
-
-
 def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, optimizer: str) -> dict:
     """A table row: the gradient check, then `epochs` rounds of one epoch per variant, each
     variant's last-epoch training loss and accuracy kept to show that they trained alike."""
-    import jax
     import torch
-    from flax import nnx
-
-    from jaxtrainer import train
-    from jaxtrainer.gradient import autodiff
-    from jaxtrainer.labs import handgrad
-    from jaxtrainer.tasks import Classification
 
     model = handgrad.SoftmaxMLP(N_IN, [width] * depth, N_CLASSES, init="glorot", seed=0)
     thetas = [np.asarray(t) for t in jax.tree.leaves(nnx.split(model, nnx.Param)[1])]
@@ -280,61 +236,50 @@ def run_config(depth: int, width: int, X, y, *, epochs: int, batch_size: int, op
     }
 
 
-def machine() -> str:
-    """The processor, cores, JAX and PyTorch versions and devices, for the table's header."""
-    import jax
-    import torch
-
-    return (
-        f"{host()}; JAX {jax.__version__} on {jax.devices()[0].device_kind}; PyTorch {torch.__version__} "
-        f"({torch.get_num_threads()} torch threads)"
-    )
-
-
 def markdown(rows: list, meta: dict) -> str:
     """backprop_speed.md: seconds per epoch and ratios, then first epochs and gradient gaps."""
     others = [name for name in VARIANTS if name != BASELINE]
     checked = [name for name in VARIANTS if name != GRAD_REFERENCE]
-    lines = [
-        f"{meta['n_train']:,} synthetic 784-pixel examples, 10 classes, batch "
-        f"{meta['batch_size']}, {meta['optimizer']} lr {LR}, {meta['epochs']} epochs "
-        f"(median of epochs 2..{meta['epochs']}); {meta['machine']}",
-        "",
-        "Seconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):",
-        "",
-    ]
-    header = [
-        "config",
-        "parameters",
-        *(f"{LABELS[n]} s" for n in VARIANTS),
-        *(f"{LABELS[n]} ratio" for n in others),
-    ]
-    table = [
+    times = markdown_table(
         [
-            row["config"],
-            f"{row['parameters']:,}",
-            *(f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS),
-            *(f"{row['ratios'][n]:.2f}x" for n in others),
-        ]
-        for row in rows
-    ]
-    lines += [markdown_table(header, table), ""]
-    lines.append(
-        "First epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
-        "on the first batch, float32:"
+            "config",
+            "parameters",
+            *(f"{LABELS[n]} s" for n in VARIANTS),
+            *(f"{LABELS[n]} ratio" for n in others),
+        ],
+        [
+            [
+                row["config"],
+                f"{row['parameters']:,}",
+                *(f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS),
+                *(f"{row['ratios'][n]:.2f}x" for n in others),
+            ]
+            for row in rows
+        ],
     )
-    header = ["config", *(f"{LABELS[n]} 1st s" for n in VARIANTS), *(f"{LABELS[n]} Δ" for n in checked)]
-    table = [
+    firsts = markdown_table(
         [
-            row["config"],
-            *(f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS),
-            *(f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in checked),
-            f"{row['grad_max_abs_diff_vs_jax_grad']['grad_max_abs']:.1e}",
-        ]
-        for row in rows
-    ]
-    lines += ["", markdown_table([*header, "max abs ∂θ"], table)]
-    return "\n".join(lines) + "\n"
+            "config",
+            *(f"{LABELS[n]} 1st s" for n in VARIANTS),
+            *(f"{LABELS[n]} Δ" for n in checked),
+            "max abs ∂θ",
+        ],
+        [
+            [
+                row["config"],
+                *(f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS),
+                *(f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in [*checked, "grad_max_abs"]),
+            ]
+            for row in rows
+        ],
+    )
+    return (
+        f"{meta['n_train']:,} synthetic 784-pixel examples, 10 classes, batch {meta['batch_size']}, "
+        f"{meta['optimizer']} lr {LR}, {meta['epochs']} epochs (median of epochs 2..{meta['epochs']}); "
+        f"{meta['machine']}\n\nSeconds per epoch, and the ratio to PyTorch autograd's (below 1: faster):"
+        f"\n\n{times}\n\nFirst epoch (JAX's includes compilation), seconds; max |Δ∂θ| against jax.grad "
+        f"on the first batch, float32:\n\n{firsts}\n"
+    )
 
 
 def main(argv=None) -> int:
@@ -374,17 +319,12 @@ def main(argv=None) -> int:
     X, y = synthetic(args.n_train)
     rows = []
     for depth, width in args.configs:
-        rows.append(
-            run_config(
-                depth, width, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer
-            )
+        row = run_config(
+            depth, width, X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer
         )
-        v = rows[-1]["variants"]
-        print(
-            f"{rows[-1]['config']:>8s} "
-            + "  ".join(f"{name} {v[name]['median_epoch_s']:.3f}s" for name in VARIANTS),
-            flush=True,
-        )
+        rows.append(row)
+        medians = "  ".join(f"{name} {row['variants'][name]['median_epoch_s']:.3f}s" for name in VARIANTS)
+        print(f"{row['config']:>8s} {medians}", flush=True)
     meta = {
         "configs": [row["config"] for row in rows],
         "epochs": args.epochs,
@@ -393,7 +333,8 @@ def main(argv=None) -> int:
         "optimizer": args.optimizer,
         "lr": LR,
         "baseline": BASELINE,
-        "machine": machine(),
+        "machine": f"{host()}; JAX {jax.__version__} on {jax.devices()[0].device_kind}; PyTorch "
+        f"{torch.__version__} ({torch.get_num_threads()} torch threads)",
     }
     write_results(args.out, "backprop_speed", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0

@@ -1,17 +1,8 @@
-"""Why the CNN's epoch time varies on 2-core machines of one kind: the same bench workers (one fresh
-process each) under conditions that differ in one thing.
+"""Why the CNN's epoch time varies on 2-core machines of one kind: the same bench workers (a fresh
+process each; 60,000 synthetic images, batch 128) idle, with the other core busy, with one XLA
+thread, and the facade's train_loop(1) once per epoch; each line a median s/epoch of epochs 2..N.
 
     python -m benchmarks.cnn_variance --epochs 3
-
-- idle: nothing else runs;
-- other core busy: a Python busy loop holds one of the two vCPUs (another tenant, a second job);
-- one XLA thread: `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`, so XLA never
-  waits for a second thread;
-- the facade: `torch_compat.Trainer("cnn", ...).train_loop(1)` called once per epoch (its logging
-  included), the same network and data, as a student's notebook runs it.
-
-Each line gives the median s/epoch of epochs 2..N (the first compiles) for JAX, and PyTorch's for the
-first two conditions. 60,000 synthetic 1x28x28 images, batch 128, the CNN (16, 32, 45) k3 + (128,).
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """One table for a GPU machine (run through benchmarks/device_check.sh, which sets the environment):
+the homework's four networks' s/epoch, jaxtrainer against the PyTorch reference (`jaxtrainer bench`'s
+workers, 60,000 synthetic 1x28x28 images, batch 128); the CNN's K=8 learning-rate sweep as one
+program against 8 sequential runs of each; the whole homework's wall time (homework_synthetic.py).
 
-- per-epoch time of the homework's four networks, jaxtrainer against the PyTorch reference on the
-  same device (`jaxtrainer bench`'s workers, 60,000 synthetic 1x28x28 images, batch 128);
-- the K=8 learning-rate sweep of the CNN as one program, against 8 sequential runs of jaxtrainer
-  (8 x the CNN row: a run's epoch does not depend on its learning rate) and of PyTorch (run);
-- the whole homework (experiments 1-4) on 60,000 synthetic images (benchmarks/homework_synthetic.py),
-  the command's wall time, compilation included.
-
-`--dry-run` runs the same on the CPU at tiny sizes (256 images, 2 epochs; the homework 1 epoch), to
-check the script, not the machine: about 100 s of CPU time, nearly all of it JAX compiling. A step that
-fails or runs past its time leaves "failed" in its cells (the reason on stderr); the table is
-printed and written (device_check.json, device_check.md) either way.
+`--dry-run` runs the same on the CPU at tiny sizes to check the script (about 100 s of CPU, nearly
+all compilation). A step that fails or runs past its time reads "failed" (the reason on stderr); the
+table is printed and written (device_check.json, device_check.md) either way.
 """
 
 from __future__ import annotations
@@ -30,13 +25,11 @@ NETWORK_ROWS = ("mlp", "cnn", "deep_cnn", "shallow_cnn")
 SWEEP_ROW = "cnn_sweep8"
 SWEEP_BASE, SWEEP_LRS = bench.runs_of(SWEEP_ROW)
 SIZES = {
-    # n_train, n_test, epochs per timed run (the first is warm-up), homework epochs
-    "gpu": (60_000, 2_000, 3, 50),
-    "dry-run": (256, 64, 2, 1),
+    # n_train, n_test, epochs per timed run (the first is warm-up), homework epochs, then the seconds
+    # past which a worker, the homework, is stopped, its cells "failed" (GPU: all within 8 minutes)
+    "gpu": (60_000, 2_000, 3, 50, 180, 240),
+    "dry-run": (256, 64, 2, 1, 300, 400),
 }
-# Past these a step is stopped and its cells read "failed" (on the GPU: the whole within 8 minutes).
-WORKER_TIMEOUT_S = {"gpu": 180, "dry-run": 300}
-HOMEWORK_TIMEOUT_S = {"gpu": 240, "dry-run": 400}
 # Which devices JAX and torch see, asked in a child so that this process holds no GPU memory.
 PREFLIGHT = "import jax, torch; print(jax.default_backend(), 'cuda' if torch.cuda.is_available() else 'cpu')"
 
@@ -51,10 +44,8 @@ def gpu_missing() -> str | None:
         return f"jax and torch must both import:\n{done.stderr[-2000:]}"
     jax_backend, torch_device = done.stdout.strip().splitlines()[-1].split()
     if jax_backend != "gpu" or torch_device != "cuda":
-        return (
-            f"JAX sees {jax_backend} and torch {torch_device}, not a GPU "
-            "(--dry-run checks the script on a CPU)"
-        )
+        seen = f"JAX sees {jax_backend} and torch {torch_device}"
+        return f"{seen}, not a GPU (--dry-run checks the script on a CPU)"
     return None
 
 
@@ -73,12 +64,15 @@ def framework_rows(n_train: int, n_test: int, epochs: int, timeout: float) -> di
 def homework_seconds(n_train: int, n_test: int, epochs: int, timeout: float) -> float | None:
     """Wall time of `python -m benchmarks.homework_synthetic` (start-up and compilation included)."""
     with tempfile.TemporaryDirectory(prefix="device-check-homework-") as out:
+        sizes = ("--epochs", str(epochs), "--n-train", str(n_train), "--n-test", str(n_test))
         command = [
             sys.executable,
             "-m",
             "benchmarks.homework_synthetic",
-            *("--epochs", str(epochs), "--n-train", str(n_train), "--n-test", str(n_test)),
-            *("--out", out, "--no-progress"),
+            *sizes,
+            "--out",
+            out,
+            "--no-progress",
         ]
         start = time.perf_counter()
         try:
@@ -110,32 +104,21 @@ def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_
         )
         for row in NETWORK_ROWS
     ]
-    sweep = results.get(("jax", SWEEP_ROW))
-    k = len(SWEEP_LRS)
-    strategy = sweep["strategy"] if sweep else "?"
+    k, sweep, one_run = len(SWEEP_LRS), median("jax", SWEEP_ROW), median("jax", SWEEP_BASE)
+    strategy = results[("jax", SWEEP_ROW)]["strategy"] if sweep is not None else "?"
     label = f"K={k} lr sweep, {bench.NETWORKS[SWEEP_BASE].label}: one program ({strategy}), s/epoch"
-    one_run = median("jax", SWEEP_BASE)
-    rows += [
+    homework = f"whole homework (experiments 1-4), {n_train:,} synthetic images, {homework_epochs} epochs, s"
+    return [
+        *rows,
         (
             label,
-            median("jax", SWEEP_ROW),
+            sweep,
             None if one_run is None else k * one_run,
             f"{k} sequential jaxtrainer runs ({k} x {SWEEP_BASE})",
         ),
-        (
-            label,
-            median("jax", SWEEP_ROW),
-            median("torch", SWEEP_ROW),
-            f"{k} sequential PyTorch reference runs",
-        ),
-        (
-            f"whole homework (experiments 1-4), {n_train:,} synthetic images, {homework_epochs} epochs, s",
-            homework_s,
-            None,
-            "",
-        ),
+        (label, sweep, median("torch", SWEEP_ROW), f"{k} sequential PyTorch reference runs"),
+        (homework, homework_s, None, ""),
     ]
-    return rows
 
 
 def markdown(rows: list, header: str) -> str:
@@ -152,8 +135,7 @@ def markdown(rows: list, header: str) -> str:
         for m, jax_s, base_s, baseline in rows
     ]
     header_row = ("measurement", "jaxtrainer", "baseline", "baseline is", "jaxtrainer / baseline")
-    lines = [header, "", markdown_table(header_row, table)]
-    return "\n".join(lines) + "\n"
+    return f"{header}\n\n{markdown_table(header_row, table)}\n"
 
 
 def main(argv=None) -> int:
@@ -167,7 +149,7 @@ def main(argv=None) -> int:
     missing = None if args.dry_run else gpu_missing()
     if missing:
         p.error(missing)
-    n_train, n_test, epochs, homework_epochs = SIZES[mode]
+    n_train, n_test, epochs, homework_epochs, worker_timeout, homework_timeout = SIZES[mode]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="device-check-xla-") as cache:
         # The workers and the homework inherit these. On the GPU every process compiles cold, so the
@@ -178,8 +160,8 @@ def main(argv=None) -> int:
             os.environ.pop("JAXTRAINER_NO_CACHE", None)
         else:
             os.environ["JAXTRAINER_NO_CACHE"] = "1"
-        results = framework_rows(n_train, n_test, epochs, WORKER_TIMEOUT_S[mode])
-        homework_s = homework_seconds(n_train, n_test, homework_epochs, HOMEWORK_TIMEOUT_S[mode])
+        results = framework_rows(n_train, n_test, epochs, worker_timeout)
+        homework_s = homework_seconds(n_train, n_test, homework_epochs, homework_timeout)
     rows = table_rows(results, homework_s, homework_epochs, n_train)
     devices = {framework: result["device"] for (framework, _), result in results.items()}
     header = (

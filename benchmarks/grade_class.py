@@ -1,12 +1,8 @@
-"""Time `jaxtrainer grade` on a class of both years and measure the grader's memory.
+"""Time `jaxtrainer grade` on a class of both years (tests/grade_solutions/ cycled) and the grader's
+peak RSS on one honest submission and on one printing 600 MB (hostile.py's output_flood), each
+alone in a fresh process: the grader's memory must not grow with a submission's output.
 
     python -m benchmarks.grade_class --submissions 30 --jobs 2
-
-The class cycles through the test suite's solutions (tests/grade_solutions/: the tensor year's
-correct code, its usual mistakes and real students' styles, and the loader year's SVHN and CIFAR-10
-solutions), on the embedded data. Then the grader's peak RSS is measured on one honest submission
-and on one that prints 600 MB first (tests/grade_solutions/hostile.py's output_flood), each graded
-alone in a fresh process: the grader's memory must not grow with a submission's output.
 """
 
 from __future__ import annotations
@@ -14,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,15 +52,11 @@ def main(argv=None) -> int:
         names = [n for n in names if n not in ("sleeps_forever", "syntax_error")]
         written = mistakes.write(os.path.join(tmp, "tensor"), [*names, "loader_correct", "loader_cifar"])
         pool = list(written.values())
+        os.makedirs(os.path.join(tmp, "class"))
         paths = []
         for i in range(args.submissions):  # distinct names: copies beyond the pool get a suffix
-            source = pool[i % len(pool)]
-            stem = os.path.splitext(os.path.basename(source))[0]
-            target = os.path.join(tmp, "class", f"{stem}_{i}.py")
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(source) as f, open(target, "w") as g:
-                g.write(f.read())
-            paths.append(target)
+            stem = os.path.splitext(os.path.basename(pool[i % len(pool)]))[0]
+            paths.append(shutil.copyfile(pool[i % len(pool)], os.path.join(tmp, "class", f"{stem}_{i}.py")))
         seconds, peak = grade(paths, os.path.join(tmp, "out"), args.jobs)
         with open(os.path.join(tmp, "out", "grades.json")) as f:
             grades = json.load(f)["submissions"]

@@ -1,6 +1,5 @@
-"""The whole homework (experiments 1-4) on a SYNTHETIC set the size of rotated Fashion-MNIST, for
-its wall time only: random pixels in [-1, 1] and random standard-normal targets (nothing to learn;
-the report's numbers mean nothing, its seconds do).
+"""The whole homework (experiments 1-4) on a SYNTHETIC set the size of rotated Fashion-MNIST (random
+pixels and targets: nothing to learn), for its wall time only.
 
     python -m benchmarks.homework_synthetic --epochs 50 --out runs/homework_synthetic60k
 """

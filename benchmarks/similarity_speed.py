@@ -1,10 +1,6 @@
-"""How long `jaxtrainer grade`'s similarity report takes on a class (docs/grading.md).
-
-N submissions of about 300 lines each: the project's correct solution (tests/grade_solutions/
-correct.py, 155 lines, the same in all of them, as a widely copied one would be) followed by 21
-helper functions of random arithmetic of each student's own. Timed twice: with correct.py as the
---template (its code left out, so no pair is similar) and without it (every pair shares half its
-code, and all N(N-1)/2 pairs are reported and written).
+"""How long `jaxtrainer grade`'s similarity report takes on N submissions of ~300 lines: the same
+correct.py (tests/grade_solutions/) and 21 random helpers of each student's own; timed with correct.py
+as the --template (no pair similar) and without (all N(N-1)/2 pairs reported and written).
 
     python -m benchmarks.similarity_speed --submissions 30
 """

@@ -1,8 +1,6 @@
-"""Sweeps on this machine: one run's epoch against K runs' epoch by `vmap` and by `lax.map`.
-
-Synthetic data (random pixels and targets, 1x28x28; only the timing means anything), batch 128,
-Adam, MSE, logging evaluations included (as `jaxtrainer.fit` and `fit_sweep` run them). Each
-timing is the median epoch after the first (the first one carries compilation).
+"""Sweeps on this machine: one run's epoch against K runs' epoch by `vmap` and by `lax.map`, on
+synthetic 1x28x28 data, batch 128, Adam, MSE, logging included; each timing is the median epoch
+after the first (which compiles).
 
     python -m benchmarks.sweep_bench --models mlp cnn --k 3 --epochs 3
 """
@@ -58,12 +56,6 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
 def markdown(rows: list, meta: dict) -> str:
     """sweep.md: one run's epoch against each strategy's sweep of K."""
     strategies = [s for s in ("vmap", "map") if s in rows[0]["median"]]
-    lines = [
-        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
-        f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
-        f"{meta['machine']}, JAX on {rows[0]['backend']}",
-        "",
-    ]
     header = ["model", "one run s/epoch"]
     for s in strategies:
         header += [f"K={rows[0]['k']} {s} s/epoch", f"{s} / one run"]
@@ -73,8 +65,11 @@ def markdown(rows: list, meta: dict) -> str:
         table.append([r["model"], f"{m['solo']:.2f}"])
         for s in strategies:
             table[-1] += [f"{m[s]:.2f}", f"{m[s] / m['solo']:.2f}x"]
-    lines.append(markdown_table(header, table))
-    return "\n".join(lines) + "\n"
+    return (
+        f"{meta['n_train']:,} synthetic 1x28x28 images, batch 128, {meta['epochs']} epochs "
+        f"(median of epochs 2..{meta['epochs']}, the three interleaved), logging included; "
+        f"{meta['machine']}, JAX on {rows[0]['backend']}\n\n{markdown_table(header, table)}\n"
+    )
 
 
 def main(argv=None) -> int:
@@ -92,11 +87,7 @@ def main(argv=None) -> int:
     for model in args.models:
         rows.append(measure(model, args.k, args.epochs, args.n_train, args.n_test, args.strategies))
         print(json.dumps(rows[-1]), flush=True)
-    meta = {
-        "n_train": args.n_train,
-        "epochs": args.epochs,
-        "machine": host(),
-    }
+    meta = {"n_train": args.n_train, "epochs": args.epochs, "machine": host()}
     write_results(args.out, "sweep", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 

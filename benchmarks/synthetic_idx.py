@@ -1,6 +1,5 @@
-"""A synthetic Fashion-MNIST-size set written as the four IDX files, for timing the labs here
-(no dataset can be downloaded on this machine): 10 classes, 28x28 uint8 images, each a noisy,
-randomly shifted copy of its class's smooth random prototype, so the classes are learnable.
+"""A synthetic Fashion-MNIST-size set as the four IDX files, for timing the labs without a download:
+10 learnable classes of 28x28 uint8 images, noisy shifted copies of smooth random prototypes.
 
     python -m benchmarks.synthetic_idx --out /tmp/synthetic_fashion    (60,000 + 10,000 images)
     jaxtrainer lab logreg --dataset fashion_mnist --data-dir /tmp/synthetic_fashion
@@ -40,7 +39,7 @@ def synthetic_images(n: int, rng: np.random.Generator, prototypes: np.ndarray):
 
 
 def write_set(out: str, n_train: int = 60_000, n_test: int = 10_000, seed: int = 0) -> None:
-    """An MNIST-shaped set of IDX files in `out`, for the labs' timings without a download."""
+    """An MNIST-shaped set of IDX files in `out`."""
     rng = np.random.default_rng(seed)
     # a shared base plus a faint class-specific part: hard enough that a linear model is not
     # perfect (about Fashion-MNIST's difficulty for logistic regression)

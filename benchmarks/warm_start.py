@@ -1,12 +1,7 @@
-"""Warm starts: each command run twice in a fresh interpreter, first with an empty compilation cache
-folder (cold), then again with what the first run left there (warm); jaxtrainer/compile_cache.py.
-
-- `jaxtrainer homework --dataset digits --epochs 3` (the README's first command);
-- for each of the homework's four networks, `Trainer(...).train_loop(1)` on synthetic 1x28x28
-  images (the facade, as a student's script would run it).
-
-The table gives each process's wall time and CPU time (interpreter start-up and imports included)
-and, for the Trainer rows, the seconds of building the Trainer and its train_loop(1) alone.
+"""Warm starts (jaxtrainer/compile_cache.py): `jaxtrainer homework --dataset digits --epochs 3` and,
+per homework network, the facade's `Trainer(...).train_loop(1)` on synthetic images, each run in a
+fresh interpreter with an empty compilation cache folder (cold), then with what it left (warm). The
+table gives each process's wall and CPU time, and for the Trainer rows the in-process seconds.
 
     python -m benchmarks.warm_start --out benchmarks/results
 """
@@ -40,21 +35,19 @@ def trainer_child(network: str, n_train: int, n_test: int) -> dict:
     return {"in_process_s": time.perf_counter() - start}
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(command: list, cache: str) -> dict:
     """Run `command` with the compilation cache in `cache`: its wall time, its CPU time (which other
     work on a shared machine changes less) and the JSON line it printed last, if any."""
+
+    def children_cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     env = {**os.environ, "JAXTRAINER_CACHE_DIR": cache}
     env.pop("JAXTRAINER_NO_CACHE", None)
-    cpu = _children_cpu_s()
-    start = time.perf_counter()
+    cpu, start = children_cpu_s(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    cpu = _children_cpu_s() - cpu
+    seconds, cpu = time.perf_counter() - start, children_cpu_s() - cpu
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     lines = done.stdout.strip().splitlines()
@@ -76,25 +69,20 @@ def measure(name: str, command_for, tmp: str) -> dict:
 
 def markdown(rows: list, meta: dict) -> str:
     """warm_start.md: each command's cold and warm times."""
-    lines = [
-        f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
-        f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}",
-        "",
-    ]
     header = ("run", "cold s", "warm s", "cold / warm", "cold CPU s", "warm CPU s")
     header += ("cold s, in process", "warm s, in process", "cache files")
     table = []
     for r in rows:
-        cold, warm = r["cold"], r["warm"]
-        inner = [
-            f"{run.get('in_process_s', ''):.1f}" if "in_process_s" in run else "" for run in (cold, warm)
-        ]
-        seconds = [f"{x:.1f}" for x in (cold["process_s"], warm["process_s"])]
-        ratio = f"{cold['process_s'] / warm['process_s']:.1f}x"
-        cpu = [f"{x:.1f}" for x in (cold["cpu_s"], warm["cpu_s"])]
-        table.append([r["name"], *seconds, ratio, *cpu, *inner, r["cache_entries"]])
-    lines.append(markdown_table(header, table))
-    return "\n".join(lines) + "\n"
+        runs = (r["cold"], r["warm"])
+        seconds = [f"{run[key]:.1f}" for key in ("process_s", "cpu_s") for run in runs]
+        inner = [f"{run['in_process_s']:.1f}" if "in_process_s" in run else "" for run in runs]
+        ratio = f"{runs[0]['process_s'] / runs[1]['process_s']:.1f}x"
+        table.append([r["name"], *seconds[:2], ratio, *seconds[2:], *inner, r["cache_entries"]])
+    return (
+        f"Compilation cache cold (empty folder) vs warm (the folder the cold run left), each run in a "
+        f"fresh interpreter; Trainer rows on {meta['n_train']:,} synthetic 1x28x28 images; {meta['machine']}"
+        f"\n\n{markdown_table(header, table)}\n"
+    )
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,12 @@ from jaxtrainer.registry import ACTIVATIONS
 from . import nn
 
 _ACTIVATIONS = tuple(ACTIVATIONS.values())
+_TORCH_ARGUMENTS = {
+    "Linear": ("in_features", "out_features"),
+    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride"),
+    "MaxPool2d": ("kernel_size",),
+    "AdaptiveMaxPool2d": ("output_size",),
+}
 
 
 def to_torch(network: nn.Sequential, copy_weights: bool = True):
@@ -22,25 +28,11 @@ def to_torch(network: nn.Sequential, copy_weights: bool = True):
     (``nnx.eval_shape``), which draws nothing in JAX."""
     import torch
 
-    layers = []
-    for layer in network.layers:
-        if isinstance(layer, nn.Linear):
-            layers.append(torch.nn.Linear(layer.in_features, layer.out_features))
-        elif isinstance(layer, nn.Conv2d):
-            layers.append(
-                torch.nn.Conv2d(
-                    layer.in_channels, layer.out_channels, kernel_size=layer.kernel_size, stride=layer.stride
-                )
-            )
-        elif isinstance(layer, nn.MaxPool2d):
-            layers.append(torch.nn.MaxPool2d(kernel_size=layer.kernel_size))
-        elif isinstance(layer, nn.AdaptiveMaxPool2d):
-            layers.append(torch.nn.AdaptiveMaxPool2d(layer.output_size))
-        elif isinstance(layer, nn.Flatten):
-            layers.append(torch.nn.Flatten())
-        else:
-            layers.append(getattr(torch.nn, type(layer).__name__)())
-    module = torch.nn.Sequential(*layers)
+    def torch_layer(layer):
+        name = type(layer).__name__  # torch's class of the same name, built from the same attributes
+        return getattr(torch.nn, name)(**{key: getattr(layer, key) for key in _TORCH_ARGUMENTS.get(name, ())})
+
+    module = torch.nn.Sequential(*map(torch_layer, network.layers))
     if copy_weights:
         module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in network.state_dict().items()})
     return module

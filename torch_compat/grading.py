@@ -1,22 +1,7 @@
-"""The grading flavour: the homework's ``Trainer`` whose networks are real ``torch.nn`` modules.
-
-A TA's one-line ``solution.py`` (``from torch_compat.grading import *``) makes an existing PyTorch test
-file for the homework run against the JAX engine: ``create_mlp``/``create_cnn`` return a
-``torch.nn.Sequential`` of ``torch.nn`` layers, ``create_activation_function`` a ``torch.nn`` activation,
-and ``Trainer.network`` is that Sequential. Training runs in the engine on the module's current
-weights and writes the trained weights back into the module, in place.
-
-Only the builders and the base Trainer's hooks differ from the facade (``torch_compat.trainer``):
-
-- the layer order is the facade's (its builders build the network, ``bridge.to_torch`` converts it);
-  the initial weights are then redrawn with PyTorch's own default initialisation from torch's global
-  generator, exactly the draws a PyTorch solution makes, so ``torch.manual_seed(s)`` before a builder
-  gives the reference solution's numbers, and ``Trainer(seed=s)`` those of a PyTorch Trainer seeded
-  with ``s`` in its constructor (``torch_compat/reference.py``);
-- the engine trains an NNX copy of the module (``bridge.from_torch``), pulled from the module before
-  each engine call and pushed back after it.
-
-PyTorch is required here (and only here, with ``bridge``): the engine never imports it.
+"""The grading flavour: the facade's ``Trainer`` with real ``torch.nn`` networks, so that a TA's
+``solution.py`` (``from torch_compat.grading import *``) runs a PyTorch test file on the engine. The
+builders draw PyTorch's own initial weights (``torch.manual_seed`` gives the reference's numbers);
+the engine trains an NNX copy (``bridge.from_torch``), pulled before each call and pushed back after.
 """
 
 from __future__ import annotations
@@ -48,14 +33,9 @@ _TORCH_ACTIVATIONS = {name: getattr(torch.nn, cls) for name, cls in registry.ACT
 
 
 def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:
-    """The facade network as a torch module initialised by PyTorch's own defaults.
-
-    ``to_torch`` builds the torch layers in order (drawing torch's default init from the global
-    generator, as any PyTorch solution does) and then copies the facade's weights in; rewinding the
-    generator and calling each layer's ``reset_parameters`` (what its constructor calls) redraws
-    exactly the numbers the constructors drew, and leaves the generator where a PyTorch solution
-    would have left it.
-    """
+    """The facade network as a torch module initialised by PyTorch's own defaults: ``to_torch``'s
+    constructors draw them, then copy the facade's weights in; rewinding the generator and calling
+    each layer's ``reset_parameters`` redraws exactly those numbers, as a PyTorch solution would."""
     rng = torch.random.get_rng_state()
     module = bridge.to_torch(network)
     torch.random.set_rng_state(rng)
@@ -66,8 +46,7 @@ def _as_torch(network: nn.Sequential) -> torch.nn.Sequential:
 
 
 def _tensor(x) -> torch.Tensor:
-    """Torch tensors as given; numpy or JAX arrays (an engine metric: a 0-d tensor, with ``.item()``,
-    ``float()`` and torch arithmetic) as float32 tensors."""
+    """Torch tensors as given; numpy or JAX arrays (an engine metric) as float32 tensors."""
     if isinstance(x, torch.Tensor):
         return x
     return torch.from_numpy(np.array(x, dtype=np.float32))
@@ -84,8 +63,7 @@ class Trainer(_facade.Trainer):
 
     @staticmethod
     def create_mlp(input_dim: int, net_config: NetworkConfiguration, activation) -> torch.nn.Sequential:
-        """``activation``: a ReLU/Tanh/Sigmoid instance (the statement) or class (students' tests);
-        each activation position gets its own instance."""
+        """``activation``: a ReLU/Tanh/Sigmoid instance or class; each position gets its own instance."""
         return _as_torch(_facade.Trainer.create_mlp(input_dim, net_config, activation))
 
     @staticmethod
@@ -99,7 +77,6 @@ class Trainer(_facade.Trainer):
     def create_activation_function(activation_str: str) -> torch.nn.Module:
         return _TORCH_ACTIVATIONS[config.check_activation(activation_str)]()
 
-    # -- hooks of the shared implementation ------------------------------------------------------
     def _seed(self, seed: int) -> None:
         """Seed as the PyTorch reference Trainer does, before its builders draw torch's init."""
         super()._seed(seed)
@@ -127,11 +104,8 @@ class Trainer(_facade.Trainer):
         weights = self._engine_network().state_dict()
         self.network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
 
-    # -- the homework's methods, with torch tensors out --------------------------------------------
     def compute_loss_and_mae(self, X, y) -> Tuple[torch.Tensor, torch.Tensor]:
-        """MSE and MAE of the batch by the torch module itself: differentiable, ``loss.backward()``
-        fills the module's ``.grad`` as in the PyTorch solution."""
-        # this flavour's network is a torch module: a torch tensor out
+        """MSE and MAE of the batch by the torch module itself: ``loss.backward()`` fills its ``.grad``."""
         prediction = self.network(_tensor(X))
         y = _tensor(y)
         if y.dim() == 1:
@@ -139,8 +113,7 @@ class Trainer(_facade.Trainer):
         return F.mse_loss(prediction, y), F.l1_loss(prediction, y)  # pyright: ignore[reportArgumentType]
 
     def training_step(self, X_batch, y_batch) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One Adam step in the engine; the module holds the updated weights. Returns the batch's
-        (loss, mae) before the update as 0-d torch tensors."""
+        """One Adam step in the engine, the module updated; the (loss, mae) before, as torch tensors."""
         loss, mae = super().training_step(X_batch, y_batch)
         return _tensor(loss), _tensor(mae)
 

@@ -47,9 +47,8 @@ def default_rngs() -> nnx.Rngs:
 
 
 def _device(device) -> jax.Device | None:  # jax.Device is a class  # pyright: ignore[reportInvalidTypeForm]
-    """The JAX device for a torch device name ("cpu", "cuda", "cuda:N", a ``torch.device``, an
-    int N for cuda:N): None for the cpu (where the facade's arrays already are: a no-op), the
-    N-th GPU for cuda. Without that GPU, the RuntimeError torch gives, in JAX's terms."""
+    """The JAX device for a torch device ("cpu", "cuda", "cuda:N", a ``torch.device``, an int N):
+    None for the cpu (a no-op), the N-th GPU for cuda; without it, torch's RuntimeError."""
     text = f"cuda:{device}" if isinstance(device, int) and not isinstance(device, bool) else str(device)
     kind, _, index = text.partition(":")
     if kind not in ("cpu", "cuda") or not (index == "" or index.isdigit()):
@@ -69,7 +68,19 @@ def _device(device) -> jax.Device | None:  # jax.Device is a class  # pyright: i
     return gpus[n]
 
 
-class Parameter(np.ndarray):
+class _Placement:
+    """torch's ``cpu()`` and ``cuda()``, through the class's ``to()``."""
+
+    def cpu(self):
+        """Itself: the arrays already live on the host."""
+        return self
+
+    def cuda(self, device=0):
+        """A copy on the GPU `device`, as torch's (an error where JAX sees none)."""
+        return self.to(device if not isinstance(device, int) else f"cuda:{device}")  # pyright: ignore[reportAttributeAccessIssue]
+
+
+class Parameter(_Placement, np.ndarray):
     """A read-only numpy copy of a weight with torch's ``numel()``: graders count parameters with
     ``sum(p.numel() for p in model.parameters())``."""
 
@@ -87,20 +98,12 @@ class Parameter(np.ndarray):
         _device(device)
         return self
 
-    def cpu(self) -> Parameter:
-        """Itself: the data already live on the host."""
-        return self
-
-    def cuda(self, device=0) -> Parameter:
-        """A copy on the GPU `device`, as torch's (an error where JAX sees none)."""
-        return self.to(device if not isinstance(device, int) else f"cuda:{device}")
-
 
 def _parameter(array) -> Parameter:
     return np.asarray(array, dtype=np.float32).view(Parameter)
 
 
-class Sequential(models.Sequential):
+class Sequential(_Placement, models.Sequential):
     def children(self):
         """The layers in order, as torch's (a shared layer once per position here)."""
         return iter(self.layers)
@@ -144,14 +147,6 @@ class Sequential(models.Sequential):
         if target is not None:
             nnx.update(self, jax.device_put(nnx.state(self, nnx.Param), target))
         return self
-
-    def cpu(self) -> Sequential:
-        """Itself: JAX places the arrays."""
-        return self
-
-    def cuda(self, device=0) -> Sequential:
-        """The network with its weights on the GPU `device`, as torch's."""
-        return self.to(device if not isinstance(device, int) else f"cuda:{device}")
 
     def eval(self):
         return self

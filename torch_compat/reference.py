@@ -1,13 +1,6 @@
-"""The homework's ``Trainer`` in plain, eager PyTorch, written from the homework's statement.
-
-It is the program a user would otherwise run, kept independent of the JAX engine so it can serve as
-the baseline both for parity tests and for speed benchmarks. Only the tensor variant (whole tensors
-in ``self.train`` / ``self.test``) is implemented, and the data are always passed in: this module
-never downloads or reads folders.
-
-Run as a file, it is the PyTorch side of ``jaxtrainer bench`` (``main``): as a file, not with
-``-m``, so that the ``torch_compat`` package (which loads JAX) stays out of the process whose time
-and memory are measured.
+"""The homework's ``Trainer`` in plain, eager PyTorch, from the statement: the baseline of the parity
+tests and benchmarks, independent of the JAX engine (tensor variant only, data always passed in).
+Run as a file (not with -m, which would load JAX), it is ``jaxtrainer bench``'s PyTorch worker.
 """
 
 import argparse
@@ -18,7 +11,7 @@ import os
 import random
 import resource
 import time
-from typing import NamedTuple, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -27,27 +20,16 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
+from jaxtrainer.config import NetworkConfiguration  # stdlib-only, as is registry: no JAX here
 from jaxtrainer.registry import ACTIVATIONS
 
 _ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
 
 
-class NetworkConfiguration(NamedTuple):
-    """The homework's layer sizes: CNN channels, kernels and strides, and the dense layers' widths."""
-
-    n_channels: Tuple[int, ...] = (16, 32, 48)
-    kernel_sizes: Tuple[int, ...] = (3, 3, 3)
-    strides: Tuple[int, ...] = (1, 1, 1)
-    dense_hiddens: Tuple[int, ...] = (256, 256)
-
-
 def set_threads() -> int:
-    """Let torch use every core this process may run on (not every core of the machine), so the
-    baseline is not handicapped in benchmarks; returns that number."""
-    if hasattr(os, "sched_getaffinity"):
-        n_threads = len(os.sched_getaffinity(0))
-    else:  # macOS and Windows have no affinity query
-        n_threads = os.cpu_count() or 1
+    """Let torch use every core this process may run on, so the baseline is not handicapped in
+    benchmarks; returns that number (macOS and Windows have no affinity query: every core)."""
+    n_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     torch.set_num_threads(n_threads)
     return n_threads
 
@@ -70,7 +52,7 @@ def _affine_warp(image: torch.Tensor, theta) -> torch.Tensor:
 
 
 def _shift(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Move the content dy pixels down and dx pixels right (a pixel is 2/size in normalised units)."""
+    """Move the content dy pixels down and dx pixels right (a pixel is 2/size normalised)."""
     height, width = image.shape[-2:]
     return _affine_warp(image, [[1.0, 0.0, -2.0 * dx / width], [0.0, 1.0, -2.0 * dy / height]])
 
@@ -81,8 +63,7 @@ def _rotate90(image: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    """The homework's Trainer as the statement describes it, in eager PyTorch: the baseline of the parity
-    tests and benchmarks."""
+    """The homework's Trainer as the statement describes it, in eager PyTorch."""
 
     def __init__(
         self,
@@ -105,12 +86,10 @@ class Trainer:
             lr: Adam's learning rate.
             batch_size: examples per training step.
             activation_name: "relu", "tanh" or "sigmoid" (any case).
-            dataset: ``((X_train, y_train), (X_test, y_test))``, numpy arrays or tensors with X of
-                shape (N, C, H, W) and y of shape (N, 1); required: this Trainer reads no files.
+            dataset: ``((X_train, y_train), (X_test, y_test))``, X (N, C, H, W), y (N, 1); required.
             seed: seeds random, numpy and torch, as the homework's solution file does.
             progress: show a tqdm bar over epochs.
-            device: where the network and the data live ("cuda" for a GPU; the weights are drawn
-                on the CPU first, so a seed gives the same initial network on every device).
+            device: where the network and data live (weights drawn on the CPU: same for a seed).
         """
         if dataset is None:
             raise ValueError(
@@ -148,8 +127,8 @@ class Trainer:
 
     @staticmethod
     def create_cnn(in_channels: int, net_config: NetworkConfiguration, activation: nn.Module) -> nn.Module:
-        """Conv + activation + max-pool blocks; the last conv keeps its activation but is followed by
-        AdaptiveMaxPool2d((4, 4)) and Flatten so the dense part does not depend on the image size."""
+        """Conv + activation + max-pool blocks, the last pool AdaptiveMaxPool2d((4, 4)) and Flatten, so
+        the dense part does not depend on the image size."""
         layers = []
         last = len(net_config.n_channels) - 1
         for i, (channels, kernel, stride) in enumerate(
@@ -206,7 +185,7 @@ class Trainer:
 
     def train_loop(self, n_epochs: int) -> dict:
         """Log before training and after every epoch (``n_epochs + 1`` entries per list); an epoch
-        walks the training set in order, in consecutive batches, the last one shorter."""
+        walks the training set in order, the last batch shorter."""
         X_train, y_train = self.train
         X_test, y_test = self.test
         n_batches = math.ceil(len(X_train) / self.batch_size)
@@ -220,13 +199,9 @@ class Trainer:
 
     def test_equivariance(self, *, path=None) -> Figure:
         """Show that a random two-layer conv net commutes with a shift (away from the borders) but not
-        with a 90-degree rotation. The figure is drawn without pyplot, so no global backend is changed,
-        and saved to ``path`` (default 'equivariance_torch.png' in the working directory)."""
-        image = (
-            self.train[0][0].cpu().mean(dim=0, keepdim=True)[None]
-        )  # (1, 1, H, W); grey if several channels
+        with a 90-degree rotation; drawn without pyplot, saved to ``path`` (equivariance_torch.png)."""
+        image = self.train[0][0].cpu().mean(dim=0, keepdim=True)[None]  # (1, 1, H, W), grey
         image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
-
         conv = nn.Conv2d(1, 1, kernel_size=3)
 
         def model(x):
@@ -254,8 +229,8 @@ class Trainer:
 
 
 def epoch_seconds(trainer: Trainer, n_epochs: int) -> list:
-    """The seconds of each epoch of ``trainer.train_loop(n_epochs)``, read between its log_metrics
-    calls (each ends with ``.item()``, which waits for the device), so logging is included."""
+    """The seconds of each epoch of ``trainer.train_loop(n_epochs)``, between its log_metrics calls
+    (whose ``.item()`` waits for the device), logging included."""
     stamps, log = [], trainer.log_metrics
 
     def timed_log(*args):
@@ -268,9 +243,8 @@ def epoch_seconds(trainer: Trainer, n_epochs: int) -> list:
 
 
 def main(argv=None) -> int:
-    """One benchmark worker: the runs (one per learning rate, one after another) on the arrays of
-    ``--data`` (an .npz with X_train, y_train, X_test, y_test), on the GPU when there is one; prints
-    one JSON line: each run's epoch seconds, the device and this process's peak RSS."""
+    """One benchmark worker: a run per learning rate, one after another, on ``--data`` (an .npz), on
+    the GPU when there is one; prints one JSON line: each run's epoch seconds, device, peak RSS."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--data", required=True)
     p.add_argument("--network-type", choices=("mlp", "cnn"), required=True)
@@ -289,12 +263,9 @@ def main(argv=None) -> int:
         )
         for lr in args.lrs
     ]
-    report = {
-        "runs": runs,
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-    print(json.dumps(report))
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"runs": runs, "device": name, "peak_rss_mb": peak}))
     return 0
 
 

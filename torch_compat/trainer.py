@@ -1,10 +1,7 @@
-"""The homework's ``Trainer`` with its exact signatures, running on the JAX engine.
-
-The network holds the weights; each training call reads them, runs one compiled program and writes
-them back, so weights loaded with ``load_state_dict`` at any time are the ones trained. Flavours
-differ only in what ``self.network`` is, where its initial weights come from (``_seed``) and how it
-is synchronised with the engine's network (``_engine_network``, ``_pull``, ``_push``).
-"""
+"""The homework's ``Trainer`` with its exact signatures, on the JAX engine. Each training call reads
+the network's weights, runs one compiled program and writes them back; flavours (grading.py) differ
+only in ``self.network``, its initial weights (``_seed``) and its sync (``_engine_network``,
+``_pull``, ``_push``)."""
 
 from __future__ import annotations
 
@@ -33,10 +30,8 @@ from . import nn
 
 
 class Adam:
-    """The optimizer's state, with torch's ``param_groups``: ``param_groups[0]["lr"] = x`` (a
-    schedule, a warm-up) is the learning rate of the next step, as in torch. The learning rate is
-    an argument of the compiled step (optax's inject_hyperparams, `train.init_state`), so a new
-    value compiles nothing."""
+    """The optimizer's state, with torch's ``param_groups``: ``param_groups[0]["lr"] = x`` is the next
+    step's learning rate, an argument of the compiled step (inject_hyperparams): nothing recompiles."""
 
     def __init__(self, network: nn.Sequential, lr: float):
         self.graphdef, state = train.init_state(network, lr)
@@ -58,10 +53,8 @@ class Adam:
         self._state = state
 
     def __deepcopy__(self, memo):
-        """An independent copy (``copy.deepcopy(trainer)`` trains apart from the original, as in
-        torch). Deep-copying the state itself would turn its NNX Param nodes into bare arrays, a
-        tree the compiled step refuses; JAX arrays never change, so the copy shares them in new
-        nodes of the same tree."""
+        """An independent copy (as torch's). Deep-copying the state would turn its NNX Param nodes
+        into bare arrays, which the compiled step refuses; the immutable arrays are shared instead."""
         new = copy.copy(self)
         new._state = jax.tree.map(lambda leaf: leaf, self._state)
         new.param_groups = copy.deepcopy(self.param_groups, memo)
@@ -69,8 +62,7 @@ class Adam:
 
 
 def _array(x, name: str = "the batch"):
-    """A batch as float32, refused by name when it holds no numbers (object, string, complex
-    arrays) or no example."""
+    """A batch as float32, refused by name when it holds no real numbers or no example."""
     if hasattr(x, "detach"):  # a torch tensor (bfloat16 read exactly, a meta tensor refused)
         x = numeric_array(x, name)
     if not hasattr(x, "dtype"):
@@ -83,13 +75,9 @@ def _array(x, name: str = "the batch"):
 
 
 class Trainer:
-    """The homework's Trainer: builds the network of `network_type` and `net_config`, trains it with
-    Adam at `lr` on MSE, and logs loss and MAE per epoch, as the PyTorch original does.
-
-    Constructing one turns on JAX's persistent compilation cache (`jaxtrainer.compile_cache`: the
-    next session reads the compiled programs back instead of compiling them again); importing
-    torch_compat changes nothing. Set the environment variable JAXTRAINER_NO_CACHE=1 (in a notebook,
-    `os.environ["JAXTRAINER_NO_CACHE"] = "1"` before the first Trainer) to keep JAX's own settings.
+    """The homework's Trainer: the network of `network_type` and `net_config`, trained with Adam at `lr`
+    on MSE, loss and MAE logged per epoch. Constructing one turns on JAX's persistent compilation
+    cache (`jaxtrainer.compile_cache`) unless JAXTRAINER_NO_CACHE=1.
 
     Args (the homework's first five, then keyword-only extras):
         network_type: "mlp" or "cnn".
@@ -97,8 +85,7 @@ class Trainer:
         lr: Adam's learning rate; `optimizer.param_groups[0]["lr"]` changes it later.
         batch_size: examples per training step.
         activation_name: "relu", "tanh" or "sigmoid".
-        dataset: a dataset name or folder, or ((X_train, y_train), (X_test, y_test)) arrays;
-            None: the homework's default.
+        dataset: a name or folder, or ((X_train, y_train), (X_test, y_test)); None: the homework's.
         seed: seeds the initial weights and the data order.
         conv_impl: how the CNN's convolutions are computed (None: the default for this backend).
         progress: show a progress bar while training.
@@ -146,9 +133,8 @@ class Trainer:
 
     @staticmethod
     def load_dataset(dataset=None, data_dir=None, batch_size: int = 128, seed: int = presets.SEED):
-        """((X_train, y_train), (X_test, y_test)) as NCHW float32 images and (N, 1) targets; for the
-        loader variant (SVHN, CIFAR-10: docs/homework.md), two BatchLoaders of (images, labels) batches
-        instead, the training one shuffled with `seed` (a new order each pass)."""
+        """((X_train, y_train), (X_test, y_test)), NCHW float32 images and (N, 1) targets; for the loader
+        variant (SVHN, CIFAR-10), two BatchLoaders instead, the training one shuffled with `seed`."""
         ds = data.load(dataset, data_dir=data_dir)
         if ds.variant == "loader":
             return (
@@ -158,8 +144,7 @@ class Trainer:
         return ds.train, ds.test
 
     def _load(self, dataset, data_dir):
-        """The data as this flavour serves it: the loader variant as BatchLoaders, the tensor
-        variant through the flavour's own `load_dataset` (torch tensors for the grading flavour)."""
+        """The loader variant as BatchLoaders, the tensor one through the flavour's `load_dataset`."""
         ds = data.load(dataset, data_dir=data_dir)
         if ds.variant == "loader":
             return Trainer.load_dataset(ds, batch_size=self.batch_size, seed=self.seed)
@@ -191,19 +176,18 @@ class Trainer:
         return models.make_activation(activation_str)
 
     def _seed(self, seed: int) -> None:
-        """Seed the generator the builders draw initial weights from (here the facade's own)."""
+        """Seed the generator the builders draw initial weights from."""
         nn.manual_seed(seed)
 
-    # -- the engine, on the network's current weights -------------------------------------------
     def _engine_network(self) -> nn.Sequential:
-        """The NNX network the engine trains; here it is `self.network` itself."""
+        """The NNX network the engine trains: `self.network` itself here."""
         return self.network
 
     def _pull(self) -> None:
-        """Copy `self.network`'s weights into the engine's network (nothing to do here)."""
+        """Copy `self.network`'s weights into the engine's network (here: nothing)."""
 
     def _push(self) -> None:
-        """Copy the engine's trained weights back into `self.network` (nothing to do here)."""
+        """Copy the engine's weights back into `self.network` (here: nothing)."""
 
     def _params(self):
         self._pull()
@@ -251,29 +235,22 @@ class Trainer:
         return metrics["loss"], metrics["mae"]
 
     def log_metrics(self, X_train, y_train, X_test, y_test) -> None:
-        """Appends the train and test loss and MAE to `train_logs`, as the homework's loop does once per
-        epoch."""
+        """Appends the train and test loss and MAE to `train_logs`."""
         for split, (X, y) in (("train", (X_train, y_train)), ("test", (X_test, y_test))):
             loss, mae = self.evaluate(X, y)
             self.train_logs[f"{split}_loss"].append(float(loss))
             self.train_logs[f"{split}_mae"].append(float(mae))
 
     def train_loop(self, n_epochs: int, resume: bool = False, overwrite: bool = False) -> dict:
-        """Logs before training and after each epoch (n_epochs + 1 entries per list); each epoch,
-        with its logging, is one compiled program. Loader variant (SVHN, CIFAR-10): n_epochs
-        entries per list, each the mean over that epoch's batches.
-
-        With `checkpoint_dir`, the folder is a run folder (`jaxtrainer.runs`): every epoch ends
-        with a checkpoint holding the weights and every call's logs. `resume=True` restores them
-        and continues the interrupted call to `n_epochs` (same logs and weights as a run that was
-        never interrupted); `overwrite=True` starts over; a folder holding another trainer's run
-        is refused otherwise."""
+        """Logs before training and after each epoch (n_epochs + 1 entries; the loader variant: n_epochs
+        epoch means). With `checkpoint_dir` every epoch ends with a checkpoint (`jaxtrainer.runs`):
+        `resume=True` continues an interrupted call exactly, `overwrite=True` starts over, and a
+        folder holding another trainer's run is refused otherwise."""
         config.check_n_epochs(n_epochs)
         if resume and self.checkpoint_dir is None:
             raise InputError("resume=True needs a checkpoint folder: Trainer(..., checkpoint_dir=DIR)")
         if self.checkpoint_dir is None:
-            state, logs = self._fit(self._state(), n_epochs, None, None, resume=False)
-            return self._extend(logs)
+            return self._extend(self._fit(self._state(), n_epochs, None, None, resume=False))
         mode = "overwrite" if overwrite else "resume" if resume else "append"
         own = self._epochs_saved if mode == "append" else None  # append: this trainer's own run only
         with runs.Run(
@@ -298,7 +275,7 @@ class Trainer:
                 self._epochs_saved = base + epoch
                 folder.checkpoint(state, base + epoch, {"previous": previous, "current": logs})
 
-            state, logs = self._fit(state, n_epochs, save, logs, resume)
+            logs = self._fit(state, n_epochs, save, logs, resume)
             self.train_logs = {k: list(v) for k, v in previous.items()}
             return self._extend(logs)
 
@@ -314,33 +291,29 @@ class Trainer:
         return self.train_logs
 
     def _fit(self, state, n_epochs, on_epoch, logs, resume):
-        """The engine's one loop, then the trained state back into the network. The loader
-        variant's epoch e trains on the loader's next order (as iterating it would draw); a resumed
-        run started from a fresh loader: its epoch k used pass k - 1."""
+        """The engine's loop, then the state back into the network; the call's logs. The loader variant's
+        epoch trains on the loader's next order; a resumed run started from a fresh loader (epoch k:
+        pass k - 1)."""
         settings, order = Settings(batch_size=self.batch_size), None
         if isinstance(self.train, BatchLoader):
             loader = self.train
             first = 0 if resume else loader.epoch
+            test_batch_size = self.test.batch_size  # a BatchLoader too  # pyright: ignore[reportAttributeAccessIssue]
             settings = Settings(
-                # the test set is a BatchLoader when the training set is
-                batch_size=loader.batch_size,
-                variant="loader",
-                test_batch_size=self.test.batch_size,  # pyright: ignore[reportAttributeAccessIssue]
+                batch_size=loader.batch_size, variant="loader", test_batch_size=test_batch_size
             )
             order = lambda epoch: loader.order(first + epoch - 1)
-        train, test = self._arrays()
         loop = Loop(order=order, progress=self.progress, on_epoch=on_epoch)
         state, logs = fit(
-            self.optimizer.graphdef, state, train, test, n_epochs, settings, logs=logs, loop=loop
+            self.optimizer.graphdef, state, *self._arrays(), n_epochs, settings, logs=logs, loop=loop
         )
         if isinstance(self.train, BatchLoader):
             self.train.epoch = first + len(logs["train_loss"])
         self._commit(state)
-        return state, logs
+        return logs
 
     def test_equivariance(self, path: str = "equivariance.png"):
-        """The homework's 2x2 figure (docs/homework.md) on the first training image rescaled to
-        [0, 1]; saved to `path`."""
+        """The homework's 2x2 figure on the first training image rescaled to [0, 1]; saved to `path`."""
         image = np.clip(np.asarray(self._arrays()[0][0][0]).mean(axis=0) * 0.5 + 0.5, 0.0, 1.0)
         maps = equivariance_maps(image, seed=self.seed)
         return equivariance_figure(maps, path)
