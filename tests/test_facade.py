@@ -292,3 +292,24 @@ def test_equivariance_figure_is_written(tmp_path):
     assert path.stat().st_size > 10_000
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 4 and "shift" in titles[2] and "rot90" in titles[3]
+
+
+def test_from_torch_takes_a_square_tuple_pool_and_refuses_any_other_pool_by_name():
+    """A MaxPool2d((2, 2)) is the homework's 2x2 pool; one whose stride, padding, dilation or
+    ceil_mode differ would compute something else, so it is refused rather than read as 2x2."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.MaxPool2d((2, 2)), torch.nn.Flatten())
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(from_torch(module)(x)), module(torch.from_numpy(x)).numpy(), rtol=0, atol=0
+    )
+    for pool in (
+        torch.nn.MaxPool2d(2, stride=1),
+        torch.nn.MaxPool2d(2, padding=1),
+        torch.nn.MaxPool2d(2, ceil_mode=True),
+        torch.nn.MaxPool2d(2, dilation=2),
+        torch.nn.MaxPool2d((2, 3)),
+        torch.nn.MaxPool2d(3),
+    ):
+        with pytest.raises(ValueError, match=r"layer 0: only MaxPool2d\(2\) \(a 2x2 window, stride 2"):
+            from_torch(torch.nn.Sequential(pool, torch.nn.Flatten()))

@@ -61,8 +61,12 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
                 )
             )
         elif isinstance(child, torch.nn.MaxPool2d):
-            # a tuple kernel_size is refused by name there
-            makers.append(lambda rngs, c=child: nn.MaxPool2d(c.kernel_size))  # pyright: ignore[reportArgumentType]
+            if _pool_settings(child) != ((2, 2), (2, 2), (0, 0), (1, 1), False, False):
+                raise InputError(
+                    f"layer {i}: only MaxPool2d(2) (a 2x2 window, stride 2, no padding, dilation or "
+                    f"ceil_mode) is supported, got {child}"
+                )
+            makers.append(lambda rngs: nn.MaxPool2d(2))
         elif isinstance(child, torch.nn.AdaptiveMaxPool2d):
             makers.append(lambda rngs, c=child: nn.AdaptiveMaxPool2d(c.output_size))
         elif isinstance(child, torch.nn.Flatten):
@@ -82,6 +86,13 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
     network = _with_zero_weights(build)
     network.load_state_dict(module.state_dict())
     return network
+
+
+def _pool_settings(pool) -> tuple:
+    """A torch MaxPool2d's settings, each int as the (height, width) pair it stands for."""
+    sizes = (pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+    pairs = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in sizes)
+    return (*pairs, pool.ceil_mode, pool.return_indices)
 
 
 def _with_zero_weights(build) -> nn.Sequential:
