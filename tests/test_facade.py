@@ -313,3 +313,20 @@ def test_from_torch_takes_a_square_tuple_pool_and_refuses_any_other_pool_by_name
     ):
         with pytest.raises(ValueError, match=r"layer 0: only MaxPool2d\(2\) \(a 2x2 window, stride 2"):
             from_torch(torch.nn.Sequential(pool, torch.nn.Flatten()))
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        lambda: torch.nn.Conv2d(3, 4, 3, dilation=2),
+        lambda: torch.nn.Conv2d(4, 4, 3, groups=2),
+        lambda: torch.nn.Conv2d(3, 4, 3, padding=1),
+        lambda: torch.nn.Conv2d(3, 4, 3, bias=False),
+        lambda: torch.nn.Conv2d(3, 4, (3, 1)),
+    ],
+)
+def test_from_torch_refuses_a_conv_the_homework_has_no_counterpart_for(conv):
+    """A dilated or grouped conv computes something else than the homework's Conv2d: refused by name,
+    not read as a plain one."""
+    with pytest.raises(ValueError, match=r"layer 0: only square, unpadded, undilated, ungrouped Conv2d"):
+        from_torch(torch.nn.Sequential(conv(), torch.nn.Flatten()))

@@ -51,9 +51,11 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
             makers.append(lambda rngs, c=child: nn.Linear(c.in_features, c.out_features, rngs=rngs))
         elif isinstance(child, torch.nn.Conv2d):
             (kh, kw), (sh, sw) = child.kernel_size, child.stride
-            if kh != kw or sh != sw or child.padding not in ((0, 0), "valid") or child.bias is None:
+            plain = child.dilation == (1, 1) and child.groups == 1 and child.padding in ((0, 0), "valid")
+            if kh != kw or sh != sw or not plain or child.bias is None:
                 raise InputError(
-                    f"layer {i}: only square, unpadded Conv2d with bias is supported, got {child}"
+                    f"layer {i}: only square, unpadded, undilated, ungrouped Conv2d with bias is "
+                    f"supported, got {child}"
                 )
             makers.append(
                 lambda rngs, c=child, k=kh, s=sh: nn.Conv2d(
