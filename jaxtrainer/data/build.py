@@ -97,20 +97,20 @@ def write_rotated(
     """Write the folder `out` (train/, test/, and the load cache) from raw uint8 images
     {split: (images (n, H, W), labels)}, the first n_train and n_test of each split rotated.
 
-    The arguments are checked (`rotated_splits`) before an image is written. Everything goes to a
-    hidden temporary folder next to `out`, renamed to `out` at the end: a failed
+    Everything goes to a hidden temporary folder next to `out`, renamed to `out` at the end: a failed
     or interrupted build leaves no `out` and removes its temporary folder (an interrupt then says how
     many images were built). One killed outright is removed by the next build of `out`.
     """
     from tqdm.auto import tqdm
 
+    check_args(seed, max_angle, n_train, n_test)  # rotated_splits checks the counts, before writing
     out = _check_new_folder(out)
     parent, name = os.path.split(out)
     os.makedirs(parent, exist_ok=True)
     _remove_dead_partials(parent, name)
     tmp = os.path.join(parent, f"{_partial_prefix(name)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.mkdir(tmp)
-    total, built = n_train + n_test, 0
+    total = n_train + n_test
     try:
         for split in ("train", "test"):
             os.mkdir(os.path.join(tmp, split))
@@ -119,15 +119,18 @@ def write_rotated(
         ) as bar:
 
             def write(split, index, angle, image):
-                nonlocal built
                 _write_png(os.path.join(tmp, split, f"{index}_{angle}.png"), image)
-                built += 1
                 bar.update()
 
             splits = rotated_splits(raw, seed, max_angle, n_train, n_test, on_image=write)
         cache.write(tmp, cache.folder_key(tmp), splits)  # fast first load; a key: both splits exist  # pyright: ignore[reportArgumentType]
         os.rename(tmp, out)
     except BaseException as e:
+        built = sum(
+            len(os.listdir(os.path.join(tmp, s)))
+            for s in ("train", "test")
+            if os.path.isdir(os.path.join(tmp, s))
+        )
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):  # what was done and undone, for the interrupt's message
             raise KeyboardInterrupt(
