@@ -17,7 +17,7 @@ import numpy as np
 from .. import files
 from . import cache
 from .named import read_grey
-from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits, take
+from .rotation import MAX_ANGLE, N_TEST, N_TRAIN, check_args, rotated_splits
 
 
 def _write_png(path: str, pixels: np.ndarray) -> None:
@@ -103,10 +103,8 @@ def write_rotated(
     """
     from tqdm.auto import tqdm
 
-    check_args(seed, max_angle, n_train, n_test)
+    check_args(seed, max_angle, n_train, n_test)  # rotated_splits checks the counts, before writing
     out = _check_new_folder(out)
-    take(raw, "train", n_train)  # fail on counts before writing anything
-    take(raw, "test", n_test)
     parent, name = os.path.split(out)
     os.makedirs(parent, exist_ok=True)
     _remove_dead_partials(parent, name)

@@ -5,6 +5,7 @@ blue 32x32 planes), and b"labels", N ints in 0..9.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pickle import UnpicklingError
@@ -38,19 +39,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 def read_batch(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 3, 32, 32), labels int64 (N,)) from one pickled batch."""
+    with open(path, "rb") as f:  # read first: what fails below is the content, not the file
+        encoded = f.read()
     try:
-        with open(path, "rb") as f:
-            batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    except (
-        UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        ImportError,
-        LookupError,
-        MemoryError,
-    ) as e:
+        batch = _NumpyOnlyUnpickler(io.BytesIO(encoded), encoding="bytes").load()
+    except Exception as e:  # a truncated, corrupt or refused pickle: UnpicklingError, EOFError...
         raise InputError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__

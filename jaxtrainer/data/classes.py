@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..registry import DATASETS
+from .dataset import finite_float32
 from .named import read_grey
 
 NAMES = tuple(name for name, entry in DATASETS.items() if entry.variant == "tensor")  # grayscale
@@ -53,10 +54,7 @@ def _checked(name: str, X_train, y_train, X_test, y_test) -> ClassificationSet:
             raise InputError(f"y_{split} must hold integer class indices, got dtype {y.dtype}")
         if y.min() < 0:
             raise InputError(f"y_{split} holds a negative class index ({y.min()})")
-        X = X.reshape(len(X), -1).astype(np.float32)
-        if not np.all(np.isfinite(X)):
-            raise InputError(f"X_{split} contains NaN or Inf values")
-        parts.append((X, y.astype(np.int32)))
+        parts.append((finite_float32(X.reshape(len(X), -1), f"X_{split}"), y.astype(np.int32)))
     (X_train, y_train), (X_test, y_test) = parts
     if X_train.shape[1] != X_test.shape[1]:
         raise InputError(f"train examples have {X_train.shape[1]} features, test examples {X_test.shape[1]}")

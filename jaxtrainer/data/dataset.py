@@ -71,7 +71,8 @@ def numeric_array(a, label: str) -> np.ndarray:
     return a
 
 
-def _finite_float32(a: np.ndarray, label: str) -> np.ndarray:
+def finite_float32(a: np.ndarray, label: str) -> np.ndarray:
+    """`a` as float32; InputError naming `label` when a value is not finite, or is not once cast."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = a.astype(np.float32)
     if not np.all(np.isfinite(out)):
@@ -98,7 +99,7 @@ def from_arrays(arrays, name: str = "arrays") -> Dataset:
             y = y.reshape(-1, 1)
         if y.shape != (len(X), 1):
             raise InputError(f"y_{split} must have shape ({len(X)}, 1) to match X_{split}, got {y.shape}")
-        parts[split] = (_finite_float32(X, f"X_{split}"), _finite_float32(y, f"y_{split}"))
+        parts[split] = (finite_float32(X, f"X_{split}"), finite_float32(y, f"y_{split}"))
     if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
         raise InputError(
             f"train images {parts['train'][0].shape[1:]} and test images "

@@ -241,11 +241,7 @@ class BayesNet:
         for role, names in (("targets", targets), ("evidence", evidence), ("do", do)):
             for name in names:
                 self._var(name, role)
-        for role, fixed in (("evidence", evidence), ("do", do)):
-            for name, value in fixed.items():
-                self._vars[name].index(value, role)
-
-        unnorm = self._contract(targets, evidence, do)
+        unnorm = self._contract(targets, evidence, do)  # refuses unknown values
         z = float(unnorm.sum())
         if not z > 0.0:
             given = _names(f"{k}={v}" for k, v in evidence.items())

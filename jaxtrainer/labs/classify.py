@@ -19,7 +19,7 @@ import numpy as np
 from flax import nnx
 
 from .. import plots
-from ..config import check_batch_size, check_lr, check_n_epochs
+from ..config import check_n_epochs
 from ..data import fingerprint
 from ..data.classes import ClassificationSet, load_classes, split_train_val
 from ..gradient import apply
@@ -149,12 +149,22 @@ class LabRun:
         """`model` trained by the hand-written backward pass and `optimizer` at each of `lrs` as one
         compiled sweep, logging both splits before training and after each epoch; returns (graphdef,
         members). OUT/sweeps/`name` checkpoints it every epoch (the members' states, best epochs and
-        their parameters): the same call continues it, or reads a finished one back."""
+        their parameters): the same call continues it, or reads a finished one back. The lab has
+        checked `lrs` (floats) and `batch_size`."""
         o, factory = self.options, handopt.by_name(optimizer)
-        check_batch_size(batch_size)
-        lrs = [check_lr(lr) for lr in lrs]
         graphdef, initial = nnx.split(model, nnx.Param)
-        identity = self._identity(model, initial, optimizer, lrs, batch_size)
+        leaves = jax.tree.leaves(initial)
+        identity = {  # what the sweep's results depend on (the epoch count aside: more continue it)
+            "model": type(model).__name__,
+            "shapes": [list(p.shape) for p in leaves],
+            "initial_crc32": zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in leaves)),
+            "optimizer": optimizer,
+            "lrs": lrs,
+            "batch_size": batch_size,
+            "task": repr(self.task),
+            "gradient": f"{backprop.__module__}.{backprop.__qualname__}",
+            "data": fingerprint(self.train, self.val),
+        }
         settings = Settings(
             batch_size=batch_size,
             task=self.task,
@@ -194,21 +204,6 @@ class LabRun:
             Member(optimizer, lr, batch_size, logs[i], int(best_epochs[i]), unstack(best_params, i), share)
             for i, lr in enumerate(lrs)
         ]
-
-    def _identity(self, model, initial, optimizer: str, lrs: List[float], batch_size: int) -> dict:
-        """What a sweep's results depend on (the epoch count aside: more epochs continue it)."""
-        leaves = jax.tree.leaves(initial)
-        return {
-            "model": type(model).__name__,
-            "shapes": [list(p.shape) for p in leaves],
-            "initial_crc32": zlib.crc32(b"".join(np.asarray(p, np.float32).tobytes() for p in leaves)),
-            "optimizer": optimizer,
-            "lrs": lrs,
-            "batch_size": batch_size,
-            "task": repr(self.task),
-            "gradient": f"{backprop.__module__}.{backprop.__qualname__}",
-            "data": fingerprint(self.train, self.val),
-        }
 
     def test(self, graphdef, member: Member) -> Dict[str, float]:
         """The member's loss and accuracy on the test set (its only use)."""

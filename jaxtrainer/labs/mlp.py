@@ -51,7 +51,7 @@ def run_mlp(
     """Checks the hand-written gradient per depth, trains the grid, one sweep over its learning rates
     (`lrs`: optimizer name -> rates) per (depth, width, optimizer) in OUT/sweeps/, and keeps the best
     model; writes report.md, results.json, best_curves.png and best_model.npz; returns the summary."""
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     lrs = {name: [check_lr(lr) for lr in rates] for name, rates in lrs.items()}
     for name in lrs:
         handopt.by_name(name)

@@ -33,8 +33,7 @@ def run_mnist(
     unknown = [n for n in networks if n not in MNIST_NETWORKS]
     if unknown:
         raise InputError(f"unknown network {unknown[0]!r}: expected one of {tuple(MNIST_NETWORKS)}")
-    check_lr(lr)
-    check_batch_size(batch_size)
+    lr, batch_size = check_lr(lr), check_batch_size(batch_size)
     logs, matrices, records = {}, {}, []
     config = {"networks": list(networks), "lr": lr, "batch_size": batch_size}
     with classify.open_lab("mnist", options, config) as lab:
