@@ -74,9 +74,9 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
     """The conv fields; with an image size, also that no conv or pool gets too small an input (the
     layer named up front, not deep in the forward pass), and the size entering AdaptiveMaxPool2d."""
     cfg = check_network_configuration(cfg)
-    channels = _positive_ints("n_channels", cfg.n_channels)
-    kernels = _positive_ints("kernel_sizes", cfg.kernel_sizes)
-    strides = _positive_ints("strides", cfg.strides)
+    channels, kernels, strides = (
+        _positive_ints(f, getattr(cfg, f)) for f in NetworkConfiguration._fields[:3]
+    )
     check_dense(cfg)
     if not channels:
         raise InputError("n_channels must name at least one conv layer for a cnn, got ()")

@@ -21,13 +21,8 @@ def default_conv_impl() -> str:
     lax.conv elsewhere; ``JAXTRAINER_CONV=im2col|lax`` overrides."""
     impl = os.environ.get("JAXTRAINER_CONV")
     if impl:
-        return check_conv_impl(impl)
+        return choose("conv implementation", impl, CONV_IMPLS)
     return "im2col" if jax.default_backend() == "cpu" else "lax"
-
-
-def check_conv_impl(impl: str) -> str:
-    """One of CONV_IMPLS (im2col, lax), else one line naming the choices."""
-    return choose("conv implementation", impl, CONV_IMPLS)
 
 
 def torch_uniform(key: jax.Array, shape: Tuple[int, ...], fan_in: int) -> jax.Array:
@@ -90,7 +85,7 @@ class Conv2d(nnx.Module):
         self.out_channels = out_channels
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = (stride, stride)
-        self.impl = default_conv_impl() if impl is None else check_conv_impl(impl)
+        self.impl = default_conv_impl() if impl is None else choose("conv implementation", impl, CONV_IMPLS)
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = nnx.Param(torch_uniform(rngs.params(), shape, fan_in))

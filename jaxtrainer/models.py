@@ -61,12 +61,11 @@ def check_input(model: Sequential, shape) -> None:
         outs, kernels, strides = zip(*((c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs))
         check_cnn(NetworkConfiguration(outs, kernels, strides, ()), tuple(shape[2:]))
     elif isinstance(first, Flatten):
-        linear = model.layers[1]
-        features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
-        if features != linear.in_features:  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
+        expected = model.layers[1].in_features  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
+        if (int(np.prod(shape[1:])) if len(shape) >= 2 else None) != expected:
             raise InputError(
-                f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "  # a Linear  # pyright: ignore[reportAttributeAccessIssue]
-                f"an array of shape {tuple(shape)}"
+                f"the MLP was built for inputs of {expected} features (C*H*W), got an array of "
+                f"shape {tuple(shape)}"
             )
 
 

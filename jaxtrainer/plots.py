@@ -26,6 +26,8 @@ def _save(fig: Figure, path: str) -> Figure:
 
 def training_curves(logs: dict, path: str, title: str = "") -> Figure:
     """Train/test MAE and loss per epoch (epoch 0 = before training); NaN entries are not drawn."""
+    losses = [v for k in ("train_loss", "test_loss") for v in logs.get(k, [])]
+    log_loss = bool(losses) and all(v > 0 for v in losses if math.isfinite(v))
     fig = Figure(figsize=(10, 4))
     for ax, metric in zip(fig.subplots(1, 2), ("mae", "loss")):
         for split in ("train", "test"):
@@ -33,18 +35,13 @@ def training_curves(logs: dict, path: str, title: str = "") -> Figure:
             ax.plot(range(len(values)), values, marker=".", label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.upper())
-        if metric == "loss" and _positive(logs):
+        if metric == "loss" and log_loss:
             ax.set_yscale("log")
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(_printable(title))
     return _save(fig, path)
-
-
-def _positive(logs) -> bool:
-    values = [v for k in ("train_loss", "test_loss") for v in logs.get(k, [])]
-    return bool(values) and all(v > 0 for v in values if math.isfinite(v))
 
 
 def equivariance_figure(maps: dict, path: str) -> Figure:

@@ -131,11 +131,8 @@ def member_epoch(graphdef, state: TrainState, data, settings: Settings):
         if settings.variant == "loader":
             (tx, ty), size = eval_sets[0], settings.test_batch_size or settings.batch_size
             return state, steps, [{}, _batch_means(graphdef, state.params, tx, ty, size, settings.task)]
-        evals = [
-            _evaluate(graphdef, state.params, ex, ey, settings.task, settings.eval_chunk)
-            for ex, ey in eval_sets
-        ]
-        return state, steps, evals
+        task, chunk = settings.task, settings.eval_chunk
+        return state, steps, [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
 
     def skip(state):
         shapes = jax.eval_shape(run, state)
