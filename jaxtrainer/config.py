@@ -41,7 +41,7 @@ def check_activation(name: str) -> str:
 
 
 def _number(value, kind, valid, must: str):
-    """`value` if it is a `kind` (a bool is refused, not read as 1) for which `valid` holds."""
+    """`value` if it is a `kind` for which `valid` holds (a bool is refused, not read as 1)."""
     if isinstance(value, bool) or not isinstance(value, kind) or not valid(value):
         raise InputError(f"{must}, got {shown(value)}")
     return value

@@ -16,11 +16,7 @@ from jax.experimental import multihost_utils
 
 from .errors import InputError
 
-ENV = {
-    "coordinator": "JAXTRAINER_COORDINATOR",
-    "num_processes": "JAXTRAINER_NUM_PROCESSES",
-    "process_id": "JAXTRAINER_PROCESS_ID",
-}
+ENV = {name: f"JAXTRAINER_{name.upper()}" for name in ("coordinator", "num_processes", "process_id")}
 # A dead process is noticed by the others within this many seconds (JAX's default is 100).
 HEARTBEAT_ENV, HEARTBEAT_DEFAULT = "JAXTRAINER_HEARTBEAT_TIMEOUT", 30
 
@@ -136,8 +132,8 @@ def check_same_data(fingerprint: dict) -> None:
     mine = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     theirs = broadcast_json(mine)
     same = np.asarray(multihost_utils.process_allgather(np.array([mine == theirs]))).reshape(-1)
-    if not same.all():
-        bad = [i for i, ok in enumerate(same) if not ok]
+    bad = [i for i, ok in enumerate(same) if not ok]
+    if bad:
         raise InputError(
             f"process(es) {bad} loaded other data than process 0 (data fingerprints differ): every "
             "process must read the same dataset"

@@ -85,7 +85,6 @@ def make_activation(name: str) -> nnx.Module:
 
 
 def _dense_parameters(d: int, hiddens: Sequence[int]) -> int:
-    """The weights and biases `_dense_head` draws."""
     sizes = [d, *hiddens, 1]
     return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
 

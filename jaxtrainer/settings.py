@@ -11,7 +11,6 @@ import optax
 
 from . import presets
 from .config import check_batch_size
-from .errors import InputError
 from .gradient import autodiff
 from .registry import DEFAULT_OPTIMIZER, OPTIMIZERS, STRATEGIES, choose
 from .tasks import REGRESSION, log_keys
@@ -53,8 +52,7 @@ class Settings:
     def __post_init__(self):
         check_batch_size(self.batch_size)
         choose("strategy", self.strategy, STRATEGIES)
-        if self.variant not in VARIANTS:
-            raise InputError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        choose("variant", self.variant, VARIANTS)
         for field in ("train_eval_size", "eval_chunk"):
             check_batch_size(getattr(self, field), field)
         if self.test_batch_size is not None:

@@ -19,13 +19,13 @@ def export_state_dict(tensors: Dict[str, np.ndarray], path: str) -> str:
     ext = os.path.splitext(path)[1]
     arrays = {k: np.array(v, dtype=np.float32) for k, v in tensors.items()}  # writable copies for torch
     check_export_path(path)
-    if ext == ".pt":
-        torch = _optional("torch", path)
+    if ext == ".pt":  # its package checked by check_export_path
+        import torch
+
         write = lambda f: torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, f)
     elif ext == ".npz":
         write = lambda f: np.savez(f, **arrays)  # numpy's stub takes **arrays for allow_pickle  # pyright: ignore[reportArgumentType]
     else:
-        _optional("safetensors", path)
         from safetensors.numpy import save  # optional  # pyright: ignore[reportMissingImports]
 
         write = lambda f: f.write(save(arrays))

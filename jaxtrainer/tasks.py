@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .errors import InputError
+from .registry import choose
 
 REDUCTIONS = ("mean", "sum")
 
@@ -69,8 +70,7 @@ class Classification:
     def __post_init__(self):
         if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 2:
             raise InputError(f"n_classes must be an integer >= 2, got {self.n_classes!r}")
-        if self.reduction not in REDUCTIONS:
-            raise InputError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        choose("reduction", self.reduction, REDUCTIONS)
 
     def per_example(self, logits, y) -> Dict[str, jnp.ndarray]:
         """Negative log-likelihood and 0/1 accuracy per example."""

@@ -84,29 +84,19 @@ def _epoch(graphdef, state, X, y, settings: Settings, order=None):
     return _scan_batches(state, X.shape[0], settings.batch_size, step)
 
 
-def _chunk_sums(graphdef, params, X, y, task, chunk):
-    """Per-chunk sums of the per-example metrics and the chunk sizes (a large set never holds all its
-    activations at once)."""
+def _evaluate(graphdef, params, X, y, task, chunk, batch_means: bool = False):
+    """Means over examples, from per-chunk sums (a large set never holds all its activations); with
+    `batch_means`, the mean of each chunk's mean, as a loop over a DataLoader averages them."""
 
     def sums(_, start, length):
         x, yy = (lax.dynamic_slice_in_dim(a, start, length) for a in (X, y))
         metrics = task.per_example(apply(graphdef, params, x), yy)
         return None, ({k: jnp.sum(v) for k, v in metrics.items()}, jnp.float32(length))
 
-    return _scan_batches(None, X.shape[0], chunk, sums)[1]
-
-
-def _evaluate(graphdef, params, X, y, task, chunk):
-    """Means over examples: sums of per-example values give the same mean as one big batch."""
-    sums, _ = _chunk_sums(graphdef, params, X, y, task, chunk)
+    sums, sizes = _scan_batches(None, X.shape[0], chunk, sums)[1]
+    if batch_means:
+        return {k: jnp.mean(v / sizes) for k, v in sums.items()}
     return {k: jnp.sum(v) / X.shape[0] for k, v in sums.items()}
-
-
-def _batch_means(graphdef, params, X, y, batch_size, task):
-    """The mean over consecutive batches of each batch's mean, as a loop over a DataLoader averages:
-    not the mean over examples when the last batch is shorter (it weighs as much as a full one)."""
-    sums, sizes = _chunk_sums(graphdef, params, X, y, task, batch_size)
-    return {k: jnp.mean(v / sizes) for k, v in sums.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
@@ -130,7 +120,7 @@ def member_epoch(graphdef, state: TrainState, data, settings: Settings):
         state, steps = _epoch(graphdef, state, X, y, settings, order)
         if settings.variant == "loader":
             (tx, ty), size = eval_sets[0], settings.test_batch_size or settings.batch_size
-            return state, steps, [{}, _batch_means(graphdef, state.params, tx, ty, size, settings.task)]
+            return state, steps, [{}, _evaluate(graphdef, state.params, tx, ty, settings.task, size, True)]
         task, chunk = settings.task, settings.eval_chunk
         return state, steps, [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
 
