@@ -75,13 +75,12 @@ def _repair_entries(folder: str) -> None:
         except compilation_cache.CacheVerificationError:
             raise
         except Exception as e:
-            path = os.path.join(folder, f"{cache_key}{ENTRY_SUFFIX}")
             try:
-                os.remove(path)
+                os.remove(os.path.join(folder, f"{cache_key}{ENTRY_SUFFIX}"))
             except OSError:
                 return None, None  # not ours to repair (read-only, gone): JAX compiles it anyway
             if not said:
-                said.append(path)
+                said.append(True)
                 warnings.warn(
                     f"jaxtrainer: removed a corrupt entry of the compilation cache {folder} "
                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); "

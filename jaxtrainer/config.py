@@ -74,9 +74,7 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
     """The conv fields; with an image size, also that no conv or pool gets too small an input (the
     layer named up front, not deep in the forward pass), and the size entering AdaptiveMaxPool2d."""
     cfg = check_network_configuration(cfg)
-    channels, kernels, strides = (
-        _positive_ints(f, getattr(cfg, f)) for f in NetworkConfiguration._fields[:3]
-    )
+    channels, kernels, strides = (_positive_ints(f, getattr(cfg, f)) for f in cfg._fields[:3])
     check_dense(cfg)
     if not channels:
         raise InputError("n_channels must name at least one conv layer for a cnn, got ()")
@@ -107,9 +105,8 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
 
 def check_lr(lr) -> float:
     """A finite number > 0, as a float."""
-    return float(
-        _number(lr, numbers.Real, lambda v: math.isfinite(v) and v > 0, "lr must be a finite number > 0")
-    )
+    must = "lr must be a finite number > 0"
+    return float(_number(lr, numbers.Real, lambda v: math.isfinite(v) and v > 0, must))
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:

@@ -151,12 +151,10 @@ def build_network(
 
 def named_parameters(model: Sequential) -> Dict[str, nnx.Param]:
     """PyTorch's state_dict keys ("<index in the Sequential>.weight") to the model's parameters."""
-    out = {}
-    for i, layer in enumerate(model.layers):
-        for name in ("weight", "bias"):
-            if hasattr(layer, name):
-                out[f"{i}.{name}"] = getattr(layer, name)
-    return out
+    layers = enumerate(model.layers)
+    return {
+        f"{i}.{n}": getattr(layer, n) for i, layer in layers for n in ("weight", "bias") if hasattr(layer, n)
+    }
 
 
 def state_dict(model: Sequential) -> Dict[str, np.ndarray]:

@@ -17,8 +17,10 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _save(fig: Figure, path: str) -> Figure:
-    """As PNG, atomically: an interrupted run never leaves half a figure."""
+def _save(fig: Figure, path: str, title: str = "") -> Figure:
+    """As PNG, atomically (an interrupted run never leaves half a figure), under `title` if any."""
+    if title:
+        fig.suptitle(_printable(title))
     fig.tight_layout()
     files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     return fig
@@ -39,9 +41,7 @@ def training_curves(logs: dict, path: str, title: str = "") -> Figure:
             ax.set_yscale("log")
         ax.legend()
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(_printable(title))
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def equivariance_figure(maps: dict, path: str) -> Figure:
@@ -99,9 +99,7 @@ def classification_curves(runs: dict, path: str, title: str = "", sets=("train",
         _draw_runs(ax, runs, sets, metric)
         ax.set_ylabel("mean NLL" if metric == "loss" else "accuracy")
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(_printable(title))
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def confusion_figure(matrices: dict, class_names, path: str) -> Figure:

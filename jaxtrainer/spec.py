@@ -109,18 +109,10 @@ class Spec:
 
     def meta(self, ds, parameters: int) -> dict:
         """logs.json's "config": the spec, the data it read and the network's size."""
-        return {
-            **self.as_dict(),
-            "dataset_name": ds.name,
-            "n_train": len(ds.X_train),
-            "n_test": len(ds.X_test),
-            "parameters": parameters,
-        }
+        sizes = {"n_train": len(ds.X_train), "n_test": len(ds.X_test)}
+        return {**self.as_dict(), "dataset_name": ds.name, **sizes, "parameters": parameters}
 
     def settings(self) -> Settings:
         """The compiled programs' static argument."""
-        return Settings(
-            batch_size=self.batch_size,
-            strategy=self.strategy,
-            optimizer=optimizer(self.optimizer, self.optimizer_options),
-        )
+        tx = optimizer(self.optimizer, self.optimizer_options)
+        return Settings(batch_size=self.batch_size, strategy=self.strategy, optimizer=tx)
