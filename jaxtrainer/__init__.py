@@ -1,29 +1,21 @@
-"""jaxtrainer: the homework's MLP/CNN regressors trained as compiled JAX programs.
-
-The names below load on first use, so `import jaxtrainer.<module>` pays only for what that module
-needs (the Bayesian-network lab and `jaxtrainer --help` never load JAX).
-"""
+"""jaxtrainer: the homework's MLP/CNN regressors trained as compiled JAX programs. The names below load
+on first use, so `jaxtrainer --help` and the Bayesian-network lab never load JAX."""
 
 import importlib
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it, `jaxtrainer --version` prints it
 
 _EXPORTS = {
-    "NetworkConfiguration": "config",
-    "Settings": "settings",
-    "build_cnn": "models",
-    "build_mlp": "models",
-    "build_network": "models",
-    "TrainState": "train",
-    "evaluate": "train",
-    "init_state": "train",
-    "train_step": "train",
-    "Loop": "sweeps",
-    "Spec": "spec",
-    "SweepResult": "sweeps",
-    "fit": "sweeps",
-    "fit_sweep": "sweeps",
-    "sweep": "sweeps",
+    name: module
+    for module, names in {
+        "config": "NetworkConfiguration",
+        "settings": "Settings",
+        "models": "build_cnn build_mlp build_network",
+        "train": "TrainState evaluate init_state train_step",
+        "sweeps": "Loop SweepResult fit fit_sweep sweep",
+        "spec": "Spec",
+    }.items()
+    for name in names.split()
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,25 +1,16 @@
-"""JAX's persistent compilation cache, on by default: a program compiled once on this machine is read
-back from disk by the next command instead of compiled again (the digits homework, `--epochs 3`:
-~40 s cold, ~12 s warm; `python -m benchmarks.warm_start` measures it).
-
-The folder is $JAXTRAINER_CACHE_DIR, else $XDG_CACHE_HOME/jaxtrainer/xla, else
-~/.cache/jaxtrainer/xla; JAXTRAINER_NO_CACHE=1 turns the cache off. A folder chosen through JAX
-itself (JAX_COMPILATION_CACHE_DIR, jax.config) is left alone. A folder that cannot be written is
-skipped with one warning: the cache saves time and must never stop a run.
-
-An entry JAX cannot read back (truncated by a killed writer or a full disk, garbled) is removed,
-so that JAX writes the program it compiles in its place, and said in one warning line. JAX alone
-warns at each such entry (a dozen lines per run) and never replaces it, since it only writes
-entries that are absent: every later run would warn and compile again.
-"""
+"""JAX's persistent compilation cache, on by default (the digits homework: ~40 s cold, ~12 s warm), in
+$JAXTRAINER_CACHE_DIR or the XDG cache folder; JAXTRAINER_NO_CACHE=1 turns it off, a folder chosen
+through JAX is left alone, an unwritable one skipped with a warning. An entry JAX cannot read back is
+removed (JAX alone would warn and recompile it at every run), with one warning."""
 
 from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import warnings
 from typing import Mapping
+
+from . import files
 
 DIR_VARIABLE = "JAXTRAINER_CACHE_DIR"
 OFF_VARIABLE = "JAXTRAINER_NO_CACHE"
@@ -39,20 +30,9 @@ def cache_dir(environ: Mapping[str, str] = os.environ) -> str | None:
     return os.path.join(base, "jaxtrainer", "xla")
 
 
-def _writable(folder: str) -> bool:
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
 def enable() -> str | None:
-    """Point JAX's persistent cache at `cache_dir()` and keep every compiled program there (JAX's
-    default keeps only those that took a second or more to compile; most of ours take less, and
-    together they are most of a short command's time). Returns the folder in use, or None. Cheap:
-    nothing is compiled, and JAX reads the setting at the first compilation."""
+    """Point JAX's persistent cache at `cache_dir()`, keeping every program (JAX's default keeps only
+    those over 1 s to compile: most of ours). Returns the folder in use, or None; compiles nothing."""
     import jax
 
     chosen = jax.config.values["jax_compilation_cache_dir"]
@@ -61,7 +41,9 @@ def enable() -> str | None:
     folder = cache_dir()
     if folder is None:
         return None
-    if not _writable(folder):
+    try:
+        files.check_writable_folder(folder, "compilation cache folder")
+    except files.FileError:
         warnings.warn(
             f"jaxtrainer: the compilation cache folder {folder} cannot be written, so programs are "
             f"compiled anew each time; set {DIR_VARIABLE} to another folder, or {OFF_VARIABLE}=1 to "
@@ -77,10 +59,8 @@ def enable() -> str | None:
 
 
 def _repair_entries(folder: str) -> None:
-    """Wrap JAX's reader of cache entries (`get_executable_and_time`, which its compiler looks up
-    at each read) so that an entry it cannot read is removed and read as a miss: JAX then compiles
-    the program and writes the entry anew. Its own check of an entry's integrity
-    (CacheVerificationError) still raises, as JAX wants."""
+    """Wrap JAX's reader of cache entries so that one it cannot read is removed and read as a miss (JAX
+    then compiles and writes it anew); its own CacheVerificationError still raises."""
     from jax._src import compilation_cache
 
     read = compilation_cache.get_executable_and_time
@@ -95,13 +75,12 @@ def _repair_entries(folder: str) -> None:
         except compilation_cache.CacheVerificationError:
             raise
         except Exception as e:
-            path = os.path.join(folder, f"{cache_key}{ENTRY_SUFFIX}")
             try:
-                os.remove(path)
+                os.remove(os.path.join(folder, f"{cache_key}{ENTRY_SUFFIX}"))
             except OSError:
                 return None, None  # not ours to repair (read-only, gone): JAX compiles it anyway
             if not said:
-                said.append(path)
+                said.append(True)
                 warnings.warn(
                     f"jaxtrainer: removed a corrupt entry of the compilation cache {folder} "
                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}); "

@@ -21,8 +21,7 @@ class NetworkConfiguration(NamedTuple):
 
 
 def shown(value) -> str:
-    """`repr(value)` with a numpy scalar as the number it holds: a student who passed
-    np.float64(-1.0) reads "got -1.0", not numpy's repr."""
+    """`repr(value)` with a numpy scalar as the number it holds: "got -1.0", not "got np.float64(-1.0)"."""
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return repr(value.item())
     return repr(value)
@@ -41,20 +40,24 @@ def check_activation(name: str) -> str:
     return lower
 
 
+def _number(value, kind, valid, must: str):
+    """`value` if it is a `kind` for which `valid` holds (a bool is refused, not read as 1)."""
+    if isinstance(value, bool) or not isinstance(value, kind) or not valid(value):
+        raise InputError(f"{must}, got {shown(value)}")
+    return value
+
+
 def _positive_ints(field: str, values) -> Tuple[int, ...]:
     try:
         values = tuple(values)
     except TypeError:
         raise InputError(f"{field} must be a tuple of positive ints, got {shown(values)}") from None
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise InputError(f"{field}[{i}] must be a positive int, got {shown(v)}")
-    return tuple(int(v) for v in values)
+    must = lambda i: f"{field}[{i}] must be a positive int"
+    return tuple(int(_number(v, numbers.Integral, lambda v: v > 0, must(i))) for i, v in enumerate(values))
 
 
 def check_network_configuration(cfg) -> NetworkConfiguration:
-    """Any object with the four fields (a student's own NamedTuple too), as ours; anything else
-    is refused by name rather than failing on a missing attribute."""
+    """Any object with the four fields (a student's own NamedTuple too) as ours; anything else refused."""
     if not all(hasattr(cfg, field) for field in NetworkConfiguration._fields):
         raise TypeError(
             f"net_config must be a NetworkConfiguration{NetworkConfiguration._fields}, got {cfg!r}"
@@ -63,21 +66,15 @@ def check_network_configuration(cfg) -> NetworkConfiguration:
 
 
 def check_dense(cfg: NetworkConfiguration) -> None:
-    """The dense hidden sizes, a tuple of positive ints (empty: a linear model); all an MLP needs checked."""
+    """The dense hidden sizes, positive ints (none: a linear model): all an MLP needs checked."""
     _positive_ints("dense_hiddens", check_network_configuration(cfg).dense_hiddens)
 
 
 def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None) -> Tuple[int, int] | None:
-    """Validate the conv fields; with an image size, also check that no conv gets an empty input
-    and return the spatial size entering AdaptiveMaxPool2d (3x3 for the homework's CNN on 28x28).
-
-    PyTorch reports a too-small input deep inside the forward pass with an obscure message; here the
-    failing layer and the size it would get are named up front.
-    """
+    """The conv fields; with an image size, also that no conv or pool gets too small an input (the
+    layer named up front, not deep in the forward pass), and the size entering AdaptiveMaxPool2d."""
     cfg = check_network_configuration(cfg)
-    channels = _positive_ints("n_channels", cfg.n_channels)
-    kernels = _positive_ints("kernel_sizes", cfg.kernel_sizes)
-    strides = _positive_ints("strides", cfg.strides)
+    channels, kernels, strides = (_positive_ints(f, getattr(cfg, f)) for f in cfg._fields[:3])
     check_dense(cfg)
     if not channels:
         raise InputError("n_channels must name at least one conv layer for a cnn, got ()")
@@ -107,37 +104,29 @@ def check_cnn(cfg: NetworkConfiguration, image_hw: Tuple[int, int] | None = None
 
 
 def check_lr(lr) -> float:
-    """A finite number > 0, as a float; a bool is refused, not read as 1."""
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise InputError(f"lr must be a finite number > 0, got {shown(lr)}")
-    return float(lr)
+    """A finite number > 0, as a float."""
+    must = "lr must be a finite number > 0"
+    return float(_number(lr, numbers.Real, lambda v: math.isfinite(v) and v > 0, must))
 
 
 def check_batch_size(batch_size, name: str = "batch_size") -> int:
-    """An int > 0 (`name`: what the message calls it); a bool is refused, not read as 1."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise InputError(f"{name} must be an int > 0, got {shown(batch_size)}")
-    return int(batch_size)
+    """An int > 0 (`name`: what the message calls it)."""
+    return int(_number(batch_size, numbers.Integral, lambda v: v > 0, f"{name} must be an int > 0"))
 
 
 def check_n_epochs(n_epochs) -> int:
-    """An int >= 0; a bool is refused, not read as 1."""
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 0:
-        raise InputError(f"n_epochs must be an int >= 0, got {shown(n_epochs)}")
-    return int(n_epochs)
+    """An int >= 0."""
+    return int(_number(n_epochs, numbers.Integral, lambda v: v >= 0, "n_epochs must be an int >= 0"))
 
 
 SEED_RANGE = (0, 2**32 - 1)  # JAX's PRNG keys hold 32 bits: seeds 2**32 apart would draw the same
 
 
 def check_seed(seed) -> int:
-    """One seed range for every entry point (CLI, facade, sweeps): distinct seeds in it give
-    distinct streams."""
+    """One seed range for every entry point: distinct seeds in it give distinct streams."""
     low, high = SEED_RANGE
-    # an Integral compares with ints (numbers.Integral's stub has no __le__)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:  # pyright: ignore[reportOperatorIssue]
-        raise InputError(f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1), got {shown(seed)}")
-    return int(seed)
+    must = f"seed must be an int in [{low}, {high}] (0 to 2**32 - 1)"
+    return int(_number(seed, numbers.Integral, lambda v: low <= v <= high, must))
 
 
 BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two moments
@@ -152,8 +141,7 @@ def training_memory() -> int:
 
 
 def check_parameter_memory(n_parameters: int) -> int:
-    """A network whose training state cannot fit in memory is refused by its size before any
-    weight is drawn (not as an allocation failure minutes later, deep inside XLA)."""
+    """A network whose training state cannot fit in memory is refused before any weight is drawn."""
     need, have = BYTES_PER_PARAMETER * n_parameters, training_memory()
     if need > have:
         raise InputError(

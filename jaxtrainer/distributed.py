@@ -1,17 +1,11 @@
-"""Several processes (hosts) as one program, on JAX's own multi-controller runtime.
-
-Every process runs the same command; `jax.distributed.initialize` joins them, after which
-`jax.devices()` lists every process's devices and a sweep's member axis is split over all of them
-(`sweeps.placement`). Each process loads the data itself and checks that it holds the same data as
-process 0; only process 0 writes files (`runs.Run(writer=...)`), from results gathered to it.
-
-How the processes find each other: `--coordinator HOST:PORT --num-processes N --process-id I` (or
-$JAXTRAINER_COORDINATOR, $JAXTRAINER_NUM_PROCESSES, $JAXTRAINER_PROCESS_ID), or, under SLURM or
-Open MPI with more than one task, JAX's own detection. Recipes: docs/cluster.md.
-"""
+"""Several processes (hosts) as one program on JAX's multi-controller runtime: every process runs the
+same command and loads (and checks) the same data, a sweep's members are split over all their
+devices, and process 0 writes every file. Processes meet by --coordinator/--num-processes/
+--process-id (or $JAXTRAINER_*), or SLURM's or Open MPI's detection; docs/cluster.md."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,11 +16,7 @@ from jax.experimental import multihost_utils
 
 from .errors import InputError
 
-ENV = {
-    "coordinator": "JAXTRAINER_COORDINATOR",
-    "num_processes": "JAXTRAINER_NUM_PROCESSES",
-    "process_id": "JAXTRAINER_PROCESS_ID",
-}
+ENV = {name: f"JAXTRAINER_{name.upper()}" for name in ("coordinator", "num_processes", "process_id")}
 # A dead process is noticed by the others within this many seconds (JAX's default is 100).
 HEARTBEAT_ENV, HEARTBEAT_DEFAULT = "JAXTRAINER_HEARTBEAT_TIMEOUT", 30
 
@@ -34,20 +24,17 @@ HEARTBEAT_ENV, HEARTBEAT_DEFAULT = "JAXTRAINER_HEARTBEAT_TIMEOUT", 30
 def _cluster_detected() -> bool:
     """A launcher JAX detects by itself started several tasks (SLURM's srun, Open MPI's mpirun)."""
     for var in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
-        try:
+        with contextlib.suppress(ValueError):
             if int(os.environ.get(var, "1")) > 1:
                 return True
-        except ValueError:
-            pass
     return False
 
 
 def initialize(
     coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
 ) -> bool:
-    """Join the other processes, before any JAX computation. Returns whether there are several.
-    Arguments default to their environment variables; none at all and no cluster launcher: one
-    process, nothing to do."""
+    """Join the other processes, before any JAX computation; returns whether there are several.
+    Arguments default to their environment variables; none and no cluster launcher: one process."""
     coordinator = coordinator or os.environ.get(ENV["coordinator"])
     num_processes = num_processes if num_processes is not None else _int_variable(ENV["num_processes"])
     process_id = process_id if process_id is not None else _int_variable(ENV["process_id"])
@@ -61,7 +48,7 @@ def initialize(
             f"process_id={process_id!r})"
         )
     if num_processes is not None:
-        assert coordinator is not None and process_id is not None  # all three or none, checked above
+        assert coordinator is not None and process_id is not None
         if num_processes < 1:
             raise InputError(f"--num-processes must be >= 1, got {num_processes}")
         if not 0 <= process_id < num_processes:
@@ -72,25 +59,15 @@ def initialize(
         host, _, port = coordinator.rpartition(":")
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise InputError(f"--coordinator must be HOST:PORT (a port in 1..65535), got {coordinator!r}")
-    heartbeat = _heartbeat_timeout()
+    heartbeat = _int_variable(HEARTBEAT_ENV)
+    if heartbeat is None:
+        heartbeat = HEARTBEAT_DEFAULT
+    elif heartbeat < 1:
+        raise InputError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {heartbeat}")
     if "cpu" in str(jax.config.jax_platforms or "cpu"):  # untyped flag  # pyright: ignore[reportAttributeAccessIssue]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-    jax.distributed.initialize(
-        coordinator,
-        num_processes,
-        process_id,
-        heartbeat_timeout_seconds=heartbeat,
-    )
+    jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=heartbeat)
     return jax.process_count() > 1
-
-
-def _heartbeat_timeout() -> int:
-    seconds = _int_variable(HEARTBEAT_ENV)
-    if seconds is None:
-        return HEARTBEAT_DEFAULT
-    if seconds < 1:
-        raise InputError(f"${HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {seconds}")
-    return seconds
 
 
 def _int_variable(variable: str) -> int | None:
@@ -128,19 +105,14 @@ def broadcast_json(value):
 
 # What a collective says when the process at the other end died or stopped answering.
 PEER_GONE = ("gloo", "connection", "heartbeat", "unavailable", "coordination", "barrier", "deadline")
-
-
-# XLA's status codes: a jitted collective's dispatch (multihost_utils.broadcast_one_to_all) raises
-# a broken Gloo connection as a plain ValueError whose text starts with one ("UNKNOWN: Gloo
-# all-reduce failed: ... Connection closed by peer"); left as a bug, the process then died at JAX's
-# shutdown barrier 30 s later with a C++ fatal log (issue 22 item 10).
+# A jitted collective's dispatch raises a broken Gloo connection as a plain ValueError starting with
+# XLA's status code ("UNKNOWN: Gloo all-reduce failed: ..."; issue 22 item 10).
 XLA_STATUS = ("UNKNOWN:", "INTERNAL:", "UNAVAILABLE:", "DEADLINE_EXCEEDED:", "ABORTED:", "CANCELLED:")
 
 
 def peer_failed(error: BaseException) -> bool:
-    """Whether `error` is a collective that broke because another process died (its connection
-    reset, its heartbeats stopped): in a multi-process run that is the other process's fault. Any
-    other runtime error stays a bug, with its traceback."""
+    """Whether `error` is a collective broken by another process's death (connection reset, heartbeats
+    stopped) in a multi-process run; any other runtime error stays a bug, with its traceback."""
     text = str(error)
     from_xla = isinstance(error, jax.errors.JaxRuntimeError) or (
         isinstance(error, ValueError) and text.startswith(XLA_STATUS)
@@ -160,8 +132,8 @@ def check_same_data(fingerprint: dict) -> None:
     mine = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     theirs = broadcast_json(mine)
     same = np.asarray(multihost_utils.process_allgather(np.array([mine == theirs]))).reshape(-1)
-    if not same.all():
-        bad = [i for i, ok in enumerate(same) if not ok]
+    bad = [i for i, ok in enumerate(same) if not ok]
+    if bad:
         raise InputError(
             f"process(es) {bad} loaded other data than process 0 (data fingerprints differ): every "
             "process must read the same dataset"
@@ -169,8 +141,7 @@ def check_same_data(fingerprint: dict) -> None:
 
 
 def to_host(tree):
-    """Every array of `tree` whole, as numpy, on every process (gathered from all of them when
-    the arrays span several processes)."""
+    """Every array of `tree` whole, as numpy, on every process (gathered when it spans several)."""
     if process_count() == 1:
         return jax.device_get(tree)
     gather = lambda a: multihost_utils.process_allgather(a, tiled=True)

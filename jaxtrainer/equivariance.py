@@ -15,7 +15,7 @@ SHIFT = (5, 5)
 
 
 def shift(image: np.ndarray) -> np.ndarray:
-    """Translation by SHIFT pixels, zero fill (an integer affine warp, so no interpolation blur)."""
+    """Translation by SHIFT pixels, zero fill, no interpolation."""
     return ndimage.shift(image, SHIFT, order=0, cval=0.0)
 
 
@@ -25,13 +25,9 @@ def rotate90(image: np.ndarray) -> np.ndarray:
 
 
 def equivariance_maps(image01: np.ndarray, seed: int = 0) -> Dict[str, np.ndarray]:
-    """`relu(conv(relu(conv(x))))` with one random 3x3 conv 1->1 (PyTorch's init, no padding), and
-    the error maps |T(model(x)) - model(T(x))| for T = shift and T = 90-degree rotation.
-
-    A random conv with mostly negative weights outputs zeros everywhere and would make both error
-    maps trivially zero; such draws are skipped (the next seed is tried), so the figure shows a
-    live network.
-    """
+    """`relu(conv(relu(conv(x))))` with one random 3x3 conv 1->1 and the error maps
+    |T(model(x)) - model(T(x))| for T = shift and rotate90; a draw whose output is mostly zero
+    (trivially equivariant) is skipped for the next seed."""
     for attempt in range(seed, seed + 100):
         conv = Conv2d(1, 1, 3, rngs=nnx.Rngs(params=attempt))
 

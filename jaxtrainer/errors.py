@@ -1,9 +1,5 @@
-"""The errors a user or the environment causes, as opposed to bugs.
-
-The CLI prints a `JaxtrainerError` as one `jaxtrainer: error: ...` line and exits 2; anything else
-(a `ValueError` from a bug inside the engine or JAX included) keeps its traceback. No JAX here:
-every layer, the grader and `bench` raise these.
-"""
+"""The errors a user or the environment causes, as opposed to bugs: the CLI prints one as a single
+`jaxtrainer: error: ...` line and exits 2; anything else keeps its traceback. No JAX here."""
 
 
 class JaxtrainerError(Exception):
@@ -11,5 +7,4 @@ class JaxtrainerError(Exception):
 
 
 class InputError(JaxtrainerError, ValueError):
-    """A bad argument value. Also a `ValueError`, as PyTorch and the homework's tests expect from
-    a bad argument to the facade."""
+    """A bad argument value; also a `ValueError`, as PyTorch and the homework's tests expect."""

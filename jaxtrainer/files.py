@@ -1,12 +1,6 @@
-"""Whole files or none: the one writer of every file jaxtrainer, its grader and its benchmarks write.
-
-Each file is written to a temporary name unique to its writer (`.NAME.PID.RANDOM.tmp`, NAME
-shortened with a hash when the whole would pass 255 bytes), flushed, fsynced and renamed over the
-old one, so a file on disk is always whole. A failed write (a full
-disk) removes its temporary file and keeps the previous version. An interrupt removes the
-temporary files being written (`remove_temporaries`); a folder's new owner removes those a killed
-writer left (`remove_stale_temporaries`). No JAX here: the grader and `bench` start without it.
-"""
+"""Whole files or none, for every file jaxtrainer writes: each goes to `.NAME.PID.RANDOM.tmp`, fsynced,
+then renamed over the old one; a failed write keeps the previous version. Interrupts and a folder's
+new owner remove temporaries left behind. No JAX here: the grader and `bench` start without it."""
 
 from __future__ import annotations
 
@@ -16,20 +10,18 @@ import json
 import os
 import re
 import signal
+import tempfile
 import uuid
 from typing import Any, Callable, Set
 
 from .errors import JaxtrainerError
 
-# The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal or
-# ssh session. Each leaves every file whole and removes the temporary files being written.
+# The signals that interrupt a command, all alike: Ctrl-C, a scheduler's stop, a closed terminal.
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class FileError(JaxtrainerError, ValueError):
-    """A file or folder cannot be written as asked: the message names it and says what to do. Also
-    a `ValueError`, as the facade's callers expect from a bad `checkpoint_dir=` or export path (the
-    CLI tells it from a bug by `JaxtrainerError`, not by `ValueError`)."""
+    """A file or folder cannot be written as asked; also a `ValueError`, as the facade's callers expect."""
 
 
 _TEMPS: Set[str] = set()  # temporary files being written now
@@ -39,8 +31,8 @@ PID_DIGITS = 7  # the most a pid takes (Linux's pid_max is at most 4194304)
 
 
 def fitting(name: str, extra: int) -> str:
-    """`name` when `extra` more bytes still fit in NAME_MAX, else its first bytes and a hash of it
-    (the same for the same name): a temporary name made from a valid long name must be valid too."""
+    """`name` when `extra` more bytes still fit in NAME_MAX, else its first bytes and a hash of it,
+    so a temporary name made from a valid long name is valid too."""
     raw = os.fsencode(name)
     if len(raw) + extra <= NAME_MAX:
         return name
@@ -74,7 +66,7 @@ def atomic_write(path: str, write: Callable[[Any], None], binary: bool = False) 
 
 
 def write_text(path: str, text: str) -> str:
-    """`atomic_write` of `text`: a reader sees the old file or the new one, never half; returns `path`."""
+    """`atomic_write` of `text`; returns `path`."""
     return atomic_write(path, lambda f: f.write(text))
 
 
@@ -106,17 +98,13 @@ def check_writable_folder(folder: str, what: str = "output folder") -> str:
         raise FileError(f"the {what} {folder!r} exists and is not a folder; choose another path")
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".jaxtrainer-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
         raise FileError(f"the {what} {folder!r} is not writable: {e.strerror or e}") from None
     return folder
 
 
 def spreadsheet_safe(text: str) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting with =, +, -, @, tab or CR is a formula
-    there (`=cmd|' /C calc'!A0`), so it gets a leading apostrophe."""
+    """A CSV cell a spreadsheet shows as text: a leading apostrophe before what it would read as a formula."""
     text = str(text)
     return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text

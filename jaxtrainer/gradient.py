@@ -1,6 +1,5 @@
-"""The gradient plug: how a batch's gradient is computed. `autodiff` (jax.grad of the task's batch
-loss) is the default; a model with a backward pass written by hand (the labs' `labs.handgrad.backprop`)
-plugs in a function of the same signature."""
+"""How a batch's gradient is computed: `autodiff` by default, or a backward pass written by hand with
+the same signature (the labs' `labs.handgrad.backprop`)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from flax import nnx
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, x):
-    """The network's output on `x` from its split form: the pure function that jax.grad and vmap take."""
+    """The network's output on `x` from its split form (the pure function jax.grad and vmap take)."""
     return nnx.merge(graphdef, params)(x)
 
 

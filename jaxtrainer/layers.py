@@ -1,9 +1,5 @@
-"""PyTorch's layers as Flax NNX modules: same names, attributes, parameter layouts and initialisation.
-
-Parameters are stored in PyTorch's layouts (``Linear.weight`` is (out, in), ``Conv2d.weight`` is
-(out, in, kh, kw)) so that a state_dict maps one to one. Images flow through the engine as NHWC, the
-layout XLA's convolutions and matmuls prefer; ``Flatten`` restores PyTorch's (C, H, W) order.
-"""
+"""PyTorch's layers as Flax NNX modules: same names, attributes, parameter layouts (a state_dict maps
+one to one) and initialisation. Images flow as NHWC, as XLA prefers; ``Flatten`` restores (C, H, W)."""
 
 from __future__ import annotations
 
@@ -21,27 +17,16 @@ from .registry import ACTIVATIONS, CONV_IMPLS, choose
 
 
 def default_conv_impl() -> str:
-    """im2col on CPU, lax.conv elsewhere; ``JAXTRAINER_CONV=im2col|lax`` overrides.
-
-    XLA:CPU runs ``lax.conv`` inside ``lax.scan`` on a slow non-canonical path (about 10x slower, see
-    docs/performance.md and jax-ml/jax#16611); patches + one matmul avoid it.
-    """
+    """im2col on CPU (XLA:CPU's ``lax.conv`` inside ``lax.scan`` is ~10x slower, jax-ml/jax#16611),
+    lax.conv elsewhere; ``JAXTRAINER_CONV=im2col|lax`` overrides."""
     impl = os.environ.get("JAXTRAINER_CONV")
     if impl:
-        return check_conv_impl(impl)
+        return choose("conv implementation", impl, CONV_IMPLS)
     return "im2col" if jax.default_backend() == "cpu" else "lax"
 
 
-def check_conv_impl(impl: str) -> str:
-    """One of CONV_IMPLS (im2col, lax), else one line naming the choices."""
-    return choose("conv implementation", impl, CONV_IMPLS)
-
-
 def torch_uniform(key: jax.Array, shape: Tuple[int, ...], fan_in: int) -> jax.Array:
-    """PyTorch's default for Linear/Conv2d weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-
-    (kaiming_uniform with a=sqrt(5) reduces to exactly this bound.)
-    """
+    """PyTorch's default Linear/Conv2d init (kaiming_uniform, a=sqrt(5)): U(±1/sqrt(fan_in))."""
     bound = 1.0 / math.sqrt(fan_in)
     return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
@@ -58,20 +43,15 @@ class Linear(nnx.Module):
 
 
 def _windows(x, axis: int, size: int, stride: int, out: int):
-    """The `size` strided slices of `x` along `axis`, stacked as a new axis just before the channels:
-    the patches of a 1-D convolution."""
+    """The patches of a 1-D convolution along `axis`, stacked as a new axis just before the channels."""
     limit = (out - 1) * stride + 1
     parts = [lax.slice_in_dim(x, d, d + limit, stride, axis) for d in range(size)]
     return jnp.stack(parts, axis=-2)
 
 
 def conv_im2col(x, weight, bias, stride: Tuple[int, int]):
-    """Valid NHWC convolution as patch extraction + one matmul.
-
-    Patches are built separably (kh row slices, then kw column slices: kh + kw slices, not kh * kw),
-    stacked just before the channels so that (kh, kw, C) come out contiguous with no transpose of the
-    large patch tensor; the small weight is permuted to match instead.
-    """
+    """Valid NHWC convolution as patches (kh row slices, then kw column slices, (kh, kw, C) contiguous
+    with no transpose) and one matmul with the weight permuted to match."""
     b, h, w, c = x.shape
     o, _, kh, kw = weight.shape
     ho, wo = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
@@ -89,8 +69,7 @@ def conv_lax(x, weight, bias, stride: Tuple[int, int]):
 
 
 class Conv2d(nnx.Module):
-    """``torch.nn.Conv2d`` without padding; ``impl`` is fixed at build time so it is part of the
-    compiled program's identity (changing it recompiles instead of silently reusing a trace)."""
+    """``torch.nn.Conv2d`` without padding; ``impl`` is fixed at build time (part of the program)."""
 
     def __init__(
         self,
@@ -106,7 +85,7 @@ class Conv2d(nnx.Module):
         self.out_channels = out_channels
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = (stride, stride)
-        self.impl = default_conv_impl() if impl is None else check_conv_impl(impl)
+        self.impl = default_conv_impl() if impl is None else choose("conv implementation", impl, CONV_IMPLS)
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = nnx.Param(torch_uniform(rngs.params(), shape, fan_in))
@@ -118,8 +97,7 @@ class Conv2d(nnx.Module):
 
 
 def _pool_windows(x):
-    """The four elements of each 2x2 window (floor mode crops an odd last row/column), in PyTorch's
-    scan order: (0,0), (0,1), (1,0), (1,1)."""
+    """The four elements of each 2x2 window (floor mode) in PyTorch's scan order."""
     b, h, w, c = x.shape
     x = x[:, : h - h % 2, : w - w % 2].reshape(b, h // 2, 2, w // 2, 2, c)
     return [x[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
@@ -127,12 +105,8 @@ def _pool_windows(x):
 
 @jax.custom_vjp
 def max_pool_2x2(x):
-    """``MaxPool2d(2)`` (floor mode) as four strided views and elementwise maxima.
-
-    Its gradient goes to the first maximum of each window, as PyTorch's does; JAX's own max
-    gradient splits ties evenly and costs an extra equality/count/divide pass over the largest
-    activation tensor (the (16,32,45) CNN's 128x26x26x16 first conv output): see the custom VJP.
-    """
+    """``MaxPool2d(2)`` as elementwise maxima; its gradient goes to each window's first maximum, as
+    PyTorch's does (JAX's splits ties, with an extra pass over the largest activation)."""
     p = _pool_windows(x)
     return jnp.maximum(jnp.maximum(p[0], p[1]), jnp.maximum(p[2], p[3]))
 
@@ -165,8 +139,7 @@ def adaptive_windows(size: int, out: int):
 
 
 def adaptive_max_pool(x, output_size: Tuple[int, int]):
-    """Separable max over PyTorch's windows (rows, then columns); windows may overlap or repeat when
-    the input is smaller than the output (a 3x3 or 1x1 input gives a 4x4 output, as in PyTorch)."""
+    """Separable max over PyTorch's windows, which overlap or repeat on an input smaller than the output."""
     for axis, out in zip((1, 2), output_size):
         cells = [
             lax.slice_in_dim(x, lo, hi, 1, axis).max(axis=axis, keepdims=True)

@@ -45,8 +45,7 @@ class Sequential(nnx.Module):
 
 
 def check_input(model: Sequential, shape) -> None:
-    """Images the network was not built for fail here, at trace time, with the sizes named (rather
-    than as a shape error deep inside a matmul)."""
+    """Images the network was not built for fail at trace time with the sizes named, not deep in a matmul."""
     first = model.layers[0]
     if isinstance(first, Conv2d):
         if len(shape) != 4:
@@ -59,20 +58,14 @@ def check_input(model: Sequential, shape) -> None:
                 f"channels (input shape {tuple(shape)})"
             )
         convs = [l for l in model.layers if isinstance(l, Conv2d)]
-        cfg = NetworkConfiguration(
-            tuple(c.out_channels for c in convs),
-            tuple(c.kernel_size[0] for c in convs),
-            tuple(c.stride[0] for c in convs),
-            (),
-        )
-        check_cnn(cfg, tuple(shape[2:]))
+        outs, kernels, strides = zip(*((c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs))
+        check_cnn(NetworkConfiguration(outs, kernels, strides, ()), tuple(shape[2:]))
     elif isinstance(first, Flatten):
-        linear = model.layers[1]
-        features = int(np.prod(shape[1:])) if len(shape) >= 2 else None
-        if features != linear.in_features:  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
+        expected = model.layers[1].in_features  # an MLP starts Flatten, Linear  # pyright: ignore[reportAttributeAccessIssue]
+        if (int(np.prod(shape[1:])) if len(shape) >= 2 else None) != expected:
             raise InputError(
-                f"the MLP was built for inputs of {linear.in_features} features (C*H*W), got "  # a Linear  # pyright: ignore[reportAttributeAccessIssue]
-                f"an array of shape {tuple(shape)}"
+                f"the MLP was built for inputs of {expected} features (C*H*W), got an array of "
+                f"shape {tuple(shape)}"
             )
 
 
@@ -92,7 +85,6 @@ def make_activation(name: str) -> nnx.Module:
 
 
 def _dense_parameters(d: int, hiddens: Sequence[int]) -> int:
-    """The parameters `_dense_head` draws (weights and biases of each Linear)."""
     sizes = [d, *hiddens, 1]
     return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
 
@@ -108,7 +100,7 @@ def _dense_head(d: int, hiddens: Sequence[int], activation: str, rngs: nnx.Rngs)
 def build_mlp(
     input_dim: int, cfg: NetworkConfiguration, activation: str = "relu", *, rngs: nnx.Rngs
 ) -> Sequential:
-    """Flatten, then Linear + activation per hidden size, then Linear(d, 1). Only dense_hiddens is used."""
+    """Flatten, then Linear + activation per hidden size, then Linear(d, 1)."""
     check_dense(cfg)
     check_parameter_memory(_dense_parameters(input_dim, cfg.dense_hiddens))
     return Sequential(Flatten(), *_dense_head(input_dim, cfg.dense_hiddens, activation, rngs))
@@ -122,21 +114,18 @@ def build_cnn(
     rngs: nnx.Rngs,
     conv_impl: str | None = None,
 ) -> Sequential:
-    """Conv + activation + MaxPool2d(2) per layer; the last conv gets its activation too, then
-    AdaptiveMaxPool2d((4, 4)) and Flatten; then the dense head from 16 * n_channels[-1] features.
-    Every activation position is its own module instance, as graders count children()."""
+    """Conv + activation + MaxPool2d(2) per layer (the last pooled by AdaptiveMaxPool2d((4, 4))),
+    Flatten, then the dense head from 16 * n_channels[-1] features."""
     check_cnn(cfg)
     channels = [in_channels, *cfg.n_channels]
     convs = sum((k * k * a + 1) * b for a, b, k in zip(channels, channels[1:], cfg.kernel_sizes))
     check_parameter_memory(convs + _dense_parameters(16 * channels[-1], cfg.dense_hiddens))
-    layers, c = [], in_channels
-    n = len(cfg.n_channels)
-    for i, (out, k, s) in enumerate(zip(cfg.n_channels, cfg.kernel_sizes, cfg.strides)):
+    layers = []
+    for i, (c, out, k, s) in enumerate(zip(channels, cfg.n_channels, cfg.kernel_sizes, cfg.strides)):
         layers += [Conv2d(c, out, k, s, rngs=rngs, impl=conv_impl), make_activation(activation)]
-        layers.append(MaxPool2d(2) if i < n - 1 else AdaptiveMaxPool2d((4, 4)))
-        c = out
+        layers.append(MaxPool2d(2) if i < len(cfg.n_channels) - 1 else AdaptiveMaxPool2d((4, 4)))
     layers.append(Flatten())
-    return Sequential(*layers, *_dense_head(16 * c, cfg.dense_hiddens, activation, rngs))
+    return Sequential(*layers, *_dense_head(16 * channels[-1], cfg.dense_hiddens, activation, rngs))
 
 
 def build_network(
@@ -148,16 +137,8 @@ def build_network(
     seed: int = 0,
     conv_impl: str | None = None,
 ) -> Sequential:
-    """The network for images of shape (C, H, W), checked against that shape before anything runs.
-
-    Args:
-        network_type: "mlp" or "cnn".
-        input_shape: one image's (C, H, W).
-        cfg: the layer sizes; an MLP uses only `dense_hiddens`.
-        activation: "relu", "tanh" or "sigmoid", in any case.
-        seed: draws the initial weights, 0 to 2**32 - 1.
-        conv_impl: "im2col" or "lax"; None: im2col on CPU, lax elsewhere (`layers.default_conv_impl`).
-    """
+    """The "mlp" or "cnn" network for images of `input_shape` (C, H, W), checked against it first;
+    `seed` draws the weights; `conv_impl`: "im2col", "lax" or None (`layers.default_conv_impl`)."""
     check_network_type(network_type)
     check_activation(activation)
     c, h, w = input_shape
@@ -170,16 +151,14 @@ def build_network(
 
 def named_parameters(model: Sequential) -> Dict[str, nnx.Param]:
     """PyTorch's state_dict keys ("<index in the Sequential>.weight") to the model's parameters."""
-    out = {}
-    for i, layer in enumerate(model.layers):
-        for name in ("weight", "bias"):
-            if hasattr(layer, name):
-                out[f"{i}.{name}"] = getattr(layer, name)
-    return out
+    layers = enumerate(model.layers)
+    return {
+        f"{i}.{n}": getattr(layer, n) for i, layer in layers for n in ("weight", "bias") if hasattr(layer, n)
+    }
 
 
 def state_dict(model: Sequential) -> Dict[str, np.ndarray]:
-    """The weights as numpy arrays under PyTorch's keys and in its layouts (Linear (out, in), Conv2d OIHW)."""
+    """The weights as numpy arrays under PyTorch's keys and in its layouts."""
     return {k: np.asarray(p[...]) for k, p in named_parameters(model).items()}
 
 
@@ -208,6 +187,5 @@ def load_state_dict(model: Sequential, tensors) -> None:
 
 
 def count_parameters(model: Sequential) -> int:
-    """Also counts an abstract model (`nnx.eval_shape(lambda: build_network(...))`), which costs
-    no random draws: each new parameter shape drawn eagerly compiles a program (~0.1 s here)."""
+    """Also counts an abstract model (`nnx.eval_shape(lambda: build_network(...))`), which draws nothing."""
     return sum(int(np.prod(p.shape)) for p in named_parameters(model).values())

@@ -13,21 +13,23 @@ from . import files
 
 
 def _printable(text: str) -> str:
-    """A title as matplotlib can draw it: names from the file system may hold bytes that are not
-    UTF-8 (Python keeps them as lone surrogates), shown as the replacement character."""
+    """A title matplotlib can draw: a file name's non-UTF-8 bytes (lone surrogates) shown as �."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _save(fig: Figure, path: str) -> Figure:
-    """As PNG, atomically: an interrupted run never leaves half a figure."""
+def _save(fig: Figure, path: str, title: str = "") -> Figure:
+    """As PNG, atomically (an interrupted run never leaves half a figure), under `title` if any."""
+    if title:
+        fig.suptitle(_printable(title))
     fig.tight_layout()
     files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     return fig
 
 
 def training_curves(logs: dict, path: str, title: str = "") -> Figure:
-    """Train/test MAE and loss per epoch (epoch 0 = before training). NaN entries (a diverged run)
-    are simply not drawn."""
+    """Train/test MAE and loss per epoch (epoch 0 = before training); NaN entries are not drawn."""
+    losses = [v for k in ("train_loss", "test_loss") for v in logs.get(k, [])]
+    log_loss = bool(losses) and all(v > 0 for v in losses if math.isfinite(v))
     fig = Figure(figsize=(10, 4))
     for ax, metric in zip(fig.subplots(1, 2), ("mae", "loss")):
         for split in ("train", "test"):
@@ -35,18 +37,11 @@ def training_curves(logs: dict, path: str, title: str = "") -> Figure:
             ax.plot(range(len(values)), values, marker=".", label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.upper())
-        if metric == "loss" and _positive(logs):
+        if metric == "loss" and log_loss:
             ax.set_yscale("log")
         ax.legend()
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(_printable(title))
-    return _save(fig, path)
-
-
-def _positive(logs) -> bool:
-    values = [v for k in ("train_loss", "test_loss") for v in logs.get(k, [])]
-    return bool(values) and all(v > 0 for v in values if math.isfinite(v))
+    return _save(fig, path, title)
 
 
 def equivariance_figure(maps: dict, path: str) -> Figure:
@@ -67,8 +62,7 @@ def equivariance_figure(maps: dict, path: str) -> Figure:
 
 
 def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
-    """`metric` per epoch, one colour per run ({label: logs}), train dashed and the others solid;
-    non-finite entries (a diverged run) are not drawn."""
+    """`metric` per epoch, a colour per run ({label: logs}), train dashed, non-finite not drawn."""
     for i, (label, logs) in enumerate(runs.items()):
         for split in splits:
             values = [v if math.isfinite(v) else math.nan for v in logs.get(f"{split}_{metric}", [])]
@@ -86,16 +80,8 @@ def _draw_runs(ax, runs: dict, splits, metric: str) -> None:
 
 
 def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric: str = "mae") -> Figure:
-    """One curve per run (and per split: train dashed, test solid) of `metric` per epoch. Non-finite
-    entries (a diverged run) are not drawn.
-
-    Args:
-        runs: {label: logs}, logs as `train_logs` holds them ("test_mae": [...], ...).
-        path: the PNG file written.
-        title: the figure's title.
-        splits: which of "train" and "test" are drawn.
-        metric: "mae" or "loss".
-    """
+    """One curve per run ({label: logs}) and per split in `splits` (train dashed, test solid) of
+    `metric` ("mae" or "loss") per epoch, to the PNG `path`; non-finite entries are not drawn."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     _draw_runs(ax, runs, splits, metric)
@@ -107,41 +93,28 @@ def runs_figure(runs: dict, path: str, title: str = "", splits=("test",), metric
 
 
 def classification_curves(runs: dict, path: str, title: str = "", sets=("train", "val")) -> Figure:
-    """Mean negative log-likelihood and accuracy per epoch (epoch 0 = before training), one colour
-    per run given as {label: logs}, train dashed and validation solid."""
+    """Mean NLL and accuracy per epoch (epoch 0 = before training), one colour per run ({label: logs})."""
     fig = Figure(figsize=(11, 4.2))
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "accuracy")):
         _draw_runs(ax, runs, sets, metric)
         ax.set_ylabel("mean NLL" if metric == "loss" else "accuracy")
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(_printable(title))
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def confusion_figure(matrices: dict, class_names, path: str) -> Figure:
-    """One panel per {label: counts} confusion matrix (rows = true class, columns = predicted),
-    each cell annotated with its count and coloured by its share of the true class."""
+    """One panel per {label: counts} confusion matrix (rows true, columns predicted), each cell
+    annotated with its count and coloured by its share of the true class."""
     fig = Figure(figsize=(5.5 * len(matrices), 5.2))
     axes = fig.subplots(1, len(matrices), squeeze=False)[0]
     for ax, (label, counts) in zip(axes, matrices.items()):
         shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        n = len(counts)
-        for i in range(n):
-            for j in range(n):
-                if counts[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        str(counts[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if shares[i, j] > 0.5 else "black",
-                    )
-        ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
-        ax.set_yticks(range(n), class_names, fontsize=8)
+        for i, j in zip(*np.nonzero(counts)):
+            color = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=color)
+        ax.set_xticks(range(len(counts)), class_names, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(counts)), class_names, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         accuracy = np.trace(counts) / max(counts.sum(), 1)

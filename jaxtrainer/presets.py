@@ -1,5 +1,4 @@
-"""The homework's networks, learning rates and seed, written once (CLI, experiments, benchmarks,
-grading and tests all read them from here)."""
+"""The homework's networks, learning rates and seed, written once for every reader."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Every name a user can choose, once, without importing JAX: the CLI's `choices=` and the engine's
-checks both read them here, so adding a network type, an activation or an optimizer is one line.
-
-Optimizers are optax's own, by name: the engine resolves one with `getattr(optax, name)` and trains
-it with its learning rate as data (`optax.inject_hyperparams`), so each must take `learning_rate`.
-"""
+"""Every name a user can choose, once and without JAX: the CLI's `choices=` and the engine's checks read
+them here. Optimizers are optax's by name (`getattr(optax, name)`), each taking `learning_rate`."""
 
 from __future__ import annotations
 
@@ -15,22 +11,9 @@ NETWORK_TYPES = ("mlp", "cnn")
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}  # any case: PyTorch's class name
 CONV_IMPLS = ("im2col", "lax")
 STRATEGIES = ("auto", "vmap", "map")
-OPTIMIZERS = (
-    "adam",  # the homework's, the default
-    "sgd",
-    "adamw",
-    "rmsprop",
-    "adagrad",
-    "adamax",
-    "nadam",
-    "radam",
-    "lamb",
-    "lion",
-    "adabelief",
-    "yogi",
-    "amsgrad",
-    "novograd",
-    "adadelta",
+OPTIMIZERS = tuple(  # the first, the homework's, is the default
+    "adam sgd adamw rmsprop adagrad adamax nadam radam lamb lion adabelief yogi amsgrad novograd "
+    "adadelta".split()
 )
 DEFAULT_OPTIMIZER = OPTIMIZERS[0]
 
@@ -84,8 +67,8 @@ DATA_DIR_DATASETS = tuple(name for name, entry in DATASETS.items() if entry.read
 
 
 class LabEntry(NamedTuple):
-    """A `jaxtrainer lab` subcommand: the module under jaxtrainer/labs/ that runs it, its help, and a
-    classification lab's default dataset and epochs (None for Lab A, which reads no data)."""
+    """A `jaxtrainer lab` subcommand: its module under jaxtrainer/labs/, help, and default dataset and
+    epochs (None for Lab A, which reads no data)."""
 
     module: str
     help: str
@@ -106,21 +89,10 @@ LABS = {
     "mnist": LabEntry("mnist", "Lab D: MNIST by hand, linear and deep classifiers", "mnist", 10),
 }
 
-# The grader's checks in their order. Other tools parse these ids: keep the names and their order
-# (new ids are only ever inserted).
-CHECK_IDS = (
-    "import",
-    "activation_function",
-    "structure.mlp",
-    "structure.cnn",
-    "activation_instances",
-    "init",
-    "forward",
-    "loss_and_mae",
-    "training_step",
-    "evaluate",
-    "train_loop_logs",
-    "equivariance",
+# The grader's checks in their order; other tools parse these ids: keep them (new ones only inserted).
+CHECK_IDS = tuple(
+    "import activation_function structure.mlp structure.cnn activation_instances init forward "
+    "loss_and_mae training_step evaluate train_loop_logs equivariance".split()
 )
 
 

@@ -1,9 +1,5 @@
-"""How a model is trained, as one frozen, hashable object: the static argument of every compiled
-program, in place of long keyword lists.
-
-Two runs with equal settings and one architecture share their compiled programs whatever their
-learning rate or seed (those are data: the learning rate lives in the optimizer state).
-"""
+"""How a model is trained, as one frozen, hashable object: the static argument of every compiled program
+(equal settings share programs whatever the learning rate or seed, which are data)."""
 
 from __future__ import annotations
 
@@ -15,7 +11,6 @@ import optax
 
 from . import presets
 from .config import check_batch_size
-from .errors import InputError
 from .gradient import autodiff
 from .registry import DEFAULT_OPTIMIZER, OPTIMIZERS, STRATEGIES, choose
 from .tasks import REGRESSION, log_keys
@@ -25,27 +20,23 @@ VARIANTS = ("tensor", "loader")
 
 @functools.cache
 def optimizer(name: str, options: Tuple[Tuple[str, object], ...] = ()) -> Callable:
-    """optax's optimizer `name` (a registry name) with `options` fixed: a factory of the learning
-    rate. Cached, so equal specs give equal `Settings` and share their compiled programs."""
+    """optax's optimizer `name` with `options` fixed, a factory of the learning rate; cached, so equal
+    specs give equal `Settings`."""
     factory = getattr(optax, choose("optimizer", name, OPTIMIZERS))
     return functools.partial(factory, **dict(options)) if options else factory
 
 
 def auto_strategy(backend: str) -> str:
-    """vmap on accelerators, where one small model leaves the device idle; map on CPU, where one
-    model already fills the cores. Measured on the 2-core machine (60k images, K=3,
-    docs/performance.md): the CNN's epoch costs 4.00x one run's by vmap, 2.96x by map; the MLP's
-    3.67x against 3.07x (K=8: 8.30x against 7.92x)."""
+    """vmap on accelerators, where one small model leaves the device idle; map on CPU, where one model
+    fills the cores (measured in docs/performance.md)."""
     return "map" if backend == "cpu" else "vmap"
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """`variant` is the homework's loop: "tensor" logs the first `train_eval_size` training
-    examples and the test set before training and after each epoch; "loader" (SVHN, CIFAR-10)
-    trains on a shuffled order each epoch and logs the means over batches (the test set's in
-    batches of `test_batch_size`, default `batch_size`), no entry before training.
-    `strategy` is how the members of a sweep share one program ("auto" is resolved on creation)."""
+    """`variant` is the homework's loop: "tensor" logs the first `train_eval_size` training examples
+    and the test set before training and after each epoch; "loader" shuffles each epoch and logs
+    batch means (the test set's in batches of `test_batch_size`). "auto" `strategy` is resolved here."""
 
     batch_size: int = presets.BATCH_SIZE
     task: object = REGRESSION
@@ -61,8 +52,7 @@ class Settings:
     def __post_init__(self):
         check_batch_size(self.batch_size)
         choose("strategy", self.strategy, STRATEGIES)
-        if self.variant not in VARIANTS:
-            raise InputError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        choose("variant", self.variant, VARIANTS)
         for field in ("train_eval_size", "eval_chunk"):
             check_batch_size(getattr(self, field), field)
         if self.test_batch_size is not None:
@@ -75,7 +65,7 @@ class Settings:
 
     @property
     def log_keys(self) -> Tuple[str, ...]:
-        """The logged lists: train_loss, test_loss, train_mae, test_mae for the homework."""
+        """The logged lists (`tasks.log_keys`)."""
         return log_keys(self.task, self.names)  # task: object holds a Task  # pyright: ignore[reportArgumentType]
 
     def replace(self, **changes) -> Settings:

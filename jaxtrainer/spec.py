@@ -1,10 +1,6 @@
-"""THE run spec: what to train, as one frozen object that travels whole (flax's config, nanoGPT's
-saved config), never re-listed as keyword arguments layer after layer.
-
-`train` is a spec of one member, `sweep` one of several, the homework four of them. The run's
-identity (what resuming checks), its logs' metadata and the compiled programs' `Settings` are all
-derived from it, and it is saved whole in the run folder as spec.json.
-"""
+"""THE run spec: what to train (one member or a sweep's several), one frozen object that travels whole.
+The run's identity (what resuming checks), its logs' metadata and the programs' `Settings` derive
+from it; the run folder saves it as spec.json."""
 
 from __future__ import annotations
 
@@ -28,8 +24,8 @@ from .errors import InputError
 from .registry import CONV_IMPLS, DEFAULT_OPTIMIZER, OPTIMIZERS, STRATEGIES, choose
 from .settings import Settings, optimizer
 
-# Not part of a run's identity: more epochs may be asked of a run; conv_impl and strategy say how it
-# is computed, not what; the data is identified by its fingerprint, not by where it was read from.
+# Not a run's identity: more epochs may be asked; conv_impl and strategy say how, not what; the data
+# is identified by its fingerprint, not where it was read from.
 _NOT_IDENTITY = ("epochs", "conv_impl", "strategy", "dataset", "data_dir")
 
 
@@ -45,21 +41,14 @@ def members_of(lrs: Sequence[float], seeds: Sequence[int], pair: bool = False) -
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """One run (or sweep) as asked: every field is checked on creation.
+    """One run (or sweep) as asked, every field checked on creation.
 
     Args:
-        network: "mlp" or "cnn".
-        net_config: the layer sizes (an MLP uses only `dense_hiddens`).
-        activation: "relu", "tanh" or "sigmoid", in any case.
-        optimizer: an optax name (`registry.OPTIMIZERS`).
-        optimizer_options: its other arguments, a dict or pairs (b1, weight_decay...).
+        optimizer, optimizer_options: an optax name (`registry.OPTIMIZERS`) and its other arguments.
         members: the (lr, seed) pairs trained together, at least one (`members_of` makes them).
-        batch_size: examples per training step.
         epochs: the epochs in all, those a continued run already holds included.
-        dataset: what `data.load` takes: a name, a folder, arrays, a Dataset.
-        data_dir: where named datasets find their files (None: $JAXTRAINER_DATA_DIR).
-        conv_impl: "im2col" or "lax"; None: by backend.
-        strategy: how the members share one program: "vmap", "map", or "auto" (by backend).
+        dataset, data_dir: what `data.load` takes; where named datasets are (None: $JAXTRAINER_DATA_DIR).
+        conv_impl, strategy: "im2col"/"lax"/None (by backend); "vmap"/"map"/"auto" (by backend).
     """
 
     network: str = "mlp"
@@ -112,27 +101,18 @@ class Spec:
         }
 
     def identity(self, data_id: dict) -> dict:
-        """What makes two runs the same run (the optimizer included: another one is refused by
-        name); `data_id` is the data's fingerprint. The members as two lists, so that a refusal
-        names the field that differs ("lrs: saved [0.001], now [0.01]")."""
+        """What makes two runs the same run, with `data_id` the data's fingerprint; the members as two
+        lists, so that a refusal names the one that differs ("lrs: saved [0.001], now [0.01]")."""
         same = {k: v for k, v in self.as_dict().items() if k not in _NOT_IDENTITY}
         lrs, seeds = ([member[i] for member in self.members] for i in (0, 1))
         return {**same, "members": {"lrs": lrs, "seeds": seeds}, "data": data_id}
 
     def meta(self, ds, parameters: int) -> dict:
         """logs.json's "config": the spec, the data it read and the network's size."""
-        return {
-            **self.as_dict(),
-            "dataset_name": ds.name,
-            "n_train": len(ds.X_train),
-            "n_test": len(ds.X_test),
-            "parameters": parameters,
-        }
+        sizes = {"n_train": len(ds.X_train), "n_test": len(ds.X_test)}
+        return {**self.as_dict(), "dataset_name": ds.name, **sizes, "parameters": parameters}
 
     def settings(self) -> Settings:
-        """The compiled programs' static argument: batch size, strategy and the optimizer."""
-        return Settings(
-            batch_size=self.batch_size,
-            strategy=self.strategy,
-            optimizer=optimizer(self.optimizer, self.optimizer_options),
-        )
+        """The compiled programs' static argument."""
+        tx = optimizer(self.optimizer, self.optimizer_options)
+        return Settings(batch_size=self.batch_size, strategy=self.strategy, optimizer=tx)

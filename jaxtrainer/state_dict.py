@@ -15,18 +15,17 @@ STATE_DICT_FORMATS = (".pt", ".npz", ".safetensors")
 
 
 def export_state_dict(tensors: Dict[str, np.ndarray], path: str) -> str:
-    """`.pt` (torch.save of tensors, loadable with `model.load_state_dict(torch.load(path))`),
-    `.npz`, or `.safetensors` (needs the safetensors package)."""
+    """`.pt` (torch.save of tensors), `.npz`, or `.safetensors` (needs the safetensors package)."""
     ext = os.path.splitext(path)[1]
     arrays = {k: np.array(v, dtype=np.float32) for k, v in tensors.items()}  # writable copies for torch
     check_export_path(path)
-    if ext == ".pt":
-        torch = _optional("torch", path)
+    if ext == ".pt":  # its package checked by check_export_path
+        import torch
+
         write = lambda f: torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, f)
     elif ext == ".npz":
         write = lambda f: np.savez(f, **arrays)  # numpy's stub takes **arrays for allow_pickle  # pyright: ignore[reportArgumentType]
     else:
-        _optional("safetensors", path)
         from safetensors.numpy import save  # optional  # pyright: ignore[reportMissingImports]
 
         write = lambda f: f.write(save(arrays))
@@ -34,8 +33,7 @@ def export_state_dict(tensors: Dict[str, np.ndarray], path: str) -> str:
 
 
 def check_export_path(path: str) -> str:
-    """Before anything is trained: the format is known (and its package installed) and the
-    folder it goes to is writable."""
+    """Before anything is trained: the format is known, its package installed, its folder writable."""
     ext = os.path.splitext(path)[1]
     if ext not in STATE_DICT_FORMATS:
         raise InputError(f"cannot export to {path!r}: the extension must be one of {STATE_DICT_FORMATS}")
@@ -48,8 +46,7 @@ def check_export_path(path: str) -> str:
 
 
 def import_state_dict(path: str) -> Dict[str, np.ndarray]:
-    """A .pt, .npz or .safetensors file (by extension) as numpy arrays by key, for `load_state_dict`; .pt
-    needs torch installed, .safetensors safetensors."""
+    """A .pt, .npz or .safetensors file (by extension) as numpy arrays by key, for `load_state_dict`."""
     ext = os.path.splitext(path)[1]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no state_dict file at {path}")

@@ -1,6 +1,5 @@
-"""The one Markdown table every report writes (the homework, the labs, bench, the benchmarks, the
-grader): a header, the `|---|` rule, a line per row. A cell's text is kept on one line and its `|`
-escaped, so that text from elsewhere (a student's error message) cannot break the table."""
+"""The one Markdown table every report writes; a cell's text is kept on one line and its `|` escaped,
+so that text from elsewhere (a student's error message) cannot break the table."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ def cell(value) -> str:
 
 
 def markdown_table(header: Sequence, rows: Iterable[Sequence]) -> str:
-    """The table of `rows` under `header`, one line each, no trailing newline. Cells are shown with
-    `str`: format numbers before."""
+    """The table of `rows` under `header`, no trailing newline; cells shown with `str`."""
 
     def line(cells) -> str:
         return "| " + " | ".join(cell(c) for c in cells) + " |"

@@ -1,14 +1,7 @@
-"""Training as pure compiled functions of (parameters, optimizer state, data).
-
-Everything jitted takes the data as arguments: a closed-over array would be compiled in as a constant
-(5-6 s and 1.2 GB for the first MLP epoch instead of 0.4 s, docs/performance.md). The network's
-structure (an NNX graphdef) and the `Settings` (batch size, task, optimizer, gradient...) are static,
-so two runs of the same architecture share one compiled program whatever their learning rate.
-Task (regression, classification), optimizer (optax's or one written by hand) and gradient
-(`autodiff`, or a model's hand-written backward pass) are plugged in through the settings.
-
-One member's epoch is `member_epoch`; `sweep.py` runs it for K stacked members (one run is K = 1).
-"""
+"""Training as pure compiled functions of (parameters, optimizer state, data): the data is an argument,
+never a compiled-in constant (docs/performance.md); the graphdef and `Settings` are static, so runs
+of one architecture share a program whatever their learning rate. `sweeps` runs `member_epoch` for
+K stacked members."""
 
 from __future__ import annotations
 
@@ -38,14 +31,12 @@ class TrainState(NamedTuple):
 
 @functools.cache
 def _hyperparam_optimizer(factory) -> optax.GradientTransformation:
-    """`factory` with its numeric hyper-parameters read from the optimizer state, so the learning
-    rate is data (a new value neither recompiles nor needs a new program)."""
+    """`factory` reading its learning rate from the optimizer state: data, not recompiled."""
     return optax.inject_hyperparams(factory)(learning_rate=0.0)
 
 
 def init_state(model: nnx.Module, lr: float, settings: Settings = DEFAULT) -> Tuple[nnx.GraphDef, TrainState]:
-    """The model's parameters and the state of `settings.optimizer` at `lr`: the optimizer that
-    will step them (given once, here and to the step, through the settings)."""
+    """The model's parameters and the state of `settings.optimizer` at `lr`."""
     graphdef, params = nnx.split(model, nnx.Param)
     opt_state = optax.inject_hyperparams(settings.optimizer)(learning_rate=lr).init(params)
     return graphdef, TrainState(params, opt_state)
@@ -55,7 +46,6 @@ def _step(graphdef, state: TrainState, x, y, settings: Settings):
     grads, metrics = settings.gradient(graphdef, state.params, x, y, settings.task)
     tx = _hyperparam_optimizer(settings.optimizer)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    # apply_updates keeps the State
     return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics  # pyright: ignore[reportArgumentType]
 
 
@@ -66,9 +56,8 @@ def train_step(graphdef, state: TrainState, x, y, settings: Settings = DEFAULT):
 
 
 def _scan_batches(carry, n: int, size: int, body):
-    """`body(carry, start, length)` over consecutive batches of `size`: the full ones in one
-    `lax.scan`, then the short last one as its own smaller call (as a PyTorch loop over slices
-    does: not dropped, not padded). Returns the carry and the per-batch outputs stacked."""
+    """`body(carry, start, length)` over batches of `size`: the full ones in one `lax.scan`, then the
+    short last one as its own call (as a PyTorch loop over slices: not dropped, not padded)."""
     n_full, parts = n // size, []
     if n_full:
         carry, out = lax.scan(lambda c, i: body(c, i * size, size), carry, jnp.arange(n_full))
@@ -80,9 +69,8 @@ def _scan_batches(carry, n: int, size: int, body):
 
 
 def _epoch(graphdef, state, X, y, settings: Settings, order=None):
-    """One pass of training steps over X in order, or in `order` (a shuffled epoch: each batch is
-    gathered inside the loop, so the permuted set is never copied whole). Returns the per-step
-    metrics."""
+    """Training steps over X in order, or in `order` (each batch gathered inside the loop, so a
+    shuffled set is never copied whole). Returns the state and the per-step metrics."""
 
     def step(state, start, length):
         if order is None:
@@ -96,29 +84,19 @@ def _epoch(graphdef, state, X, y, settings: Settings, order=None):
     return _scan_batches(state, X.shape[0], settings.batch_size, step)
 
 
-def _chunk_sums(graphdef, params, X, y, task, chunk):
-    """Per-chunk sums of the per-example metrics and the chunk sizes, chunk by chunk so that a large
-    set never holds all its activations at once."""
+def _evaluate(graphdef, params, X, y, task, chunk, batch_means: bool = False):
+    """Means over examples, from per-chunk sums (a large set never holds all its activations); with
+    `batch_means`, the mean of each chunk's mean, as a loop over a DataLoader averages them."""
 
     def sums(_, start, length):
         x, yy = (lax.dynamic_slice_in_dim(a, start, length) for a in (X, y))
         metrics = task.per_example(apply(graphdef, params, x), yy)
         return None, ({k: jnp.sum(v) for k, v in metrics.items()}, jnp.float32(length))
 
-    return _scan_batches(None, X.shape[0], chunk, sums)[1]
-
-
-def _evaluate(graphdef, params, X, y, task, chunk):
-    """Means over examples: sums of per-example values give the same mean as one big batch."""
-    sums, _ = _chunk_sums(graphdef, params, X, y, task, chunk)
+    sums, sizes = _scan_batches(None, X.shape[0], chunk, sums)[1]
+    if batch_means:
+        return {k: jnp.mean(v / sizes) for k, v in sums.items()}
     return {k: jnp.sum(v) / X.shape[0] for k, v in sums.items()}
-
-
-def _batch_means(graphdef, params, X, y, batch_size, task):
-    """The mean over consecutive batches of each batch's mean, as a loop over a DataLoader averages:
-    not the mean over examples when the last batch is shorter (it weighs as much as a full one)."""
-    sums, sizes = _chunk_sums(graphdef, params, X, y, task, batch_size)
-    return {k: jnp.mean(v / sizes) for k, v in sums.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "settings"))
@@ -128,39 +106,23 @@ def evaluate(graphdef, params, X, y, settings: Settings = DEFAULT) -> Dict[str, 
 
 
 def all_finite(tree) -> jax.Array:
-    """A boolean array: no leaf of `tree` holds NaN or Inf (traceable: `member_epoch`'s `lax.cond` test)."""
+    """A traceable boolean: no leaf of `tree` holds NaN or Inf."""
     return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)]))
 
 
 def member_epoch(graphdef, state: TrainState, data, settings: Settings):
-    """One member's epoch and the metrics that log it: `data` is (X, y, order, eval_sets).
-
-    Returns the new state, the per-step metrics and one metrics dict per logged set
-    (`settings.names`): for the tensor variant the evaluations of `eval_sets` (the first training
-    examples and the test set) with the updated parameters; for the loader variant, the steps'
-    metrics are the first (their mean is taken on the host, in float64, as a Python loop sums
-    them) and the test set's batch means the second. A member whose parameters are not all
-    finite is left as it is and logs NaN (what the reference would log, without computing it).
-    """
+    """One member's epoch on `data` = (X, y, order, eval_sets): the new state, the step metrics and
+    a metrics dict per logged set (tensor variant: `eval_sets` evaluated; loader: {} (the steps'
+    mean, taken on the host) and the test set's batch means). Non-finite parameters: left, NaN logged."""
     X, y, order, eval_sets = data
 
     def run(state):
         state, steps = _epoch(graphdef, state, X, y, settings, order)
         if settings.variant == "loader":
-            test = _batch_means(
-                graphdef,
-                state.params,
-                # pyright cannot count what *eval_sets[0] unpacks: (X, y)
-                *eval_sets[0],
-                settings.test_batch_size or settings.batch_size,  # pyright: ignore[reportCallIssue]
-                settings.task,  # pyright: ignore[reportCallIssue]
-            )
-            return state, steps, [{}, test]
-        evals = [
-            _evaluate(graphdef, state.params, ex, ey, settings.task, settings.eval_chunk)
-            for ex, ey in eval_sets
-        ]
-        return state, steps, evals
+            (tx, ty), size = eval_sets[0], settings.test_batch_size or settings.batch_size
+            return state, steps, [{}, _evaluate(graphdef, state.params, tx, ty, settings.task, size, True)]
+        task, chunk = settings.task, settings.eval_chunk
+        return state, steps, [_evaluate(graphdef, state.params, ex, ey, task, chunk) for ex, ey in eval_sets]
 
     def skip(state):
         shapes = jax.eval_shape(run, state)
@@ -170,15 +132,11 @@ def member_epoch(graphdef, state: TrainState, data, settings: Settings):
 
 
 def to_device(X, y, task: Any = REGRESSION):
-    """JAX arrays for training: images as float32, targets in the task's label dtype (int32 for classes)."""
+    """Images as float32, targets in the task's label dtype (int32 for classes)."""
     return jnp.asarray(X, jnp.float32), jnp.asarray(y, task.label_dtype)
 
 
 def divergence_epoch(logs: dict) -> int | None:
-    """The first epoch whose logged losses (every `*_loss` list) hold NaN or Inf (the first entry
-    is epoch 0, before training, in the tensor variant), or None."""
-    losses = [values for key, values in logs.items() if key.endswith("_loss")]
-    for epoch, values in enumerate(zip(*losses)):
-        if not all(np.isfinite(values)):
-            return epoch
-    return None
+    """The first epoch whose `*_loss` lists hold NaN or Inf (in the tensor variant 0 is before training)."""
+    losses = zip(*(values for key, values in logs.items() if key.endswith("_loss")))
+    return next((epoch for epoch, values in enumerate(losses) if not all(np.isfinite(values))), None)
