@@ -196,9 +196,11 @@ def test_a_diverging_run_reports_its_epoch_and_keeps_nan_logs(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
-    """26,032 3x32x32 images through the default CNN, in a fresh process (peak RSS is per process)."""
+    """26,032 3x32x32 images through the default CNN, in a fresh process. Its peak is read from
+    /proc's VmHWM (this process image's own high-water mark): getrusage's ru_maxrss is kept across
+    fork and exec, so it reports at least the pytest process's own peak (3 GiB after the parity tests)."""
     script = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
         "from jaxtrainer import models, train\n"
         "from jaxtrainer.config import NetworkConfiguration\n"
         "X = np.random.default_rng(0).random((26032, 3, 32, 32), dtype=np.float32)\n"
@@ -209,10 +211,10 @@ def test_evaluating_an_svhn_size_test_set_stays_under_2_gib(tmp_path):
         "    models.build_network('cnn', (3, 32, 32), NetworkConfiguration()), 1e-3)\n"
         "m = train.evaluate(graphdef, state.params, X, y)\n"
         "assert np.isfinite(float(m['loss']))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
-    peak_mib = int(out.stdout.split()[-1]) / 1024
+    peak_mib = int(out.stdout.split()[-1]) / 1024  # VmHWM is in kB
     assert peak_mib < 2048, peak_mib
 
 
