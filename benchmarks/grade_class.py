@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from grade_solutions import hostile, mistakes  # noqa: E402
 
 PEAK = (
-    "import resource, sys; from jaxtrainer import cli; code = cli.main(sys.argv[1:]); "
-    "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(code)"
+    "import sys; from jaxtrainer import cli; from jaxtrainer.bench import peak_rss_mb; "
+    "code = cli.main(sys.argv[1:]); print('PEAK_RSS_MB', peak_rss_mb()); sys.exit(code)"
 )
 
 

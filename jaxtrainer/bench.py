@@ -99,7 +99,7 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
     return {
         "runs": [[b - a for a, b in zip(stamps, stamps[1:])]],
         "device": str(jax.devices()[0].device_kind),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "strategy": result.strategy,
     }
 
@@ -127,6 +127,18 @@ def epoch_times(times: Sequence[float]) -> dict:
     """A run's epochs in seconds, its first (compilation and warm-up) and the median of the others:
     the figure every benchmark reports."""
     return {"epoch_s": list(times), "first_epoch_s": times[0], "median_epoch_s": statistics.median(times[1:])}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak memory in MiB: Linux's VmHWM, which starts afresh at exec. getrusage's
+    ru_maxrss is kept across fork and exec (a worker would report its parent's peak), and is in
+    bytes on macOS, its fallback there."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def host() -> str:

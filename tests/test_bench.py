@@ -170,3 +170,26 @@ def test_bench_values_out_of_range_are_refused_by_flag(tmp_path, capsys, argv, m
     assert exc.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"jaxtrainer bench: error: {message}"
     assert not (tmp_path / "results").exists()
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents():
+    """Each bench worker reports its peak memory; getrusage's ru_maxrss is kept across fork and exec,
+    so a worker started by a large parent reported the parent's peak (1,526 MiB here, before). A
+    worker that holds 300 MiB, started by a parent holding 1.5 GiB, reports about 300 MiB."""
+    child = (
+        "import numpy as np\n"
+        "from jaxtrainer.bench import peak_rss_mb\n"
+        "held = np.ones(300 * 2**20 // 8)\n"
+        "print(peak_rss_mb())\n"
+    )
+    parent = (
+        "import subprocess, sys\n"
+        "import numpy as np\n"
+        "held = np.ones(1500 * 2**20 // 8)\n"
+        f"done = subprocess.run([sys.executable, '-c', {child!r}],\n"
+        "                      capture_output=True, text=True, check=True)\n"
+        "print(done.stdout)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True)
+    peak = float(out.stdout.split()[-1])
+    assert 300 < peak < 600, peak

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import random
-import resource
 import time
 from typing import Tuple
 
@@ -20,7 +19,8 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
-from jaxtrainer.config import NetworkConfiguration  # stdlib-only, as is registry: no JAX here
+from jaxtrainer.bench import peak_rss_mb  # numpy and the stdlib, as config and registry: no JAX here
+from jaxtrainer.config import NetworkConfiguration
 from jaxtrainer.registry import ACTIVATIONS
 
 _ACTIVATIONS = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
@@ -264,8 +264,7 @@ def main(argv=None) -> int:
         for lr in args.lrs
     ]
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"runs": runs, "device": name, "peak_rss_mb": peak}))
+    print(json.dumps({"runs": runs, "device": name, "peak_rss_mb": peak_rss_mb()}))
     return 0
 
 
