@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
     ):
         options.option(p, flag, default, what, type=check)
     options.option(p, "--out", "benchmarks/results", "folder for compare.json and compare.md")
-    options.overwrite_option(p)
-    options.progress_options(p)
+    options.shared(p, "--overwrite")
+    options.shared(p, "--no-progress")
     p.set_defaults(  # the frameworks run in their own processes
         run=run, backend=False, interrupted="nothing written: the table goes to {out} at the end"
     )

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     options.option(
         p, "--timeout", "300", "wall clock per submission, checks and --tests together", metavar="SECONDS"
     )
-    options.overwrite_option(p)
+    options.shared(p, "--overwrite")
     options.option(p, "--jobs", "1", "submissions graded at a time", metavar="N")
     p.add_argument(
         "--tests",
@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
         "(default: none)",
     )
     _reporting_options(p)
-    options.progress_options(p)
+    options.shared(p, "--no-progress")
     p.set_defaults(run=run, backend=False)
 
 
