@@ -123,6 +123,18 @@ def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
     return [sys.executable, reference, *common]
 
 
+def run_worker(command: Sequence[str], what: str, timeout: float | None = None, **kwargs):
+    """`subprocess.run(command)` with its output captured; a RuntimeError naming `what` when it
+    fails or runs past `timeout` seconds."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} ran past {timeout} s") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return done
+
+
 def epoch_times(times: Sequence[float]) -> dict:
     """A run's epochs in seconds, its first (compilation and warm-up) and the median of the others:
     the figure every benchmark reports."""
@@ -191,15 +203,7 @@ def measure(
             for i, row in enumerate(rows):
                 for framework in ("torch", "jax") if (i + repeat) % 2 == 0 else ("jax", "torch"):
                     command = _command(framework, row, epochs, data_file)
-                    try:
-                        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-                    except subprocess.TimeoutExpired:
-                        raise RuntimeError(f"{framework} {row}: the worker ran past {timeout} s") from None
-                    if done.returncode != 0:
-                        raise RuntimeError(
-                            f"{framework} {row}: the worker failed (exit {done.returncode}):\n"
-                            f"{done.stderr[-4000:]}"
-                        )
+                    done = run_worker(command, f"{framework} {row}: the worker", timeout)
                     report = json.loads(done.stdout.strip().splitlines()[-1])
                     reports[(framework, row)].append(report)
                     seconds = _run(report)["median_epoch_s"]

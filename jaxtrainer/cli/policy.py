@@ -123,15 +123,14 @@ def _interrupted_message(args) -> str:
     if _runs_module() is None:
         return "jaxtrainer: interrupted before anything was written"
     opened = _RUNNING.get("opened", [])
-    listed = opened and _saved(opened)
-    if listed:
+    saved = _saved(opened or [out, *_sub_folders(out)])
+    if saved and opened:
         return (
-            f"jaxtrainer: interrupted; the last finished epoch is saved in {listed}: "
+            f"jaxtrainer: interrupted; the last finished epoch is saved in {saved}: "
             "run the same command again to continue"
         )
-    present = not opened and _saved([out, *_sub_folders(out)])
-    if present:
-        return f"jaxtrainer: interrupted before training started; unchanged: {present}"
+    if saved:
+        return f"jaxtrainer: interrupted before training started; unchanged: {saved}"
     return f"jaxtrainer: interrupted before any epoch was saved in {out}; nothing to continue from"
 
 
