@@ -82,17 +82,11 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
 
     compile_cache.enable()
     network, lrs = runs_of(row)
-    net = NETWORKS[network]
     with np.load(data_file) as arrays:
         dataset = (arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"])
     members = tuple((lr, SEED) for lr in lrs)
     spec = Spec(
-        net.network_type,
-        net.net_config,
-        members=members,
-        batch_size=BATCH_SIZE,
-        epochs=epochs,
-        dataset=dataset,
+        *NETWORKS[network][:2], members=members, batch_size=BATCH_SIZE, epochs=epochs, dataset=dataset
     )
     stamps = [time.perf_counter()]
     result = sweep(spec, Loop(progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter())))
@@ -182,6 +176,7 @@ def measure(
     n_test: int,
     timeout: float | None = None,
     repeats: int = 1,
+    progress: bool = True,
 ) -> list:
     """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
     synthetic set; the repeats interleaved and the frameworks alternating, so that a slow spell of
@@ -193,6 +188,7 @@ def measure(
         n_train, n_test: sizes of the synthetic set.
         timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
         repeats: runs per (framework, row), >= 1.
+        progress: log a line per run.
     """
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
@@ -206,10 +202,9 @@ def measure(
                     done = run_worker(command, f"{framework} {row}: the worker", timeout)
                     report = json.loads(done.stdout.strip().splitlines()[-1])
                     reports[(framework, row)].append(report)
-                    seconds = _run(report)["median_epoch_s"]
-                    log.info(
-                        f"{framework:5s} {row:12s} {seconds:.2f} s/epoch (run {repeat + 1} of {repeats})"
-                    )
+                    if progress:
+                        seconds, run = _run(report)["median_epoch_s"], f"run {repeat + 1} of {repeats}"
+                        log.info(f"{framework:5s} {row:12s} {seconds:.2f} s/epoch ({run})")
     return [_result(framework, row, runs) for (framework, row), runs in reports.items()]
 
 

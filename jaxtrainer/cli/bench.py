@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import logging
 import sys
 
 from .. import bench, files
@@ -51,15 +50,12 @@ def run(args) -> int:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     options.claim_output(args.out, args.overwrite, OWNED)
     files.check_writable_folder(args.out)  # before the minutes of measuring
-    level = bench.log.level  # its per-run lines
-    bench.log.setLevel(logging.WARNING if args.no_progress else level)
+    sizes = (args.models, args.epochs, args.n_train, args.n_test)
     try:
-        rows = bench.measure(args.models, args.epochs, args.n_train, args.n_test, repeats=args.repeats)
+        rows = bench.measure(*sizes, repeats=args.repeats, progress=not args.no_progress)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
-    finally:
-        bench.log.setLevel(level)
     meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
     meta["machine"] = bench.machine(rows)
     data = {
