@@ -32,12 +32,7 @@ from jaxtrainer.tasks import Classification
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
 GRAD_REFERENCE = "jax_autodiff"
-LABELS = {
-    "jax_hand": "JAX hand",
-    "jax_autodiff": "JAX jax.grad",
-    "torch_autograd": "PyTorch autograd",
-    "torch_hand": "PyTorch hand",
-}
+LABELS = dict(zip(VARIANTS, ("JAX hand", "JAX jax.grad", "PyTorch autograd", "PyTorch hand")))
 N_IN, N_CLASSES = 784, 10
 LR = 0.01
 DEFAULT_CONFIGS = ("1x100", "3x300", "5x1000")

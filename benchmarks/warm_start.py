@@ -39,10 +39,8 @@ def timed(command: list, cache: str) -> dict:
     env = {**os.environ, "JAXTRAINER_CACHE_DIR": cache}
     env.pop("JAXTRAINER_NO_CACHE", None)
     cpu, start = sum(os.times()[2:4]), time.perf_counter()  # the children's user and system seconds
-    done = run_worker(command, " ".join(command), env=env)
+    report = run_worker(command, " ".join(command), env=env)
     seconds, cpu = time.perf_counter() - start, sum(os.times()[2:4]) - cpu
-    lines = done.stdout.strip().splitlines()
-    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return {"process_s": seconds, "cpu_s": cpu, **report}
 
 

@@ -118,15 +118,16 @@ def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
 
 
 def run_worker(command: Sequence[str], what: str, timeout: float | None = None, **kwargs):
-    """`subprocess.run(command)` with its output captured; a RuntimeError naming `what` when it
-    fails or runs past `timeout` seconds."""
+    """`subprocess.run(command)`'s report, the JSON object its last line prints ({} for none); a
+    RuntimeError naming `what` when it fails or runs past `timeout` seconds."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{what} ran past {timeout} s") from None
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return done
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
 
 
 def epoch_times(times: Sequence[float]) -> dict:
@@ -199,8 +200,7 @@ def measure(
             for i, row in enumerate(rows):
                 for framework in ("torch", "jax") if (i + repeat) % 2 == 0 else ("jax", "torch"):
                     command = _command(framework, row, epochs, data_file)
-                    done = run_worker(command, f"{framework} {row}: the worker", timeout)
-                    report = json.loads(done.stdout.strip().splitlines()[-1])
+                    report = run_worker(command, f"{framework} {row}: the worker", timeout)
                     reports[(framework, row)].append(report)
                     if progress:
                         seconds, run = _run(report)["median_epoch_s"], f"run {repeat + 1} of {repeats}"
@@ -224,10 +224,8 @@ def ratio_ranges(rows: list) -> dict[str, tuple[float, float]]:
     by = {(r["framework"], r["model"]): r for r in rows}
     ranges = {}
     for m in ratios(rows):
-        paired = [
-            j["median_epoch_s"] / t["median_epoch_s"]
-            for j, t in zip(by[("jax", m)]["runs"], by[("torch", m)]["runs"])
-        ]
+        runs = zip(by[("jax", m)]["runs"], by[("torch", m)]["runs"])
+        paired = [j["median_epoch_s"] / t["median_epoch_s"] for j, t in runs]
         ranges[m] = (min(paired), max(paired))
     return ranges
 
