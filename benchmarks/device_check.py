@@ -130,8 +130,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     mode = "dry-run" if args.dry_run else "gpu"
-    missing = None if args.dry_run else gpu_missing()
-    if missing:
+    if not args.dry_run and (missing := gpu_missing()):
         p.error(missing)
     n_train, n_test, epochs, homework_epochs, worker_timeout, homework_timeout = SIZES[mode]
     start = time.perf_counter()

@@ -46,15 +46,8 @@ def run(args) -> int:
     from ..data import build
 
     options.claim_output(args.out, args.overwrite, args.owned, whole=True)
-    info = build.build_rotated(
-        args.source,
-        args.out,
-        seed=args.seed,
-        max_angle=args.max_angle,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        progress=not args.no_progress,
-    )
+    drawn = {name: getattr(args, name) for name in ("seed", "max_angle", "n_train", "n_test")}
+    info = build.build_rotated(args.source, args.out, **drawn, progress=not args.no_progress)
     log.info(
         f"wrote {info['out']}: {info['n_train']} train and {info['n_test']} test images, angles "
         f"in [0, {info['max_angle']}], seed {info['seed']}"
