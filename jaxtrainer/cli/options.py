@@ -75,8 +75,6 @@ positive_int = batch_size  # a layer size, a count: the same check, whose messag
 
 def defaults(text: str, default) -> str:
     """`text (default: DEFAULT)`, the default as the user would type it."""
-    if default is None:
-        return text
     if isinstance(default, (list, tuple)):
         default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or "none"
     return f"{text} (default: {default})"
