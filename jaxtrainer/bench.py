@@ -179,18 +179,11 @@ def measure(
     repeats: int = 1,
     progress: bool = True,
 ) -> list:
-    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
-    synthetic set; the repeats interleaved and the frameworks alternating, so that a slow spell of
-    the machine falls on both. One result per (framework, row).
-
-    Args:
-        rows: names in `ROWS` (a network, or a sweep row of `SWEEPS`).
-        epochs: epochs per run, >= 2 (the first carries compilation and is reported apart).
-        n_train, n_test: sizes of the synthetic set.
-        timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
-        repeats: runs per (framework, row), >= 1.
-        progress: log a line per run.
-    """
+    """Every row (a name in `ROWS`) on both frameworks, `repeats` times, each run in a fresh
+    subprocess, on one synthetic set of `n_train` + `n_test` images, the repeats interleaved and the
+    frameworks alternating, so that a slow spell of the machine falls on both. `epochs` >= 2 (the
+    first carries compilation); a worker that fails or runs past `timeout` seconds is a RuntimeError;
+    `progress` logs a line per run. One result per (framework, row)."""
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")
