@@ -174,15 +174,12 @@ def gradient_differences(model, x, y) -> dict:
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
     torch_autograd_step(mlp, xt, yt)
+    linears = mlp[::2]  # the ReLUs between them hold no θ
     with torch.no_grad():
         hand_torch = torch_hand_backward([torch.tensor(t) for t in thetas], xt, yt)[0]
     grads = {
         "jax_hand": jax_grads(handgrad.backprop),
-        "torch_autograd": [
-            torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy()
-            for m in mlp
-            if isinstance(m, torch.nn.Linear)
-        ],
+        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], 1).numpy() for m in linears],
         "torch_hand": [g.numpy() for g in hand_torch],
     }
     diffs = {
