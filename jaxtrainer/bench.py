@@ -230,12 +230,6 @@ def _spread(median: float, low: float, high: float, unit: str = "") -> str:
     return f"{median:.2f}{unit} ({low:.2f}–{high:.2f}{unit})"
 
 
-def machine(rows: list) -> str:
-    """The processor, core count and the two frameworks' devices, for the table's header."""
-    devices = {r["framework"]: r["device"] for r in rows}
-    return f"{host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
-
-
 def markdown(rows: list, meta: dict) -> str:
     """compare.md: the header, the table (one row per model) and the sweep rows' notes."""
     lines = [

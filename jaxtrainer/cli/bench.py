@@ -57,12 +57,10 @@ def run(args) -> int:
         print(e, file=sys.stderr)
         return 1
     meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
-    meta["machine"] = bench.machine(rows)
-    data = {
-        "meta": meta,
-        "rows": rows,
-        "ratios": bench.ratios(rows),
-        "ratio_ranges": bench.ratio_ranges(rows),
-    }
-    bench.write_results(args.out, "compare", data, bench.markdown(rows, meta))
+    devices = {r["framework"]: r["device"] for r in rows}
+    meta["machine"] = f"{bench.host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
+    ratios = {"ratios": bench.ratios(rows), "ratio_ranges": bench.ratio_ranges(rows)}
+    bench.write_results(
+        args.out, "compare", {"meta": meta, "rows": rows, **ratios}, bench.markdown(rows, meta)
+    )
     return 0
