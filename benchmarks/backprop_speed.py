@@ -32,12 +32,7 @@ from jaxtrainer.tasks import Classification
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
 GRAD_REFERENCE = "jax_autodiff"
-LABELS = {
-    "jax_hand": "JAX hand",
-    "jax_autodiff": "JAX jax.grad",
-    "torch_autograd": "PyTorch autograd",
-    "torch_hand": "PyTorch hand",
-}
+LABELS = dict(zip(VARIANTS, ("JAX hand", "JAX jax.grad", "PyTorch autograd", "PyTorch hand")))
 N_IN, N_CLASSES = 784, 10
 LR = 0.01
 DEFAULT_CONFIGS = ("1x100", "3x300", "5x1000")
@@ -179,15 +174,12 @@ def gradient_differences(model, x, y) -> dict:
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
     torch_autograd_step(mlp, xt, yt)
+    linears = mlp[::2]  # the ReLUs between them hold no θ
     with torch.no_grad():
         hand_torch = torch_hand_backward([torch.tensor(t) for t in thetas], xt, yt)[0]
     grads = {
         "jax_hand": jax_grads(handgrad.backprop),
-        "torch_autograd": [
-            torch.cat([m.weight.grad, m.bias.grad[:, None]], dim=1).numpy()
-            for m in mlp
-            if isinstance(m, torch.nn.Linear)
-        ],
+        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], 1).numpy() for m in linears],
         "torch_hand": [g.numpy() for g in hand_torch],
     }
     diffs = {
@@ -240,39 +232,18 @@ def markdown(rows: list, meta: dict) -> str:
     """backprop_speed.md: seconds per epoch and ratios, then first epochs and gradient gaps."""
     others = [name for name in VARIANTS if name != BASELINE]
     checked = [name for name in VARIANTS if name != GRAD_REFERENCE]
-    times = markdown_table(
-        [
-            "config",
-            "parameters",
-            *(f"{LABELS[n]} s" for n in VARIANTS),
-            *(f"{LABELS[n]} ratio" for n in others),
-        ],
-        [
-            [
-                row["config"],
-                f"{row['parameters']:,}",
-                *(f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS),
-                *(f"{row['ratios'][n]:.2f}x" for n in others),
-            ]
-            for row in rows
-        ],
-    )
-    firsts = markdown_table(
-        [
-            "config",
-            *(f"{LABELS[n]} 1st s" for n in VARIANTS),
-            *(f"{LABELS[n]} Δ" for n in checked),
-            "max abs ∂θ",
-        ],
-        [
-            [
-                row["config"],
-                *(f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS),
-                *(f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in [*checked, "grad_max_abs"]),
-            ]
-            for row in rows
-        ],
-    )
+    times, firsts = [], []
+    for row in rows:
+        seconds = [f"{row['variants'][n]['median_epoch_s']:.3f}" for n in VARIANTS]
+        ratios = [f"{row['ratios'][n]:.2f}x" for n in others]
+        times.append([row["config"], f"{row['parameters']:,}", *seconds, *ratios])
+        first = [f"{row['variants'][n]['first_epoch_s']:.3f}" for n in VARIANTS]
+        gaps = [f"{row['grad_max_abs_diff_vs_jax_grad'][n]:.1e}" for n in [*checked, "grad_max_abs"]]
+        firsts.append([row["config"], *first, *gaps])
+    header = ["config", "parameters", *(f"{LABELS[n]} s" for n in VARIANTS)]
+    times = markdown_table([*header, *(f"{LABELS[n]} ratio" for n in others)], times)
+    header = ["config", *(f"{LABELS[n]} 1st s" for n in VARIANTS), *(f"{LABELS[n]} Δ" for n in checked)]
+    firsts = markdown_table([*header, "max abs ∂θ"], firsts)
     return (
         f"{meta['n_train']:,} synthetic 784-pixel examples, 10 classes, batch {meta['batch_size']}, "
         f"{meta['optimizer']} lr {LR}, {meta['epochs']} epochs (median of epochs 2..{meta['epochs']}); "

@@ -8,7 +8,6 @@ thread, and the facade's train_loop(1) once per epoch; each line a median s/epoc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -37,8 +36,7 @@ print(json.dumps({"runs": [[b - a for a, b in zip(stamps, stamps[1:])]]}))
 
 def seconds(command, env=None) -> float:
     """The median epoch (after the first) of a bench worker run as `command`."""
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = bench.run_worker(command, " ".join(command), env=env)
     return bench.epoch_times([sum(e) for e in zip(*report["runs"])])["median_epoch_s"]
 
 

@@ -63,27 +63,16 @@ def framework_rows(n_train: int, n_test: int, epochs: int, timeout: float) -> di
 
 def homework_seconds(n_train: int, n_test: int, epochs: int, timeout: float) -> float | None:
     """Wall time of `python -m benchmarks.homework_synthetic` (start-up and compilation included)."""
+    command = [sys.executable, "-m", "benchmarks.homework_synthetic", "--epochs", str(epochs)]
+    command += ["--n-train", str(n_train), "--n-test", str(n_test), "--no-progress", "--out"]
     with tempfile.TemporaryDirectory(prefix="device-check-homework-") as out:
-        sizes = ("--epochs", str(epochs), "--n-train", str(n_train), "--n-test", str(n_test))
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.homework_synthetic",
-            *sizes,
-            "--out",
-            out,
-            "--no-progress",
-        ]
         start = time.perf_counter()
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.info(f"device_check: the homework ran past {timeout} s")
+            bench.run_worker([*command, out], "the homework", timeout)
+        except RuntimeError as e:
+            log.info(f"device_check: {e}")
             return None
         seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        log.info(f"device_check: the homework failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-        return None
     log.info(f"homework {seconds:.1f} s")
     return seconds
 
@@ -92,8 +81,7 @@ def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_
     """(measurement, jaxtrainer, baseline, baseline is); times in seconds, None where a step failed."""
 
     def median(framework, row):
-        result = results.get((framework, row))
-        return None if result is None else result["median_epoch_s"]
+        return results.get((framework, row), {}).get("median_epoch_s")
 
     rows = [
         (
@@ -108,14 +96,10 @@ def table_rows(results: dict, homework_s: float | None, homework_epochs: int, n_
     strategy = results[("jax", SWEEP_ROW)]["strategy"] if sweep is not None else "?"
     label = f"K={k} lr sweep, {bench.NETWORKS[SWEEP_BASE].label}: one program ({strategy}), s/epoch"
     homework = f"whole homework (experiments 1-4), {n_train:,} synthetic images, {homework_epochs} epochs, s"
+    sequential = f"{k} sequential jaxtrainer runs ({k} x {SWEEP_BASE})"
     return [
         *rows,
-        (
-            label,
-            sweep,
-            None if one_run is None else k * one_run,
-            f"{k} sequential jaxtrainer runs ({k} x {SWEEP_BASE})",
-        ),
+        (label, sweep, one_run and k * one_run, sequential),
         (label, sweep, median("torch", SWEEP_ROW), f"{k} sequential PyTorch reference runs"),
         (homework, homework_s, None, ""),
     ]
@@ -146,8 +130,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     mode = "dry-run" if args.dry_run else "gpu"
-    missing = None if args.dry_run else gpu_missing()
-    if missing:
+    if not args.dry_run and (missing := gpu_missing()):
         p.error(missing)
     n_train, n_test, epochs, homework_epochs, worker_timeout, homework_timeout = SIZES[mode]
     start = time.perf_counter()

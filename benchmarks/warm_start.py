@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 
-from jaxtrainer.bench import host, synthetic, write_results
+from jaxtrainer.bench import host, run_worker, synthetic, write_results
 from jaxtrainer.presets import NETWORKS
 from jaxtrainer.tables import markdown_table
 
@@ -38,20 +36,11 @@ def trainer_child(network: str, n_train: int, n_test: int) -> dict:
 def timed(command: list, cache: str) -> dict:
     """Run `command` with the compilation cache in `cache`: its wall time, its CPU time (which other
     work on a shared machine changes less) and the JSON line it printed last, if any."""
-
-    def children_cpu_s() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
-
     env = {**os.environ, "JAXTRAINER_CACHE_DIR": cache}
     env.pop("JAXTRAINER_NO_CACHE", None)
-    cpu, start = children_cpu_s(), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    seconds, cpu = time.perf_counter() - start, children_cpu_s() - cpu
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    lines = done.stdout.strip().splitlines()
-    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    cpu, start = sum(os.times()[2:4]), time.perf_counter()  # the children's user and system seconds
+    report = run_worker(command, " ".join(command), env=env)
+    seconds, cpu = time.perf_counter() - start, sum(os.times()[2:4]) - cpu
     return {"process_s": seconds, "cpu_s": cpu, **report}
 
 

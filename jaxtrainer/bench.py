@@ -82,17 +82,11 @@ def jax_worker(row: str, epochs: int, data_file: str) -> dict:
 
     compile_cache.enable()
     network, lrs = runs_of(row)
-    net = NETWORKS[network]
     with np.load(data_file) as arrays:
         dataset = (arrays["X_train"], arrays["y_train"]), (arrays["X_test"], arrays["y_test"])
     members = tuple((lr, SEED) for lr in lrs)
     spec = Spec(
-        net.network_type,
-        net.net_config,
-        members=members,
-        batch_size=BATCH_SIZE,
-        epochs=epochs,
-        dataset=dataset,
+        *NETWORKS[network][:2], members=members, batch_size=BATCH_SIZE, epochs=epochs, dataset=dataset
     )
     stamps = [time.perf_counter()]
     result = sweep(spec, Loop(progress=False, on_epoch=lambda *_: stamps.append(time.perf_counter())))
@@ -121,6 +115,19 @@ def _command(framework: str, row: str, epochs: int, data_file: str) -> list:
     common += ["--network-type", net.network_type, "--net-config", config, "--lrs", *map(repr, lrs)]
     reference = os.path.join(list(package.submodule_search_locations)[0], "reference.py")
     return [sys.executable, reference, *common]
+
+
+def run_worker(command: Sequence[str], what: str, timeout: float | None = None, **kwargs):
+    """`subprocess.run(command)`'s report, the JSON object its last line prints ({} for none); a
+    RuntimeError naming `what` when it fails or runs past `timeout` seconds."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} ran past {timeout} s") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
 
 
 def epoch_times(times: Sequence[float]) -> dict:
@@ -182,18 +189,13 @@ def measure(
     n_test: int,
     timeout: float | None = None,
     repeats: int = 1,
+    progress: bool = True,
 ) -> list:
-    """Every row on both frameworks, `repeats` times, each run in a fresh subprocess, on one
-    synthetic set; the repeats interleaved and the frameworks alternating, so that a slow spell of
-    the machine falls on both. One result per (framework, row).
-
-    Args:
-        rows: names in `ROWS` (a network, or a sweep row of `SWEEPS`).
-        epochs: epochs per run, >= 2 (the first carries compilation and is reported apart).
-        n_train, n_test: sizes of the synthetic set.
-        timeout: seconds after which a worker is stopped (RuntimeError); None: no limit.
-        repeats: runs per (framework, row), >= 1.
-    """
+    """Every row (a name in `ROWS`) on both frameworks, `repeats` times, each run in a fresh
+    subprocess, on one synthetic set of `n_train` + `n_test` images, the repeats interleaved and the
+    frameworks alternating, so that a slow spell of the machine falls on both. `epochs` >= 2 (the
+    first carries compilation); a worker that fails or runs past `timeout` seconds is a RuntimeError;
+    `progress` logs a line per run. One result per (framework, row)."""
     reports = {(framework, row): [] for row in rows for framework in ("torch", "jax")}
     with tempfile.TemporaryDirectory(prefix="jaxtrainer-bench-") as tmp:
         data_file = os.path.join(tmp, "synthetic.npz")
@@ -203,21 +205,11 @@ def measure(
             for i, row in enumerate(rows):
                 for framework in ("torch", "jax") if (i + repeat) % 2 == 0 else ("jax", "torch"):
                     command = _command(framework, row, epochs, data_file)
-                    try:
-                        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-                    except subprocess.TimeoutExpired:
-                        raise RuntimeError(f"{framework} {row}: the worker ran past {timeout} s") from None
-                    if done.returncode != 0:
-                        raise RuntimeError(
-                            f"{framework} {row}: the worker failed (exit {done.returncode}):\n"
-                            f"{done.stderr[-4000:]}"
-                        )
-                    report = json.loads(done.stdout.strip().splitlines()[-1])
+                    report = run_worker(command, f"{framework} {row}: the worker", timeout)
                     reports[(framework, row)].append(report)
-                    seconds = _run(report)["median_epoch_s"]
-                    log.info(
-                        f"{framework:5s} {row:12s} {seconds:.2f} s/epoch (run {repeat + 1} of {repeats})"
-                    )
+                    if progress:
+                        seconds, run = _run(report)["median_epoch_s"], f"run {repeat + 1} of {repeats}"
+                        log.info(f"{framework:5s} {row:12s} {seconds:.2f} s/epoch ({run})")
     return [_result(framework, row, runs) for (framework, row), runs in reports.items()]
 
 
@@ -237,10 +229,8 @@ def ratio_ranges(rows: list) -> dict[str, tuple[float, float]]:
     by = {(r["framework"], r["model"]): r for r in rows}
     ranges = {}
     for m in ratios(rows):
-        paired = [
-            j["median_epoch_s"] / t["median_epoch_s"]
-            for j, t in zip(by[("jax", m)]["runs"], by[("torch", m)]["runs"])
-        ]
+        runs = zip(by[("jax", m)]["runs"], by[("torch", m)]["runs"])
+        paired = [j["median_epoch_s"] / t["median_epoch_s"] for j, t in runs]
         ranges[m] = (min(paired), max(paired))
     return ranges
 
@@ -250,12 +240,6 @@ def _spread(median: float, low: float, high: float, unit: str = "") -> str:
     if f"{low:.2f}" == f"{high:.2f}":
         return f"{median:.2f}{unit}"
     return f"{median:.2f}{unit} ({low:.2f}–{high:.2f}{unit})"
-
-
-def machine(rows: list) -> str:
-    """The processor, core count and the two frameworks' devices, for the table's header."""
-    devices = {r["framework"]: r["device"] for r in rows}
-    return f"{host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
 
 
 def markdown(rows: list, meta: dict) -> str:

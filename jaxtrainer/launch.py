@@ -76,8 +76,7 @@ def _wait(procs: List[subprocess.Popen], grace: float) -> int:
     """Wait for all; once one fails, give the others `grace` seconds to notice, then stop them."""
     failed_at = None
     while any(p.poll() is None for p in procs):
-        codes = [p.returncode for p in procs if p.returncode not in (None, 0)]
-        if codes and failed_at is None:
+        if failed_at is None and any(p.returncode not in (None, 0) for p in procs):
             failed_at = time.monotonic()
         if failed_at is not None and time.monotonic() - failed_at > grace:
             for proc in procs:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import logging
 import sys
 
 from .. import bench, files
@@ -38,8 +37,8 @@ def add_parser(sub) -> None:
     ):
         options.option(p, flag, default, what, type=check)
     options.option(p, "--out", "benchmarks/results", "folder for compare.json and compare.md")
-    options.overwrite_option(p)
-    options.progress_options(p)
+    options.shared(p, "--overwrite")
+    options.shared(p, "--no-progress")
     p.set_defaults(  # the frameworks run in their own processes
         run=run, backend=False, interrupted="nothing written: the table goes to {out} at the end"
     )
@@ -51,22 +50,17 @@ def run(args) -> int:
         raise ImportError("the PyTorch side needs torch: pip install 'jaxtrainer[torch]'")
     options.claim_output(args.out, args.overwrite, OWNED)
     files.check_writable_folder(args.out)  # before the minutes of measuring
-    level = bench.log.level  # its per-run lines
-    bench.log.setLevel(logging.WARNING if args.no_progress else level)
+    sizes = (args.models, args.epochs, args.n_train, args.n_test)
     try:
-        rows = bench.measure(args.models, args.epochs, args.n_train, args.n_test, repeats=args.repeats)
+        rows = bench.measure(*sizes, repeats=args.repeats, progress=not args.no_progress)
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
-    finally:
-        bench.log.setLevel(level)
     meta = {"models": args.models, "epochs": args.epochs, "repeats": args.repeats, "n_train": args.n_train}
-    meta["machine"] = bench.machine(rows)
-    data = {
-        "meta": meta,
-        "rows": rows,
-        "ratios": bench.ratios(rows),
-        "ratio_ranges": bench.ratio_ranges(rows),
-    }
-    bench.write_results(args.out, "compare", data, bench.markdown(rows, meta))
+    devices = {r["framework"]: r["device"] for r in rows}
+    meta["machine"] = f"{bench.host()}, JAX on {devices['jax']}, PyTorch on {devices['torch']}"
+    ratios = {"ratios": bench.ratios(rows), "ratio_ranges": bench.ratio_ranges(rows)}
+    bench.write_results(
+        args.out, "compare", {"meta": meta, "rows": rows, **ratios}, bench.markdown(rows, meta)
+    )
     return 0

@@ -27,10 +27,10 @@ def add_parser(sub) -> None:
         "<index>_<angle>.png) from the four Fashion-MNIST IDX files, each image turned by a "
         "seeded angle.",
     )
-    options.progress_options(b)
+    options.shared(b, "--no-progress")
     b.add_argument("--source", required=True, help="folder with the four IDX files, plain or .gz (required)")
     b.add_argument("--out", required=True, help="the folder to create, with train/ and test/ (required)")
-    options.overwrite_option(b)
+    options.shared(b, "--overwrite")
     options.option(b, "--seed", 0, "draws the angles, 0 to 2**32 - 1", type=options.seed)
     for flag, default, what in (
         ("--max-angle", MAX_ANGLE, "angles are integers in [0, max-angle]"),
@@ -46,15 +46,8 @@ def run(args) -> int:
     from ..data import build
 
     options.claim_output(args.out, args.overwrite, args.owned, whole=True)
-    info = build.build_rotated(
-        args.source,
-        args.out,
-        seed=args.seed,
-        max_angle=args.max_angle,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        progress=not args.no_progress,
-    )
+    drawn = {name: getattr(args, name) for name in ("seed", "max_angle", "n_train", "n_test")}
+    info = build.build_rotated(args.source, args.out, **drawn, progress=not args.no_progress)
     log.info(
         f"wrote {info['out']}: {info['n_train']} train and {info['n_test']} test images, angles "
         f"in [0, {info['max_angle']}], seed {info['seed']}"

@@ -4,6 +4,7 @@ value); the grading itself is `jaxtrainer/grade/`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
@@ -38,7 +39,7 @@ def add_parser(subparsers) -> None:
     options.option(
         p, "--timeout", "300", "wall clock per submission, checks and --tests together", metavar="SECONDS"
     )
-    options.overwrite_option(p)
+    options.shared(p, "--overwrite")
     options.option(p, "--jobs", "1", "submissions graded at a time", metavar="N")
     p.add_argument(
         "--tests",
@@ -46,13 +47,6 @@ def add_parser(subparsers) -> None:
         help="also run this unittest/pytest file against each submission, imported as solution "
         "(default: none)",
     )
-    _reporting_options(p)
-    options.progress_options(p)
-    p.set_defaults(run=run, backend=False)
-
-
-def _reporting_options(p) -> None:
-    """The year, the rubric, similarity, the output format, the sandbox."""
     p.add_argument(
         "--variant",
         choices=("tensor", "loader"),
@@ -82,16 +76,16 @@ def _reporting_options(p) -> None:
         default="bwrap",
         help="bwrap: each submission in a bubblewrap sandbox (default); none: no sandbox, for code you trust",
     )
+    options.shared(p, "--no-progress")
+    p.set_defaults(run=run, backend=False)
 
 
 def _number(text: str, option: str, kind, lowest, allowed: str, highest=math.inf):
-    try:
+    with contextlib.suppress(ValueError):
         value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value < lowest or value > highest:
-        raise InputError(f"{option} must be {allowed}, got {text!r}")
-    return value
+        if math.isfinite(value) and lowest <= value <= highest:
+            return value
+    raise InputError(f"{option} must be {allowed}, got {text!r}")
 
 
 def _check_dataset(data: str | None) -> str | None:

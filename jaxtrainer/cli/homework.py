@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
     options.training_options(p, presets.EPOCHS)
     options.data_options(p, None, "./rotated_fashion_mnist, the homework's folder")
     options.output_options(p, "runs/homework")
-    options.progress_options(p)
-    options.conv_impl_option(p)
+    options.shared(p, "--no-progress")
+    options.shared(p, "--conv-impl")
     options.distributed_options(p)
     p.set_defaults(run=run)
 

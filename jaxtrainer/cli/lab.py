@@ -32,14 +32,14 @@ def add_parser(sub) -> None:
         if lab.dataset is not None:
             options.data_options(p, lab.dataset)
             options.output_options(p, f"runs/{name}")
-            options.progress_options(p)
+            options.shared(p, "--no-progress")
             options.option(p, "--epochs", lab.epochs, "epochs", type=options.epochs)
             options.option(
                 p, "--seed", 0, "initialisation and validation split, 0 to 2**32 - 1", type=options.seed
             )
-            options.strategy_option(p)
+            options.shared(p, "--strategy")
         else:
-            options.progress_options(p)  # accepted everywhere; Lab A shows no progress
+            options.shared(p, "--no-progress")  # accepted everywhere; Lab A shows no progress
         lab.options(p)
         p.set_defaults(run=run, backend=lab.dataset is not None)
 

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--devices", type=options.int_at_least(1), default=1, help="CPU devices per process (default: 1)"
     )
-    options.progress_options(p)  # the processes' own: add --no-progress to the command
+    options.shared(p, "--no-progress")  # the processes' own: add --no-progress to the command
     p.add_argument(
         "command_line",
         nargs=argparse.REMAINDER,

@@ -15,32 +15,21 @@ from ..errors import InputError
 from ..registry import ACTIVATIONS, CONV_IMPLS, DATA_DIR_DATASETS, NETWORK_TYPES, OPTIMIZERS, STRATEGIES
 from .policy import UserError
 
-# The engine's names of the values the flags give, for its messages in the user's terms.
+# The engine's names of a network's fields, for its messages in flag names.
 FLAGS = {
     "n_channels": "--channels",
     "kernel_sizes": "--kernels",
     "strides": "--strides",
     "dense_hiddens": "--hidden",
-    "n_epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "seed": "--seed",
-    "activation": "--activation",
 }
-_FIELD = re.compile(r"\b(" + "|".join(FLAGS) + r")\b(\[\d+\])?")
 
 
 def in_flag_terms(message: str) -> str:
-    """An engine message in flag names: `n_channels[1] must be ...` -> `--channels value 2 must be ...`."""
-
-    def flag(match) -> str:
-        index = match.group(2)
-        return FLAGS[match.group(1)] + (f" value {int(index[1:-1]) + 1}" if index else "")
-
-    return _FIELD.sub(flag, message)
+    """An engine message in flag names: `n_channels and strides ...` -> `--channels and --strides ...`."""
+    return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda match: FLAGS[match.group(1)], message)
 
 
-def checked(convert, check=None, doc: str | None = None):
+def checked(convert, check, doc: str | None = None):
     """An argparse `type=`: `convert`, then the engine's `check` (an unconvertible text goes to it as
     is, so the message is the engine's); argparse adds the flag: `argument --epochs: must be ...`."""
 
@@ -48,11 +37,7 @@ def checked(convert, check=None, doc: str | None = None):
         try:
             value = convert(text)
         except ValueError:
-            if check is None:
-                raise argparse.ArgumentTypeError(f"must be {convert.__name__}, got {text!r}") from None
             value = text
-        if check is None:
-            return value
         try:
             return check(value)
         except ValueError as e:
@@ -60,7 +45,7 @@ def checked(convert, check=None, doc: str | None = None):
             start = message.find("must ")
             raise argparse.ArgumentTypeError(message[start:] if start >= 0 else message) from None
 
-    parse.__name__ = getattr(check, "__name__", convert.__name__).removeprefix("check_")
+    parse.__name__ = check.__name__.removeprefix("check_")
     parse.__doc__ = doc
     return parse
 
@@ -90,8 +75,6 @@ positive_int = batch_size  # a layer size, a count: the same check, whose messag
 
 def defaults(text: str, default) -> str:
     """`text (default: DEFAULT)`, the default as the user would type it."""
-    if default is None:
-        return text
     if isinstance(default, (list, tuple)):
         default = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) or "none"
     return f"{text} (default: {default})"
@@ -102,11 +85,30 @@ def option(p, flag: str, default, what: str, **kwargs) -> None:
     p.add_argument(flag, default=default, help=defaults(what, default), **kwargs)
 
 
-def progress_options(p) -> None:
-    """`--no-progress`, which every command accepts (`launch` passes it on to its processes)."""
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bars or per-step lines (default: shown)"
-    )
+# The flags several commands add alike (`shared`), each with its one help.
+SHARED = {
+    "--no-progress": dict(action="store_true", help="no progress bars or per-step lines (default: shown)"),
+    "--overwrite": dict(
+        action="store_true",
+        help="replace what an earlier command left in --out (default: continue the same run; "
+        "refuse anything else; see docs/usage.md, 'An existing --out')",
+    ),
+    "--conv-impl": dict(
+        choices=CONV_IMPLS, help="how convolutions are computed (default: im2col on CPU, lax on GPU/TPU)"
+    ),
+    "--strategy": dict(
+        choices=STRATEGIES,
+        default="auto",
+        help="how the members of one architecture share a program: vmap (batched), map (one after "
+        "another inside it), auto (map on CPU, vmap on GPU/TPU) (default: auto)",
+    ),
+}
+
+
+def shared(p, *flags: str) -> None:
+    """Adds each of `flags` as `SHARED` spells it (`--no-progress` is on every command)."""
+    for flag in flags:
+        p.add_argument(flag, **SHARED[flag])
 
 
 def data_options(p, dataset: str | None, shown: str | None = None) -> None:
@@ -129,17 +131,7 @@ def data_options(p, dataset: str | None, shown: str | None = None) -> None:
 def output_options(p, out: str, what: str = "the run folder") -> None:
     """`--out` (default `out`; `what` is its help) and `--overwrite`."""
     option(p, "--out", out, what)
-    overwrite_option(p)
-
-
-def overwrite_option(p) -> None:
-    """`--overwrite` alone, for a command whose --out has its own help."""
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace what an earlier command left in --out (default: continue the same run; "
-        "refuse anything else; see docs/usage.md, 'An existing --out')",
-    )
+    shared(p, "--overwrite")
 
 
 def run_options(p, command: str, n_epochs: int, several: bool) -> None:
@@ -148,7 +140,7 @@ def run_options(p, command: str, n_epochs: int, several: bool) -> None:
     training_options(p, n_epochs)
     data_options(p, "digits")
     output_options(p, f"runs/{command}")
-    progress_options(p)
+    shared(p, "--no-progress")
     many, s = ({"nargs": "+"}, "s") if several else ({}, "")
     for flag, check, default, what in (
         ("--lr", lr, presets.DEFAULT_LR, f"learning rate{s}"),
@@ -172,16 +164,7 @@ def network_options(p) -> None:
         option(p, flag, list(default), what, type=positive_int, nargs=nargs)
     activation = checked(str, config.check_activation)
     option(p, "--activation", presets.ACTIVATION, f"one of {', '.join(ACTIVATIONS)}", type=activation)
-    conv_impl_option(p)
-
-
-def conv_impl_option(p) -> None:
-    """`--conv-impl`; unset, the engine picks by platform."""
-    p.add_argument(
-        "--conv-impl",
-        choices=CONV_IMPLS,
-        help="how convolutions are computed (default: im2col on CPU, lax on GPU/TPU)",
-    )
+    shared(p, "--conv-impl")
 
 
 def training_options(p, n_epochs: int) -> None:
@@ -189,18 +172,7 @@ def training_options(p, n_epochs: int) -> None:
     option(p, "--epochs", n_epochs, "training epochs", type=epochs)
     option(p, "--optimizer", OPTIMIZERS[0], "optax's optimizer, by name", choices=OPTIMIZERS)
     option(p, "--batch-size", presets.BATCH_SIZE, "training batch size", type=batch_size)
-    strategy_option(p)
-
-
-def strategy_option(p) -> None:
-    """`--strategy`: how a sweep's members share one compiled program."""
-    p.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="auto",
-        help="how the members of one architecture share a program: vmap (batched), map (one after "
-        "another inside it), auto (map on CPU, vmap on GPU/TPU) (default: auto)",
-    )
+    shared(p, "--strategy")
 
 
 def distributed_options(p) -> None:

@@ -123,15 +123,14 @@ def _interrupted_message(args) -> str:
     if _runs_module() is None:
         return "jaxtrainer: interrupted before anything was written"
     opened = _RUNNING.get("opened", [])
-    listed = opened and _saved(opened)
-    if listed:
+    saved = _saved(opened or [out, *_sub_folders(out)])
+    if saved and opened:
         return (
-            f"jaxtrainer: interrupted; the last finished epoch is saved in {listed}: "
+            f"jaxtrainer: interrupted; the last finished epoch is saved in {saved}: "
             "run the same command again to continue"
         )
-    present = not opened and _saved([out, *_sub_folders(out)])
-    if present:
-        return f"jaxtrainer: interrupted before training started; unchanged: {present}"
+    if saved:
+        return f"jaxtrainer: interrupted before training started; unchanged: {saved}"
     return f"jaxtrainer: interrupted before any epoch was saved in {out}; nothing to continue from"
 
 
@@ -184,13 +183,6 @@ def _run_command(argv, build_parser) -> int:
         with runs.tracking() as opened:
             _RUNNING["opened"] = opened
             return args.run(args)
-    except (JaxtrainerError, OSError, ImportError) as e:
-        _peer_failed(e)
-        for folder in created:  # a refused command leaves nothing, not even empty folders
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        print(f"jaxtrainer: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as e:  # unwound: a command without JAX, or an interrupt raised in-process
         if e.args:  # the command said what it did and undid
             message = f"jaxtrainer: interrupted; {e.args[0]}"
@@ -202,15 +194,20 @@ def _run_command(argv, build_parser) -> int:
         return 130
     except Exception as e:
         _peer_failed(e)
-        # a program bigger than the memory is the environment's limit, not a bug
-        if isinstance(e, MemoryError) or str(e).startswith("RESOURCE_EXHAUSTED"):
-            print(
-                f"jaxtrainer: error: out of memory ({str(e).splitlines()[0] if str(e) else 'MemoryError'})"
-                f"{_saved_so_far()}; try a smaller --batch-size, smaller layers or fewer sweep members",
-                file=sys.stderr,
+        text = str(e)
+        if isinstance(e, (JaxtrainerError, OSError, ImportError)):
+            for folder in created:  # a refused command leaves nothing, not even empty folders
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+        elif isinstance(e, MemoryError) or text.startswith("RESOURCE_EXHAUSTED"):  # the environment's limit
+            text = (
+                f"out of memory ({text.splitlines()[0] if text else 'MemoryError'}){_saved_so_far()}; "
+                "try a smaller --batch-size, smaller layers or fewer sweep members"
             )
-            return 2
-        raise  # a bug: its traceback is wanted
+        else:
+            raise  # a bug: its traceback is wanted
+        print(f"jaxtrainer: error: {text}", file=sys.stderr)
+        return 2
     finally:
         _RUNNING.clear()
 
