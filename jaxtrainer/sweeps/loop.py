@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Sequence, Tuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -54,7 +54,7 @@ def _append(logs: List[dict], per_set, names: Sequence[str]) -> None:
 
 
 def _report(labels: Sequence[str], logs: List[dict], epoch: int, last: str, bar) -> None:
-    """The members that diverged at this epoch, and the `last` logged value of each on the bar."""
+    """Phase 3, after each epoch: the members that diverged at it, and each one's `last` value on the bar."""
     k = len(logs)
     for label, member in zip(labels, logs):
         if divergence_epoch(member) == len(member[last]) - 1:
@@ -73,10 +73,56 @@ def _report(labels: Sequence[str], logs: List[dict], epoch: int, last: str, bar)
     bar.set_postfix({last: shown})
 
 
+class _Placed(NamedTuple):
+    """What `_prepare` placed on the devices: the training set, the sets each epoch evaluates."""
+
+    place: Any
+    X: Any
+    y: Any
+    eval_sets: Any
+
+
+def _prepare(graphdef, states, train, test, settings, logs, devices):
+    """Phase 1: the data and the members placed on the devices; new logs hold epoch 0's evaluation
+    (the tensor variant), given ones are checked to be the K members' of one length."""
+    k, loader, keys = sweep_size(states), settings.variant == "loader", settings.log_keys
+    place = placement(k, devices)
+    X, y = to_device(train[0], train[1], settings.task)
+    test = to_device(test[0], test[1], settings.task)
+    size = settings.train_eval_size
+    eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
+    placed = _Placed(place, *place.put((X, y, eval_sets), sharded=False))
+    states = place.put(place.pad(states), sharded=True)
+    if logs is None:
+        logs = [{key: [] for key in keys} for _ in range(k)]
+        if not loader:
+            evals = programs.sweep_evaluate(graphdef, states.params, eval_sets, settings, place.mesh)
+            _append(logs, evals, settings.names)
+    lengths = {len(member[keys[0]]) for member in logs}
+    if len(lengths) != 1 or len(logs) != k:
+        raise ValueError(f"the logs of epochs already run must be {k} of one length, got {sorted(lengths)}")
+    return placed, states, logs
+
+
+def _train_epoch(graphdef, states, placed: _Placed, epoch: int, settings, order):
+    """Phase 2, one epoch of every member: the new states and each logged set's metrics."""
+    perm = None
+    if order is not None:
+        perm = np.asarray(order(epoch))
+        if perm.shape != (placed.X.shape[0],):
+            raise InputError(f"order({epoch}) has shape {perm.shape}, expected ({placed.X.shape[0]},)")
+        perm = placed.place.put(jnp.asarray(perm, jnp.int32), sharded=False)
+    data = (placed.X, placed.y, perm, placed.eval_sets)
+    states, steps, evals = programs.sweep_epoch(graphdef, states, data, settings, placed.place.mesh)
+    if settings.variant == "loader":  # the mean of the steps' metrics, in float64 as a Python loop sums them
+        evals = [{m: np.mean(np.asarray(v, np.float64), axis=1) for m, v in steps.items()}, evals[1]]
+    return states, evals
+
+
 def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *, logs=None, loop=Loop()):
-    """Train K stacked members to `n_epochs`; each member's logs (`settings.log_keys`) are those the
-    homework's loop writes for it alone: the tensor variant's hold epoch 0 too. Returns (stacked
-    states, list of logs).
+    """Train K stacked members to `n_epochs` in three phases (`_prepare`, `_train_epoch` each epoch,
+    `_report` after it); each member's logs (`settings.log_keys`) are those the homework's loop
+    writes for it alone: the tensor variant's hold epoch 0 too. Returns (stacked states, list of logs).
 
     Args:
         graphdef: the network's structure, one for every member.
@@ -87,41 +133,18 @@ def fit_sweep(graphdef, states, train, test, n_epochs: int, settings=DEFAULT, *,
         logs: one dict per member, of the epochs already run: training continues after them.
         loop: how the epochs run beyond what is compiled (order, devices, progress, `on_epoch`).
     """
-    k, loader, keys = sweep_size(states), settings.variant == "loader", settings.log_keys
-    if loader and loop.order is None:
+    if settings.variant == "loader" and loop.order is None:
         raise ValueError("the loader variant needs order(epoch), the training order of each epoch")
+    k, keys = sweep_size(states), settings.log_keys
     labels = loop.labels or [f"lr {lr:g}" for lr in np.asarray(states.opt_state.hyperparams["learning_rate"])]
-    place = placement(k, loop.devices)
-    X, y = to_device(train[0], train[1], settings.task)
-    test = to_device(test[0], test[1], settings.task)
-    size = settings.train_eval_size
-    eval_sets = (test,) if loader else ((X[:size], y[:size]), test)
-    placed_X, placed_y, placed_sets = place.put((X, y, eval_sets), sharded=False)
-    states = place.put(place.pad(states), sharded=True)
-    if logs is None:  # new logs, holding epoch 0's evaluation (the tensor variant)
-        logs = [{key: [] for key in keys} for _ in range(k)]
-        if not loader:
-            evals = programs.sweep_evaluate(graphdef, states.params, eval_sets, settings, place.mesh)
-            _append(logs, evals, settings.names)
-    lengths = {len(member[keys[0]]) for member in logs}
-    if len(lengths) != 1 or len(logs) != k:
-        raise ValueError(f"the logs of epochs already run must be {k} of one length, got {sorted(lengths)}")
+    placed, states, logs = _prepare(graphdef, states, train, test, settings, logs, loop.devices)
     done = len(logs[0][keys[0]]) - (settings.variant == "tensor")  # the tensor variant logs epoch 0
     epochs = range(done + 1, n_epochs + 1)
     bar = tqdm(
         epochs, loop.desc, n_epochs, initial=done, disable=not loop.progress, unit="epoch", dynamic_ncols=True
     )
     for epoch in bar:
-        perm = None
-        if loop.order is not None:
-            perm = np.asarray(loop.order(epoch))
-            if perm.shape != (X.shape[0],):
-                raise InputError(f"order({epoch}) has shape {perm.shape}, expected ({X.shape[0]},)")
-            perm = place.put(jnp.asarray(perm, jnp.int32), sharded=False)
-        data = (placed_X, placed_y, perm, placed_sets)
-        states, steps, evals = programs.sweep_epoch(graphdef, states, data, settings, place.mesh)
-        if loader:  # the mean of the steps' metrics, in float64 as a Python loop sums them
-            evals = [{m: np.mean(np.asarray(v, np.float64), axis=1) for m, v in steps.items()}, evals[1]]
+        states, evals = _train_epoch(graphdef, states, placed, epoch, settings, loop.order)
         _append(logs, evals, settings.names)
         _report(labels, logs, epoch, keys[-1], bar)  # test_mae, or a classifier's held-out accuracy
         if loop.on_epoch is not None:
