@@ -53,6 +53,14 @@ def add_parser(subparsers) -> None:
         help="the homework's year for every submission: tensor (rotated Fashion-MNIST tensors) or "
         "loader (SVHN/CIFAR-10 DataLoaders) (default: detected per submission)",
     )
+    _add_reporting_options(p)
+    options.shared(p, "--no-progress")
+    p.set_defaults(run=run, backend=False)
+
+
+def _add_reporting_options(p) -> None:
+    """How grades are scored and reported: the rubric, the starter code, similarity, the format and
+    the sandbox."""
     p.add_argument(
         "--rubric", metavar="FILE.toml", help="points per check and question (default: the statement's 25)"
     )
@@ -76,8 +84,6 @@ def add_parser(subparsers) -> None:
         default="bwrap",
         help="bwrap: each submission in a bubblewrap sandbox (default); none: no sandbox, for code you trust",
     )
-    options.shared(p, "--no-progress")
-    p.set_defaults(run=run, backend=False)
 
 
 def _number(text: str, option: str, kind, lowest, allowed: str, highest=math.inf):
