@@ -36,16 +36,12 @@ MNIST_NETWORKS = {  # name: (hidden layers, activation, initialisation)
 
 
 def _add(p, flag: str, default, what: str, **kwargs) -> None:
-    """`flag` with its default in its help. A tuple default lists values to try: the flag is named in
-    the singular, as its one-value form elsewhere (`--lr 0.1 0.01`), its `dest` in the plural."""
-    several = isinstance(default, tuple)
-    if several:
+    """`options.option`; a tuple default lists values to try: the flag is named in the singular, as
+    its one-value form elsewhere (`--lr 0.1 0.01`), its `dest` in the plural."""
+    if isinstance(default, tuple):
         kwargs = {"dest": flag[2:].replace("-", "_") + "s", "nargs": "+", **kwargs}
-    values = default if several else [default]
-    listed = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
-    p.add_argument(
-        flag, default=list(values) if several else default, help=f"{what} (default: {listed})", **kwargs
-    )
+        default = list(default)
+    options.option(p, flag, default, what, **kwargs)
 
 
 def _bayesnet_options(p) -> None:
@@ -59,9 +55,8 @@ def _logreg_options(p) -> None:
 
 
 def _mlp_options(p) -> None:
-    count = lambda least: options.checked(int, options.at_least(least))
-    _add(p, "--depth", MLP_DEPTHS, "hidden layers", type=count(0), metavar="DEPTH")
-    _add(p, "--width", MLP_WIDTHS, "hidden units per layer", type=count(1), metavar="WIDTH")
+    _add(p, "--depth", MLP_DEPTHS, "hidden layers", type=options.int_at_least(0), metavar="DEPTH")
+    _add(p, "--width", MLP_WIDTHS, "hidden units per layer", type=options.int_at_least(1), metavar="WIDTH")
     for name, shown in (("sgd", "SGD"), ("adam", "Adam")):
         what = f"{shown}'s learning rates; none: no {shown}"
         _add(p, f"--{name}-lr", MLP_LRS[name], what, type=options.lr, metavar="LR", nargs="*")
