@@ -32,7 +32,7 @@ from jaxtrainer.tasks import Classification
 VARIANTS = ("jax_hand", "jax_autodiff", "torch_autograd", "torch_hand")
 BASELINE = "torch_autograd"
 GRAD_REFERENCE = "jax_autodiff"
-LABELS = dict(zip(VARIANTS, ("JAX hand", "JAX jax.grad", "PyTorch autograd", "PyTorch hand")))
+LABELS: dict[str, str] = dict(zip(VARIANTS, ("JAX hand", "JAX jax.grad", "PyTorch autograd", "PyTorch hand")))
 N_IN, N_CLASSES = 784, 10
 LR = 0.01
 DEFAULT_CONFIGS = ("1x100", "3x300", "5x1000")
@@ -174,12 +174,12 @@ def gradient_differences(model, x, y) -> dict:
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = torch_mlp(thetas)
     torch_autograd_step(mlp, xt, yt)
-    linears = mlp[::2]  # the ReLUs between them hold no θ
     with torch.no_grad():
         hand_torch = torch_hand_backward([torch.tensor(t) for t in thetas], xt, yt)[0]
+    by_autograd = [np.asarray(p.grad) for p in mlp.parameters()]  # each Linear's weight, then bias
     grads = {
         "jax_hand": jax_grads(handgrad.backprop),
-        "torch_autograd": [torch.cat([m.weight.grad, m.bias.grad[:, None]], 1).numpy() for m in linears],
+        "torch_autograd": [np.column_stack(wb) for wb in zip(by_autograd[::2], by_autograd[1::2])],
         "torch_hand": [g.numpy() for g in hand_torch],
     }
     diffs = {

@@ -42,7 +42,7 @@ def seconds(command, env=None) -> float:
 
 def main(argv=None) -> int:
     """`python -m benchmarks.cnn_variance`."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from grade_solutions import hostile, mistakes  # noqa: E402
+from grade_solutions import hostile, mistakes  # noqa: E402  # pyright: ignore[reportMissingImports] (tests/, above)
 
 PEAK = (
     "import sys; from jaxtrainer import cli; from jaxtrainer.bench import peak_rss_mb; "
@@ -43,7 +43,7 @@ def grade(paths, out, jobs):
 
 def main(argv=None) -> int:
     """`python -m benchmarks.grade_class`."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--submissions", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args(argv)

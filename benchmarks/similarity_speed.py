@@ -31,7 +31,7 @@ def own_code(seed: int) -> str:
 
 def main() -> None:
     """`python -m benchmarks.similarity_speed`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--submissions", type=int, default=30, help="how many (default: 30)")
     args = parser.parse_args()
     with open(SOLUTION) as f:
