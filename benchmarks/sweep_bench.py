@@ -2,7 +2,7 @@
 synthetic 1x28x28 data, batch 128, Adam, MSE, logging included; each timing is the median epoch
 after the first (which compiles).
 
-    python -m benchmarks.sweep_bench --models mlp cnn --k 3 --epochs 3
+    python -m benchmarks.sweep_bench --network mlp cnn --k 3 --epochs 3
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def measure(model: str, k: int, epochs: int, n_train: int, n_test: int, strategi
     (X, y), test = synthetic(n_train, n_test)
     X, y = to_device(X, y)
     evals = ((X[:2000], y[:2000]), to_device(*test))
-    spec = Spec(network, cfg, members=[(1e-3, 0)])
+    spec = Spec(network, cfg, members=((1e-3, 0),))
     graphdef, solo, _ = init_sweep(spec, (1, 28, 28))  # one run: a sweep of one
     states = {"solo": solo}
     members = [(lr, 0) for lr in (1e-2, 1e-4, 1e-8, 1e-3, 3e-3, 3e-4, 1e-5, 1e-6)[:k]]
@@ -75,7 +75,7 @@ def markdown(rows: list, meta: dict) -> str:
 def main(argv=None) -> int:
     """`python -m benchmarks.sweep_bench`."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
+    p.add_argument("--network", nargs="+", choices=tuple(NETWORKS), default=["mlp", "cnn"])
     p.add_argument("--k", type=int, default=3, help="members per sweep")
     p.add_argument("--strategies", nargs="+", choices=("vmap", "map"), default=["vmap", "map"])
     p.add_argument("--epochs", type=int, default=3, help="epochs per timing (>= 2)")
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
     rows = []
-    for model in args.models:
+    for model in args.network:
         rows.append(measure(model, args.k, args.epochs, args.n_train, args.n_test, args.strategies))
         print(json.dumps(rows[-1]), flush=True)
     meta = {"n_train": args.n_train, "epochs": args.epochs, "machine": host()}

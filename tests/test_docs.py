@@ -1,5 +1,6 @@
-"""The docs' measured numbers keep their date and the command behind them, and the README's links
-(outside the mkdocs site, which checks docs/ itself with `mkdocs build --strict`) lead somewhere.
+"""The docs' measured numbers keep their date and the command behind them, every command they quote
+parses with the parser that will read it, and the README's links (outside the mkdocs site, which
+checks docs/ itself with `mkdocs build --strict`) lead somewhere.
 
 A section (the text under one heading) that quotes a measurement (seconds, minutes, a speed ratio
 such as 0.61x, GFLOP/s, memory) or holds a timing table must also give a date (YYYY-MM-DD) and
@@ -7,7 +8,11 @@ either the command that produced the figures (`jaxtrainer ...`, `python ...`, in
 code block) or, for a one-off experiment whose code is gone, the words "no script reproduces".
 """
 
+import argparse
+import importlib
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +109,92 @@ def test_the_readme_links_lead_to_files_and_headings():
             if anchor not in headings:
                 broken.append(f"{target}: no heading #{anchor} in {path}")
     assert not broken, "\n".join(broken)
+
+
+# A command as a reader would copy it: `jaxtrainer WORD...` or `python -m` one of our modules, in a code
+# block (continuation lines joined) or in inline code, up to a shell operator, a quote or a comment.
+QUOTED_COMMAND = re.compile(
+    r"(?<![\w.])(?:jaxtrainer [a-z]|python3? -m (?:benchmarks|torch_compat|jaxtrainer)\b)"
+)
+
+
+def quoted_commands(text: str) -> list:
+    """The commands of `text` (`...` and shell variables, which stand for the reader's own, left out)."""
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, re.S)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()] + inline
+    found = []
+    for line in lines:
+        for part in re.split(r"&&|\|\||[|;`\"]| #", line.replace("\\|", "|")):
+            start = QUOTED_COMMAND.search(part)
+            if start and not part[: start.start()].rstrip().endswith(("from", "import")):
+                words = shlex.split(re.sub(r"\$\{?\w+\}?", "0", part[start.start() :]))
+                found.append([word for word in words if word != "..."])
+    return found
+
+
+class _Parsed(Exception):
+    """Raised in place of running a benchmark once its arguments parsed."""
+
+
+def parse(words: list, monkeypatch) -> None:
+    """Parse `words` with the parser that reads them: the CLI's, or the module's own (its `main` is
+    called with argparse stopped right after a successful parse). argparse exits 2 on a bad command."""
+    if words[0] == "jaxtrainer" or words[2] == "jaxtrainer":
+        from jaxtrainer import cli
+
+        argv = words[1:] if words[0] == "jaxtrainer" else words[3:]
+        if all(not word.startswith("-") for word in argv):  # a command named in prose: it exists
+            argv = [*argv, "--help"]
+        cli.build_parser().parse_args(argv)
+        return
+    module, argv = importlib.import_module(words[2]), words[3:]
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, args=None, namespace=None):
+        parse_args(self, args, namespace)
+        raise _Parsed
+
+    with monkeypatch.context() as patch, pytest.raises(_Parsed):
+        patch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+        patch.setattr(sys, "argv", [words[2], *argv])  # for a main() that reads sys.argv
+        module.main(argv) if module.main.__code__.co_argcount else module.main()
+
+
+def test_the_command_finder_takes_what_a_reader_would_copy():
+    text = (
+        "Run `jaxtrainer train --epochs 3` or\n```bash\nsrun jaxtrainer sweep --lr 1e-2 \\\n"
+        "  --process-id $RANK ... && python -m benchmarks.sweep_bench --k 2  # note\n"
+        "from jaxtrainer import Spec\n```\n"
+        "| `jaxtrainer lab bayesnet\\|mlp` | labs |"
+    )
+    assert quoted_commands(text) == [
+        ["jaxtrainer", "sweep", "--lr", "1e-2", "--process-id", "0"],
+        ["python", "-m", "benchmarks.sweep_bench", "--k", "2"],
+        ["jaxtrainer", "train", "--epochs", "3"],
+        ["jaxtrainer", "lab", "bayesnet"],
+    ]
+
+
+def test_the_parse_check_refuses_an_unknown_flag(monkeypatch, capsys):
+    for words in (
+        ["jaxtrainer", "train", "--models", "mlp"],
+        ["python", "-m", "benchmarks.sweep_bench", "--models", "x"],
+    ):
+        with pytest.raises(SystemExit) as exit:
+            parse(words, monkeypatch)
+        assert exit.value.code == 2 and "--models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_quoted_command_parses(page, monkeypatch, capsys):
+    refused = []
+    for words in quoted_commands(page.read_text(encoding="utf-8")):
+        try:
+            parse(words, monkeypatch)
+        except SystemExit as exit:
+            error = capsys.readouterr().err.strip().splitlines()
+            placeholder = re.search(r"invalid choice: '([A-Z_]+)'", error[-1] if error else "")
+            if exit.code and not placeholder:  # `jaxtrainer lab NAME --help`: NAME is the reader's
+                refused.append(f"{' '.join(words)}: {error[-1] if error else exit.code}")
+    assert not refused, "\n".join(refused)
