@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     from jaxtrainer.spec import Spec
 
     (X, y), (Xt, yt) = synthetic(args.n_train, args.n_test)
-    ds = Dataset(f"SYNTHETIC random data, {args.n_train // 1000}k", X, y, Xt, yt)
+    ds = Dataset(f"SYNTHETIC random data, {args.n_train:,} images", X, y, Xt, yt)
     start = time.perf_counter()
     result = run_homework(Spec(dataset=ds, epochs=args.epochs), args.out, progress=not args.no_progress)
     print(
