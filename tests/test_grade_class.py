@@ -69,6 +69,16 @@ EXPECTED = {
     "activation_class": {"activation_function": ["returned the class ReLU, not a module instance"]},
     "rmse_loss": {"loss_and_mae": ["the loss is the RMSE"]},
     "loss_detached": {"loss_and_mae": ["not a tensor that keeps the graph"]},
+    # TODO stubs left in compute_loss_and_mae (seen in real solutions): Q4 alone is lost
+    "loss_stub": {"loss_and_mae": ["returned NoneType, not the pair (loss, mae)"]},
+    "loss_not_implemented": {"loss_and_mae": ["raised NotImplementedError (solution.py, line"]},
+    "loss_stub_no_zero_grad": {
+        "loss_and_mae": ["returned NoneType"],
+        "training_step": [
+            "the gradients accumulate across steps: optimizer.zero_grad()",
+            "(with a correct compute_loss_and_mae in place of its own)",
+        ],
+    },
 }
 STYLES = ("own_relu_module", "named_layers", "module_subclass", "hard_coded_cuda")
 # Checks that may say "not graded" where an earlier one failed (the mistake costs once).
@@ -77,6 +87,9 @@ NOT_GRADED = {
     "rmse_loss": {"training_step", "evaluate"},
     "loss_detached": {"training_step"},
     "loss_swapped": {"training_step", "evaluate"},
+    "loss_stub": {"training_step", "evaluate"},
+    "loss_not_implemented": {"training_step", "evaluate"},
+    "loss_stub_no_zero_grad": {"evaluate"},
 }
 TRAINING_CHECKS = {"loss_and_mae", "training_step", "evaluate"}
 

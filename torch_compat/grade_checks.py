@@ -691,11 +691,33 @@ class Judge:
             raise Mistake(f"{what} raised {need(returned['error'], str, 'error')}")
         return returned
 
+    def _with_correct_loss(self, judge, section: str) -> None:
+        """Judge a method that calls compute_loss_and_mae on the collector's `section`; when that fails
+        and so did the student's compute_loss_and_mae, on the same calls made with the statement's in
+        its place (`SECTION_correct_loss`), so that the loss's mistake costs once: a stub, an
+        exception or a wrong value there no longer fails training_step and evaluate with it."""
+        replayed = f"{section}_correct_loss"
+        try:
+            judge(section)
+            return
+        except (Mistake, NotGraded):
+            if not self._failed("loss_and_mae") or self.c.section(replayed) is None:
+                raise
+        try:
+            judge(replayed)
+        except Mistake as e:
+            message = f"{e.args[0]} (with a correct compute_loss_and_mae in place of its own)"
+            raise Mistake(message, *e.args[1:]) from None
+        raise NotGraded("depends on loss_and_mae: right when given a correct compute_loss_and_mae")
+
     def check_evaluate(self):
-        """Q5: evaluate returns the mean MSE and MAE over the whole set, whether given tensors or a
+        """Q6: evaluate returns the mean MSE and MAE over the whole set, whether given tensors or a
         DataLoader."""
+        self._with_correct_loss(self._judge_evaluate, "evaluate")
+
+    def _judge_evaluate(self, name: str) -> None:
         shape = self.image_shape()
-        section = self.section("evaluate", needs=_trainer_call())
+        section = self.section(name, needs=_trainer_call())
         network = self.trainer_network(section, "evaluate")
         n = plan.EVALUATE_ROWS
         X, y = self.batch("eval", n, shape)
@@ -717,10 +739,13 @@ class Judge:
         )
 
     def check_training_step(self):
-        """Q6: training_step takes one Adam step at the Trainer's lr: the weights after each step match
+        """Q5: training_step takes one Adam step at the Trainer's lr: the weights after each step match
         the reference's, and the returned loss is the batch's."""
+        self._with_correct_loss(self._judge_training_step, "steps")
+
+    def _judge_training_step(self, name: str) -> None:
         shape = self.image_shape()
-        section = self.section("steps", needs=_trainer_call())
+        section = self.section(name, needs=_trainer_call())
         network = self.trainer_network(section, "training_step")
         s = plan.TRAINING
         steps = need(section.get("steps"), list, "steps")
@@ -813,7 +838,7 @@ class Judge:
         return expected is not None and _close(got[0], expected[0]) and _close(got[1], expected[1])
 
     def check_train_loop_logs(self):
-        """Q7: train_loop's logs have one entry before training and one per epoch, with the values a
+        """train_loop's logs have one entry before training and one per epoch, with the values a
         reference run gives."""
         section = self.c.section("train_loop")
         if section is not None and "not_applicable" in section:
@@ -907,7 +932,7 @@ class Judge:
         return logs
 
     def check_equivariance(self):
-        """Q8: test_equivariance draws the 2x2 figure (image, output, shift and rotation differences)."""
+        """test_equivariance draws the 2x2 figure (image, output, shift and rotation differences)."""
         section = self.c.section("equivariance")
         if section is not None and "not_applicable" in section:
             raise NotApplicable(str(section["not_applicable"])[:200])

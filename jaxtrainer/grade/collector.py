@@ -86,6 +86,16 @@ def attempt(fn, *args, **kwargs):
         return None, error_text(e)
 
 
+def statement_loss_and_mae(self, X, y):
+    """The statement's compute_loss_and_mae: the MSE and MAE of self.network on a batch, whatever the
+    labels' shape ((B,), (B, 1), int64 in the loader year)."""
+    import torch.nn.functional as F
+
+    prediction = self.network(X)
+    y = y.reshape(prediction.shape).to(prediction.dtype)
+    return F.mse_loss(prediction, y), F.l1_loss(prediction, y)
+
+
 def plain(value):
     """A layer attribute as JSON: ints, strings, tuples of them; anything else by its repr."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
@@ -301,9 +311,10 @@ class Collector:
             results.append(entry)
         return {"cases": results}
 
-    def trainer(self):
+    def trainer(self, correct_loss=False):
         """The student's Trainer with the training settings, its builders replaced by a plain
-        network (Flatten, Linear and ReLU of torch.nn): Q4-Q6 are judged whatever Q2-Q3 got wrong."""
+        network (Flatten, Linear and ReLU of torch.nn): Q4-Q6 are judged whatever Q2-Q3 got wrong.
+        `correct_loss`: its compute_loss_and_mae replaced too, by the statement's."""
         import torch
 
         s = self.request["training"]
@@ -317,6 +328,8 @@ class Collector:
             return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
 
         builders = {"create_mlp": staticmethod(network), "create_cnn": staticmethod(network)}
+        if correct_loss:
+            builders["compute_loss_and_mae"] = statement_loss_and_mae
         trainer_class = type(self.module.Trainer.__name__, (self.module.Trainer,), builders)
         config = self.config(s["config"])
         return trainer_class(s["network_type"], config, s["lr"], s["batch_size"], s["activation"])
@@ -402,11 +415,11 @@ class Collector:
         info["returned"] = {"error": error} if error is not None else pair(value)
         return info
 
-    def section_evaluate(self):
+    def section_evaluate(self, correct_loss=False):
         """`evaluate` on drawn rows: a DataLoader if it takes one argument (the loader year), else tensors."""
         import torch
 
-        trainer, error = attempt(self.trainer)
+        trainer, error = attempt(self.trainer, correct_loss)
         if error is not None:
             return {"error": error}
         n, batch = self.request["evaluate_rows"], self.request["evaluate_batch"]
@@ -428,11 +441,11 @@ class Collector:
         info["returned"] = {"error": error} if error is not None else pair(value)
         return info
 
-    def section_steps(self):
+    def section_steps(self, correct_loss=False):
         """`training_step` on drawn batches, the weights after each, and the optimizers before and after."""
         import torch
 
-        trainer, error = attempt(self.trainer)
+        trainer, error = attempt(self.trainer, correct_loss)
         if error is not None:
             return {"error": error}
         s = self.request["training"]
@@ -447,6 +460,15 @@ class Collector:
             info["steps"].append({"returned": pair(value), "weights": weights(self.out, network)})
         info["optimizers_after"] = self.optimizers(trainer)
         return info
+
+    def section_evaluate_correct_loss(self):
+        """`evaluate` again, calling the statement's compute_loss_and_mae instead of the student's: what
+        evaluate is judged by when the student's compute_loss_and_mae is wrong (a mistake costs once)."""
+        return self.section_evaluate(correct_loss=True)
+
+    def section_steps_correct_loss(self):
+        """`training_step` again, likewise."""
+        return self.section_steps(correct_loss=True)
 
     def section_train_loop(self):
         """The tensor year's `train_loop`: its logs, and each step's batch as indices into trainer.train
@@ -575,6 +597,8 @@ SECTIONS = (
     "steps",
     "train_loop",
     "equivariance",
+    "evaluate_correct_loss",
+    "steps_correct_loss",
 )
 
 

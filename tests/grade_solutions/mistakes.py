@@ -59,6 +59,7 @@ MISTAKES["widely_copied"] = [
 
 _ACTIVATION = 'return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation_str.lower()]()'
 _LOSS = "return F.mse_loss(prediction, y), F.l1_loss(prediction, y)"
+_LOSS_BODY = f"        prediction = self.network(X)\n        {_LOSS}\n"
 _MLP_LAYERS = (
     "        layers = [nn.Flatten()]\n"
     "        for hidden in net_config.dense_hiddens:\n"
@@ -153,7 +154,11 @@ MORE_MISTAKES: Dict[str, List[Tuple[str, str]]] = {
             "return F.l1_loss(prediction, y), F.mse_loss(prediction, y)",
         )
     ],
+    "loss_stub": [(_LOSS_BODY, "        # TODO: the MSE and the MAE of the batch\n        pass\n")],
+    "loss_not_implemented": [(_LOSS_BODY, "        raise NotImplementedError  # TODO\n")],
 }
+# A stub in compute_loss_and_mae, and a mistake of training_step's own.
+MORE_MISTAKES["loss_stub_no_zero_grad"] = MORE_MISTAKES["loss_stub"] + MORE_MISTAKES["no_zero_grad"]
 
 
 # The loader year's variants, as edits of loader_correct.py.
