@@ -69,7 +69,8 @@ EXPECTED = {
     "activation_class": {"activation_function": ["returned the class ReLU, not a module instance"]},
     "rmse_loss": {"loss_and_mae": ["the loss is the RMSE"]},
     "loss_detached": {"loss_and_mae": ["not a tensor that keeps the graph"]},
-    # TODO stubs left in compute_loss_and_mae (seen in real solutions): Q4 alone is lost
+    # TODO stubs left (seen in real solutions) cost their own question alone
+    "activation_not_implemented": {"activation_function": ["raised NotImplementedError (solution.py, line"]},
     "loss_stub": {"loss_and_mae": ["returned NoneType, not the pair (loss, mae)"]},
     "loss_not_implemented": {"loss_and_mae": ["raised NotImplementedError (solution.py, line"]},
     "loss_stub_no_zero_grad": {
@@ -422,8 +423,9 @@ def test_a_rubric_file_changes_the_points(tmp_path):
 
 def test_the_loader_year_is_graded_offline_on_the_same_rubric(tmp_path):
     """SVHN and CIFAR-10 through torchvision DataLoaders, served locally: both score 25; the silent
-    (B,) against (B, 1) broadcast is caught by Q4, named, and costs nothing more."""
-    paths = mistakes.write(tmp_path / "subs", ["loader_correct", "loader_cifar", "loader_broadcast"])
+    (B,) against (B, 1) broadcast is caught by Q4, named, and costs nothing more; so does a stub."""
+    names = ["loader_correct", "loader_cifar", "loader_broadcast", "loader_loss_stub"]
+    paths = mistakes.write(tmp_path / "subs", names)
     out = tmp_path / "out"
     argv = ["grade", *paths.values(), "--out", str(out), "--jobs", "2"]
     assert cli.main([*argv, "--no-progress"]) == 0
@@ -446,6 +448,9 @@ def test_the_loader_year_is_graded_offline_on_the_same_rubric(tmp_path):
         "labels of shape (B,) broadcast against predictions (B, 1) to a B x B table; use y.view(-1, 1)"
         in (failed(broadcast)["loss_and_mae"])
     )
+    stub = grades["loader_loss_stub"]
+    assert (stub["score"], list(failed(stub))) == (FULL - 4, ["loss_and_mae"])
+    assert "raised NotImplementedError" in failed(stub)["loss_and_mae"]
     assert sandbox_processes() == []
 
 

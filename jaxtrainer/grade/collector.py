@@ -313,8 +313,10 @@ class Collector:
 
     def trainer(self, correct_loss=False):
         """The student's Trainer with the training settings, its builders replaced by a plain
-        network (Flatten, Linear and ReLU of torch.nn): Q4-Q6 are judged whatever Q2-Q3 got wrong.
-        `correct_loss`: its compute_loss_and_mae replaced too, by the statement's."""
+        network (Flatten, Linear and ReLU of torch.nn) and create_activation_function by the
+        statement's: Q4-Q6 are judged whatever Q1-Q3 got wrong (a TODO stub raising in
+        create_activation_function would fail the Trainer's __init__). `correct_loss`: its
+        compute_loss_and_mae replaced too, by the statement's."""
         import torch
 
         s = self.request["training"]
@@ -327,7 +329,11 @@ class Collector:
                 width = hidden
             return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
 
+        def activation(name):
+            return {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}[name.lower()]()
+
         builders = {"create_mlp": staticmethod(network), "create_cnn": staticmethod(network)}
+        builders["create_activation_function"] = staticmethod(activation)
         if correct_loss:
             builders["compute_loss_and_mae"] = statement_loss_and_mae
         trainer_class = type(self.module.Trainer.__name__, (self.module.Trainer,), builders)

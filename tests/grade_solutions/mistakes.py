@@ -156,6 +156,9 @@ MORE_MISTAKES: Dict[str, List[Tuple[str, str]]] = {
     ],
     "loss_stub": [(_LOSS_BODY, "        # TODO: the MSE and the MAE of the batch\n        pass\n")],
     "loss_not_implemented": [(_LOSS_BODY, "        raise NotImplementedError  # TODO\n")],
+    "activation_not_implemented": [
+        (f"        {_ACTIVATION}\n", "        raise NotImplementedError  # TODO\n")
+    ],
 }
 # A stub in compute_loss_and_mae, and a mistake of training_step's own.
 MORE_MISTAKES["loss_stub_no_zero_grad"] = MORE_MISTAKES["loss_stub"] + MORE_MISTAKES["no_zero_grad"]
@@ -170,6 +173,9 @@ LOADER: Dict[str, List[Tuple[str, str]]] = {
     ],
     "loader_broadcast": [  # the silent broadcast: the loader's (B,) labels against (B, 1) predictions
         ("        y = y.view(-1, 1).float()", "        y = y.float()"),
+    ],
+    "loader_loss_stub": [  # a TODO left in compute_loss_and_mae: evaluate and training_step call it
+        ("        y = y.view(-1, 1).float()", "        raise NotImplementedError  # TODO\n        y = y"),
     ],
 }
 
