@@ -9,6 +9,7 @@ import pytest
 from benchmarks import homework_synthetic, similarity_speed, sweep_bench
 
 
+@pytest.mark.slow
 def test_sweep_bench_reports_each_strategys_median_and_its_ratio_to_one_run(tmp_path):
     argv = ["--network", "mlp", "--k", "2", "--epochs", "2", "--n-train", "256", "--n-test", "64"]
     assert sweep_bench.main([*argv, "--out", str(tmp_path)]) == 0
