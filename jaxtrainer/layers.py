@@ -162,7 +162,14 @@ class MaxPool2d(nnx.Module):
 
 class AdaptiveMaxPool2d(nnx.Module):
     def __init__(self, output_size=(4, 4)):
-        self.output_size = tuple(output_size)
+        size = (output_size, output_size) if isinstance(output_size, int) else output_size
+        ok = isinstance(size, (tuple, list)) and len(size) == 2
+        if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size):
+            raise InputError(
+                f"AdaptiveMaxPool2d's output_size is an int or (height, width) of ints >= 1 (as torch's, "
+                f"without None), got {output_size!r}"
+            )
+        self.output_size = tuple(size)  # torch's AdaptiveMaxPool2d(4) is (4, 4)
 
     def __call__(self, x):
         return adaptive_max_pool(x, self.output_size)

@@ -330,3 +330,20 @@ def test_from_torch_refuses_a_conv_the_homework_has_no_counterpart_for(conv):
     not read as a plain one."""
     with pytest.raises(ValueError, match=r"layer 0: only square, unpadded, undilated, ungrouped Conv2d"):
         from_torch(torch.nn.Sequential(conv(), torch.nn.Flatten()))
+
+
+def test_from_torch_takes_torchs_int_adaptive_pool_and_refuses_a_none_or_biasless_linear_by_name():
+    """torch's AdaptiveMaxPool2d(4) is (4, 4) (a student's solution crashed the grader with it); a None
+    size (keep the input's) and a Linear without bias have no counterpart: refused by name."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.AdaptiveMaxPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 1))
+    x = np.random.default_rng(0).standard_normal((2, 3, 13, 11)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.asarray(from_torch(module)(x)), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"output_size is an int or \(height, width\) .* got \(None, 4\)"):
+        from_torch(torch.nn.Sequential(torch.nn.AdaptiveMaxPool2d((None, 4))))
+    with pytest.raises(
+        ValueError, match=r"layer 1: only Linear with bias is supported, got Linear\(in_features=4"
+    ):
+        from_torch(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1, bias=False)))

@@ -48,6 +48,8 @@ def from_torch(module, conv_impl: str | None = None) -> nn.Sequential:
     makers = []  # each layer as a function of rngs, built below without drawing any weights
     for i, child in enumerate(module):
         if isinstance(child, torch.nn.Linear):
+            if child.bias is None:
+                raise InputError(f"layer {i}: only Linear with bias is supported, got {child}")
             makers.append(lambda rngs, c=child: nn.Linear(c.in_features, c.out_features, rngs=rngs))
         elif isinstance(child, torch.nn.Conv2d):
             (kh, kw), (sh, sw) = child.kernel_size, child.stride
