@@ -81,7 +81,7 @@ EXPECTED = {
         ],
     },
 }
-STYLES = ("own_relu_module", "named_layers", "module_subclass", "hard_coded_cuda")
+STYLES = ("own_relu_module", "named_layers", "module_subclass", "hard_coded_cuda", "torch_spellings")
 # Checks that may say "not graded" where an earlier one failed (the mistake costs once).
 NOT_GRADED = {
     "builder_calls_activation": {"activation_instances", "init", "forward"},
@@ -416,6 +416,44 @@ def test_a_rubric_file_changes_the_points(tmp_path):
     assert total == FULL - 1.5 and dict((q["id"], q["score"]) for q in questions)["Q3"] == 4.5
     checks, questions, total = custom.score(verdicts, imported=False)
     assert total == 0.0
+
+
+def test_a_grader_bug_on_one_check_costs_that_check_alone_and_is_said(tmp_path, monkeypatch, capsys):
+    """A check that raises something the grader did not plan for (a bug of ours, met on one student's
+    code) is that check's `grader error`, with its traceback in grader_error.log: the class is still
+    graded, grades.json written, and exit status 1 with a warning line says to grade again."""
+    from torch_compat import grade_checks
+
+    def broken(self):
+        raise TypeError("'int' object is not iterable")
+
+    monkeypatch.setattr(grade_checks.Judge, "check_forward", broken)
+    paths = mistakes.write(tmp_path / "subs", ["correct", "rmse_loss"])
+    out = tmp_path / "out"
+    code = cli.main(["grade", *paths.values(), "--out", str(out), "--no-progress", "--jobs", "2"])
+    captured = capsys.readouterr().out
+    assert code == 1
+    assert (
+        "jaxtrainer: warning: the grader itself failed on 2 submissions (correct, rmse_loss): their scores "
+        "lack those checks; each one's grader_error.log holds the traceback to report"
+    ) in captured
+    with open(out / "grades.json") as f:
+        grades = {s["name"]: s for s in json.load(f)["submissions"]}
+    for name, lost in (("correct", 1), ("rmse_loss", 1 + 4)):  # forward's point; and rmse's Q4
+        graded = grades[name]
+        assert (graded["status"], graded["score"]) == ("grader error", FULL - lost)
+        forward = {c["id"]: c for c in graded["checks"]}["forward"]
+        assert forward["result"] == "grader error" and forward["score"] == 0
+        assert forward["message"].startswith(
+            "the grader failed on this check (TypeError: 'int' object is not iterable in "
+            "test_grade_class.py, line"
+        )
+        log = (out / "submissions" / name / grade_checks.GRADER_ERROR_LOG).read_text()
+        assert log.startswith("check forward:\nTraceback (most recent call last):") and "in broken" in log
+        assert (
+            "| `forward` | Q3 | **grader error** | 0 / 1 |"
+            in (out / "submissions" / name / "report.md").read_text()
+        )
 
 
 # -- the loader year ------------------------------------------------------------------------------

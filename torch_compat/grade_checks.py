@@ -22,6 +22,7 @@ import copy
 import io
 import json
 import os
+import traceback
 import warnings
 from typing import Dict, List, NamedTuple, Tuple
 
@@ -54,6 +55,9 @@ _ACTIVATIONS = {cls: getattr(torch, name) for name, cls in ACTIVATIONS.items()}
 _NAME_OF = ACTIVATIONS
 
 
+GRADER_ERROR_LOG = "grader_error.log"  # in a submission's folder: the grader's own errors on it
+
+
 class Malformed(Exception):
     """The run handed back something that is not what the collector writes."""
 
@@ -70,7 +74,7 @@ class Verdict(NamedTuple):
     """One check's outcome for one submission, as the report and grades.csv show it."""
 
     id: str
-    result: str  # passed, failed, not graded, not applicable
+    result: str  # passed, failed, not graded, not applicable, grader error
     message: str = ""
     fraction: float = 1.0  # of its configurations that passed (partial credit where the rubric asks)
 
@@ -353,6 +357,7 @@ class Judge:
 
     def __init__(self, collected: Collected, request: dict):
         self.c, self.request, self.verdicts = collected, request, {}
+        self.tracebacks: Dict[str, str] = {}  # check id -> the grader's own error, met on this run
         self.variant = None
         self._builds = None
 
@@ -418,7 +423,7 @@ class Judge:
     # Q1
     def check_activation_function(self):
         """Q1: create_activation_function returns a fresh instance of the right torch.nn activation for
-        each name, in any letter case."""
+        each of the statement's names ("relu", "tanh", "sigmoid")."""
         found = need(self.section("activation").get("names"), dict, "activation names")
         problems = []
         for name in plan.ACTIVATION_NAMES:
@@ -1000,6 +1005,19 @@ class Judge:
                 verdict = Verdict(check_id, "not graded", f"not graded: {e}")
             except NotApplicable as e:
                 verdict = Verdict(check_id, "not applicable", f"not applicable: {e}")
+            except Malformed:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug of the grader's: this check alone, the class goes on
+                self.tracebacks[check_id] = traceback.format_exc()
+                where = traceback.extract_tb(e.__traceback__)[-1]
+                verdict = Verdict(
+                    check_id,
+                    "grader error",
+                    f"the grader failed on this check ({type(e).__name__}: {str(e)[:200]} in "
+                    f"{os.path.basename(where.filename)}, line {where.lineno}): a bug in jaxtrainer grade, "
+                    f"not the student's; see {GRADER_ERROR_LOG} and grade again once it is fixed",
+                    0.0,
+                )
             self.verdicts[check_id] = verdict
         return [self.verdicts[c] for c in plan.CHECK_IDS]
 
@@ -1319,16 +1337,17 @@ def _batch_problems(batches: List[List[int | None]], n: int, batch_size: int, ep
     return problems
 
 
-def judge(folder: str, request: dict) -> Tuple[List[Verdict], str | None, str | None]:
-    """(verdicts, None, the year) of one run; when what it handed back is malformed, every check
-    fails with the reason (the second item): the run then counts as crashed."""
+def judge(folder: str, request: dict) -> Tuple[List[Verdict], str | None, str | None, Dict[str, str]]:
+    """(verdicts, None, the year, {check id: traceback} of the grader's own errors) of one run; when
+    what it handed back is malformed, every check fails with the reason (the second item): the run
+    then counts as crashed."""
     judge = None
     try:
         judge = Judge(Collected(folder), request)
-        return judge.run(), None, judge.variant
+        return judge.run(), None, judge.variant, judge.tracebacks
     except Malformed as e:
         reason = f"the run handed back values the grader cannot read ({e})"
         verdicts = [Verdict(c, "failed", reason, 0.0) for c in plan.CHECK_IDS]
         if judge is not None and judge.verdicts.get("import", Verdict("", "")).result == "passed":
             verdicts[0] = judge.verdicts["import"]
-        return verdicts, reason, None
+        return verdicts, reason, None, {}

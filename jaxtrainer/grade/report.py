@@ -20,6 +20,7 @@ _RESULT_MARKS = {
     "failed": "**failed**",
     "not graded": "not graded",
     "not applicable": "n/a",
+    "grader error": "**grader error**",
 }
 
 

@@ -234,6 +234,8 @@ def _status(verdicts: list, exit_status: int | None, timeout: float, malformed: 
         return "crashed"
     if verdicts[0]["result"] != "passed":
         return "did not import"
+    if any(v["result"] == "grader error" for v in verdicts):
+        return "grader error"
     if any(reason in v["message"] for v in verdicts for reason in ("the run died", "not run: the run ended")):
         return "crashed"
     return "graded"
@@ -279,7 +281,10 @@ def grade_one(submission: Submission, settings: Settings, slot: int) -> dict:
     try:
         private, work, files, status = _collect(submission, settings, request, log_path, deadline, uid)
         with _JUDGING:
-            found, malformed, variant = grade_checks.judge(os.path.join(work, RESULT_FOLDER), request)
+            found, malformed, variant, errors = grade_checks.judge(os.path.join(work, RESULT_FOLDER), request)
+        if errors:
+            with open(os.path.join(folder, grade_checks.GRADER_ERROR_LOG), "w") as f:
+                f.write("\n".join(f"check {check_id}:\n{text}" for check_id, text in errors.items()))
         verdicts = _explain_end([v._asdict() for v in found], status, settings.timeout, log_path)
         tests = None
         if settings.tests is not None and verdicts[0]["result"] == "passed":

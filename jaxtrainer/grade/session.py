@@ -89,6 +89,14 @@ class Session(NamedTuple):
             f"wrote {', '.join(paths)} and {len(results)} report.md under "
             f"{os.path.join(self.out, 'submissions')}"
         )
+        failed = [graded["name"] for graded in results if graded["status"] == "grader error"]
+        if failed:
+            print(
+                f"jaxtrainer: warning: the grader itself failed on {len(failed)} submission"
+                f"{'s' * (len(failed) > 1)} ({', '.join(failed[:5])}{', ...' * (len(failed) > 5)}): their "
+                "scores lack those checks; each one's grader_error.log holds the traceback to report"
+            )
+            return 1
         return 0
 
     def _runner_settings(self, grading_rubric, scratch: str):

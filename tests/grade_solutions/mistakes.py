@@ -71,6 +71,18 @@ _MLP_LAYERS = (
 
 # Correct code in styles seen in real solutions: each scores full marks.
 STYLES: Dict[str, List[Tuple[str, str]]] = {
+    "torch_spellings": [  # the statement's names only, and torch's other spellings of the same layers
+        (
+            _ACTIVATION,
+            'return {"relu": nn.ReLU(inplace=True), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid()}[activation_str]',
+        ),
+        ("nn.MaxPool2d(kernel_size=2)", "nn.MaxPool2d(2, 2)"),
+        ("nn.AdaptiveMaxPool2d((4, 4))", "nn.AdaptiveMaxPool2d(4)"),
+        (
+            "kernel_size=kernel, stride=stride)",
+            "kernel_size=(kernel, kernel), stride=(stride, stride), padding=0)",
+        ),
+    ],
     "own_relu_module": [  # a student's own nn.Module for ReLU, judged by what it computes
         (
             "class NetworkConfiguration(NamedTuple):",
