@@ -280,11 +280,17 @@ def test_a_run_that_ends_at_import_scores_zero(graded_class, name, status):
 
 @pytest.mark.parametrize(
     "name",
-    ["garbles_its_result_at_exit", "leaves_a_fifo_for_its_result", "links_its_result_folder_to_the_system"],
+    [
+        "garbles_its_result_at_exit",
+        "nests_its_result_deep_at_exit",
+        "leaves_a_fifo_for_its_result",
+        "links_its_result_folder_to_the_system",
+    ],
 )
 def test_a_result_tampered_with_is_that_submissions_crash_only(graded_class, name):
-    """Garbled JSON, a FIFO where the result goes (the grader must not block on it), the result
-    folder replaced by a link to /etc (the grader, as root, must not read the host's files)."""
+    """Garbled JSON, JSON nested too deep for Python's parser (it crashed the whole class), a FIFO
+    where the result goes (the grader must not block on it), the result folder replaced by a link to
+    /etc (the grader, as root, must not read the host's files)."""
     graded = graded_class["grades"][name]
     assert graded["status"] == "crashed" and graded["score"] == 0.0
     assert "the grader cannot read" in graded["checks"][1]["message"]

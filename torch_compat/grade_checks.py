@@ -97,7 +97,7 @@ class Collected:
             data = json.loads(sandbox.read_untrusted(path, MAX_JSON_BYTES).decode("utf-8"))
         except sandbox.Untrusted as e:
             raise Malformed(str(e)) from None
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deep
             raise Malformed(f"{RESULT_FILE} is not readable JSON ({type(e).__name__})") from None
         self.sections = need(need(data, dict, "the result").get("sections", {}), dict, "sections")
         unknown = set(self.sections) - set(SECTIONS)

@@ -145,6 +145,13 @@ def garble():
         f.write('{{"sections": {{"import": 5}}')
 atexit.register(garble)
 """,
+    "nests_its_result_deep_at_exit": """
+import atexit
+def nest():
+    with open('.grade-out/result.json', 'w') as f:
+        f.write('{{"sections": {{"import": ' + '[' * 200000 + ']' * 200000 + '}}}}')
+atexit.register(nest)
+""",
     "leaves_a_fifo_for_its_result": """
 import atexit, os
 def fifo():
