@@ -169,7 +169,7 @@ class AdaptiveMaxPool2d(nnx.Module):
                 f"AdaptiveMaxPool2d's output_size is an int or (height, width) of ints >= 1 (as torch's, "
                 f"without None), got {output_size!r}"
             )
-        self.output_size = tuple(size)  # torch's AdaptiveMaxPool2d(4) is (4, 4)
+        self.output_size = (size[0], size[1])  # torch's AdaptiveMaxPool2d(4) is (4, 4)
 
     def __call__(self, x):
         return adaptive_max_pool(x, self.output_size)
