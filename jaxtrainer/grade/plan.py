@@ -46,9 +46,8 @@ CNN_CASES = (
 CASES = (*MLP_CASES, *CNN_CASES)
 INIT_CASES = (0, 3, 4)  # indices in CASES whose builds are drawn under two seeds
 FORWARD_BATCH = 4
-ACTIVATION_NAMES = tuple(
-    ACTIVATIONS
-)  # the statement's set {"relu", "tanh", "sigmoid"}: other cases are not asked
+# Q1's names: the statement's set {"relu", "tanh", "sigmoid"} (other letter cases are not asked).
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
 BAD_ACTIVATION = "softplus"
 PROBE = tuple(float(v) for v in np.linspace(-6.0, 6.0, 49))  # where ReLU, Tanh and Sigmoid part
 TOLERANCE = 1e-5  # outputs and losses, relative to max(1, |reference|)
